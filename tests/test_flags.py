@@ -1,0 +1,73 @@
+"""Strict flags: bad values fail at parse time naming the flag and the valid values; flags map onto RunConfig."""
+
+import dataclasses
+
+import pytest
+from absl import flags
+
+from conftest import run_cli
+from tfregimes import config as config_lib
+from tfregimes import train_flags
+from tfregimes.models import ModelOptions
+
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture
+def parse():
+    def parse_args(*args):
+        return FLAGS(["tfregimes.train", *args])
+    yield parse_args
+    FLAGS.unparse_flags()
+
+
+def test_every_config_field_is_a_flag_and_every_model_option_a_config_field():
+    for name in config_lib.field_names():
+        assert name in FLAGS, name
+    for field in dataclasses.fields(ModelOptions):
+        assert field.name in config_lib.field_names() or field.default is not dataclasses.MISSING, field.name
+
+
+def test_defaults_give_the_default_config(parse):
+    parse()
+    assert train_flags.config_from_flags() == config_lib.RunConfig()
+
+
+def test_values_are_converted(parse):
+    parse("--hidden_sizes=64,32", "--lr_boundaries=10,20.5", "--epochs=30", "--nesterov", "--verbose=2")
+    config = train_flags.config_from_flags()
+    assert config.hidden_sizes == (64, 32) and config.lr_boundaries == (10.0, 20.5)
+    assert config.nesterov is True and config.verbose == 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model=resnet9000"], "--model=resnet9000: value should be one of"),
+    (["--dataset=imagenet9000"], "--dataset=imagenet9000: must be one of"),
+    (["--optimizer=sgdd"], "--optimizer=sgdd: value should be one of"),
+    (["--augment=rotate"], "--augment=rotate: value should be one of"),
+    (["--epochs=0"], "--epochs=0: 0 is not a valid value"),
+    (["--momentum=1.5"], "--momentum=1.5"),
+    (["--lr_boundaries=10,40", "--epochs=30"], "--lr_boundaries must be increasing epochs inside (0, --epochs)"),
+    (["--lr_boundaries=20,10"], "--lr_boundaries must be increasing epochs"),
+    (["--lr_boundaries=ten"], "--lr_boundaries=ten: must be a comma-separated list"),
+    (["--hidden_sizes=0"], "--hidden_sizes=0: must be a comma-separated list of positive integers"),
+    (["--profile_batch=5"], "--profile_batch=5: must be empty or N,M"),
+    (["--train_subset=10", "--batch_size=64"], "--train_subset must be 0 (all) or at least --batch_size"),
+])
+def test_bad_values_fail_naming_the_flag(parse, args, message):
+    with pytest.raises(flags.IllegalFlagValueError) as error:
+        parse(*args)
+    assert message in str(error.value)
+
+
+def test_unknown_flag_fails(parse):
+    with pytest.raises(flags.UnrecognizedFlagError, match="learning_rat"):
+        parse("--learning_rat=0.1")
+
+
+def test_cli_rejects_a_bad_flag_before_building_anything(tmp_path):
+    completed = run_cli("tfregimes.train", "--model=nope", f"--model_dir={tmp_path / 'run'}")
+    assert completed.returncode != 0
+    assert "--model=nope: value should be one of" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "run").exists()

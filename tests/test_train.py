@@ -1,0 +1,122 @@
+"""Training end to end: the run directory, divergence, resume after a kill, repeatability from flags.cfg."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_cli, tiny_config
+from tfregimes.training import RunConfigMismatch, train_and_evaluate
+from tfregimes.training.run_dir import RunDirectory
+
+
+def test_run_directory_holds_everything_a_run_records(tiny_run):
+    config, result = tiny_run
+    root = result.run_dir.root
+    metrics = json.loads((root / "metrics.json").read_text())
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "epochs_run", "wall_seconds",
+                "images_per_second"):
+        assert metrics[key] is not None, key
+    assert metrics["diverged"] is False and metrics["epochs_run"] == config.epochs == 3
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    history = result.run_dir.read_history()
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds"):
+        assert all(row[column] is not None for row in history), column
+    # The step schedule (boundary at epoch 2, factor 0.1): epoch 3 trains at a tenth of the base rate.
+    assert [row["learning_rate"] for row in history] == pytest.approx([0.05, 0.05, 0.005])
+    assert (root / "flags.cfg").read_text().count("--dataset=synthetic") == 1
+    assert sorted(p.name for p in (root / "checkpoints").iterdir()) == ["epoch-0002.weights.h5",
+                                                                         "epoch-0003.weights.h5"]
+    assert list((root / "tensorboard" / "train").iterdir()) and list((root / "tensorboard" / "validation").iterdir())
+    assert (root / "export" / "saved_model" / "saved_model.pb").exists()
+    assert (root / "export" / "model.keras").exists()
+
+
+def test_training_loss_decreases_on_learnable_data(tiny_run):
+    history = tiny_run[1].run_dir.read_history()
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert tiny_run[1].metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1.
+
+
+def test_completed_run_is_reported_not_retrained(tiny_run):
+    config, first = tiny_run
+    again = train_and_evaluate(config)
+    assert again.already_complete and again.metrics == json.loads(first.run_dir.metrics_path.read_text())
+
+
+def test_resuming_with_other_flags_is_refused(tiny_run):
+    config, _ = tiny_run
+    with pytest.raises(RunConfigMismatch, match=r"--epochs: recorded '3', given '5'"):
+        train_and_evaluate(config.replace(epochs=5))
+
+
+def test_divergence_is_recorded_not_raised(tmp_path):
+    result = train_and_evaluate(tiny_config(tmp_path / "run", learning_rate=1e12, momentum=0.0, epochs=2))
+    metrics = json.loads(result.run_dir.metrics_path.read_text())
+    assert metrics["diverged"] is True
+    assert metrics["diverged_at"]["epoch"] == 0
+    assert metrics["test_loss"] is None and metrics["test_accuracy"] is None
+    assert metrics["epochs_run"] == 1  # Stopped in the first epoch instead of running the second.
+    assert not (result.run_dir.root / "export").exists()
+
+
+def _wait_for_epochs(run_dir, epochs, process, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        progress = run_dir / "progress.json"
+        if progress.exists() and json.loads(progress.read_text())["epochs_done"] >= epochs:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before it could be killed:\n{process.stderr.read()}")
+        time.sleep(0.05)
+    raise AssertionError("training made no progress")
+
+
+def test_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(tiny_run, tmp_path):
+    """SIGKILL a CLI run started from the uninterrupted run's flags.cfg, rerun the same command: same numbers."""
+    config, uninterrupted = tiny_run
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "tfregimes.train", f"--flagfile={uninterrupted.run_dir.flags_path}",
+               f"--model_dir={run_dir}", "--verbose=0"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_epochs(run_dir, 1, process)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed at epoch" in resumed.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    expected = uninterrupted.metrics
+    assert 1 <= metrics["resumed_from_epoch"] < config.epochs
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert metrics[key] == expected[key], key
+    history = [row["loss"] for row in uninterrupted.run_dir.read_history()]
+    assert [row["loss"] for row in RunDirectory(run_dir).read_history()] == history
+
+
+def test_evaluate_cli_on_the_export_reproduces_the_run_test_accuracy(tiny_run, tmp_path):
+    _, result = tiny_run
+    output = tmp_path / "eval.json"
+    for model_path in (result.run_dir.export_dir, result.run_dir.keras_model_path):
+        completed = run_cli("tfregimes.evaluate", f"--model={model_path}", "--dataset=synthetic",
+                            f"--output={output}")
+        assert completed.returncode == 0, completed.stderr
+        evaluation = json.loads(output.read_text())
+        assert evaluation["accuracy"] == result.metrics["test_accuracy"]
+        assert math.isclose(evaluation["loss"], result.metrics["test_loss"], rel_tol=1e-6)
+        assert "accuracy" in completed.stdout
+
+
+def test_evaluate_cli_explains_a_bad_model_path(tmp_path):
+    completed = run_cli("tfregimes.evaluate", f"--model={tmp_path}", "--dataset=synthetic")
+    assert completed.returncode == 2
+    assert "neither a .keras file nor a SavedModel" in completed.stderr and "Traceback" not in completed.stderr

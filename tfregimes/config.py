@@ -1,0 +1,96 @@
+"""The resolved settings of one training run, and their round trip through a flagfile.
+
+`RunConfig` is what the library takes; only the CLI (`tfregimes/flags.py`) builds it from absl flags. Its field
+names are the flag names, so a run directory's `flags.cfg` written by `to_flagfile` repeats the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import shlex
+from typing import Any
+
+# Settings that do not change what a run computes: they are left out when a resumed run is compared with the
+# flags it was started with.
+PRESENTATION_FIELDS = frozenset({"model_dir", "verbose", "profile_batch"})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    # Data.
+    dataset: str = "digits"
+    data_dir: str = ""
+    download: bool = False
+    train_subset: int = 0  # 0: the whole training split.
+    normalization: str = "auto"
+    augment: str = "none"
+    svhn_extra: bool = False
+    # Model.
+    model: str = "cnn_small"
+    hidden_sizes: tuple[int, ...] = (256, 128)
+    dropout: float = 0.0
+    weight_decay_scope: str = "all"
+    # Optimization.
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    lr_schedule: str = "step"
+    lr_boundaries: tuple[float, ...] = (15.0, 25.0)
+    lr_decay: float = 0.1
+    # Run.
+    seed: int = 0
+    model_dir: str = ""
+    eval_every: int = 1
+    eval_batch_size: int = 512
+    deterministic: bool = True
+    verbose: int = 1
+    profile_batch: str = ""
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def format_flag_value(value: Any) -> str:
+    """A value as absl parses it back: booleans as true/false, sequences comma-separated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_flag_value(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def to_flagfile(config: RunConfig, command: list[str] | None = None) -> str:
+    """Flagfile text that repeats the run. `model_dir` is written as a comment, so repeating makes a new run."""
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    lines = [f"# Resolved flags of a tfregimes run, written {stamp}.",
+             "# Repeat it with: python -m tfregimes.train --flagfile=THIS_FILE"]
+    if command:
+        lines.append("# Started as: " + " ".join(shlex.quote(part) for part in command))
+    for name in field_names():
+        value = getattr(config, name)
+        line = f"--{name}={format_flag_value(value)}"
+        lines.append(f"# {line}" if name == "model_dir" else line)
+    return "\n".join(lines) + "\n"
+
+
+def parse_flagfile_values(text: str) -> dict[str, str]:
+    """The `--name=value` lines of a flagfile written by `to_flagfile` (comments skipped), values as strings."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("--"):
+            continue
+        name, _, value = line[2:].partition("=")
+        values[name] = value
+    return values

@@ -1,0 +1,73 @@
+"""Loss and accuracy of any classifier that outputs logits, from a Keras model, a `.keras` file or a SavedModel.
+
+The training loop reports its final metrics through `evaluate_classifier` too, so `python -m tfregimes.evaluate`
+on a run's export computes exactly what the run wrote to metrics.json.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+LogitsFn = Callable[[tf.Tensor], tf.Tensor]
+
+
+class ModelLoadError(Exception):
+    """A model path that holds neither a `.keras` file nor a SavedModel."""
+
+
+def load_classifier(path: str | os.PathLike) -> LogitsFn:
+    """A function images -> logits for a `.keras` file, a SavedModel directory, or a run's export/ directory."""
+    path = Path(path)
+    if path.is_dir() and (path / "saved_model" / "saved_model.pb").exists():
+        path = path / "saved_model"  # A run's export/ directory.
+    if path.suffix == ".keras" and path.is_file():
+        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
+        model = keras.saving.load_model(str(path), compile=False)
+        return lambda images: model(images, training=False)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        loaded = tf.saved_model.load(str(path))
+        if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
+            return loaded.serve
+        signature = loaded.signatures.get("serving_default")
+        if signature is None:
+            raise ModelLoadError(f"the SavedModel at {path} has neither a `serve` endpoint nor a serving_default "
+                                 "signature; export it with Keras' model.export(path).")
+        output_name = _single_output(signature)
+        return lambda images: signature(images)[output_name]
+    raise ModelLoadError(
+        f"{path} is neither a .keras file nor a SavedModel directory (one with saved_model.pb). Pass a run's "
+        "export/ directory, its export/model.keras, or any Keras model or SavedModel whose output is logits.")
+
+
+def _single_output(signature) -> str:
+    outputs = list(signature.structured_outputs)
+    if len(outputs) != 1:
+        raise ModelLoadError(f"the serving signature has outputs {outputs}; expected exactly one (the logits).")
+    return outputs[0]
+
+
+def evaluate_classifier(logits_fn: LogitsFn, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Mean softmax cross-entropy (from logits) and accuracy over every example of `dataset` (images, labels)."""
+
+    @tf.function
+    def batch_sums(images, labels):
+        logits = tf.cast(logits_fn(images), tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float64)
+        return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(correct), tf.shape(labels)[0]
+
+    loss_sum, correct_sum, count = 0.0, 0.0, 0
+    for images, labels in dataset:
+        batch_loss, batch_correct, batch_count = batch_sums(images, labels)
+        loss_sum += float(batch_loss)
+        correct_sum += float(batch_correct)
+        count += int(batch_count)
+    if count == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return {"loss": loss_sum / count, "accuracy": correct_sum / count, "examples": count}

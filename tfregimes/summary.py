@@ -1,0 +1,37 @@
+"""One-screen summaries the CLIs print at the end."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+def _number(value: Any, percent: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.2f} %" if percent else f"{value:.4f}"
+
+
+def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -> str:
+    title = "Run already complete" if already_complete else "Run finished"
+    status = "DIVERGED (non-finite loss" + (f" at epoch {metrics['diverged_at']['epoch'] + 1})"
+                                            if metrics.get("diverged_at") else ")") if metrics.get("diverged") else "ok"
+    rate = metrics.get("images_per_second")
+    lines = [
+        f"{title}: {metrics['dataset']} / {metrics['model']}, {metrics['epochs_run']} of {metrics['epochs']} epochs"
+        + (f" (resumed at epoch {metrics['resumed_from_epoch']})" if metrics.get("resumed_from_epoch") else ""),
+        f"  status          {status}",
+        f"  train loss      {_number(metrics.get('train_loss'))}    accuracy {_number(metrics.get('train_accuracy'), True)}",
+        f"  test loss       {_number(metrics.get('test_loss'))}    accuracy {_number(metrics.get('test_accuracy'), True)}",
+        f"  wall time       {metrics['wall_seconds']:.1f} s"
+        + (f"    training {rate:,.0f} images/s" if rate else ""),
+        f"  run directory   {metrics['run_dir']}",
+    ]
+    return "\n".join(lines)
+
+
+def evaluation_summary(result: Mapping[str, Any]) -> str:
+    return "\n".join([
+        f"Evaluated {result['model']} on {result['dataset']} ({result['split']} split, {result['examples']} examples)",
+        f"  loss            {_number(result['loss'])}",
+        f"  accuracy        {_number(result['accuracy'], True)}",
+    ])

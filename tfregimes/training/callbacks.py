@@ -1,0 +1,123 @@
+"""Keras callbacks that make a run record itself: learning rate, timing, divergence, history and checkpoints.
+
+Order matters: `EpochLogs` adds the learning rate and epoch time to the epoch's logs before `TensorBoard` and
+`EpochRecorder` read them, and `EpochRecorder` runs last so that what it saves is the end-of-epoch state.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfregimes.training.run_dir import RunDirectory
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: bool = True) -> float:
+    """The learning rate of the optimizer's last step (or of its next step when `last_step` is False).
+
+    A schedule's `optimizer.learning_rate` is the rate of the NEXT step; at the end of an epoch that ends on a
+    boundary it would already show the decayed rate, so the epoch logs the rate its last step used.
+    """
+    schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        step = int(optimizer.iterations.numpy()) - (1 if last_step else 0)
+        return float(keras.ops.convert_to_numpy(schedule(max(step, 0))))
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+class EpochLogs(keras.callbacks.Callback):
+    """Adds `learning_rate`, `epoch_seconds` and `train_seconds` (the epoch without its evaluation) to the logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.train_seconds_total = 0.0
+        self.train_images = 0
+        self._batch_size = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_end = None
+
+    def on_test_begin(self, logs=None):  # Validation inside fit starts: the epoch's training is over.
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = time.perf_counter()
+        train_seconds = (self._train_end or end) - self._epoch_start
+        self.train_seconds_total += train_seconds
+        if logs is not None:
+            logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+            logs["epoch_seconds"] = end - self._epoch_start
+            logs["train_seconds"] = train_seconds
+
+
+class DivergenceMonitor(keras.callbacks.Callback):
+    """Stops training cleanly at the first non-finite training loss and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.diverged = False
+        self.diverged_at: dict[str, int] | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(np.asarray(loss))):
+            self.diverged = True
+            self.diverged_at = {"epoch": self._epoch, "batch": int(batch)}
+            self.model.stop_training = True
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard, logging the learning rate that `EpochLogs` put in the logs (that of the epoch's last
+    step) instead of re-reading the optimizer (the next step's rate)."""
+
+    def _collect_learning_rate(self, logs):
+        return logs
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """After each epoch: checkpoint (model + optimizer), history.csv, then progress.json, in that order.
+
+    progress.json is written last and names the checkpoint, so a kill at any point leaves the run resumable from
+    the last epoch whose files are all complete. Older checkpoints beyond `keep` are removed.
+    """
+
+    def __init__(self, run_dir: RunDirectory, history: list[dict[str, Any]], *, keep: int = 2,
+                 is_chief: bool = True, divergence: DivergenceMonitor | None = None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.history = history  # Rows of earlier epochs (restored on resume); appended to in place.
+        self.keep = keep
+        self.is_chief = is_chief
+        self.divergence = divergence
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: _scalar(v) for k, v in (logs or {}).items()})
+        self.history.append(row)
+        if self.divergence is not None and self.divergence.diverged:
+            return  # Keep the last finite checkpoint: a diverged state is no place to resume from.
+        if not self.is_chief:
+            return
+        checkpoint = self.run_dir.checkpoint_path(epoch + 1)
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(str(checkpoint))  # Keras writes model and optimizer variables.
+        self.run_dir.write_history(self.history)
+        self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name)
+        for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:
+            old.unlink(missing_ok=True)
+
+
+def _scalar(value: Any) -> Any:
+    try:
+        return float(np.asarray(value))
+    except (TypeError, ValueError):
+        return value

@@ -1,0 +1,175 @@
+"""`train_and_evaluate`: one run from a RunConfig to a run directory with metrics, history, checkpoints and export.
+
+A run directory that already holds progress is resumed from its last completed epoch; one whose metrics.json
+exists is complete and only reported. Because each epoch's data order and augmentation depend only on
+(seed, epoch) and the checkpoint holds model and optimizer state, a resumed run ends with the same numbers as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfregimes import config as config_lib
+from tfregimes.data import load_dataset
+from tfregimes.evaluation import evaluate_classifier
+from tfregimes.models import ModelOptions, build_model
+from tfregimes.models.decay import decay_variables
+from tfregimes.optim import build_optimizer, build_schedule
+from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.training.step import RegimeModel
+
+
+class RunConfigMismatch(ValueError):
+    """An existing run directory was started with other flags than the ones given now."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: RunDirectory
+    metrics: dict[str, Any]
+    already_complete: bool = False
+
+
+def model_options(config: config_lib.RunConfig) -> ModelOptions:
+    """The model zoo's options, taken from the config fields of the same names."""
+    return ModelOptions(**{f.name: getattr(config, f.name) for f in dataclasses.fields(ModelOptions)
+                           if hasattr(config, f.name)})
+
+
+def resolve_run_dir(config: config_lib.RunConfig) -> RunDirectory:
+    if config.model_dir:
+        return RunDirectory(config.model_dir)
+    return RunDirectory.new_default(config.dataset, config.model)
+
+
+def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> None:
+    """Refuses to resume a run directory whose recorded flags differ from `config` (presentation flags aside)."""
+    if not run_dir.flags_path.exists():
+        return
+    recorded = config_lib.parse_flagfile_values(run_dir.flags_path.read_text())
+    differences = []
+    for name in config_lib.field_names():
+        if name in config_lib.PRESENTATION_FIELDS or name not in recorded:
+            continue
+        given = config_lib.format_flag_value(getattr(config, name))
+        if recorded[name] != given:
+            differences.append(f"--{name}: recorded {recorded[name]!r}, given {given!r}")
+    if differences:
+        raise RunConfigMismatch(
+            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with "
+            f"--flagfile={run_dir.flags_path}, or start a new run with another --model_dir.")
+
+
+def build_regime_model(config: config_lib.RunConfig, input_shape: Sequence[int], num_classes: int,
+                       steps_per_epoch: int) -> RegimeModel:
+    """The network, wrapped for training and compiled with its optimizer, schedule, loss and metrics."""
+    network = build_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
+                          options=model_options(config))
+    model = RegimeModel(network, weight_decay=config.weight_decay,
+                        decay_variables=decay_variables(network, config.weight_decay_scope))
+    schedule = build_schedule(config.lr_schedule, base_lr=config.learning_rate, steps_per_epoch=steps_per_epoch,
+                              total_epochs=config.epochs, boundaries=config.lr_boundaries, decay=config.lr_decay)
+    optimizer = build_optimizer(config.optimizer, learning_rate=schedule, momentum=config.momentum,
+                                nesterov=config.nesterov)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=False)
+    model(tf.zeros((1, *input_shape)), training=False)
+    optimizer.build(model.trainable_variables)  # So a checkpoint's optimizer state has somewhere to go.
+    return model
+
+
+def _profile_batches(text: str) -> tuple[int, int] | int:
+    if not text:
+        return 0
+    first, last = (int(part) for part in text.split(","))
+    return (first, last)
+
+
+def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None = None) -> RunResult:
+    """Trains (or resumes, or only reports) the run of `config`; returns its final metrics."""
+    started = time.perf_counter()
+    run_dir = resolve_run_dir(config)
+    check_same_flags(run_dir, config)
+    if run_dir.metrics_path.exists():
+        return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
+
+    data = load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
+                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
+                        download=config.download)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    steps_per_epoch = data.steps_per_epoch(config.batch_size)
+    model = build_regime_model(config, data.info.input_shape, data.info.num_classes, steps_per_epoch)
+
+    run_dir.create()
+    progress = run_dir.read_progress()
+    initial_epoch = 0
+    history: list[dict[str, Any]] = []
+    if progress:
+        initial_epoch = int(progress["epochs_done"])
+        model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
+        history = run_dir.read_history()[:initial_epoch]
+        logging.info("Resuming %s from epoch %d of %d.", run_dir.root, initial_epoch, config.epochs)
+    else:
+        write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
+
+    epoch_logs = callbacks_lib.EpochLogs()
+    divergence = callbacks_lib.DivergenceMonitor()
+    callbacks = [
+        epoch_logs,
+        divergence,
+        callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir),
+                                  profile_batch=_profile_batches(config.profile_batch)),
+        callbacks_lib.EpochRecorder(run_dir, history, divergence=divergence),
+    ]
+    if initial_epoch < config.epochs:
+        train_data = data.train(config.batch_size, seed=config.seed, augment=config.augment,
+                                start_epoch=initial_epoch, num_epochs=config.epochs)
+        model.fit(train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+                  validation_data=data.evaluation("test", config.eval_batch_size),
+                  validation_freq=config.eval_every, callbacks=callbacks, verbose=config.verbose)
+
+    metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
+               "epochs_run": len(history), "resumed_from_epoch": initial_epoch,
+               "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
+    if divergence.diverged:
+        for split in ("train", "test"):
+            metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
+    else:
+        logits_fn = lambda images: model(images, training=False)  # noqa: E731
+        for split in ("train", "test"):
+            result = evaluate_classifier(logits_fn, data.evaluation(split, config.eval_batch_size))
+            metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
+    epochs_this_process = len(history) - initial_epoch
+    train_seconds = epoch_logs.train_seconds_total
+    metrics.update({
+        "last_epoch_train_loss": history[-1].get("loss") if history else None,
+        "num_train": data.info.num_train, "num_test": data.info.num_test,
+        "train_seconds": train_seconds,
+        "images_per_second": (epochs_this_process * steps_per_epoch * config.batch_size / train_seconds
+                              if train_seconds > 0 else None),
+    })
+    if not divergence.diverged:
+        export_model(model.network, run_dir)
+    metrics["wall_seconds"] = time.perf_counter() - started
+    metrics["run_dir"] = str(run_dir.root)
+    write_json(run_dir.metrics_path, metrics)
+    return RunResult(run_dir, metrics)
+
+
+def export_model(network: keras.Model, run_dir: RunDirectory) -> None:
+    """A SavedModel with a serving signature (Keras `export`) and the `.keras` file, beside each other."""
+    run_dir.export_dir.mkdir(parents=True, exist_ok=True)
+    network.export(str(run_dir.saved_model_dir), format="tf_saved_model", verbose=False)
+    network.save(str(run_dir.keras_model_path))
