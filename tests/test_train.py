@@ -56,7 +56,8 @@ def test_resuming_with_other_flags_is_refused(tiny_run):
 
 
 def test_divergence_is_recorded_not_raised(tmp_path):
-    result = train_and_evaluate(tiny_config(tmp_path / "run", learning_rate=1e12, momentum=0.0, epochs=2))
+    result = train_and_evaluate(tiny_config(tmp_path / "run", learning_rate=1e12, momentum=0.0, epochs=2,
+                                                   lr_boundaries=(1.0,)))
     metrics = json.loads(result.run_dir.metrics_path.read_text())
     assert metrics["diverged"] is True
     assert metrics["diverged_at"]["epoch"] == 0

@@ -32,7 +32,7 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
     if path.is_dir() and (path / "saved_model.pb").exists():
         loaded = tf.saved_model.load(str(path))
         if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
-            return loaded.serve
+            return lambda images: loaded.serve(images)  # The closure keeps `loaded`, and so its variables, alive.
         signature = loaded.signatures.get("serving_default")
         if signature is None:
             raise ModelLoadError(f"the SavedModel at {path} has neither a `serve` endpoint nor a serving_default "

@@ -14,7 +14,6 @@ from typing import Any, Sequence
 
 import keras
 import tensorflow as tf
-from absl import logging
 
 from tfregimes import config as config_lib
 from tfregimes.data import load_dataset
@@ -77,8 +76,7 @@ def build_regime_model(config: config_lib.RunConfig, input_shape: Sequence[int],
                         decay_variables=decay_variables(network, config.weight_decay_scope))
     schedule = build_schedule(config.lr_schedule, base_lr=config.learning_rate, steps_per_epoch=steps_per_epoch,
                               total_epochs=config.epochs, boundaries=config.lr_boundaries, decay=config.lr_decay)
-    optimizer = build_optimizer(config.optimizer, learning_rate=schedule, momentum=config.momentum,
-                                nesterov=config.nesterov)
+    optimizer = build_optimizer(config.optimizer, learning_rate=schedule, **_momentum_arguments(config))
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
@@ -86,6 +84,15 @@ def build_regime_model(config: config_lib.RunConfig, input_shape: Sequence[int],
     model(tf.zeros((1, *input_shape)), training=False)
     optimizer.build(model.trainable_variables)  # So a checkpoint's optimizer state has somewhere to go.
     return model
+
+
+def _momentum_arguments(config: config_lib.RunConfig) -> dict[str, Any]:
+    """--momentum/--nesterov for the optimizers that have them (sgd; lars has no Nesterov form)."""
+    if config.optimizer == "sgd":
+        return {"momentum": config.momentum, "nesterov": config.nesterov}
+    if config.optimizer == "lars":
+        return {"momentum": config.momentum}
+    return {}
 
 
 def _profile_batches(text: str) -> tuple[int, int] | int:
@@ -120,7 +127,7 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
         initial_epoch = int(progress["epochs_done"])
         model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
         history = run_dir.read_history()[:initial_epoch]
-        logging.info("Resuming %s from epoch %d of %d.", run_dir.root, initial_epoch, config.epochs)
+        print(f"Resuming {run_dir.root} after epoch {initial_epoch} of {config.epochs}.", flush=True)
     else:
         write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
 
@@ -138,7 +145,8 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
                                 start_epoch=initial_epoch, num_epochs=config.epochs)
         model.fit(train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
                   validation_data=data.evaluation("test", config.eval_batch_size),
-                  validation_freq=config.eval_every, callbacks=callbacks, verbose=config.verbose)
+                  validation_freq=config.eval_every, callbacks=callbacks, verbose=config.verbose,
+                  shuffle=False)  # Each epoch's order is already set by (seed, epoch).
 
     metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
                "epochs_run": len(history), "resumed_from_epoch": initial_epoch,

@@ -1,0 +1,121 @@
+"""The types every dataset source shares: what was asked for, raw arrays, and a loaded dataset."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRequest:
+    """The arguments of `load_dataset`, handed to every source."""
+
+    data_dir: str | None = None
+    train_subset: int | None = None
+    normalization: str = "auto"
+    seed: int = 0
+    svhn_extra: bool = False
+    download: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitArrays:
+    """A dataset held in memory, before subsetting and normalization.
+
+    Images are NHWC, flat data is (N, D). uint8 inputs are divided by 255 to land in [0, 1];
+    float inputs are taken as already scaled. Labels are integer class ids.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    default_normalization: str
+    # Normalization statistics use the first `stats_rows` training rows (None: all of them). SVHN
+    # with its extra split uses only the standard training split, so the statistics and hence the
+    # test inputs do not depend on --svhn_extra.
+    stats_rows: int | None = None
+
+    def __post_init__(self):
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if len(x) != len(y):
+                raise ValueError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)}")
+            if x.shape[1:] != self.x_train.shape[1:]:
+                raise ValueError(f"x_train and x_test differ in shape: {self.x_train.shape[1:]} vs "
+                                 f"{x.shape[1:]}")
+        if self.x_train.ndim not in (2, 4):
+            raise ValueError(f"images must be NHWC or flat (N, D); got shape {self.x_train.shape}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a model builder and a run record need to know about a loaded dataset."""
+
+    name: str
+    input_shape: tuple[int, ...]  # one example, e.g. (8, 8, 1); (40,) for flat data
+    num_classes: int
+    num_train: int  # after --train_subset
+    num_test: int
+    normalization: str  # resolved: "none", "per_pixel" or "per_channel"
+    in_memory: bool
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.input_shape) == 3
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class LoadedDataset(abc.ABC):
+    """A dataset ready to feed Keras: epoch-seeded training batches and evaluation batches."""
+
+    def __init__(self, info: DatasetInfo):
+        self.info = info
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Full batches per epoch; training drops the remainder."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        steps = self.info.num_train // batch_size
+        if steps == 0:
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.info.num_train} training "
+                             f"examples of {self.info.name}; not even one full batch per epoch")
+        return steps
+
+    @abc.abstractmethod
+    def train(self, batch_size: int, *, seed: int, augment: str = "none", start_epoch: int = 0,
+              num_epochs: int) -> tf.data.Dataset:
+        """Epochs start_epoch .. num_epochs-1 back to back, each exactly steps_per_epoch batches of
+        (float32 images, int32 labels). Feed it to `model.fit(..., initial_epoch=start_epoch,
+        epochs=num_epochs, steps_per_epoch=steps_per_epoch(batch_size))`."""
+
+    @abc.abstractmethod
+    def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
+        """Every example of `split` ("train" or "test") once, in order, unaugmented; the last batch
+        may be smaller."""
+
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(normalized float32 inputs, int32 labels) of `split`, for in-memory datasets."""
+        raise ValueError(f"{self.info.name} is streamed from disk and has no in-memory arrays; "
+                         f"use evaluation({split!r}, batch_size) instead")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.info})"
+
+
+def check_split(split: str) -> str:
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return split
+
+
+def check_epochs(start_epoch: int, num_epochs: int) -> None:
+    if not 0 <= start_epoch <= num_epochs:
+        raise ValueError(f"need 0 <= start_epoch <= num_epochs, got start_epoch={start_epoch}, "
+                         f"num_epochs={num_epochs}")

@@ -1,0 +1,25 @@
+"""Optimizers (incl. LARS) and learning-rate schedules, by name.
+
+`build_schedule` turns a schedule defined in epochs into a Keras `LearningRateSchedule` of the
+optimizer step; `build_optimizer` makes the optimizer that consumes it.
+"""
+
+from tfregimes.optim.lars import LARS
+from tfregimes.optim.optimizers import OPTIMIZERS, build_optimizer
+from tfregimes.optim.schedules import (
+    SCHEDULES,
+    ConstantSchedule,
+    CosineSchedule,
+    LinearWarmup,
+    PolynomialSchedule,
+    StepSchedule,
+    build_schedule,
+    epochs_to_steps,
+    linear_scaled_learning_rate,
+)
+
+__all__ = [
+    "LARS", "OPTIMIZERS", "SCHEDULES", "ConstantSchedule", "CosineSchedule", "LinearWarmup",
+    "PolynomialSchedule", "StepSchedule", "build_optimizer", "build_schedule", "epochs_to_steps",
+    "linear_scaled_learning_rate",
+]
