@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 from absl import flags
 
-from conftest import run_cli
+from conftest import REPO, run_cli
+from tfregimes import cli_common
 from tfregimes import config as config_lib
 from tfregimes import train_flags
 from tfregimes.models import ModelOptions
@@ -42,7 +43,7 @@ def test_values_are_converted(parse):
 
 @pytest.mark.parametrize("args,message", [
     (["--model=resnet9000"], "--model=resnet9000: value should be one of"),
-    (["--dataset=imagenet9000"], "--dataset=imagenet9000: must be one of"),
+    (["--dataset=imagenet9000"], "--dataset=imagenet9000: must be one of cifar10, cifar100, digits"),
     (["--optimizer=sgdd"], "--optimizer=sgdd: value should be one of"),
     (["--augment=rotate"], "--augment=rotate: value should be one of"),
     (["--epochs=0"], "--epochs=0: 0 is not a positive integer"),
@@ -71,3 +72,26 @@ def test_cli_rejects_a_bad_flag_before_building_anything(tmp_path):
     assert "--model=nope: value should be one of" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_nested_flagfiles_resolve_relative_to_the_including_file_and_keep_order(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "common.cfg").write_text("# shared\n--epochs=7\n--momentum=0.5\n")
+    (tmp_path / "exp.cfg").write_text("--flagfile=base/common.cfg\n\n--epochs=9\n")
+    argv = cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'exp.cfg'}", "--momentum=0.8"])
+    assert argv == ["prog", "--epochs=7", "--momentum=0.5", "--epochs=9", "--momentum=0.8"]
+
+
+def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):
+    with pytest.raises(flags.Error, match="cannot read it"):
+        cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'absent.cfg'}"])
+    (tmp_path / "loop.cfg").write_text("--flagfile=loop.cfg\n")
+    with pytest.raises(flags.Error, match="nested more than 20 deep"):
+        cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'loop.cfg'}"])
+
+
+@pytest.mark.parametrize("flagfile", sorted(p.name for p in (REPO / "flags").glob("*.cfg")))
+def test_every_shipped_flagfile_parses(parse, flagfile):
+    parse(*cli_common.expand_flagfiles([f"--flagfile={REPO / 'flags' / flagfile}"]))
+    config = train_flags.config_from_flags()
+    assert config.epochs >= 1

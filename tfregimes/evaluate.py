@@ -12,29 +12,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from tfregimes.data import DATASETS, NORMALIZATIONS, DatasetUnavailableError, load_dataset  # noqa: E402
+from tfregimes import cli_common  # noqa: E402
+from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
 from tfregimes.evaluation import ModelLoadError, evaluate_classifier, load_classifier  # noqa: E402
 from tfregimes.summary import evaluation_summary  # noqa: E402
 from tfregimes.training.run_dir import write_json  # noqa: E402
 
 flags.DEFINE_string("model", None, "A run's export/ directory, a SavedModel directory or a .keras file; the "
                     "model must output logits.", required=True)
-flags.DEFINE_string("dataset", None, f"Dataset: one of {', '.join(DATASETS.names())}, or npz:PATH.", required=True)
+flags.DEFINE_string("dataset", None, f"Dataset: one of {cli_common.DATASET_CHOICES}.", required=True)
 flags.DEFINE_string("data_dir", "", "Directory of the data (as for tfregimes.train).")
 flags.DEFINE_boolean("download", False, "Let TFDS download a missing dataset (needs internet).")
 flags.DEFINE_enum("split", "test", ["test", "train"], "Which split to evaluate on.")
-flags.DEFINE_enum("normalization", "auto", ["auto", *NORMALIZATIONS.names()],
+flags.DEFINE_enum("normalization", "auto", list(NORMALIZATION_CHOICES),
                   "Input normalization; must match the one the model was trained with (auto: dataset default).")
 flags.DEFINE_integer("batch_size", 512, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", "", "Write the results as JSON to this file.")
-flags.register_validator("dataset", lambda name: name in DATASETS or (name.startswith("npz:") and len(name) > 4),
-                         message=f"must be one of {', '.join(DATASETS.names())} or npz:PATH")
+cli_common.register_dataset_validator("dataset")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    cli_common.quiet_python_logs()
     try:
         logits_fn = load_classifier(FLAGS.model)
         data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir or None, normalization=FLAGS.normalization,
@@ -52,4 +53,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_common.run(main)

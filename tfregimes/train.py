@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Hide TensorFlow's C++ star
 
 from absl import app  # noqa: E402
 
-from tfregimes import train_flags  # noqa: E402  (defines the flags)
+from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags defines the flags)
 from tfregimes.data import DatasetUnavailableError  # noqa: E402
 from tfregimes.summary import run_summary  # noqa: E402
 from tfregimes.training import RunConfigMismatch, train_and_evaluate  # noqa: E402
@@ -20,9 +20,10 @@ from tfregimes.training import RunConfigMismatch, train_and_evaluate  # noqa: E4
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
+    cli_common.quiet_python_logs()
     config = train_flags.config_from_flags()
     try:
-        result = train_and_evaluate(config, command=sys.argv)
+        result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
     except (DatasetUnavailableError, RunConfigMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -31,4 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli_common.run(main)

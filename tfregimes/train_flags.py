@@ -10,7 +10,8 @@ from __future__ import annotations
 from absl import flags
 
 from tfregimes import config as config_lib
-from tfregimes.data import AUGMENTATIONS, DATASETS, NORMALIZATIONS
+from tfregimes import cli_common
+from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
 from tfregimes.models import model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
@@ -26,15 +27,15 @@ def _csv(values) -> list[str]:
 # --- Data -----------------------------------------------------------------------------------------------------
 flags.DEFINE_string(
     "dataset", _DEFAULT.dataset,
-    f"Dataset name: one of {', '.join(DATASETS.names())}, or npz:PATH for a .npz file with arrays x_train, "
-    "y_train, x_test, y_test (images NHWC or flat).")
+    f"Dataset: one of {cli_common.DATASET_CHOICES} (a .npz file with arrays x_train, y_train, x_test, y_test; "
+    "images NHWC or flat).")
 flags.DEFINE_string("data_dir", _DEFAULT.data_dir,
                     "Directory of the data (TFDS data_dir; for fashion_mnist the four IDX files). Empty: defaults.")
 flags.DEFINE_boolean("download", _DEFAULT.download,
                      "Let TFDS download a dataset that is not in --data_dir (needs internet).")
 flags.DEFINE_integer("train_subset", _DEFAULT.train_subset,
                      "Train on a fixed random subset of N training examples (seeded by --seed); 0: all.", lower_bound=0)
-flags.DEFINE_enum("normalization", _DEFAULT.normalization, ["auto", *NORMALIZATIONS.names()],
+flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                   "Input normalization; auto: the dataset's default (per_pixel for CIFAR/SVHN, per_channel for "
                   "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full training set.")
 flags.DEFINE_enum("augment", _DEFAULT.augment, AUGMENTATIONS.names(),
@@ -96,8 +97,7 @@ def _all_numbers(kind):
     return check
 
 
-flags.register_validator("dataset", lambda name: name in DATASETS or (name.startswith("npz:") and len(name) > 4),
-                         message=f"must be one of {', '.join(DATASETS.names())} or npz:PATH")
+cli_common.register_dataset_validator("dataset")
 flags.register_validator("hidden_sizes", lambda v: len(v) > 0 and _all_numbers(int)(v) and all(int(x) > 0 for x in v),
                          message="must be a comma-separated list of positive integers, e.g. 256,128")
 flags.register_validator("lr_boundaries", _all_numbers(float),

@@ -1,0 +1,74 @@
+"""What both CLIs (train, evaluate) share: the dataset flag's rule and quiet logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
+from tfregimes.registry import UnknownNameError
+
+DATASET_CHOICES = ", ".join([*dataset_names(), *prefix_forms()])
+
+
+def is_dataset_name(name: str) -> bool:
+    try:
+        check_dataset_name(name)
+    except (UnknownNameError, ValueError):
+        return False
+    return True
+
+
+def register_dataset_validator(flag_name: str = "dataset") -> None:
+    flags.register_validator(flag_name, is_dataset_name, message=f"must be one of {DATASET_CHOICES}")
+
+
+def quiet_python_logs() -> None:
+    """TensorFlow's Python INFO lines (SavedModel writing, …) only when asked for with --verbosity."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+
+
+
+def run(main) -> None:
+    """absl's app.run, after inlining --flagfile arguments (see `expand_flagfiles`)."""
+    try:
+        argv = expand_flagfiles(sys.argv)
+    except flags.Error as error:
+        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+        sys.exit(1)
+    app.run(main, argv=argv)
+
+
+def expand_flagfiles(argv: list[str]) -> list[str]:
+    """Inlines every --flagfile=PATH argument. A flagfile named inside a flagfile is found relative to the file
+    that names it (absl would look in the working directory), so flags/ works from any directory. The order of
+    the flags is kept, so later flags still override earlier ones."""
+    expanded = []
+    for argument in argv:
+        if argument.startswith("--flagfile="):
+            expanded.extend(_read_flagfile(argument.split("=", 1)[1], including_dir=None, depth=0))
+        else:
+            expanded.append(argument)
+    return expanded
+
+
+def _read_flagfile(path: str, including_dir: str | None, depth: int) -> list[str]:
+    if depth > 20:
+        raise flags.Error(f"--flagfile={path}: nested more than 20 deep; does a flagfile include itself?")
+    if including_dir is not None and not os.path.isabs(path):
+        path = os.path.join(including_dir, path)
+    try:
+        with open(path) as f:
+            lines = [line.strip() for line in f]
+    except OSError as error:
+        raise flags.Error(f"--flagfile={path}: cannot read it ({error.strerror})") from None
+    arguments = []
+    for line in lines:
+        if line.startswith("--flagfile="):
+            arguments.extend(_read_flagfile(line.split("=", 1)[1], os.path.dirname(path), depth + 1))
+        elif line and not line.startswith("#"):
+            arguments.append(line)
+    return arguments
