@@ -1,5 +1,9 @@
-"""The training step. The network stays a plain Keras model; `RegimeModel` wraps it and owns the step, which is
-where later regimes (regularizers, clipping, phase switches) hook in."""
+"""The training step. The network stays a plain Keras model; `RegimeModel` wraps it and owns the step.
+
+A regime that changes how gradients are computed (a regularizer such as the Fisher-trace penalty, SAM or a
+proximal step) subclasses `RegimeModel` and overrides `compute_gradients`; weight decay, clipping and the
+optimizer step stay here, shared by every regime.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ from typing import Sequence
 
 import keras
 import tensorflow as tf
+
+
+def num_replicas() -> int:
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 class RegimeModel(keras.Model):
@@ -29,22 +37,34 @@ class RegimeModel(keras.Model):
         return self.network(inputs, training=training)
 
     def weight_decay_penalty(self) -> tf.Tensor:
-        """λ/2·Σ‖w‖² over the decayed weights, divided by the number of replicas."""
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        """λ/2·Σ‖w‖² over the decayed weights, divided by the number of replicas (0 without decay)."""
+        if not (self.weight_decay and self.decay_variables):
+            return tf.constant(0.0)
         squares = [tf.reduce_sum(tf.square(tf.convert_to_tensor(v))) for v in self.decay_variables]
-        return (0.5 * self.weight_decay / replicas) * tf.add_n(squares)
+        return (0.5 * self.weight_decay / num_replicas()) * tf.add_n(squares)
+
+    def data_loss(self, x, y, training: bool = True):
+        """(per-replica data loss as Keras scales it, logits)."""
+        logits = self(x, training=training)
+        return self.compute_loss(x=x, y=y, y_pred=logits, training=training), logits
+
+    def compute_gradients(self, x, y):
+        """(data loss, logits, gradients of data loss + weight decay w.r.t. `self.trainable_variables`).
+
+        Regimes override this; the gradients they return must include `weight_decay_penalty()`'s.
+        """
+        with tf.GradientTape() as tape:
+            loss, logits = self.data_loss(x, y)
+            total = loss + self.weight_decay_penalty()
+            scaled = self.optimizer.scale_loss(total)
+        return loss, logits, tape.gradient(scaled, self.trainable_variables)
 
     def train_step(self, data):
-        x, y = data
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            logits = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=logits, training=True)
-            # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
-            self._loss_tracker.update_state(loss * replicas, sample_weight=tf.shape(x)[0])
-            if self.weight_decay and self.decay_variables:
-                loss = loss + self.weight_decay_penalty()
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("RegimeModel does not support sample weights")
+        loss, logits, gradients = self.compute_gradients(x, y)
+        # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
+        self._loss_tracker.update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         self.optimizer.apply(gradients, self.trainable_variables)
         return self.compute_metrics(x, y, logits)

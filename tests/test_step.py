@@ -1,0 +1,58 @@
+"""The training step: coupled weight decay checked against a hand-computed SGD step on a linear softmax model."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfregimes.models import decay_variables
+from tfregimes.training.step import RegimeModel
+
+
+def linear_model():
+    inputs = keras.Input((3,))
+    dense = keras.layers.Dense(4, kernel_initializer="glorot_uniform", bias_initializer="ones")
+    return keras.Model(inputs, dense(inputs))
+
+
+def softmax_cross_entropy_gradients(w, b, x, y):
+    """Gradients of the mean softmax cross-entropy of logits x·w + b, by hand."""
+    logits = x @ w + b
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1.0
+    return x.T @ p / len(y), p.mean(axis=0)
+
+
+@pytest.mark.parametrize("scope", ["all", "exclude_bn_bias"])
+def test_one_sgd_step_adds_lambda_w_to_the_gradients_of_decayed_weights(scope):
+    keras.utils.set_random_seed(1)
+    network = linear_model()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype(np.float32)
+    y = rng.integers(0, 4, size=8).astype(np.int32)
+    w0, b0 = (v.numpy().astype(np.float64) for v in network.trainable_variables)
+    lr, wd = 0.1, 0.01
+    model = RegimeModel(network, weight_decay=wd, decay_variables=decay_variables(network, scope))
+    model.compile(optimizer=keras.optimizers.SGD(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    logs = model.train_on_batch(x, y, return_dict=True)
+
+    gw, gb = softmax_cross_entropy_gradients(w0, b0, x.astype(np.float64), y)
+    expected_w = w0 - lr * (gw + wd * w0)
+    expected_b = b0 - lr * (gb + (wd * b0 if scope == "all" else 0.0))
+    w1, b1 = (v.numpy() for v in network.trainable_variables)
+    np.testing.assert_allclose(w1, expected_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b1, expected_b, rtol=1e-5, atol=1e-6)
+    # The logged loss is the data loss alone, without the decay penalty.
+    logits = x.astype(np.float64) @ w0 + b0
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert logs["loss"] == pytest.approx(-log_softmax[np.arange(8), y].mean(), rel=1e-5)
+
+
+def test_penalty_is_half_lambda_squared_norm():
+    network = linear_model()
+    model = RegimeModel(network, weight_decay=0.2, decay_variables=network.trainable_variables)
+    squared = sum(float(np.sum(v.numpy() ** 2)) for v in network.trainable_variables)
+    assert float(model.weight_decay_penalty()) == pytest.approx(0.1 * squared, rel=1e-6)
+    assert float(RegimeModel(network).weight_decay_penalty()) == 0.0
