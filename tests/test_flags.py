@@ -1,6 +1,7 @@
 """Strict flags: bad values fail at parse time naming the flag and the valid values; flags map onto RunConfig."""
 
 import dataclasses
+import re
 
 import pytest
 from absl import flags
@@ -95,3 +96,27 @@ def test_every_shipped_flagfile_parses(parse, flagfile):
     parse(*cli_common.expand_flagfiles([f"--flagfile={REPO / 'flags' / flagfile}"]))
     config = train_flags.config_from_flags()
     assert config.epochs >= 1
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--optimizer=adam", "--momentum=0.5"], "--momentum only applies with --optimizer=sgd or lars"),
+    (["--lr_schedule=cosine", "--lr_boundaries=5"], "--lr_boundaries only applies with --lr_schedule=step"),
+    (["--min_lr=0.01"], "--min_lr only applies with a cosine, poly or explore schedule"),
+    (["--phase2_learning_rate=0.1"], "--phase2_learning_rate only applies with --transition_epoch"),
+    (["--flat_window=3"], "--flat_window only applies with --lr_schedule=explore"),
+    (["--lr_schedule=cosine", "--min_lr=0.5", "--learning_rate=0.1"], "min_lr must be in [0, peak learning rate"),
+])
+def test_ignored_or_conflicting_flags_fail_before_training(parse, args, message):
+    parse(*args)
+    with pytest.raises(flags.ValidationError, match=re.escape(message)):
+        train_flags.check_flag_combinations(train_flags.config_from_flags())
+
+
+def test_adam_with_default_momentum_is_fine(parse):
+    parse("--optimizer=adam", "--learning_rate=0.001")
+    train_flags.check_flag_combinations(train_flags.config_from_flags())
+
+
+def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):
+    parse("--lr_schedule=cosine", "--epochs=10")
+    train_flags.check_flag_combinations(train_flags.config_from_flags())

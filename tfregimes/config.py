@@ -42,6 +42,29 @@ class RunConfig:
     lr_schedule: str = "step"
     lr_boundaries: tuple[float, ...] = (15.0, 25.0)
     lr_decay: float = 0.1
+    min_lr: float = 0.0
+    lr_power: float = 1.0
+    warmup_epochs: float = 0.0
+    reference_batch_size: int = 0  # 0: no linear scaling of the learning rate.
+    decoupled_weight_decay: float = 0.0
+    global_clipnorm: float = 0.0  # 0: no clipping.
+    lars_trust_coefficient: float = 0.001
+    # Run-time exploration and decay (--lr_schedule=explore).
+    flat_window: int = 5
+    flat_tolerance: float = 0.01
+    extra_exploration_epochs: int = 10
+    exploration_decay: str = "step"
+    decay_interval_epochs: float = 10.0
+    transition_epochs: float = 10.0
+    # Two-phase training.
+    transition_epoch: int = 0  # 0: a single phase.
+    phase2_optimizer: str = "sgd"
+    phase2_learning_rate: float = 0.001
+    phase2_momentum: float = 0.9
+    phase2_nesterov: bool = False
+    phase2_lr_schedule: str = "constant"
+    phase2_lr_boundaries: tuple[float, ...] = ()
+    phase2_decoupled_weight_decay: float = 0.0
     # Run.
     seed: int = 0
     model_dir: str = ""

@@ -9,7 +9,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Hide TensorFlow's C++ start-up chatter (no GPU found, etc.).
 
-from absl import app  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags defines the flags)
 from tfregimes.data import DatasetUnavailableError  # noqa: E402
@@ -22,6 +22,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
     cli_common.quiet_python_logs()
     config = train_flags.config_from_flags()
+    try:
+        train_flags.check_flag_combinations(config)
+    except flags.ValidationError as error:
+        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
+        return 1
     try:
         result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
     except (DatasetUnavailableError, RunConfigMismatch) as error:

@@ -15,6 +15,7 @@ from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
 from tfregimes.models import model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
+from tfregimes.optim.exploration import DECAY_MODES
 
 FLAGS = flags.FLAGS
 _DEFAULT = config_lib.RunConfig()
@@ -70,6 +71,57 @@ flags.DEFINE_list("lr_boundaries", _csv(_DEFAULT.lr_boundaries),
                   "Epochs at which the step schedule multiplies the learning rate by --lr_decay, e.g. 150,225.")
 flags.DEFINE_float("lr_decay", _DEFAULT.lr_decay, "Factor of each step of the step schedule.",
                    lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("min_lr", _DEFAULT.min_lr, "Final learning rate of cosine/poly/explore schedules.",
+                   lower_bound=0.0)
+flags.DEFINE_float("lr_power", _DEFAULT.lr_power, "Power of the poly schedule.", lower_bound=0.0)
+flags.DEFINE_float("warmup_epochs", _DEFAULT.warmup_epochs,
+                   "Gradual linear warm-up (Goyal et al. 2017, as seed 000 uses it) over this many epochs: from the "
+                   "unscaled --learning_rate to the scaled one with --reference_batch_size, else from 0.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("reference_batch_size", _DEFAULT.reference_batch_size,
+                     "Linear scaling rule: the peak learning rate is --learning_rate * --batch_size / this. 0: off.",
+                     lower_bound=0)
+flags.DEFINE_float("decoupled_weight_decay", _DEFAULT.decoupled_weight_decay,
+                   "Keras' decoupled weight decay (sgd, adam, adamw: w <- w - lr*wd*w); separate from the coupled "
+                   "--weight_decay.", lower_bound=0.0)
+flags.DEFINE_float("global_clipnorm", _DEFAULT.global_clipnorm,
+                   "Clip the gradients by their global norm (clip_by_global_norm). 0: no clipping.", lower_bound=0.0)
+flags.DEFINE_float("lars_trust_coefficient", _DEFAULT.lars_trust_coefficient,
+                   "LARS trust coefficient (You et al. 2017); LARS applies --weight_decay inside its update.",
+                   lower_bound=0.0)
+
+# --- Run-time exploration and decay (seed 000) -----------------------------------------------------------------
+flags.DEFINE_integer("flat_window", _DEFAULT.flat_window,
+                     "--lr_schedule=explore: the training loss has flattened when its relative improvement over this "
+                     "many epochs is below --flat_tolerance.", lower_bound=1)
+flags.DEFINE_float("flat_tolerance", _DEFAULT.flat_tolerance, "See --flat_window.", lower_bound=0.0)
+flags.DEFINE_integer("extra_exploration_epochs", _DEFAULT.extra_exploration_epochs,
+                     "--lr_schedule=explore: epochs kept at the large learning rate after the loss flattened, before "
+                     "the decay starts.", lower_bound=0)
+flags.DEFINE_enum("exploration_decay", _DEFAULT.exploration_decay, list(DECAY_MODES),
+                  "--lr_schedule=explore: step (x --lr_decay every --decay_interval_epochs, down to --min_lr), "
+                  "linear or cosine (to --min_lr over --transition_epochs).")
+flags.DEFINE_float("decay_interval_epochs", _DEFAULT.decay_interval_epochs,
+                   "Epochs between the step decays of --exploration_decay=step.", lower_bound=0.0)
+flags.DEFINE_float("transition_epochs", _DEFAULT.transition_epochs,
+                   "Length of the linear/cosine decay of --exploration_decay.", lower_bound=0.0)
+
+# --- Two-phase training (seed 001 §4) --------------------------------------------------------------------------
+flags.DEFINE_integer("transition_epoch", _DEFAULT.transition_epoch,
+                     "Start a second phase at this epoch, with a fresh --phase2_optimizer and its own schedule. "
+                     "0: a single phase.", lower_bound=0)
+flags.DEFINE_enum("phase2_optimizer", _DEFAULT.phase2_optimizer, OPTIMIZERS.names(), "Optimizer of phase 2.")
+flags.DEFINE_float("phase2_learning_rate", _DEFAULT.phase2_learning_rate, "Learning rate of phase 2.",
+                   lower_bound=0.0)
+flags.DEFINE_float("phase2_momentum", _DEFAULT.phase2_momentum, "Momentum of phase 2 (sgd, lars).",
+                   lower_bound=0.0, upper_bound=0.999999)
+flags.DEFINE_boolean("phase2_nesterov", _DEFAULT.phase2_nesterov, "Nesterov momentum in phase 2 (sgd).")
+flags.DEFINE_enum("phase2_lr_schedule", _DEFAULT.phase2_lr_schedule,
+                  [name for name in SCHEDULES.names() if name != "explore"], "Learning-rate schedule of phase 2.")
+flags.DEFINE_list("phase2_lr_boundaries", _csv(_DEFAULT.phase2_lr_boundaries),
+                  "Step-schedule boundaries of phase 2, in epochs of the whole run.")
+flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_weight_decay,
+                   "Decoupled weight decay of phase 2 (e.g. AdamW).", lower_bound=0.0)
 
 # --- Run ------------------------------------------------------------------------------------------------------
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialization, data order and augmentation.")
@@ -100,8 +152,9 @@ def _all_numbers(kind):
 cli_common.register_dataset_validator("dataset")
 flags.register_validator("hidden_sizes", lambda v: len(v) > 0 and _all_numbers(int)(v) and all(int(x) > 0 for x in v),
                          message="must be a comma-separated list of positive integers, e.g. 256,128")
-flags.register_validator("lr_boundaries", _all_numbers(float),
-                         message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
+for _name in ("lr_boundaries", "phase2_lr_boundaries"):
+    flags.register_validator(_name, _all_numbers(float),
+                             message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
 
 
 def _valid_profile_batch(text: str) -> bool:
@@ -116,14 +169,33 @@ flags.register_validator("profile_batch", _valid_profile_batch,
 
 
 # --- Rules across flags ---------------------------------------------------------------------------------------
-@flags.multi_flags_validator(["lr_boundaries", "epochs"],
-                             message="--lr_boundaries must be increasing epochs inside (0, --epochs)")
-def _boundaries_inside_training(values):
+def _increasing_inside(texts, low, high) -> bool:
     try:
-        boundaries = [float(b) for b in values["lr_boundaries"]]
+        boundaries = [float(b) for b in texts]
     except ValueError:
         return True  # Reported by the single-flag validator.
-    return all(0 < b < values["epochs"] for b in boundaries) and boundaries == sorted(boundaries)
+    return all(low < b < high for b in boundaries) and boundaries == sorted(set(boundaries))
+
+
+@flags.multi_flags_validator(["lr_boundaries", "lr_schedule", "epochs", "transition_epoch"],
+                             message="--lr_boundaries must be increasing epochs inside (0, --epochs), or inside "
+                                     "(0, --transition_epoch) with two phases")
+def _boundaries_inside_training(values):
+    return values["lr_schedule"] != "step" or _increasing_inside(
+        values["lr_boundaries"], 0, values["transition_epoch"] or values["epochs"])
+
+
+@flags.multi_flags_validator(["phase2_lr_boundaries", "epochs", "transition_epoch"],
+                             message="--phase2_lr_boundaries must be increasing epochs inside "
+                                     "(--transition_epoch, --epochs)")
+def _phase2_boundaries_inside_phase2(values):
+    return _increasing_inside(values["phase2_lr_boundaries"], values["transition_epoch"], values["epochs"])
+
+
+@flags.multi_flags_validator(["transition_epoch", "epochs"],
+                             message="--transition_epoch must be 0 (one phase) or inside (0, --epochs)")
+def _transition_inside_training(values):
+    return values["transition_epoch"] < values["epochs"]
 
 
 @flags.multi_flags_validator(["train_subset", "batch_size"],
@@ -136,7 +208,47 @@ def config_from_flags() -> config_lib.RunConfig:
     """The RunConfig of the parsed command line."""
     values = {name: FLAGS[name].value for name in config_lib.field_names()}
     values["hidden_sizes"] = tuple(int(v) for v in values["hidden_sizes"])
-    values["lr_boundaries"] = tuple(float(v) for v in values["lr_boundaries"])
+    for name in ("lr_boundaries", "phase2_lr_boundaries"):
+        values[name] = tuple(float(v) for v in values[name])
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)
 
+
+
+# --- Flags that would be silently ignored, and options that do not fit together --------------------------------
+def _uses_schedule(config, *names) -> bool:
+    return config.lr_schedule in names or (config.transition_epoch > 0 and config.phase2_lr_schedule in names)
+
+
+def _uses_optimizer(config, *names) -> bool:
+    return config.optimizer in names or (config.transition_epoch > 0 and config.phase2_optimizer in names)
+
+
+_ONLY_WITH = [
+    (("momentum",), lambda c: c.optimizer in ("sgd", "lars"), "--optimizer=sgd or lars"),
+    (("nesterov",), lambda c: c.optimizer == "sgd", "--optimizer=sgd"),
+    (("lars_trust_coefficient",), lambda c: _uses_optimizer(c, "lars"), "--optimizer=lars"),
+    (("lr_boundaries",), lambda c: c.lr_schedule == "step", "--lr_schedule=step"),
+    (("lr_decay",), lambda c: _uses_schedule(c, "step", "explore"), "a step or explore schedule"),
+    (("min_lr",), lambda c: _uses_schedule(c, "cosine", "poly", "explore"), "a cosine, poly or explore schedule"),
+    (("lr_power",), lambda c: _uses_schedule(c, "poly"), "--lr_schedule=poly"),
+    (("flat_window", "flat_tolerance", "extra_exploration_epochs", "exploration_decay", "decay_interval_epochs",
+      "transition_epochs"), lambda c: c.lr_schedule == "explore", "--lr_schedule=explore"),
+    (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),
+     lambda c: c.transition_epoch > 0, "--transition_epoch (two-phase training)"),
+]
+
+
+def check_flag_combinations(config: config_lib.RunConfig) -> None:
+    """Raises flags.ValidationError for a flag given on the command line that the run would ignore, and for
+    optimizer/schedule options that do not fit together (found by building each phase's optimizer once)."""
+    from tfregimes.training.phases import build_phase_optimizer, phases_from_config
+    for names, applies, requirement in _ONLY_WITH:
+        given = [f"--{name}" for name in names if FLAGS[name].present]
+        if given and not applies(config):
+            raise flags.ValidationError(f"{', '.join(given)} only applies with {requirement}; remove it or set that.")
+    for phase in phases_from_config(config):
+        try:
+            build_phase_optimizer(phase, config, steps_per_epoch=1000)  # A nominal epoch: no data is loaded.
+        except ValueError as error:
+            raise flags.ValidationError(f"the flags of phase {phase.index + 1} do not fit together: {error}") from None

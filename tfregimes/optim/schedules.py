@@ -226,14 +226,17 @@ def _poly(learning_rate: float, *, total_steps: int, warmup_steps: int, min_lr: 
                               _decay_phase(total_steps, warmup_steps, "poly"), min_lr, power)
 
 
-_OPTION_DEFAULTS = {"boundaries": (), "decay": 0.1, "min_lr": 0.0, "power": 1.0}
+_OPTION_DEFAULTS = {"boundaries": (), "decay": 0.1, "min_lr": 0.0, "power": 1.0,
+                    "transition_steps": 0.0, "decay_interval_steps": 0.0, "decay_mode": "step"}
 
 
 def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epochs: int,
                    boundaries: Sequence[float] = (), decay: float = 0.1,
                    warmup_epochs: float = 0.0, batch_size: int | None = None,
                    reference_batch_size: int | None = None, min_lr: float = 0.0,
-                   power: float = 1.0) -> keras.optimizers.schedules.LearningRateSchedule:
+                   power: float = 1.0, transition_epochs: float = 0.0,
+                   decay_interval_epochs: float = 0.0,
+                   decay_mode: str = "step") -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning-rate schedule `name` with all durations given in epochs.
 
     With `batch_size` and `reference_batch_size`, the peak learning rate is
@@ -265,10 +268,16 @@ def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epo
         raise ValueError(f"min_lr must be in [0, peak learning rate {peak_lr}), got {min_lr}")
 
     options = {"boundaries": tuple(epochs_to_steps(b, steps_per_epoch) for b in boundaries),
-               "decay": decay, "min_lr": min_lr, "power": power}
+               "decay": decay, "min_lr": min_lr, "power": power,
+               "transition_steps": epochs_to_steps(transition_epochs, steps_per_epoch),
+               "decay_interval_steps": epochs_to_steps(decay_interval_epochs, steps_per_epoch),
+               "decay_mode": decay_mode}
     accepted = inspect.signature(builder).parameters
     for option, value in (("boundaries", tuple(boundaries)), ("decay", decay),
-                          ("min_lr", min_lr), ("power", power)):
+                          ("min_lr", min_lr), ("power", power),
+                          ("transition_steps", transition_epochs),
+                          ("decay_interval_steps", decay_interval_epochs),
+                          ("decay_mode", decay_mode)):
         if option not in accepted and value != _OPTION_DEFAULTS[option]:
             raise ValueError(f"the {name!r} schedule does not use {option} (got {value!r})")
     warmup_steps = epochs_to_steps(warmup_epochs, steps_per_epoch)

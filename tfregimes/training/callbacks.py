@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -87,14 +87,17 @@ class EpochRecorder(keras.callbacks.Callback):
     """After each epoch: checkpoint (model + optimizer), history.csv, then progress.json, in that order.
 
     progress.json is written last and names the checkpoint, so a kill at any point leaves the run resumable from
-    the last epoch whose files are all complete. Older checkpoints beyond `keep` are removed.
+    the last epoch whose files are all complete. Older checkpoints beyond `keep` are removed. Each of `records`
+    (objects with `name`, `history_fields(epochs_done)` and `state()`) adds columns to the history row and its
+    state to progress.json under its name, for the trainer to restore on resume.
     """
 
-    def __init__(self, run_dir: RunDirectory, history: list[dict[str, Any]], *, keep: int = 2,
-                 is_chief: bool = True, divergence: DivergenceMonitor | None = None):
+    def __init__(self, run_dir: RunDirectory, history: list[dict[str, Any]], *, records: Sequence[Any] = (),
+                 keep: int = 2, is_chief: bool = True, divergence: DivergenceMonitor | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.history = history  # Rows of earlier epochs (restored on resume); appended to in place.
+        self.records = list(records)
         self.keep = keep
         self.is_chief = is_chief
         self.divergence = divergence
@@ -102,6 +105,8 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
         row.update({k: _scalar(v) for k, v in (logs or {}).items()})
+        for record in self.records:
+            row.update(record.history_fields(epoch + 1))
         self.history.append(row)
         if self.divergence is not None and self.divergence.diverged:
             return  # Keep the last finite checkpoint: a diverged state is no place to resume from.
@@ -111,7 +116,8 @@ class EpochRecorder(keras.callbacks.Callback):
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(str(checkpoint))  # Keras writes model and optimizer variables.
         self.run_dir.write_history(self.history)
-        self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name)
+        self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name,
+                                    **{record.name: record.state() for record in self.records})
         for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink(missing_ok=True)
 

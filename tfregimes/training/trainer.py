@@ -20,8 +20,11 @@ from tfregimes.data import load_dataset
 from tfregimes.evaluation import evaluate_classifier
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
-from tfregimes.optim import build_optimizer, build_schedule
+from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.training.exploration import ExplorationController
+from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
+                                       phases_from_config)
 from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
 from tfregimes.training.step import RegimeModel
 
@@ -67,32 +70,36 @@ def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> Non
             f"--flagfile={run_dir.flags_path}, or start a new run with another --model_dir.")
 
 
-def build_regime_model(config: config_lib.RunConfig, input_shape: Sequence[int], num_classes: int,
-                       steps_per_epoch: int) -> RegimeModel:
-    """The network, wrapped for training and compiled with its optimizer, schedule, loss and metrics."""
+def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequence[int],
+                              num_classes: int) -> RegimeModel:
     network = build_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
                           options=model_options(config))
     model = RegimeModel(network, weight_decay=config.weight_decay,
                         decay_variables=decay_variables(network, config.weight_decay_scope))
-    schedule = build_schedule(config.lr_schedule, base_lr=config.learning_rate, steps_per_epoch=steps_per_epoch,
-                              total_epochs=config.epochs, boundaries=config.lr_boundaries, decay=config.lr_decay)
-    optimizer = build_optimizer(config.optimizer, learning_rate=schedule, **_momentum_arguments(config))
+    model(tf.zeros((1, *input_shape)), training=False)
+    return model
+
+
+def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunConfig,
+                      steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """(Re)compiles `model` with a fresh optimizer and schedule for `phase`; returns the optimizer."""
+    optimizer = build_phase_optimizer(phase, config, steps_per_epoch)
+    model.weight_decay = coupled_weight_decay(phase, config)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=False)
-    model(tf.zeros((1, *input_shape)), training=False)
     optimizer.build(model.trainable_variables)  # So a checkpoint's optimizer state has somewhere to go.
-    return model
+    return optimizer
 
 
-def _momentum_arguments(config: config_lib.RunConfig) -> dict[str, Any]:
-    """--momentum/--nesterov for the optimizers that have them (sgd; lars has no Nesterov form)."""
-    if config.optimizer == "sgd":
-        return {"momentum": config.momentum, "nesterov": config.nesterov}
-    if config.optimizer == "lars":
-        return {"momentum": config.momentum}
-    return {}
+def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
+    schedule = optimizer._learning_rate  # The schedule object the optimizer was built with.
+    schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
+    if not isinstance(schedule, ExplorationSchedule):
+        return None
+    return ExplorationController(schedule, window=config.flat_window, tolerance=config.flat_tolerance,
+                                 extra_epochs=config.extra_exploration_epochs)
 
 
 def _profile_batches(text: str) -> tuple[int, int] | int:
@@ -117,36 +124,50 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     steps_per_epoch = data.steps_per_epoch(config.batch_size)
-    model = build_regime_model(config, data.info.input_shape, data.info.num_classes, steps_per_epoch)
+    phases = phases_from_config(config)
+    model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
 
     run_dir.create()
     progress = run_dir.read_progress()
-    initial_epoch = 0
+    initial_epoch = int(progress["epochs_done"]) if progress else 0
+    phase_record = PhaseRecord()
+    # A checkpoint holds the optimizer of the phase that trained its last epoch: compile with that one to load it.
+    phase_record.current = phases[progress["phase"]["index"]] if progress else phases[0]
+    optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
+    controller = _exploration_controller(optimizer, config)
     history: list[dict[str, Any]] = []
     if progress:
-        initial_epoch = int(progress["epochs_done"])
         model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
         history = run_dir.read_history()[:initial_epoch]
+        if controller is not None and "exploration" in progress:
+            controller.restore(progress["exploration"])
         print(f"Resuming {run_dir.root} after epoch {initial_epoch} of {config.epochs}.", flush=True)
     else:
         write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
 
     epoch_logs = callbacks_lib.EpochLogs()
     divergence = callbacks_lib.DivergenceMonitor()
-    callbacks = [
-        epoch_logs,
-        divergence,
-        callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir),
-                                  profile_batch=_profile_batches(config.profile_batch)),
-        callbacks_lib.EpochRecorder(run_dir, history, divergence=divergence),
-    ]
-    if initial_epoch < config.epochs:
-        train_data = data.train(config.batch_size, seed=config.seed, augment=config.augment,
-                                start_epoch=initial_epoch, num_epochs=config.epochs)
-        model.fit(train_data, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                  validation_data=data.evaluation("test", config.eval_batch_size),
-                  validation_freq=config.eval_every, callbacks=callbacks, verbose=config.verbose,
-                  shuffle=False)  # Each epoch's order is already set by (seed, epoch).
+    tensorboard = callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir),
+                                            profile_batch=_profile_batches(config.profile_batch))
+    validation = data.evaluation("test", config.eval_batch_size)
+    for phase in phases:
+        if initial_epoch >= phase.end_epoch:
+            continue
+        if phase is not phase_record.current:  # A phase switch: fresh optimizer state.
+            phase_record.current = phase
+            optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
+            controller = _exploration_controller(optimizer, config)
+        records = [phase_record] + ([controller] if controller else [])
+        recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence)
+        start = max(initial_epoch, phase.start_epoch)
+        model.fit(data.train(config.batch_size, seed=config.seed, augment=config.augment,
+                             start_epoch=start, num_epochs=phase.end_epoch),
+                  epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
+                  validation_data=validation, validation_freq=config.eval_every,
+                  callbacks=[epoch_logs, divergence, *([controller] if controller else []), tensorboard, recorder],
+                  verbose=config.verbose, shuffle=False)  # Each epoch's order is already set by (seed, epoch).
+        if divergence.diverged:
+            break
 
     metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
                "epochs_run": len(history), "resumed_from_epoch": initial_epoch,
@@ -168,6 +189,8 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
         "images_per_second": (epochs_this_process * steps_per_epoch * config.batch_size / train_seconds
                               if train_seconds > 0 else None),
     })
+    if controller is not None:
+        metrics["exploration"] = {k: v for k, v in controller.state().items() if k != "losses"}
     if not divergence.diverged:
         export_model(model.network, run_dir)
     metrics["wall_seconds"] = time.perf_counter() - started
