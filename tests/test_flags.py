@@ -26,8 +26,9 @@ def parse():
 def test_every_config_field_is_a_flag_and_every_model_option_a_config_field():
     for name in config_lib.field_names():
         assert name in FLAGS, name
-    for field in dataclasses.fields(ModelOptions):
-        assert field.name in config_lib.field_names() or field.default is not dataclasses.MISSING, field.name
+    config = config_lib.RunConfig()
+    for field in dataclasses.fields(ModelOptions):  # Same names and defaults (None is spelled 0 as a flag).
+        assert (getattr(config, field.name) or None) == (field.default or None), field.name
 
 
 def test_defaults_give_the_default_config(parse):

@@ -121,3 +121,12 @@ def test_evaluate_cli_explains_a_bad_model_path(tmp_path):
     completed = run_cli("tfregimes.evaluate", f"--model={tmp_path}", "--dataset=synthetic")
     assert completed.returncode == 2
     assert "neither a .keras file nor a SavedModel" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_cli_explains_a_model_option_the_model_does_not_use(tmp_path):
+    completed = run_cli("tfregimes.train", "--flagfile=flags/smoke.cfg", "--model=cnn_small", "--dropout=0.5",
+                        f"--model_dir={tmp_path / 'run'}")
+    assert completed.returncode == 2
+    assert "--model=cnn_small on synthetic: model 'cnn_small' does not use the option(s) hidden_sizes, dropout" \
+        in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -30,6 +30,13 @@ class RunConfig:
     model: str = "cnn_small"
     hidden_sizes: tuple[int, ...] = (256, 128)
     dropout: float = 0.0
+    wrn_depth: int = 28
+    wrn_width: int = 10
+    ghost_batch_size: int = 0  # 0: ordinary batch normalization.
+    zero_init_residual: bool = False
+    stem: str = "auto"
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
     weight_decay_scope: str = "all"
     # Optimization.
     epochs: int = 30

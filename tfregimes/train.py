@@ -14,7 +14,7 @@ from absl import app, flags  # noqa: E402
 from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags defines the flags)
 from tfregimes.data import DatasetUnavailableError  # noqa: E402
 from tfregimes.summary import run_summary  # noqa: E402
-from tfregimes.training import RunConfigMismatch, train_and_evaluate  # noqa: E402
+from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
 
 
 def main(argv):
@@ -29,7 +29,7 @@ def main(argv):
         return 1
     try:
         result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
-    except (DatasetUnavailableError, RunConfigMismatch) as error:
+    except (DatasetUnavailableError, RunConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(run_summary(result.metrics, already_complete=result.already_complete))

@@ -12,7 +12,7 @@ from absl import flags
 from tfregimes import config as config_lib
 from tfregimes import cli_common
 from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
-from tfregimes.models import model_names
+from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
 from tfregimes.optim.exploration import DECAY_MODES
@@ -51,9 +51,22 @@ flags.DEFINE_enum("model", _DEFAULT.model, model_names(),
 flags.DEFINE_list("hidden_sizes", _csv(_DEFAULT.hidden_sizes), "Hidden layer widths of --model=mlp.")
 flags.DEFINE_float("dropout", _DEFAULT.dropout, "Dropout rate of models that have dropout.",
                    lower_bound=0.0, upper_bound=0.99)
+flags.DEFINE_integer("wrn_depth", _DEFAULT.wrn_depth, "Depth of --model=wrn (6n + 4).", lower_bound=10)
+flags.DEFINE_integer("wrn_width", _DEFAULT.wrn_width, "Widening factor of --model=wrn.", lower_bound=1)
+flags.DEFINE_integer("ghost_batch_size", _DEFAULT.ghost_batch_size,
+                     "Ghost batch normalization: normalize slices of this many examples (seed 002 uses 64). "
+                     "0: ordinary batch normalization.", lower_bound=0)
+flags.DEFINE_boolean("zero_init_residual", _DEFAULT.zero_init_residual,
+                     "Start the last BN gamma of every residual block at 0 (seed 000 A.2, ResNet-50).")
+flags.DEFINE_enum("stem", _DEFAULT.stem, list(STEMS),
+                  "ResNet-18/50 stem: imagenet (7x7/2 conv + max-pool), cifar (3x3/1), auto (cifar up to 64 px).")
+flags.DEFINE_float("bn_momentum", _DEFAULT.bn_momentum,
+                   "Batch-norm moving-average momentum (Keras convention; 0.9 = PyTorch's 0.1).",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("bn_epsilon", _DEFAULT.bn_epsilon, "Batch-norm epsilon.", lower_bound=0.0)
 flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_SCOPES),
-                  "Which weights --weight_decay applies to: all (seed 000 decays the FC bias too) or "
-                  "exclude_bn_bias (no decay on batch-norm parameters and biases).")
+                  "Which weights --weight_decay applies to: all; exclude_bn (no decay on normalization "
+                  "parameters; seed 000's ResNet-50 still decays the FC bias); exclude_bn_bias (nor on biases).")
 
 # --- Optimization ---------------------------------------------------------------------------------------------
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)

@@ -4,7 +4,7 @@ Seed 000 (Lee et al., appendix) keeps the large learning rate for extra epochs a
 flattened and decays at a moment chosen from the observed loss; its exact rule is not in our copy. This schedule
 holds the peak rate until `start_decay(step)` is called (by `tfregimes.training.exploration.ExplorationController`,
 which implements the documented rule), then decays from that step:
-  step    lr = max(peak · decay^k, min_lr), k = whole `decay_interval_steps` elapsed since the decision;
+  step    lr = max(peak · decay^k, min_lr), k = 1 + whole `decay_interval_steps` elapsed since the decision;
   linear  from peak to min_lr over `transition_steps`, then min_lr;
   cosine  half-cosine from peak to min_lr over `transition_steps`, then min_lr.
 The decision step lives in a variable read inside the compiled train step, so deciding needs no retracing.
@@ -55,7 +55,7 @@ class ExplorationSchedule(_Schedule):
     def _decayed(self, since):
         peak, floor = self.learning_rate, self.min_learning_rate
         if self.decay_mode == "step":
-            intervals = ops.floor(since / float(self.decay_interval_steps))
+            intervals = 1.0 + ops.floor(since / float(self.decay_interval_steps))  # The first at the decision.
             return ops.maximum(peak * ops.power(self.decay, intervals), floor)
         progress = ops.minimum(since / float(self.transition_steps), 1.0)
         if self.decay_mode == "linear":

@@ -29,7 +29,11 @@ from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically
 from tfregimes.training.step import RegimeModel
 
 
-class RunConfigMismatch(ValueError):
+class RunConfigError(ValueError):
+    """Settings that cannot run; the message names the flag."""
+
+
+class RunConfigMismatch(RunConfigError):
     """An existing run directory was started with other flags than the ones given now."""
 
 
@@ -42,8 +46,9 @@ class RunResult:
 
 def model_options(config: config_lib.RunConfig) -> ModelOptions:
     """The model zoo's options, taken from the config fields of the same names."""
-    return ModelOptions(**{f.name: getattr(config, f.name) for f in dataclasses.fields(ModelOptions)
-                           if hasattr(config, f.name)})
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelOptions)}
+    values["ghost_batch_size"] = config.ghost_batch_size or None
+    return ModelOptions(**values)
 
 
 def resolve_run_dir(config: config_lib.RunConfig) -> RunDirectory:
@@ -72,8 +77,11 @@ def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> Non
 
 def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequence[int],
                               num_classes: int) -> RegimeModel:
-    network = build_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
-                          options=model_options(config))
+    try:
+        network = build_model(config.model, input_shape=tuple(input_shape), num_classes=num_classes,
+                              options=model_options(config))
+    except ValueError as error:  # e.g. an option the model does not use, or an input it cannot take.
+        raise RunConfigError(f"--model={config.model} on {config.dataset}: {error}") from None
     model = RegimeModel(network, weight_decay=config.weight_decay,
                         decay_variables=decay_variables(network, config.weight_decay_scope))
     model(tf.zeros((1, *input_shape)), training=False)

@@ -1,0 +1,41 @@
+"""Published parameter counts that tests/test_models.py checks the builds against.
+
+Counts are trainable parameters (weights, biases, BN gamma/beta; not BN moving statistics), at
+the input shape and number of classes of the publication. A Python table rather than a data
+file, so that it ships with the package without packaging configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Relative tolerance of the check (issue 3: within 1 %).
+TOLERANCE = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedCount:
+    model: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    params: int
+    source: str
+
+
+PUBLISHED_PARAMS = (
+    PublishedCount("resnet20", (32, 32, 3), 10, 270_000,
+                   "He et al. 2016, Deep Residual Learning, Table 6 (0.27M)"),
+    PublishedCount("wrn28_10", (32, 32, 3), 10, 36_500_000,
+                   "Zagoruyko & Komodakis 2016, Wide Residual Networks (36.5M); "
+                   "osmr/imgclsmob's CIFAR-10 table lists 36,479,194"),
+    PublishedCount("resnet50", (224, 224, 3), 1000, 25_557_032,
+                   "torchvision resnet50 and osmr/imgclsmob's ImageNet-1K table (25.6M)"),
+    PublishedCount("densenet_bc", (32, 32, 3), 10, 769_162,
+                   "osmr/imgclsmob's CIFAR-10 table, DenseNet-BC-100 (k=12); Huang et al. "
+                   "2017, Table 2, rounds it to 0.8M"),
+    PublishedCount("vgg13_bn", (32, 32, 3), 10, 9_416_010,
+                   "kuangliu/pytorch-cifar VGG13 (BN, one linear classifier), README table; "
+                   "its convs also have biases, ours do not (BN follows)"),
+    PublishedCount("resnet18", (32, 32, 3), 10, 11_173_962,
+                   "kuangliu/pytorch-cifar ResNet18 (CIFAR stem), README table"),
+)
