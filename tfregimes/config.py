@@ -72,6 +72,11 @@ class RunConfig:
     phase2_lr_schedule: str = "constant"
     phase2_lr_boundaries: tuple[float, ...] = ()
     phase2_decoupled_weight_decay: float = 0.0
+    # Distribution and precision.
+    strategy: str = "default"
+    num_cpu_devices: int = 0  # 0: leave the CPU as one device.
+    precision: str = "float32"
+    jit_compile: bool = False
     # Run.
     seed: int = 0
     model_dir: str = ""

@@ -44,6 +44,21 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
         "export/ directory, its export/model.keras, or any Keras model or SavedModel whose output is logits.")
 
 
+def load_keras_model(path: str | os.PathLike) -> keras.Model:
+    """The Keras model itself, which metrics that look at the weights need: a `.keras` file, or a run's export/
+    directory (its model.keras). A bare SavedModel has no Keras model to rebuild and is refused."""
+    path = Path(path)
+    if path.is_dir() and (path / "model.keras").is_file():
+        path = path / "model.keras"  # A run's export/ directory.
+    if path.suffix == ".keras" and path.is_file():
+        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
+        return keras.saving.load_model(str(path), compile=False)
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        raise ModelLoadError(f"{path} is a SavedModel, which holds no Keras model to differentiate with respect "
+                             "to its weights; pass a .keras file or a run's export/ directory (with model.keras).")
+    raise ModelLoadError(f"{path} is neither a .keras file nor a directory holding model.keras.")
+
+
 def _single_output(signature) -> str:
     outputs = list(signature.structured_outputs)
     if len(outputs) != 1:

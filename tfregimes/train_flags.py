@@ -16,6 +16,7 @@ from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
 from tfregimes.optim.exploration import DECAY_MODES
+from tfregimes.training.distribution import PRECISIONS, STRATEGIES
 
 FLAGS = flags.FLAGS
 _DEFAULT = config_lib.RunConfig()
@@ -136,6 +137,19 @@ flags.DEFINE_list("phase2_lr_boundaries", _csv(_DEFAULT.phase2_lr_boundaries),
 flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_weight_decay,
                    "Decoupled weight decay of phase 2 (e.g. AdamW).", lower_bound=0.0)
 
+# --- Distribution and precision ---------------------------------------------------------------------------------
+flags.DEFINE_enum("strategy", _DEFAULT.strategy, list(STRATEGIES),
+                  "tf.distribute strategy: default (one device) or mirrored (all GPUs, else the logical CPU devices "
+                  "of --num_cpu_devices). --batch_size is the global batch, split across replicas.")
+flags.DEFINE_integer("num_cpu_devices", _DEFAULT.num_cpu_devices,
+                     "Split the CPU into N logical devices (to try --strategy=mirrored without GPUs). 0: one device.",
+                     lower_bound=0)
+flags.DEFINE_enum("precision", _DEFAULT.precision, list(PRECISIONS),
+                  "Keras dtype policy; mixed_float16 adds dynamic loss scaling.")
+flags.DEFINE_boolean("jit_compile", _DEFAULT.jit_compile,
+                     "XLA-compile the train step (on this 2-core CPU it was slower for ResNet-20; fails under "
+                     "mirrored on logical CPU devices).")
+
 # --- Run ------------------------------------------------------------------------------------------------------
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialization, data order and augmentation.")
 flags.DEFINE_string("model_dir", _DEFAULT.model_dir,
@@ -209,6 +223,12 @@ def _phase2_boundaries_inside_phase2(values):
                              message="--transition_epoch must be 0 (one phase) or inside (0, --epochs)")
 def _transition_inside_training(values):
     return values["transition_epoch"] < values["epochs"]
+
+
+@flags.multi_flags_validator(["strategy", "jit_compile"],
+                             message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
+def _no_xla_under_mirrored(values):
+    return not (values["strategy"] == "mirrored" and values["jit_compile"])
 
 
 @flags.multi_flags_validator(["train_subset", "batch_size"],

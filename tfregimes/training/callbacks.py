@@ -16,12 +16,18 @@ import numpy as np
 from tfregimes.training.run_dir import RunDirectory
 
 
+def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer inside a LossScaleOptimizer (mixed_float16), else the optimizer itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: bool = True) -> float:
     """The learning rate of the optimizer's last step (or of its next step when `last_step` is False).
 
     A schedule's `optimizer.learning_rate` is the rate of the NEXT step; at the end of an epoch that ends on a
     boundary it would already show the decayed rate, so the epoch logs the rate its last step used.
     """
+    optimizer = base_optimizer(optimizer)
     schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         step = int(optimizer.iterations.numpy()) - (1 if last_step else 0)

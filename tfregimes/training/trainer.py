@@ -22,6 +22,7 @@ from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.training.distribution import make_strategy, precision_policy, split_cpu
 from tfregimes.training.exploration import ExplorationController
 from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
                                        phases_from_config)
@@ -91,18 +92,19 @@ def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequenc
 def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunConfig,
                       steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """(Re)compiles `model` with a fresh optimizer and schedule for `phase`; returns the optimizer."""
-    optimizer = build_phase_optimizer(phase, config, steps_per_epoch)
     model.weight_decay = coupled_weight_decay(phase, config)
-    model.compile(optimizer=optimizer,
+    model.compile(optimizer=build_phase_optimizer(phase, config, steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=False)
-    optimizer.build(model.trainable_variables)  # So a checkpoint's optimizer state has somewhere to go.
-    return optimizer
+                  jit_compile=config.jit_compile)
+    # compile wraps the optimizer in a LossScaleOptimizer under mixed_float16; build it so that a checkpoint's
+    # optimizer state has somewhere to go.
+    model.optimizer.build(model.trainable_variables)
+    return model.optimizer
 
 
 def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
-    schedule = optimizer._learning_rate  # The schedule object the optimizer was built with.
+    schedule = callbacks_lib.base_optimizer(optimizer)._learning_rate  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
     if not isinstance(schedule, ExplorationSchedule):
         return None
@@ -125,9 +127,16 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     if run_dir.metrics_path.exists():
         return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
 
+    split_cpu(config.num_cpu_devices)  # Before anything touches a device.
+    strategy = make_strategy(config.strategy)
     data = load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
                         normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
                         download=config.download)
+    with precision_policy(config.precision), strategy.scope():
+        return _train(config, data, run_dir, command, started)
+
+
+def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, started: float) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

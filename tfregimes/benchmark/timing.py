@@ -1,0 +1,111 @@
+"""Steady-state step time of training-step variants, measured in one process on the same network and batch.
+
+Each variant gets the same initial network (same seed) and the same synthetic batch. All are built and warmed up
+(traced) first; then the timing rounds interleave the variants, so a change in the machine's load during the run
+touches every variant alike. A variant's time is the fastest round's mean step: on a shared machine the
+slower rounds measure the other work, not the step (the same reasoning as `timeit`'s "best of").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfregimes.benchmark.suites import BASELINE, Variant
+from tfregimes.models import build_model
+from tfregimes.regimes import build_regime_model
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """What every variant is timed on."""
+
+    model: str = "resnet20"
+    input_shape: tuple[int, ...] = (32, 32, 3)
+    num_classes: int = 10
+    batch_size: int = 128
+    warmup_steps: int = 3
+    steps: int = 5
+    rounds: int = 3
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class Timing:
+    name: str
+    step_ms: float  # Fastest round's mean step.
+    round_ms: list[float]  # Every round's mean step.
+    warmup_s: float  # Building, tracing and the warm-up steps.
+
+
+def synthetic_batch(setting: Setting) -> tuple[tf.Tensor, tf.Tensor]:
+    rng = np.random.default_rng(setting.seed)
+    images = rng.normal(size=(setting.batch_size, *setting.input_shape)).astype(np.float32)
+    labels = rng.integers(0, setting.num_classes, size=setting.batch_size).astype(np.int32)
+    return tf.constant(images), tf.constant(labels)
+
+
+def build_variant(variant: Variant, setting: Setting) -> keras.Model:
+    keras.utils.set_random_seed(setting.seed)  # The same initial weights for every variant.
+    network = build_model(setting.model, input_shape=setting.input_shape, num_classes=setting.num_classes)
+    model = build_regime_model(variant.regularizer, network, weight_decay=1e-4,
+                               decay_variables=network.trainable_variables, **variant.options)
+    model.compile(optimizer=variant.optimizer(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
+    return model
+
+
+def time_variants(variants: Sequence[Variant], setting: Setting, *, log=print) -> list[Timing]:
+    """Builds, warms up, then times every variant; see the module docstring for the method."""
+    if setting.warmup_steps < 1 or setting.steps < 1 or setting.rounds < 1:
+        raise ValueError("warmup_steps, steps and rounds must be >= 1")
+    x, y = synthetic_batch(setting)
+    models, warmups = {}, {}
+    for variant in variants:
+        started = time.perf_counter()
+        model = build_variant(variant, setting)
+        for _ in range(setting.warmup_steps):
+            logs = model.train_on_batch(x, y, return_dict=True)
+        if not np.isfinite(logs["loss"]):
+            raise FloatingPointError(f"variant {variant.name} gave a non-finite loss while warming up")
+        models[variant.name], warmups[variant.name] = model, time.perf_counter() - started
+        log(f"  {variant.name}: built and warmed up in {warmups[variant.name]:.1f} s")
+    rounds: dict[str, list[float]] = {v.name: [] for v in variants}
+    for _ in range(setting.rounds):
+        for variant in variants:
+            model = models[variant.name]
+            started = time.perf_counter()
+            for _ in range(setting.steps):
+                model.train_on_batch(x, y)  # Returns numbers, so each call waits for its step.
+            rounds[variant.name].append(1000.0 * (time.perf_counter() - started) / setting.steps)
+    return [Timing(v.name, min(rounds[v.name]), rounds[v.name], warmups[v.name]) for v in variants]
+
+
+def ratios(timings: Sequence[Timing]) -> dict[str, dict[str, float]]:
+    """{variant: {"step_ms", "ratio_to_plain"}}, the benchmark's JSON result."""
+    by_name = {t.name: t for t in timings}
+    if BASELINE not in by_name:
+        raise ValueError(f"no {BASELINE!r} variant to take ratios against")
+    baseline = by_name[BASELINE].step_ms
+    return {t.name: {"step_ms": round(t.step_ms, 3), "ratio_to_plain": round(t.step_ms / baseline, 3)}
+            for t in timings}
+
+
+def report(timings: Sequence[Timing], setting: Setting) -> str:
+    """A readable table, then the JSON result as the LAST line (what scripts read)."""
+    result = ratios(timings)
+    lines = [f"{setting.model}, input {'x'.join(map(str, setting.input_shape))}, batch {setting.batch_size}: "
+             f"best of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} warm-up steps",
+             f"{'variant':<12} {'step ms':>9} {'ratio':>6}  rounds (ms)"]
+    for t in timings:
+        lines.append(f"{t.name:<12} {t.step_ms:>9.1f} {result[t.name]['ratio_to_plain']:>6.2f}  "
+                     + " ".join(f"{r:.0f}" for r in t.round_ms))
+    lines.append(json.dumps(result, sort_keys=False))
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""`MINIMUM_METRICS`: metric name -> how to compute it, and `compute_minimum_metrics`, which `tfregimes.evaluate
+--metrics=...` calls.
+
+Metrics of one family share their expensive part (the Fisher trio shares per-example Jacobians; the Hutchinson
+pair shares Hessian-vector products), so each family is computed once however many of its names are asked for.
+Loss-based metrics (sharpness, Hessian, robustness) use one fixed random sample of the examples given
+(`MetricSettings.sample_size`); the Fisher metrics draw their own subsets from all of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+
+from tfregimes.diagnostics.minimum import fisher, hessian, robustness, sharpness
+from tfregimes.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSettings:
+    """Every knob of the metrics at a minimum; the defaults are the papers' where they give one."""
+
+    seed: int = 0
+    batch_size: int = 512
+    sample_size: int | None = 2048  # examples for the loss-based metrics; None: all of them
+    sharpness_epsilons: tuple[float, ...] = (1e-3, 5e-4)  # seed 003, Tables 3-4
+    sharpness_spaces: tuple[str, ...] = sharpness.SPACES
+    sharpness_subspace_dim: int = 100  # seed 003, Table 4
+    sharpness_maxiter: int = 10  # Keskar et al. §2.2.2: 10 iterations of L-BFGS-B
+    fisher_samples: int = 100  # N', seed 004 appendix D
+    fisher_trials: int = 100  # T, seed 004 appendix D
+    fisher_normalized_logits: bool = False
+    hessian_iterations: int = 20
+    hessian_tolerance: float = 1e-3
+    hessian_probes: int = 20
+    robustness_norm: str = "frobenius"
+    robustness_output: str = "probabilities"
+
+    def __post_init__(self):
+        if self.sample_size is not None and self.sample_size < 1:
+            raise ValueError(f"sample_size must be positive or None, got {self.sample_size}")
+        object.__setattr__(self, "sharpness_epsilons", tuple(float(e) for e in self.sharpness_epsilons))
+        object.__setattr__(self, "sharpness_spaces", tuple(self.sharpness_spaces))
+
+
+# (model, inputs, labels, settings) -> {metric name: result dict}
+FamilyFunction = Callable[[keras.Model, np.ndarray, np.ndarray, MetricSettings], dict[str, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimumMetric:
+    family: FamilyFunction
+    definition: str
+
+
+MINIMUM_METRICS: Registry[MinimumMetric] = Registry("metric")
+
+
+def fixed_sample(inputs: np.ndarray, labels: np.ndarray, size: int | None, seed: int):
+    """A fixed random subset of `size` examples chosen by `seed` (in their original order); all of them if
+    `size` is None or not smaller than their number."""
+    if size is None or size >= len(inputs):
+        return inputs, labels
+    chosen = np.sort(np.random.default_rng(seed).choice(len(inputs), size=size, replace=False))
+    return inputs[chosen], labels[chosen]
+
+
+def _sharpness(model, inputs, labels, settings):
+    inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
+    results = sharpness.model_sharpness(
+        model, inputs, labels, epsilons=settings.sharpness_epsilons, spaces=settings.sharpness_spaces,
+        subspace_dim=settings.sharpness_subspace_dim, maxiter=settings.sharpness_maxiter, seed=settings.seed,
+        batch_size=settings.batch_size)
+    return {"sharpness": {key: result.to_dict() for key, result in results.items()}}
+
+
+def _fisher(model, inputs, labels, settings):
+    return fisher.fisher_statistics(model, inputs, labels, samples=settings.fisher_samples,
+                                    trials=settings.fisher_trials, seed=settings.seed,
+                                    normalized_logits=settings.fisher_normalized_logits).metrics()
+
+
+def _hessian_top(model, inputs, labels, settings):
+    inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
+    top = hessian.hessian_top_eigenvalue(model, inputs, labels, iterations=settings.hessian_iterations,
+                                         tolerance=settings.hessian_tolerance, seed=settings.seed,
+                                         batch_size=settings.batch_size)
+    return {"hessian_top": top.to_dict()}
+
+
+def _hutchinson(model, inputs, labels, settings):
+    inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
+    return hessian.hessian_trace_and_frobenius(model, inputs, labels, probes=settings.hessian_probes,
+                                               seed=settings.seed, batch_size=settings.batch_size).metrics()
+
+
+def _robustness(model, inputs, labels, settings):
+    inputs, _ = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
+    return {"robustness": robustness.robustness(model, inputs, norm=settings.robustness_norm,
+                                                output=settings.robustness_output)}
+
+
+for _name, _family, _definition in [
+    ("sharpness", _sharpness, "ε-sharpness, full space and random subspace (seed 003, eq. 3/4)"),
+    ("fisher_logdet", _fisher, "γ̂ = mean over T subsets of ln|J Jᵀ| (seed 004, eq. 5)"),
+    ("spectral_radius", _fisher, "mean over T subsets of ‖J‖₂²/N' (seed 004, appendix D)"),
+    ("frobenius", _fisher, "mean over T subsets of mean ‖g_x g_xᵀ‖_F² (seed 004, appendix D)"),
+    ("hessian_top", _hessian_top, "dominant Hessian eigenvalue, power iteration on Hessian-vector products"),
+    ("hessian_trace", _hutchinson, "tr(H), Hutchinson's estimator"),
+    ("hessian_frobenius", _hutchinson, "‖H‖_F² = tr(H²), Hutchinson's estimator"),
+    ("robustness", _robustness, "mean ‖J_x[softmax(f(x))]‖² over examples (seed 004, §7.1)"),
+]:
+    MINIMUM_METRICS.register(_name, MinimumMetric(_family, _definition))
+
+
+def compute_minimum_metrics(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, names: Sequence[str],
+                            settings: MetricSettings = MetricSettings()) -> dict[str, dict]:
+    """{name: result} for each requested metric at the model's weights, over (inputs, labels) (normally the
+    training split). Each result is a dict with a "value" and the seconds it took (its family's time;
+    sharpness: one such dict per space and ε, keyed like "full_eps1e-3"). The model's variables are never
+    written."""
+    metrics = [(name, MINIMUM_METRICS.get(name)) for name in names]  # Unknown names fail before any work.
+    results: dict[str, dict] = {}
+    for name, metric in metrics:
+        if name in results:
+            continue
+        start = time.perf_counter()
+        family_results = metric.family(model, inputs, labels, settings)
+        seconds = time.perf_counter() - start
+        for other_name, other in metrics:
+            if other.family is metric.family:
+                result = family_results[other_name]
+                results[other_name] = result if other_name == "sharpness" else {**result, "seconds": seconds}
+    return {name: results[name] for name in names}

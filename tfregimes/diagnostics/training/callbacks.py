@@ -1,0 +1,288 @@
+"""Thin Keras callbacks around the pure functions of this package.
+
+Each callback runs at the end of every `every`-th epoch (1-based epochs e with e % every == 0, and the last epoch)
+and adds its scalars to that epoch's `logs`, so Keras' TensorBoard callback and the run's history.csv pick them up
+when they come after these callbacks in the list. What does not fit in a row of scalars (per-layer angles, margin
+histograms, the post-training momentum alignment) goes to a `DiagnosticsOutput`: a TensorBoard run of its own
+and JSON files. No callback has a per-batch hook (that would force Keras to dispatch every step synchronously);
+all work happens at epoch boundaries.
+
+`self.model` is the `RegimeModel`: the plain network is `self.model.network`, the optimizer `self.model.optimizer`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
+from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
+
+
+def last_step_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate of the optimizer's last step: what the epoch's `learning_rate` column logs."""
+    # Imported here: tfregimes.training imports the trainer, which builds these callbacks.
+    from tfregimes.training.callbacks import current_learning_rate
+    return current_learning_rate(optimizer, last_step=True)
+
+
+class DiagnosticsOutput:
+    """Where diagnostics write besides the epoch logs: a TensorBoard run (`tensorboard_dir`) and JSON files
+    (`output_dir`). Either may be None, and then that kind of output is skipped."""
+
+    def __init__(self, output_dir: str | os.PathLike | None = None,
+                 tensorboard_dir: str | os.PathLike | None = None):
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
+        self._writer = None
+
+    @property
+    def writer(self):
+        if self._writer is None and self.tensorboard_dir is not None:
+            self._writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
+        return self._writer
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        with self.writer.as_default():
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value, step=step)
+        self.writer.flush()
+
+    def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
+        if self.writer is None:
+            return
+        with self.writer.as_default():
+            tf.summary.histogram(tag, values, step=step)
+        self.writer.flush()
+
+    def read_json(self, name: str, default):
+        path = self.output_dir / name if self.output_dir else None
+        if path is None or not path.exists():
+            return default
+        return json.loads(path.read_text())
+
+    def write_json(self, name: str, data) -> None:
+        if self.output_dir is None:
+            return
+        from tfregimes.training.run_dir import write_json  # atomic, NaN -> null
+        write_json(self.output_dir / name, data)
+
+
+class EpochDiagnostic(keras.callbacks.Callback):
+    """A callback that measures at the end of every `every`-th epoch and of the last epoch."""
+
+    def __init__(self, *, every: int = 1, output: DiagnosticsOutput | None = None):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be a positive number of epochs, got {every}")
+        self.every = every
+        self.output = output or DiagnosticsOutput()
+
+    def is_measured(self, epoch: int) -> bool:
+        """Whether the end of 0-based `epoch` is measured."""
+        return (epoch + 1) % self.every == 0 or epoch + 1 == (self.params or {}).get("epochs")
+
+
+class AngularUpdate(EpochDiagnostic):
+    """Seed 002 eq. 11: the angle between the weights at the start and the end of a measured epoch.
+
+    Logs `angular_update` (radians, whole weight vector); the angle of each layer's weights goes to TensorBoard
+    (`angular_update/<layer>`) and to `angular_update_layers.json`.
+    """
+
+    LAYERS_FILE = "angular_update_layers.json"
+
+    def __init__(self, *, scale_invariant_only: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.scale_invariant_only = scale_invariant_only
+        self._reference = None
+
+    def on_train_begin(self, logs=None):
+        variables = select_variables(self.model.network, self.scale_invariant_only)
+        self._groups = group_by_layer(variables)
+        self._reference = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
+        self._copy = tf.function(lambda: [r.assign(v.value) for r, v in zip(self._reference, variables)],
+                                 autograph=False)
+        self._angles = angular.make_device_angles(self._reference, variables, self._groups)
+        self._has_reference = False
+        self._records = self.output.read_json(self.LAYERS_FILE, [])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._has_reference = self.is_measured(epoch)
+        if self._has_reference:
+            self._copy()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._has_reference or logs is None:
+            return
+        whole, by_layer = self._angles()
+        logs["angular_update"] = whole
+        self.output.scalars({f"angular_update/{name}": value for name, value in by_layer.items()}, step=epoch)
+        self._records = [r for r in self._records if r["epoch"] < epoch + 1]  # A resumed run redoes later ones.
+        self._records.append({"epoch": epoch + 1, "angular_update": whole, "layers": by_layer})
+        self.output.write_json(self.LAYERS_FILE, self._records)
+
+
+class EffectiveLearningRate(EpochDiagnostic):
+    """Seed 002 eqs. 9, 10 and 27 with the learning rate of the epoch's last step and the weights at its end.
+
+    Logs `weight_norm` (‖x‖), `effective_lr` (η/‖x‖²), `effective_lr_per_epoch` (ηN/(‖x‖²B)) and, for SGD,
+    `tuning_factor` (Nηλ/(B(1−μ)), λ the RegimeModel's coupled weight decay, μ the optimizer's momentum; it
+    changes only with the schedule and between phases).
+    """
+
+    def __init__(self, *, num_train: int, batch_size: int, scale_invariant_only: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_train = num_train
+        self.batch_size = batch_size
+        self.scale_invariant_only = scale_invariant_only
+
+    def on_train_begin(self, logs=None):
+        variables = select_variables(self.model.network, self.scale_invariant_only)
+        self._squared_norm = tf.function(
+            lambda: tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in variables]), autograph=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self.is_measured(epoch):
+            return
+        optimizer = self.model.optimizer
+        lr = last_step_learning_rate(optimizer)
+        squared_norm = float(self._squared_norm())
+        logs["weight_norm"] = math.sqrt(squared_norm)
+        logs["effective_lr"] = learning_rate.effective_learning_rate(lr, squared_norm)
+        logs["effective_lr_per_epoch"] = learning_rate.effective_learning_rate_per_epoch(
+            lr, squared_norm, num_train=self.num_train, batch_size=self.batch_size)
+        if isinstance(optimizer, keras.optimizers.SGD):
+            logs["tuning_factor"] = learning_rate.tuning_factor(
+                num_train=self.num_train, learning_rate=lr, weight_decay=getattr(self.model, "weight_decay", 0.0),
+                batch_size=self.batch_size, momentum=float(optimizer.momentum))
+
+
+class MomentumDiagnostic(EpochDiagnostic):
+    """Seed 001 eqs. 3 and 4 (conventions in `momentum`'s docstring).
+
+    At the end of a measured epoch: logs `momentum_scale` r_t (∇f on the probe examples) and records a snapshot
+    (x_t, v_t). At the end of training: the alignment s_t of every snapshot against the final weights goes to
+    `momentum_alignment.json` and to TensorBoard (`epoch_momentum_alignment`, step = 0-based epoch). Epochs whose
+    optimizer has no heavy-ball buffer (Adam, LARS, SGD without momentum, e.g. in one phase) are skipped.
+    """
+
+    ALIGNMENT_FILE = "momentum_alignment.json"
+
+    def __init__(self, *, probe_examples, chunk_size: int, snapshot_dir: str | os.PathLike | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self._probe_source = probe_examples  # (x, y) arrays or a callable returning them
+        self.chunk_size = chunk_size
+        self.store = momentum.SnapshotStore(snapshot_dir)
+        self.alignment: list[dict] = []
+        self._probes: dict[int, momentum.ProbeGradient] = {}
+        self._warned = False
+
+    def on_train_begin(self, logs=None):
+        if callable(self._probe_source):
+            self._probe_source = self._probe_source()
+        self._variables = list(self.model.trainable_variables)
+
+    def _probe_for(self, optimizer) -> momentum.ProbeGradient | None:
+        key = id(optimizer)
+        if key not in self._probes:
+            try:
+                buffers = momentum.heavy_ball_buffers(optimizer, self._variables)
+            except ValueError as error:
+                if not self._warned:
+                    print(f"momentum diagnostic skipped: {error}", flush=True)
+                    self._warned = True
+                return None
+            self._probes[key] = momentum.ProbeGradient(self.model, buffers, chunk_size=self.chunk_size)
+        return self._probes[key]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self.is_measured(epoch):
+            return
+        optimizer = self.model.optimizer
+        probe = self._probe_for(optimizer)
+        if probe is None:
+            return
+        lr = last_step_learning_rate(optimizer)
+        squared_velocity, squared_gradient = probe(*self._probe_source)
+        logs["momentum_scale"] = math.sqrt(squared_velocity) / (lr * math.sqrt(squared_gradient))
+        self.store.add(momentum.MomentumSnapshot(
+            epoch=epoch + 1, step=int(optimizer.iterations.numpy()), learning_rate=lr,
+            weights=momentum.flatten(self._variables), velocity=momentum.flatten(probe.buffers)))
+
+    def on_train_end(self, logs=None):
+        if not self.store.steps():
+            return
+        final = momentum.flatten(self._variables)
+        if not np.all(np.isfinite(final)):
+            print("momentum alignment skipped: the final weights are not finite", flush=True)
+            return
+        self.alignment = momentum.alignment_series(self.store, final)
+        self.output.write_json(self.ALIGNMENT_FILE, self.alignment)
+        for record in self.alignment:
+            if math.isfinite(record["alignment"]):
+                self.output.scalars({"epoch_momentum_alignment": record["alignment"]}, step=record["epoch"] - 1)
+
+
+class MarginDistribution(EpochDiagnostic):
+    """Seed 000 A.1: first-order margins of a fixed set of training examples with the end-of-epoch weights.
+
+    Logs `margin_q1`, `margin_median`, `margin_q3`, `margin_mean` (input space; `margin_<layer>_...` for each of
+    `layer_names`), a TensorBoard histogram `margin/<space>` of all finite margins, and with `save_path` the
+    per-example input-space margins before the inter-quartile cut (`np.save`; "{epoch}" in the path is replaced
+    by the 1-based epoch, else the file holds the latest; hidden layers go to `<stem>_<layer>.npy` beside it).
+    """
+
+    SUMMARY_KEYS = ("q1", "median", "q3", "mean")
+
+    def __init__(self, *, examples, layer_names: Sequence[str] = (), normalization: str = "total_variation",
+                 batch_size: int = 256, save_path: str | os.PathLike | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if normalization not in margins.NORMALIZATIONS:
+            raise ValueError(f"unknown margin normalization {normalization!r}; valid: "
+                             f"{', '.join(margins.NORMALIZATIONS)}")
+        self._examples = examples  # (x, y) arrays or a callable returning them
+        self.layer_names = tuple(layer_names)
+        self.normalization = normalization
+        self.batch_size = batch_size
+        self.save_path = str(save_path) if save_path else None
+        self.latest: dict[str, np.ndarray] = {}
+
+    def on_train_begin(self, logs=None):
+        if callable(self._examples):
+            self._examples = self._examples()
+        self._batch_fn = margins.make_margin_batch_fn(self.model.network, self.layer_names)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or not self.is_measured(epoch):
+            return
+        x, y = self._examples
+        self.latest = margins.first_order_margins(
+            self.model.network, x, y, layer_names=self.layer_names, normalization=self.normalization,
+            batch_size=self.batch_size, batch_fn=self._batch_fn)
+        for space, values in self.latest.items():
+            prefix = "margin" if space == margins.INPUT_SPACE else f"margin_{space}"
+            summary = margins.margin_summary(values)
+            logs.update({f"{prefix}_{key}": summary[key] for key in self.SUMMARY_KEYS})
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                self.output.histogram(f"margin/{space}", finite, step=epoch)
+        if self.save_path:
+            self._save(epoch)
+
+    def _save(self, epoch: int) -> None:
+        path = Path(self.save_path.replace("{epoch}", str(epoch + 1)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for space, values in self.latest.items():
+            target = path if space == margins.INPUT_SPACE else path.with_name(f"{path.stem}_{space}{path.suffix}")
+            np.save(target, values)

@@ -1,0 +1,164 @@
+"""Training diagnostics by name (`TRAINING_DIAGNOSTICS`) and `diagnostic_callbacks`, the one call a trainer makes.
+
+    callbacks = diagnostic_callbacks("angular,elr,momentum,margins", every=k, num_train=N, batch_size=B,
+                                     train_examples=data.evaluation("train", eval_batch_size),
+                                     output_dir=RUN/"diagnostics", tensorboard_dir=RUN/"tensorboard"/"diagnostics")
+
+Put the returned callbacks before Keras' TensorBoard callback and the history recorder, so that the values they
+add to the epoch logs are written too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfregimes.diagnostics.training import callbacks as callbacks_lib
+from tfregimes.diagnostics.training.margins import NORMALIZATIONS
+from tfregimes.registry import Registry
+
+Examples = tuple[np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosticSettings:
+    """Everything a diagnostic's builder may need; see `diagnostic_callbacks` for the meaning of each field."""
+
+    every: int
+    num_train: int
+    batch_size: int
+    output: callbacks_lib.DiagnosticsOutput
+    examples: Callable[[int], Examples] | None  # n -> the first n training examples
+    scale_invariant_only: bool
+    probe_examples: int
+    margin_samples: int
+    margin_normalization: str
+    margin_layers: tuple[str, ...]
+    margin_batch_size: int
+    save_margins: str | None
+    snapshot_dir: Path | None
+
+    def need_examples(self, diagnostic: str) -> Callable[[int], Examples]:
+        if self.examples is None:
+            raise ValueError(f"the {diagnostic!r} diagnostic needs training examples: pass train_examples")
+        return self.examples
+
+
+TRAINING_DIAGNOSTICS: Registry[Callable[[DiagnosticSettings], keras.callbacks.Callback]] = \
+    Registry("training diagnostic")
+
+
+@TRAINING_DIAGNOSTICS.register("angular")
+def _angular(settings: DiagnosticSettings) -> keras.callbacks.Callback:
+    return callbacks_lib.AngularUpdate(every=settings.every, output=settings.output,
+                                       scale_invariant_only=settings.scale_invariant_only)
+
+
+@TRAINING_DIAGNOSTICS.register("elr")
+def _effective_learning_rate(settings: DiagnosticSettings) -> keras.callbacks.Callback:
+    return callbacks_lib.EffectiveLearningRate(every=settings.every, output=settings.output,
+                                               num_train=settings.num_train, batch_size=settings.batch_size,
+                                               scale_invariant_only=settings.scale_invariant_only)
+
+
+@TRAINING_DIAGNOSTICS.register("momentum")
+def _momentum(settings: DiagnosticSettings) -> keras.callbacks.Callback:
+    examples = settings.need_examples("momentum")
+    return callbacks_lib.MomentumDiagnostic(every=settings.every, output=settings.output,
+                                            probe_examples=lambda: examples(settings.probe_examples),
+                                            chunk_size=settings.batch_size, snapshot_dir=settings.snapshot_dir)
+
+
+@TRAINING_DIAGNOSTICS.register("margins")
+def _margins(settings: DiagnosticSettings) -> keras.callbacks.Callback:
+    examples = settings.need_examples("margins")
+    return callbacks_lib.MarginDistribution(every=settings.every, output=settings.output,
+                                            examples=lambda: examples(settings.margin_samples),
+                                            layer_names=settings.margin_layers,
+                                            normalization=settings.margin_normalization,
+                                            batch_size=settings.margin_batch_size, save_path=settings.save_margins)
+
+
+def take_examples(source: tf.data.Dataset | Examples, count: int) -> Examples:
+    """The first `count` (or all, if fewer) examples of `source`: (x, y) arrays, or a dataset of (x, y) batches."""
+    if isinstance(source, tf.data.Dataset):
+        xs, ys, taken = [], [], 0
+        for x, y in source.as_numpy_iterator():
+            if np.ndim(y) == 0:  # an unbatched dataset
+                x, y = x[None], np.asarray(y)[None]
+            xs.append(x[:count - taken])
+            ys.append(y[:count - taken])
+            taken += len(xs[-1])
+            if taken >= count:
+                break
+        if not xs:
+            raise ValueError("train_examples is empty")
+        return np.concatenate(xs), np.concatenate(ys)
+    x, y = source
+    return np.asarray(x)[:count], np.asarray(y)[:count]
+
+
+def parse_names(names: str | Sequence[str]) -> list[str]:
+    """"angular,elr" or ["angular", "elr"] -> known names in order, without repeats; unknown names fail loudly."""
+    if isinstance(names, str):
+        names = [part.strip() for part in names.split(",")]
+    parsed = []
+    for name in names:
+        if name and name not in parsed:
+            TRAINING_DIAGNOSTICS.get(name)  # Fails listing the valid names.
+            parsed.append(name)
+    return parsed
+
+
+def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_train: int, batch_size: int,
+                         train_examples: tf.data.Dataset | Examples | None = None,
+                         output_dir: str | os.PathLike | None = None,
+                         tensorboard_dir: str | os.PathLike | None = None,
+                         scale_invariant_only: bool = False, probe_examples: int = 1024,
+                         margin_samples: int = 1024, margin_normalization: str = "total_variation",
+                         margin_layers: Sequence[str] = (), margin_batch_size: int = 256,
+                         save_margins: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
+    """Keras callbacks for the training diagnostics `names` (see `TRAINING_DIAGNOSTICS.names()`).
+
+    every: measure at the end of every `every`-th epoch (and of the last one).
+    num_train, batch_size: N and B of seed 002's eqs. 10 and 27 (B also bounds the probe's chunks in memory).
+    train_examples: training examples, unaugmented, as (x, y) arrays or a dataset of (x, y) batches; the first
+        `probe_examples` are the momentum probe set, the first `margin_samples` the margin set. Read once, at the
+        start of training.
+    output_dir: JSON files (per-layer angles, momentum alignment) and momentum snapshots (`momentum_snapshots/`,
+        2 × 4 bytes × parameters each, kept so that a resumed run still has them); None keeps them in memory.
+    tensorboard_dir: a TensorBoard run for histograms, per-layer angles and the alignment; None skips them.
+    scale_invariant_only: angular update and effective LR over scale-invariant weights only (seed 002 §5.2).
+    margin_normalization: "total_variation" (seed 000 A.1) or "none"; margin_layers: hidden layers (by name)
+        whose margins are measured too; save_margins: an .npy path for the per-example margins.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    if margin_normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown margin normalization {margin_normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    if min(probe_examples, margin_samples, margin_batch_size) < 1:
+        raise ValueError("probe_examples, margin_samples and margin_batch_size must be positive")
+    parsed = parse_names(names)
+    if not parsed:
+        return []
+    examples = None
+    if train_examples is not None:
+        # Read once for both users: the largest prefix either needs.
+        largest = max(probe_examples if "momentum" in parsed else 0, margin_samples if "margins" in parsed else 0)
+        prefix = functools.cache(lambda: take_examples(train_examples, largest))
+        examples = lambda count: tuple(a[:count] for a in prefix())  # noqa: E731
+    settings = DiagnosticSettings(
+        every=every, num_train=num_train, batch_size=batch_size,
+        output=callbacks_lib.DiagnosticsOutput(output_dir, tensorboard_dir), examples=examples,
+        scale_invariant_only=scale_invariant_only, probe_examples=probe_examples, margin_samples=margin_samples,
+        margin_normalization=margin_normalization, margin_layers=tuple(margin_layers),
+        margin_batch_size=margin_batch_size, save_margins=str(save_margins) if save_margins else None,
+        snapshot_dir=Path(output_dir) / "momentum_snapshots" if output_dir else None)
+    return [TRAINING_DIAGNOSTICS.get(name)(settings) for name in parsed]

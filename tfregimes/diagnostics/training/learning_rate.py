@@ -1,0 +1,51 @@
+"""Effective learning rate and the tuning factor of a scale-invariant network (seed 002, Yun et al. 2022).
+
+For weights x of a scale-invariant network, SGD moves the direction x/‖x‖ by η/‖x‖² times the gradient of the
+unit vector (seed 002 eq. 8), hence
+
+    effective learning rate            η_eff   = η / ‖x‖²                      (eq. 9)
+    effective learning rate per epoch  η_epoch = η_eff · N/B = ηN / (‖x‖²B)    (eq. 10)
+    tuning factor                      N·η·λ / (B·(1 − μ))                     (eq. 27)
+
+with N training examples, batch size B, learning rate η, coupled L2 weight decay λ (λ·x added to the gradient,
+tfregimes' `--weight_decay`) and heavy-ball momentum μ. Eq. 27 says cos Δθ ≈ 1 − tuning factor for the angular
+update per epoch Δθ (eq. 11), so well-tuned settings share it (seed 002 uses 10/128 for CIFAR-10).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def squared_weight_norm(variables: Sequence) -> float:
+    """‖x‖² of the concatenation of `variables` (arrays or tensors), in float64."""
+    return float(sum(np.sum(np.square(np.asarray(v, dtype=np.float64))) for v in variables))
+
+
+def effective_learning_rate(learning_rate: float, squared_norm: float) -> float:
+    """Seed 002 eq. 9: η / ‖x‖²."""
+    return learning_rate / squared_norm if squared_norm > 0 else math.inf
+
+
+def effective_learning_rate_per_epoch(learning_rate: float, squared_norm: float, *, num_train: int,
+                                      batch_size: int) -> float:
+    """Seed 002 eq. 10: η_eff · N/B = ηN / (‖x‖²B), the effective learning rate times the steps of one epoch."""
+    _check_counts(num_train, batch_size)
+    return effective_learning_rate(learning_rate, squared_norm) * num_train / batch_size
+
+
+def tuning_factor(*, num_train: int, learning_rate: float, weight_decay: float, batch_size: int,
+                  momentum: float = 0.0) -> float:
+    """Seed 002 eq. 27: N·η·λ / (B·(1 − μ)); λ is coupled L2 decay (λ·w in the gradient), μ heavy-ball momentum."""
+    _check_counts(num_train, batch_size)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    return num_train * learning_rate * weight_decay / (batch_size * (1.0 - momentum))
+
+
+def _check_counts(num_train: int, batch_size: int) -> None:
+    if num_train < 1 or batch_size < 1:
+        raise ValueError(f"num_train and batch_size must be positive, got {num_train} and {batch_size}")
