@@ -92,10 +92,12 @@ def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):
         cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'loop.cfg'}"])
 
 
-@pytest.mark.parametrize("flagfile", sorted(p.name for p in (REPO / "flags").glob("*.cfg")))
-def test_every_shipped_flagfile_parses(parse, flagfile):
+@pytest.mark.parametrize("flagfile", sorted(str(p.relative_to(REPO / "flags"))
+                                             for p in (REPO / "flags").rglob("*.cfg")))
+def test_every_shipped_flagfile_parses_and_its_flags_fit_together(parse, flagfile):
     parse(*cli_common.expand_flagfiles([f"--flagfile={REPO / 'flags' / flagfile}"]))
     config = train_flags.config_from_flags()
+    train_flags.check_flag_combinations(config)
     assert config.epochs >= 1
 
 
