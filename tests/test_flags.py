@@ -123,3 +123,8 @@ def test_adam_with_default_momentum_is_fine(parse):
 def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):
     parse("--lr_schedule=cosine", "--epochs=10")
     train_flags.check_flag_combinations(train_flags.config_from_flags())
+
+
+def test_a_flag_spelled_out_at_its_default_is_not_an_ignored_flag(parse):
+    parse("--optimizer=adam", "--momentum=0.9", "--lars_trust_coefficient=0.001", "--learning_rate=0.001")
+    train_flags.check_flag_combinations(train_flags.config_from_flags())

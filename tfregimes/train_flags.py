@@ -273,11 +273,12 @@ _ONLY_WITH = [
 
 
 def check_flag_combinations(config: config_lib.RunConfig) -> None:
-    """Raises flags.ValidationError for a flag given on the command line that the run would ignore, and for
+    """Raises flags.ValidationError for a flag set (to a non-default value) that the run would ignore, and for
     optimizer/schedule options that do not fit together (found by building each phase's optimizer once)."""
     from tfregimes.training.phases import build_phase_optimizer, phases_from_config
     for names, applies, requirement in _ONLY_WITH:
-        given = [f"--{name}" for name in names if FLAGS[name].present]
+        # A flag set to its default changes nothing (a run's flags.cfg spells out every flag), so only others count.
+        given = [f"--{name}" for name in names if FLAGS[name].present and FLAGS[name].value != FLAGS[name].default]
         if given and not applies(config):
             raise flags.ValidationError(f"{', '.join(given)} only applies with {requirement}; remove it or set that.")
     for phase in phases_from_config(config):
