@@ -32,3 +32,15 @@ def test_mixed_precision_trains_and_restores_the_float32_policy(tmp_path, precis
     assert not result.metrics["diverged"] and history[-1]["loss"] < history[0]["loss"]
     assert result.metrics["test_accuracy"] > 0.3
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_gradient_accumulation_over_two_micro_batches_equals_the_full_batch(tmp_path):
+    common = dict(epochs=2, lr_boundaries=(1.0,), weight_decay=1e-3)
+    full = train_and_evaluate(tiny_config(tmp_path / "full", **common))
+    accumulated = train_and_evaluate(tiny_config(tmp_path / "accumulated", grad_accum_steps=2, **common))
+    weights = [keras.saving.load_model(str(run.run_dir.keras_model_path), compile=False).get_weights()
+               for run in (full, accumulated)]
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    rates = [[row["learning_rate"] for row in run.run_dir.read_history()] for run in (full, accumulated)]
+    assert rates[0] == rates[1] == pytest.approx([0.05, 0.005])

@@ -55,6 +55,7 @@ class RunConfig:
     reference_batch_size: int = 0  # 0: no linear scaling of the learning rate.
     decoupled_weight_decay: float = 0.0
     global_clipnorm: float = 0.0  # 0: no clipping.
+    grad_accum_steps: int = 1  # Micro-batches of batch_size / grad_accum_steps per update.
     lars_trust_coefficient: float = 0.001
     # Run-time exploration and decay (--lr_schedule=explore).
     flat_window: int = 5

@@ -100,6 +100,9 @@ flags.DEFINE_float("decoupled_weight_decay", _DEFAULT.decoupled_weight_decay,
                    "--weight_decay.", lower_bound=0.0)
 flags.DEFINE_float("global_clipnorm", _DEFAULT.global_clipnorm,
                    "Clip the gradients by their global norm (clip_by_global_norm). 0: no clipping.", lower_bound=0.0)
+flags.DEFINE_integer("grad_accum_steps", _DEFAULT.grad_accum_steps,
+                     "Large batch on limited memory: average the gradients of this many micro-batches of "
+                     "--batch_size / N examples into one update (batch norm sees the micro-batches).", lower_bound=1)
 flags.DEFINE_float("lars_trust_coefficient", _DEFAULT.lars_trust_coefficient,
                    "LARS trust coefficient (You et al. 2017); LARS applies --weight_decay inside its update.",
                    lower_bound=0.0)
@@ -229,6 +232,12 @@ def _transition_inside_training(values):
                              message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
 def _no_xla_under_mirrored(values):
     return not (values["strategy"] == "mirrored" and values["jit_compile"])
+
+
+@flags.multi_flags_validator(["batch_size", "grad_accum_steps"],
+                             message="--batch_size must be a multiple of --grad_accum_steps")
+def _batch_splits_into_micro_batches(values):
+    return values["batch_size"] % values["grad_accum_steps"] == 0
 
 
 @flags.multi_flags_validator(["train_subset", "batch_size"],

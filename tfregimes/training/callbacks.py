@@ -21,6 +21,12 @@ def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Op
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+def schedule_step(optimizer: keras.optimizers.Optimizer) -> int:
+    """The step count schedules read: every micro-batch step, also under gradient accumulation (where Keras'
+    `optimizer.iterations` counts only the updates)."""
+    return int(keras.ops.convert_to_numpy(base_optimizer(optimizer)._iterations))
+
+
 def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: bool = True) -> float:
     """The learning rate of the optimizer's last step (or of its next step when `last_step` is False).
 
@@ -30,7 +36,7 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: b
     optimizer = base_optimizer(optimizer)
     schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        step = int(optimizer.iterations.numpy()) - (1 if last_step else 0)
+        step = schedule_step(optimizer) - (1 if last_step else 0)
         return float(keras.ops.convert_to_numpy(schedule(max(step, 0))))
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 

@@ -16,6 +16,7 @@ from typing import Any
 import keras
 
 from tfregimes.optim.exploration import ExplorationSchedule
+from tfregimes.training.callbacks import schedule_step
 
 
 class ExplorationController(keras.callbacks.Callback):
@@ -54,7 +55,7 @@ class ExplorationController(keras.callbacks.Callback):
         if (self.flat_epoch is not None and self.decay_epoch is None
                 and epochs_done >= self.flat_epoch + self.extra_epochs):
             self.decay_epoch = epochs_done
-            step = int(self.model.optimizer.iterations.numpy())
+            step = schedule_step(self.model.optimizer)
             self.schedule.start_decay(step)
             event = f"decay: {self.schedule.decay_mode} decay starts at step {step}"
             self._events[epochs_done] = "; ".join(filter(None, [self._events.get(epochs_done), event]))

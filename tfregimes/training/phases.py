@@ -93,8 +93,13 @@ def schedule_arguments(phase: Phase, config: RunConfig) -> dict[str, Any]:
 
 
 def build_phase_optimizer(phase: Phase, config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """`steps_per_epoch` counts micro-batches under gradient accumulation, as Keras' schedules do."""
     schedule = build_schedule(phase.lr_schedule, steps_per_epoch=steps_per_epoch, **schedule_arguments(phase, config))
-    return build_optimizer(phase.optimizer, learning_rate=schedule, **optimizer_arguments(phase, config))
+    optimizer = build_optimizer(phase.optimizer, learning_rate=schedule, **optimizer_arguments(phase, config))
+    if config.grad_accum_steps > 1:
+        # Keras' own accumulation (read when the optimizer is built): updates every k steps with the mean gradient.
+        optimizer.gradient_accumulation_steps = config.grad_accum_steps
+    return optimizer
 
 
 class PhaseRecord:

@@ -140,7 +140,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    steps_per_epoch = data.steps_per_epoch(config.batch_size)
+    batch_size = config.batch_size // config.grad_accum_steps  # What one step sees: the (global) micro-batch.
+    steps_per_epoch = data.steps_per_epoch(batch_size)
     phases = phases_from_config(config)
     model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
 
@@ -177,7 +178,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         records = [phase_record] + ([controller] if controller else [])
         recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence)
         start = max(initial_epoch, phase.start_epoch)
-        model.fit(data.train(config.batch_size, seed=config.seed, augment=config.augment,
+        model.fit(data.train(batch_size, seed=config.seed, augment=config.augment,
                              start_epoch=start, num_epochs=phase.end_epoch),
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
@@ -203,7 +204,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
         "num_train": data.info.num_train, "num_test": data.info.num_test,
         "train_seconds": train_seconds,
-        "images_per_second": (epochs_this_process * steps_per_epoch * config.batch_size / train_seconds
+        "images_per_second": (epochs_this_process * steps_per_epoch * batch_size / train_seconds
                               if train_seconds > 0 else None),
     })
     if controller is not None:
