@@ -1,28 +1,81 @@
 """tf.distribute and precision: MirroredStrategy on 2 logical CPU devices matches one device; mixed precision."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
-from conftest import run_cli, tiny_config
+from conftest import REPO, run_cli, tiny_config
 from tfregimes.training import train_and_evaluate
 
 # An MLP has no batch norm, whose per-replica statistics would legitimately differ from one device's.
 SMOKE = ["--flagfile=flags/smoke.cfg", "--epochs=2", "--verbose=0"]
 
 
-def test_mirrored_on_two_cpu_devices_gives_the_weights_of_one_device(tmp_path):
-    runs = {}
-    for name, extra in {"one": ["--strategy=default"],
-                        "mirrored": ["--strategy=mirrored", "--num_cpu_devices=2"]}.items():
-        completed = run_cli("tfregimes.train", *SMOKE, *extra, "--weight_decay=1e-3",
-                            f"--model_dir={tmp_path / name}")
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        runs[name] = keras.saving.load_model(str(tmp_path / name / "export" / "model.keras"), compile=False)
-    one, mirrored = (runs[name].get_weights() for name in ("one", "mirrored"))
-    assert len(one) == len(mirrored) and any(np.any(w != 0) for w in one)
-    for a, b in zip(one, mirrored):
+def exported_weights(run_dir):
+    return keras.saving.load_model(str(run_dir / "export" / "model.keras"), compile=False).get_weights()
+
+
+def assert_same_weights(expected, actual):
+    assert len(expected) == len(actual) and any(np.any(w != 0) for w in expected)
+    for a, b in zip(expected, actual):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def one_device_weights(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("one_device") / "run"
+    completed = run_cli("tfregimes.train", *SMOKE, "--strategy=default", f"--model_dir={run_dir}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return exported_weights(run_dir)
+
+
+def test_mirrored_on_two_cpu_devices_gives_the_weights_of_one_device(one_device_weights, tmp_path):
+    completed = run_cli("tfregimes.train", *SMOKE, "--strategy=mirrored", "--num_cpu_devices=2",
+                        f"--model_dir={tmp_path / 'run'}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert_same_weights(one_device_weights, exported_weights(tmp_path / "run"))
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_localhost_workers_train_checkpoint_and_match_one_device(one_device_weights, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    run_dir = tmp_path / "run"
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "tfregimes.train", *SMOKE, "--strategy=multi_worker", f"--model_dir={run_dir}"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
+        for index in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    assert "Run finished" in outputs[0][0]
+    assert json.loads((run_dir / "progress.json").read_text())["epochs_done"] == 2
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-0001.weights.h5",
+                                                                           "epoch-0002.weights.h5"]
+    assert_same_weights(one_device_weights, exported_weights(run_dir))
+
+
+def test_multi_worker_without_tf_config_fails_naming_the_flag(tmp_path):
+    completed = run_cli("tfregimes.train", *SMOKE, "--strategy=multi_worker", f"--model_dir={tmp_path / 'run'}")
+    assert completed.returncode == 1
+    assert "--strategy=multi_worker: multi_worker needs the cluster in the TF_CONFIG" in completed.stderr
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

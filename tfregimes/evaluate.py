@@ -108,7 +108,8 @@ def metrics_summary(metrics: dict) -> str:
     for name, result in metrics.items():
         if name == "sharpness":
             for key, entry in result.items():
-                lines.append(f"  sharpness {key:<19} {entry['value']:.6g}    ({entry['status']})")
+                lines.append(f"  sharpness {key:<19} {entry['value']:.6g}    "
+                             f"({entry['status']}; {entry['seconds']:.1f} s)")
         else:
             spread = f" ± {result['std']:.3g}" if "std" in result else ""
             lines.append(f"  {name:<29} {result['value']:.6g}{spread}    ({result['seconds']:.1f} s)")

@@ -15,7 +15,7 @@ from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags define
 from tfregimes.data import DatasetUnavailableError  # noqa: E402
 from tfregimes.summary import run_summary  # noqa: E402
 from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
-from tfregimes.training.distribution import split_cpu  # noqa: E402
+from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
 
 
 def main(argv):
@@ -23,7 +23,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
     cli_common.quiet_python_logs()
     config = train_flags.config_from_flags()
-    split_cpu(config.num_cpu_devices)  # Before the checks below create any variable.
+    split_cpu(config.num_cpu_devices)  # Both before the checks below create any variable.
+    make_strategy(config.strategy)
     try:
         train_flags.check_flag_combinations(config)
     except flags.ValidationError as error:

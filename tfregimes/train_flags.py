@@ -7,6 +7,8 @@ the flag and the valid values, before any data or model is built.
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from tfregimes import config as config_lib
@@ -142,8 +144,12 @@ flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_we
 
 # --- Distribution and precision ---------------------------------------------------------------------------------
 flags.DEFINE_enum("strategy", _DEFAULT.strategy, list(STRATEGIES),
-                  "tf.distribute strategy: default (one device) or mirrored (all GPUs, else the logical CPU devices "
-                  "of --num_cpu_devices). --batch_size is the global batch, split across replicas.")
+                  "tf.distribute strategy: default (one device), mirrored (all GPUs, else the logical CPU devices "
+                  "of --num_cpu_devices), or multi_worker (MultiWorkerMirroredStrategy over the cluster in the "
+                  "TF_CONFIG environment variable; run the same command on every worker). --batch_size is the "
+                  "global batch, split across replicas.")
+flags.register_validator("strategy", lambda name: name != "multi_worker" or "TF_CONFIG" in os.environ,
+                         message="multi_worker needs the cluster in the TF_CONFIG environment variable")
 flags.DEFINE_integer("num_cpu_devices", _DEFAULT.num_cpu_devices,
                      "Split the CPU into N logical devices (to try --strategy=mirrored without GPUs). 0: one device.",
                      lower_bound=0)

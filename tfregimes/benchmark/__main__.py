@@ -1,4 +1,4 @@
-"""python -m tfregimes.benchmark --suite=regularizers [--model=resnet20 --batch_size=128 --steps=5 --rounds=3]
+"""python -m tfregimes.benchmark --suite=regularizers [--model=resnet20 --batch_size=128 --steps=3 --rounds=5]
 
 Times a suite's training-step variants in one process on the same network and synthetic batch and prints a table,
 then, as its last line, a JSON object {variant: {"step_ms": …, "ratio_to_plain": …}}.

@@ -31,8 +31,8 @@ class Setting:
     num_classes: int = 10
     batch_size: int = 128
     warmup_steps: int = 3
-    steps: int = 5
-    rounds: int = 3
+    steps: int = 3
+    rounds: int = 5
     seed: int = 0
 
 

@@ -7,6 +7,8 @@ Order matters: `EpochLogs` adds the learning rate and epoch time to the epoch's 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from typing import Any, Sequence
 
@@ -122,9 +124,13 @@ class EpochRecorder(keras.callbacks.Callback):
         self.history.append(row)
         if self.divergence is not None and self.divergence.diverged:
             return  # Keep the last finite checkpoint: a diverged state is no place to resume from.
-        if not self.is_chief:
-            return
         checkpoint = self.run_dir.checkpoint_path(epoch + 1)
+        if not self.is_chief:
+            # Reading distributed variables runs collectives that every worker must join: the other workers of a
+            # cluster save too, into a scratch file.
+            with tempfile.TemporaryDirectory() as scratch:
+                self.model.save_weights(os.path.join(scratch, checkpoint.name))
+            return
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(str(checkpoint))  # Keras writes model and optimizer variables.
         self.run_dir.write_history(self.history)

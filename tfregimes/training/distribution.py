@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
@@ -26,14 +28,39 @@ def split_cpu(num_devices: int) -> None:
                            "split the CPU before anything else runs") from error
 
 
+@functools.cache
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy `name`; mirrored uses every GPU, or every logical CPU device when there is no GPU."""
+    """The strategy `name`; mirrored uses every GPU, or every logical CPU device when there is no GPU.
+
+    One per process (cached): MultiWorkerMirroredStrategy must be made before TensorFlow runs anything, so the
+    CLI makes it first and the trainer gets the same one."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([device.name for device in devices])
+    if name == "multi_worker":  # The cluster comes from the TF_CONFIG environment variable.
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (README, Distribution)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run directory: always, except on the non-chief workers of a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type == "chief" or (task_type == "worker" and task_id == 0
+                                    and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """In-memory pipelines have no files to shard across workers: each worker takes its share of every batch."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 @contextlib.contextmanager

@@ -17,6 +17,16 @@ def num_replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def _as_vectors(logs: dict) -> dict:
+    """Keras 3.15 reduces per-replica logs with MEAN over axis 0 under MultiWorkerMirroredStrategy, which fails
+    on scalars (keras-team/keras#20585); shape [1] reduces to the same scalar."""
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
 class RegimeModel(keras.Model):
     """Trains `network` with Keras' compile/fit, adding coupled L2 weight decay.
 
@@ -67,4 +77,23 @@ class RegimeModel(keras.Model):
         # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
         self._loss_tracker.update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self.compute_metrics(x, y, logits)
+        logs = self.compute_metrics(x, y, logits)
+        return _as_vectors(logs) if is_multi_worker(self.distribute_strategy) else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return _as_vectors(logs) if is_multi_worker(self.distribute_strategy) else logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras builds metrics on a data batch it first reduces across replicas, which fails under
+        MultiWorkerMirroredStrategy (keras-team/keras#20585); one replica's local batch serves as well."""
+        if not is_multi_worker(self.distribute_strategy) or iterator is None:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            local = self.distribute_strategy.experimental_local_results
+            data_batch = tf.nest.map_structure(
+                lambda value: local(value)[0] if isinstance(value, tf.distribute.DistributedValues) else value,
+                next(batches))
+            break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)

@@ -9,6 +9,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import time
 from typing import Any, Sequence
 
@@ -22,12 +23,12 @@ from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import callbacks as callbacks_lib
-from tfregimes.training.distribution import make_strategy, precision_policy, split_cpu
+from tfregimes.training.distribution import is_chief, make_strategy, precision_policy, shard_by_data, split_cpu
 from tfregimes.training.exploration import ExplorationController
 from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
                                        phases_from_config)
 from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
-from tfregimes.training.step import RegimeModel
+from tfregimes.training.step import RegimeModel, is_multi_worker
 
 
 class RunConfigError(ValueError):
@@ -145,6 +146,9 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     phases = phases_from_config(config)
     model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
 
+    strategy = tf.distribute.get_strategy()
+    chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
+    shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
     run_dir.create()
     progress = run_dir.read_progress()
     initial_epoch = int(progress["epochs_done"]) if progress else 0
@@ -161,13 +165,15 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
             controller.restore(progress["exploration"])
         print(f"Resuming {run_dir.root} after epoch {initial_epoch} of {config.epochs}.", flush=True)
     else:
-        write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
+        if chief:
+            write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
 
     epoch_logs = callbacks_lib.EpochLogs()
     divergence = callbacks_lib.DivergenceMonitor()
-    tensorboard = callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir),
-                                            profile_batch=_profile_batches(config.profile_batch))
-    validation = data.evaluation("test", config.eval_batch_size)
+    tensorboard = callbacks_lib.TensorBoard(
+        log_dir=str(run_dir.tensorboard_dir) if chief else tempfile.mkdtemp(prefix="tfregimes-worker-"),
+        profile_batch=_profile_batches(config.profile_batch))
+    validation = shard(data.evaluation("test", config.eval_batch_size))
     for phase in phases:
         if initial_epoch >= phase.end_epoch:
             continue
@@ -176,10 +182,11 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
             optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
             controller = _exploration_controller(optimizer, config)
         records = [phase_record] + ([controller] if controller else [])
-        recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence)
+        recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence,
+                                               is_chief=chief)
         start = max(initial_epoch, phase.start_epoch)
-        model.fit(data.train(batch_size, seed=config.seed, augment=config.augment,
-                             start_epoch=start, num_epochs=phase.end_epoch),
+        model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,
+                                   start_epoch=start, num_epochs=phase.end_epoch)),
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
                   callbacks=[epoch_logs, divergence, *([controller] if controller else []), tensorboard, recorder],
@@ -210,10 +217,17 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     if controller is not None:
         metrics["exploration"] = {k: v for k, v in controller.state().items() if k != "losses"}
     if not divergence.diverged:
-        export_model(model.network, run_dir)
+        # Every worker of a cluster exports (its reads of distributed variables are collectives); only the chief
+        # keeps the result.
+        if chief:
+            export_model(model.network, run_dir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="tfregimes-worker-") as scratch:
+                export_model(model.network, RunDirectory(scratch))
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["run_dir"] = str(run_dir.root)
-    write_json(run_dir.metrics_path, metrics)
+    if chief:
+        write_json(run_dir.metrics_path, metrics)
     return RunResult(run_dir, metrics)
 
 

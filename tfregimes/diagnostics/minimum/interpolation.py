@@ -19,8 +19,6 @@ import tensorflow as tf
 
 from tfregimes.diagnostics.minimum.flat_model import cross_entropy
 
-CSV_COLUMNS_PER_SPLIT = ("loss", "accuracy")
-
 
 def interpolation_alphas(points: int = 31, start: float = -1.0, stop: float = 2.0) -> np.ndarray:
     """`points` evenly spaced values of a from `start` to `stop` (31 points: steps of 0.1 over [−1, 2])."""
@@ -115,7 +113,7 @@ def plot_interpolation(rows: list[dict[str, float]], path: str | os.PathLike, ti
     accuracy_axis.set_ylabel("accuracy (%)", color="tab:red")
     accuracy_axis.set_ylim(0, 100)
     handles = loss_axis.get_legend_handles_labels()[0] + accuracy_axis.get_legend_handles_labels()[0]
-    loss_axis.legend(handles=handles, loc="upper center", fontsize="small")
+    loss_axis.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
     if title:
         loss_axis.set_title(title, fontsize="small")
     figure.tight_layout()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +27,11 @@ from tfregimes.diagnostics.training import angular, learning_rate, margins, mome
 from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
 
 
-def last_step_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    """The learning rate of the optimizer's last step: what the epoch's `learning_rate` column logs."""
+def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | None = None) -> float:
+    """The learning rate of the optimizer's last step: the epoch's `learning_rate` when the trainer's `EpochLogs`
+    already put it in `logs`, else computed the same way."""
+    if logs and "learning_rate" in logs:
+        return float(logs["learning_rate"])
     # Imported here: tfregimes.training imports the trainer, which builds these callbacks.
     from tfregimes.training.callbacks import current_learning_rate
     return current_learning_rate(optimizer, last_step=True)
@@ -42,6 +46,7 @@ class DiagnosticsOutput:
         self.output_dir = Path(output_dir) if output_dir else None
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
         self._writer = None
+        self._scalar_writers = {}
 
     @property
     def writer(self):
@@ -50,11 +55,16 @@ class DiagnosticsOutput:
         return self._writer
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        if self.writer is None:
+        if self.writer is None or not values:
             return
-        with self.writer.as_default():
-            for tag, value in values.items():
-                tf.summary.scalar(tag, value, step=step)
+        tags = tuple(values)
+        if tags not in self._scalar_writers:  # One compiled call per set of tags, not one eager call per tag.
+            def write(vector, step):
+                with self.writer.as_default():
+                    for index, tag in enumerate(tags):
+                        tf.summary.scalar(tag, vector[index], step=step)
+            self._scalar_writers[tags] = tf.function(write, autograph=False)
+        self._scalar_writers[tags](tf.constant([values[t] for t in tags], tf.float32), tf.constant(step, tf.int64))
         self.writer.flush()
 
     def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
@@ -64,17 +74,27 @@ class DiagnosticsOutput:
             tf.summary.histogram(tag, values, step=step)
         self.writer.flush()
 
-    def read_json(self, name: str, default):
-        path = self.output_dir / name if self.output_dir else None
-        if path is None or not path.exists():
-            return default
-        return json.loads(path.read_text())
-
-    def write_json(self, name: str, data) -> None:
+    def append_json_line(self, name: str, record) -> None:
+        """Appends one JSON record to the JSON-lines file `name` (cheap each epoch; a resumed run appends the
+        epochs it redoes again, so readers keep the last record of each epoch)."""
         if self.output_dir is None:
             return
-        from tfregimes.training.run_dir import write_json  # atomic, NaN -> null
-        write_json(self.output_dir / name, data)
+        from tfregimes.training.run_dir import json_safe
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.output_dir / name, "a") as f:
+            f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+
+    def write_json(self, name: str, data) -> None:
+        """Atomically (a temporary file renamed over `name`), NaN as null; no fsync: it is rewritten each epoch."""
+        if self.output_dir is None:
+            return
+        from tfregimes.training.run_dir import json_safe
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        path = self.output_dir / name
+        fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(json_safe(data), f, indent=1, allow_nan=False)
+        os.replace(tmp, path)
 
 
 class EpochDiagnostic(keras.callbacks.Callback):
@@ -96,10 +116,10 @@ class AngularUpdate(EpochDiagnostic):
     """Seed 002 eq. 11: the angle between the weights at the start and the end of a measured epoch.
 
     Logs `angular_update` (radians, whole weight vector); the angle of each layer's weights goes to TensorBoard
-    (`angular_update/<layer>`) and to `angular_update_layers.json`.
+    (`angular_update/<layer>`) and to `angular_update_layers.jsonl`, one JSON line per measured epoch.
     """
 
-    LAYERS_FILE = "angular_update_layers.json"
+    LAYERS_FILE = "angular_update_layers.jsonl"
 
     def __init__(self, *, scale_invariant_only: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -114,7 +134,6 @@ class AngularUpdate(EpochDiagnostic):
                                  autograph=False)
         self._angles = angular.make_device_angles(self._reference, variables, self._groups)
         self._has_reference = False
-        self._records = self.output.read_json(self.LAYERS_FILE, [])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._has_reference = self.is_measured(epoch)
@@ -127,9 +146,8 @@ class AngularUpdate(EpochDiagnostic):
         whole, by_layer = self._angles()
         logs["angular_update"] = whole
         self.output.scalars({f"angular_update/{name}": value for name, value in by_layer.items()}, step=epoch)
-        self._records = [r for r in self._records if r["epoch"] < epoch + 1]  # A resumed run redoes later ones.
-        self._records.append({"epoch": epoch + 1, "angular_update": whole, "layers": by_layer})
-        self.output.write_json(self.LAYERS_FILE, self._records)
+        self.output.append_json_line(self.LAYERS_FILE, {"epoch": epoch + 1, "angular_update": whole,
+                                                        "layers": by_layer})
 
 
 class EffectiveLearningRate(EpochDiagnostic):
@@ -155,7 +173,7 @@ class EffectiveLearningRate(EpochDiagnostic):
         if logs is None or not self.is_measured(epoch):
             return
         optimizer = self.model.optimizer
-        lr = last_step_learning_rate(optimizer)
+        lr = last_step_learning_rate(optimizer, logs)
         squared_norm = float(self._squared_norm())
         logs["weight_norm"] = math.sqrt(squared_norm)
         logs["effective_lr"] = learning_rate.effective_learning_rate(lr, squared_norm)
@@ -191,7 +209,10 @@ class MomentumDiagnostic(EpochDiagnostic):
     def on_train_begin(self, logs=None):
         if callable(self._probe_source):
             self._probe_source = self._probe_source()
+        self._probe_source = tuple(tf.convert_to_tensor(a) for a in self._probe_source)
         self._variables = list(self.model.trainable_variables)
+        self._flat_weights = momentum.make_device_flatten(self._variables)
+        self._flat_velocity = {}
 
     def _probe_for(self, optimizer) -> momentum.ProbeGradient | None:
         key = id(optimizer)
@@ -204,6 +225,7 @@ class MomentumDiagnostic(EpochDiagnostic):
                     self._warned = True
                 return None
             self._probes[key] = momentum.ProbeGradient(self.model, buffers, chunk_size=self.chunk_size)
+            self._flat_velocity[key] = momentum.make_device_flatten(buffers)
         return self._probes[key]
 
     def on_epoch_end(self, epoch, logs=None):
@@ -213,17 +235,17 @@ class MomentumDiagnostic(EpochDiagnostic):
         probe = self._probe_for(optimizer)
         if probe is None:
             return
-        lr = last_step_learning_rate(optimizer)
+        lr = last_step_learning_rate(optimizer, logs)
         squared_velocity, squared_gradient = probe(*self._probe_source)
         logs["momentum_scale"] = math.sqrt(squared_velocity) / (lr * math.sqrt(squared_gradient))
         self.store.add(momentum.MomentumSnapshot(
             epoch=epoch + 1, step=int(optimizer.iterations.numpy()), learning_rate=lr,
-            weights=momentum.flatten(self._variables), velocity=momentum.flatten(probe.buffers)))
+            weights=self._flat_weights(), velocity=self._flat_velocity[id(optimizer)]()))
 
     def on_train_end(self, logs=None):
         if not self.store.steps():
             return
-        final = momentum.flatten(self._variables)
+        final = self._flat_weights()
         if not np.all(np.isfinite(final)):
             print("momentum alignment skipped: the final weights are not finite", flush=True)
             return

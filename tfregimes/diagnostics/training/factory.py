@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -105,6 +106,12 @@ def take_examples(source: tf.data.Dataset | Examples, count: int) -> Examples:
     return np.asarray(x)[:count], np.asarray(y)[:count]
 
 
+def default_probe_examples(num_train: int, batch_size: int, every: int) -> int:
+    """2 % of the examples trained on between two measurements, at least one batch and at most 1024, so that the
+    probe gradient costs about 2 % of the training compute (a gradient per example, as a training step)."""
+    return min(1024, max(batch_size, math.ceil(0.02 * num_train * every)))
+
+
 def parse_names(names: str | Sequence[str]) -> list[str]:
     """"angular,elr" or ["angular", "elr"] -> known names in order, without repeats; unknown names fail loudly."""
     if isinstance(names, str):
@@ -121,7 +128,7 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
                          train_examples: tf.data.Dataset | Examples | None = None,
                          output_dir: str | os.PathLike | None = None,
                          tensorboard_dir: str | os.PathLike | None = None,
-                         scale_invariant_only: bool = False, probe_examples: int = 1024,
+                         scale_invariant_only: bool = False, probe_examples: int | None = None,
                          margin_samples: int = 1024, margin_normalization: str = "total_variation",
                          margin_layers: Sequence[str] = (), margin_batch_size: int = 256,
                          save_margins: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
@@ -132,6 +139,7 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
     train_examples: training examples, unaugmented, as (x, y) arrays or a dataset of (x, y) batches; the first
         `probe_examples` are the momentum probe set, the first `margin_samples` the margin set. Read once, at the
         start of training.
+    probe_examples: size of the probe set for ∇f in the momentum scale; None: `default_probe_examples`.
     output_dir: JSON files (per-layer angles, momentum alignment) and momentum snapshots (`momentum_snapshots/`,
         2 × 4 bytes × parameters each, kept so that a resumed run still has them); None keeps them in memory.
     tensorboard_dir: a TensorBoard run for histograms, per-layer angles and the alignment; None skips them.
@@ -143,6 +151,8 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
         raise ValueError(f"every must be >= 1, got {every}")
     if margin_normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown margin normalization {margin_normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    if probe_examples is None:
+        probe_examples = default_probe_examples(num_train, batch_size, every)
     if min(probe_examples, margin_samples, margin_batch_size) < 1:
         raise ValueError("probe_examples, margin_samples and margin_batch_size must be positive")
     parsed = parse_names(names)

@@ -11,13 +11,15 @@ v_t, i.e. the buffer measured in units of that step's learning rate.
 The alignment uses the direction the buffer moves the weights (−g_t, i.e. v_t): with eq. 3's g taken literally,
 an ascent direction, s_t would tend to −1 on the convex quadratic where §3.1 reports that it tends to +1. x* is
 unknown during training; as in seed 001 (footnote 2) it is the solution training converged to, the final weights,
-so s_t is computed after training from snapshots (v_t, x_t) recorded at chosen steps.
+so s_t is computed after training from snapshots (v_t, x_t) recorded at the end of the measured epochs.
 
 ∇f(w_t) in eq. 4 is the gradient of the training objective (data loss plus coupled weight decay, exactly what the
-`RegimeModel` computes for its optimizer, including a regime's extra terms) on a fixed probe batch of training
-examples at the current weights, in training mode (batch statistics, dropout); every state variable the pass
-touches (BN moving statistics, dropout seeds) is restored, so the diagnostic does not change the run.
-On a noiseless quadratic (the test) it is the exact gradient and r_t → 1/(1 − μ), s_t → 1 (seed 001 §3.1).
+`RegimeModel` computes for its optimizer, including a regime's extra terms) at the current weights on a fixed probe
+set of training examples (the same examples every time), averaged over chunks of at most a training batch, in
+training mode (batch statistics, dropout). Every state variable the pass touches (BN moving statistics, dropout
+seeds) is restored, so the diagnostic does not change the run. The probe gradient is not clipped (the optimizer's
+`global_clipnorm`, if any, is not applied). On a noiseless quadratic (the test) it is the exact gradient, and
+r_t → 1/(1 − μ), s_t → 1 (seed 001 §3.1).
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ import tensorflow as tf
 def flatten(values: Sequence) -> np.ndarray:
     """The concatenation of `values` (arrays, tensors or variables) as one float32 vector."""
     return np.concatenate([np.asarray(keras.ops.convert_to_numpy(v), np.float32).ravel() for v in values])
+
+
+def make_device_flatten(variables: Sequence):
+    """A compiled no-argument `flatten` of the variables' current values: one device-to-host copy, not one each."""
+    variables = list(variables)
+    compute = tf.function(lambda: tf.concat([tf.reshape(tf.cast(tf.convert_to_tensor(v), tf.float32), [-1])
+                                             for v in variables], axis=0), autograph=False)
+    return lambda: compute().numpy()
 
 
 def heavy_ball_buffers(optimizer: keras.optimizers.Optimizer, variables: Sequence[keras.Variable]) -> list:
@@ -70,6 +80,7 @@ class ProbeGradient:
     mode, averaged over chunks of at most `chunk_size` examples (weighted by chunk size) so that a large probe set
     fits in memory like a training batch. The model's non-trainable state (BN moving statistics, seed-generator
     states) is saved before and restored after, so the next training step sees what it would have without it.
+    One compiled call does it all (the chunks are a graph loop).
     """
 
     def __init__(self, model: keras.Model, buffers: Sequence[keras.Variable], *, chunk_size: int):
@@ -79,37 +90,30 @@ class ProbeGradient:
         self.buffers = list(buffers)
         self.chunk_size = chunk_size
         self._state = list(model.non_trainable_variables)
-        self._save = tf.function(lambda: [tf.identity(v.value) for v in self._state], autograph=False)
-        self._restore = tf.function(self._restore_state, autograph=False)
-        self._gradients = tf.function(self._weighted_gradients, autograph=False, reduce_retracing=True)
-        self._squared_norms = tf.function(self._norms, autograph=False)
+        self._probe = tf.function(self._squared_norms, reduce_retracing=True)
 
-    def _restore_state(self, saved):
-        for variable, value in zip(self._state, saved):
-            variable.assign(value)
-
-    def _weighted_gradients(self, x, y, weight):
-        _, _, gradients = self.model.compute_gradients(x, y)
-        return [tf.zeros_like(v) if g is None else tf.cast(g, v.dtype) * weight
-                for g, v in zip(gradients, self.model.trainable_variables)]
-
-    def _norms(self, gradients):
-        return (tf.add_n([tf.reduce_sum(tf.square(b.value)) for b in self.buffers]),
-                tf.add_n([tf.reduce_sum(tf.square(g)) for g in gradients]))
+    def _squared_norms(self, x, y):
+        saved = [tf.identity(v.value) for v in self._state]
+        count = tf.shape(x)[0]
+        variables = self.model.trainable_variables
+        total = [tf.zeros(v.shape, v.dtype) for v in variables]
+        with tf.control_dependencies(saved):
+            for start in tf.range(0, count, self.chunk_size):
+                chunk_x, chunk_y = x[start:start + self.chunk_size], y[start:start + self.chunk_size]
+                weight = tf.cast(tf.shape(chunk_x)[0], tf.float32) / tf.cast(count, tf.float32)
+                _, _, gradients = self.model.compute_gradients(chunk_x, chunk_y)
+                total = [t if g is None else t + tf.cast(g, t.dtype) * tf.cast(weight, t.dtype)
+                         for t, g in zip(total, gradients)]
+        squared_gradient = tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in total])
+        with tf.control_dependencies([squared_gradient]):
+            for variable, value in zip(self._state, saved):
+                variable.assign(value)
+        squared_velocity = tf.add_n([tf.reduce_sum(tf.square(tf.cast(b.value, tf.float32))) for b in self.buffers])
+        return squared_velocity, squared_gradient
 
     def __call__(self, x, y) -> tuple[float, float]:
         """(‖v‖², ‖∇f(w)‖²) with ∇f the example-weighted mean gradient over (x, y)."""
-        saved = self._save()
-        total = None
-        try:
-            for start in range(0, len(x), self.chunk_size):
-                chunk_x, chunk_y = x[start:start + self.chunk_size], y[start:start + self.chunk_size]
-                weight = tf.constant(len(chunk_x) / len(x), tf.float32)
-                gradients = self._gradients(chunk_x, chunk_y, weight)
-                total = gradients if total is None else [a + b for a, b in zip(total, gradients)]
-        finally:
-            self._restore(saved)
-        squared_velocity, squared_gradient = self._squared_norms(total)
+        squared_velocity, squared_gradient = self._probe(tf.convert_to_tensor(x), tf.convert_to_tensor(y))
         return float(squared_velocity), float(squared_gradient)
 
 
