@@ -78,6 +78,13 @@ class RunConfig:
     num_cpu_devices: int = 0  # 0: leave the CPU as one device.
     precision: str = "float32"
     jit_compile: bool = False
+    # Diagnostics during training.
+    diagnostics: tuple[str, ...] = ()
+    diagnostics_every: int = 1
+    scale_invariant_only: bool = False
+    margin_samples: int = 1024
+    margin_normalization: str = "total_variation"
+    save_margins: str = ""
     # Run.
     seed: int = 0
     model_dir: str = ""

@@ -14,6 +14,8 @@ from absl import flags
 from tfregimes import config as config_lib
 from tfregimes import cli_common
 from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
+from tfregimes.diagnostics.training import TRAINING_DIAGNOSTICS
+from tfregimes.diagnostics.training.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
 from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
@@ -159,6 +161,24 @@ flags.DEFINE_boolean("jit_compile", _DEFAULT.jit_compile,
                      "XLA-compile the train step (on this 2-core CPU it was slower for ResNet-20; fails under "
                      "mirrored on logical CPU devices).")
 
+# --- Diagnostics during training (README "Diagnostics during training") ------------------------------------------
+flags.DEFINE_list("diagnostics", list(_DEFAULT.diagnostics),
+                  f"Training-time diagnostics, any of {', '.join(TRAINING_DIAGNOSTICS.names())}: angular update "
+                  "(seed 002 eq. 11), effective LR and tuning factor (eq. 9, 10, 27), momentum scale/alignment "
+                  "(seed 001 eq. 3, 4), first-order margins (seed 000 A.1).")
+flags.DEFINE_integer("diagnostics_every", _DEFAULT.diagnostics_every,
+                     "Measure the diagnostics every k epochs (and at the last).", lower_bound=1)
+flags.DEFINE_boolean("scale_invariant_only", _DEFAULT.scale_invariant_only,
+                     "angular/elr over the scale-invariant weights only (those followed by normalization).")
+flags.DEFINE_integer("margin_samples", _DEFAULT.margin_samples,
+                     "Training examples whose margins are measured.", lower_bound=1)
+flags.DEFINE_enum("margin_normalization", _DEFAULT.margin_normalization, list(MARGIN_NORMALIZATIONS),
+                  "Divide margins by the square root of the total variation of the inputs (seed 000 A.1) or not.")
+flags.DEFINE_string("save_margins", _DEFAULT.save_margins,
+                    "Save the per-example margins to this .npy file ({epoch} in the name: one file per epoch).")
+flags.register_validator("diagnostics", lambda names: all(name in TRAINING_DIAGNOSTICS for name in names),
+                         message=f"must be a comma-separated list of {', '.join(TRAINING_DIAGNOSTICS.names())}")
+
 # --- Run ------------------------------------------------------------------------------------------------------
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialization, data order and augmentation.")
 flags.DEFINE_string("model_dir", _DEFAULT.model_dir,
@@ -258,6 +278,7 @@ def config_from_flags() -> config_lib.RunConfig:
     values["hidden_sizes"] = tuple(int(v) for v in values["hidden_sizes"])
     for name in ("lr_boundaries", "phase2_lr_boundaries"):
         values[name] = tuple(float(v) for v in values[name])
+    values["diagnostics"] = tuple(values["diagnostics"])
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)
 
@@ -282,6 +303,9 @@ _ONLY_WITH = [
     (("lr_power",), lambda c: _uses_schedule(c, "poly"), "--lr_schedule=poly"),
     (("flat_window", "flat_tolerance", "extra_exploration_epochs", "exploration_decay", "decay_interval_epochs",
       "transition_epochs"), lambda c: c.lr_schedule == "explore", "--lr_schedule=explore"),
+    (("diagnostics_every", "scale_invariant_only"), lambda c: bool(c.diagnostics), "--diagnostics"),
+    (("margin_samples", "margin_normalization", "save_margins"), lambda c: "margins" in c.diagnostics,
+     "--diagnostics=margins"),
     (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),
      lambda c: c.transition_epoch > 0, "--transition_epoch (two-phase training)"),
 ]

@@ -1,9 +1,10 @@
 """Steady-state step time of training-step variants, measured in one process on the same network and batch.
 
 Each variant gets the same initial network (same seed) and the same synthetic batch. All are built and warmed up
-(traced) first; then the timing rounds interleave the variants, so a change in the machine's load during the run
-touches every variant alike. A variant's time is the fastest round's mean step: on a shared machine the
-slower rounds measure the other work, not the step (the same reasoning as `timeit`'s "best of").
+(traced) first. Then each timing round times, for every variant, `steps` plain steps immediately followed by
+`steps` of the variant: the ratio of the two is taken over the same few seconds, so a change in the machine's load
+(other processes on a shared machine) touches both sides of it alike. A variant's `ratio_to_plain` is the median
+of its rounds' ratios, its `step_ms` the median of its rounds' mean step.
 """
 
 from __future__ import annotations
@@ -39,9 +40,17 @@ class Setting:
 @dataclasses.dataclass
 class Timing:
     name: str
-    step_ms: float  # Fastest round's mean step.
-    round_ms: list[float]  # Every round's mean step.
+    round_ms: list[float]  # Each round's mean step (for the baseline: each of its timings).
+    round_ratios: list[float]  # Each round's mean step over the plain step's, timed just before it.
     warmup_s: float  # Building, tracing and the warm-up steps.
+
+    @property
+    def step_ms(self) -> float:
+        return float(np.median(self.round_ms))
+
+    @property
+    def ratio_to_plain(self) -> float:
+        return float(np.median(self.round_ratios))
 
 
 def synthetic_batch(setting: Setting) -> tuple[tf.Tensor, tf.Tensor]:
@@ -66,6 +75,8 @@ def time_variants(variants: Sequence[Variant], setting: Setting, *, log=print) -
     """Builds, warms up, then times every variant; see the module docstring for the method."""
     if setting.warmup_steps < 1 or setting.steps < 1 or setting.rounds < 1:
         raise ValueError("warmup_steps, steps and rounds must be >= 1")
+    if not variants or variants[0].name != BASELINE:
+        raise ValueError(f"the first variant must be the {BASELINE!r} baseline")
     x, y = synthetic_batch(setting)
     models, warmups = {}, {}
     for variant in variants:
@@ -77,24 +88,32 @@ def time_variants(variants: Sequence[Variant], setting: Setting, *, log=print) -
             raise FloatingPointError(f"variant {variant.name} gave a non-finite loss while warming up")
         models[variant.name], warmups[variant.name] = model, time.perf_counter() - started
         log(f"  {variant.name}: built and warmed up in {warmups[variant.name]:.1f} s")
-    rounds: dict[str, list[float]] = {v.name: [] for v in variants}
+
+    def mean_step_ms(model) -> float:
+        started = time.perf_counter()
+        for _ in range(setting.steps):
+            model.train_on_batch(x, y)  # Returns numbers, so each call waits for its step.
+        return 1000.0 * (time.perf_counter() - started) / setting.steps
+
+    baseline = models[BASELINE]
+    round_ms = {v.name: [] for v in variants}
+    round_ratios = {v.name: [] for v in variants}
     for _ in range(setting.rounds):
         for variant in variants:
-            model = models[variant.name]
-            started = time.perf_counter()
-            for _ in range(setting.steps):
-                model.train_on_batch(x, y)  # Returns numbers, so each call waits for its step.
-            rounds[variant.name].append(1000.0 * (time.perf_counter() - started) / setting.steps)
-    return [Timing(v.name, min(rounds[v.name]), rounds[v.name], warmups[v.name]) for v in variants]
+            plain_ms = mean_step_ms(baseline)
+            variant_ms = plain_ms if variant.name == BASELINE else mean_step_ms(models[variant.name])
+            round_ms[variant.name].append(variant_ms)
+            round_ratios[variant.name].append(variant_ms / plain_ms)
+            if variant.name != BASELINE:
+                round_ms[BASELINE].append(plain_ms)
+    return [Timing(v.name, round_ms[v.name], round_ratios[v.name], warmups[v.name]) for v in variants]
 
 
 def ratios(timings: Sequence[Timing]) -> dict[str, dict[str, float]]:
     """{variant: {"step_ms", "ratio_to_plain"}}, the benchmark's JSON result."""
-    by_name = {t.name: t for t in timings}
-    if BASELINE not in by_name:
+    if BASELINE not in {t.name for t in timings}:
         raise ValueError(f"no {BASELINE!r} variant to take ratios against")
-    baseline = by_name[BASELINE].step_ms
-    return {t.name: {"step_ms": round(t.step_ms, 3), "ratio_to_plain": round(t.step_ms / baseline, 3)}
+    return {t.name: {"step_ms": round(t.step_ms, 3), "ratio_to_plain": round(t.ratio_to_plain, 3)}
             for t in timings}
 
 
@@ -102,10 +121,11 @@ def report(timings: Sequence[Timing], setting: Setting) -> str:
     """A readable table, then the JSON result as the LAST line (what scripts read)."""
     result = ratios(timings)
     lines = [f"{setting.model}, input {'x'.join(map(str, setting.input_shape))}, batch {setting.batch_size}: "
-             f"best of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} warm-up steps",
-             f"{'variant':<12} {'step ms':>9} {'ratio':>6}  rounds (ms)"]
+             f"medians of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} warm-up "
+             "steps",
+             f"{'variant':<12} {'step ms':>9} {'ratio':>6}  rounds: ms (ratio to the plain steps just before)"]
     for t in timings:
-        lines.append(f"{t.name:<12} {t.step_ms:>9.1f} {result[t.name]['ratio_to_plain']:>6.2f}  "
-                     + " ".join(f"{r:.0f}" for r in t.round_ms))
+        lines.append(f"{t.name:<12} {t.step_ms:>9.1f} {t.ratio_to_plain:>6.2f}  "
+                     + " ".join(f"{ms:.0f} ({ratio:.2f})" for ms, ratio in zip(t.round_ms, t.round_ratios)))
     lines.append(json.dumps(result, sort_keys=False))
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from tfregimes import config as config_lib
 from tfregimes.data import load_dataset
+from tfregimes.diagnostics.training import diagnostic_callbacks
 from tfregimes.evaluation import evaluate_classifier
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
@@ -174,6 +175,12 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         log_dir=str(run_dir.tensorboard_dir) if chief else tempfile.mkdtemp(prefix="tfregimes-worker-"),
         profile_batch=_profile_batches(config.profile_batch))
     validation = shard(data.evaluation("test", config.eval_batch_size))
+    diagnostics = diagnostic_callbacks(
+        config.diagnostics, every=config.diagnostics_every, num_train=data.info.num_train,
+        batch_size=config.batch_size, train_examples=data.evaluation("train", config.eval_batch_size),
+        output_dir=run_dir.root / "diagnostics", tensorboard_dir=run_dir.tensorboard_dir / "diagnostics",
+        scale_invariant_only=config.scale_invariant_only, margin_samples=config.margin_samples,
+        margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
     for phase in phases:
         if initial_epoch >= phase.end_epoch:
             continue
@@ -189,7 +196,9 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
                                    start_epoch=start, num_epochs=phase.end_epoch)),
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
-                  callbacks=[epoch_logs, divergence, *([controller] if controller else []), tensorboard, recorder],
+                  # Diagnostics read EpochLogs' learning rate; TensorBoard and EpochRecorder write what all add.
+                  callbacks=[epoch_logs, divergence, *([controller] if controller else []), *diagnostics,
+                             tensorboard, recorder],
                   verbose=config.verbose, shuffle=False)  # Each epoch's order is already set by (seed, epoch).
         if divergence.diverged:
             break

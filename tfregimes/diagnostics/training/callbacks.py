@@ -191,7 +191,8 @@ class MomentumDiagnostic(EpochDiagnostic):
     At the end of a measured epoch: logs `momentum_scale` r_t (∇f on the probe examples) and records a snapshot
     (x_t, v_t). At the end of training: the alignment s_t of every snapshot against the final weights goes to
     `momentum_alignment.json` and to TensorBoard (`epoch_momentum_alignment`, step = 0-based epoch). Epochs whose
-    optimizer has no heavy-ball buffer (Adam, LARS, SGD without momentum, e.g. in one phase) are skipped.
+    optimizer has no heavy-ball buffer (Adam, LARS, SGD without momentum, e.g. in one phase) are skipped, and so
+    are runs on more than one replica; a one-line message says so.
     """
 
     ALIGNMENT_FILE = "momentum_alignment.json"
@@ -218,6 +219,9 @@ class MomentumDiagnostic(EpochDiagnostic):
         key = id(optimizer)
         if key not in self._probes:
             try:
+                if self.model.distribute_strategy.num_replicas_in_sync > 1:
+                    # The probe would run outside the strategy's replica context: not supported, so not measured.
+                    raise ValueError("the momentum probe runs on a single replica only")
                 buffers = momentum.heavy_ball_buffers(optimizer, self._variables)
             except ValueError as error:
                 if not self._warned:

@@ -1,0 +1,323 @@
+"""Training-time diagnostics against closed forms: angular update (seed 002 eq. 11), effective LR and tuning factor
+(eqs. 9, 10, 27), momentum scale and alignment on a heavy-ball quadratic (seed 001 §3.1), first-order margins of a
+linear softmax model (seed 000 A.1), and the callbacks in short fits."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfregimes.diagnostics.training import TRAINING_DIAGNOSTICS, diagnostic_callbacks
+from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
+from tfregimes.diagnostics.training.callbacks import AngularUpdate, DiagnosticsOutput, EffectiveLearningRate
+from tfregimes.diagnostics.training.weight_groups import scale_invariant_variables
+from tfregimes.diagnostics.training.factory import default_probe_examples
+from tfregimes.registry import UnknownNameError
+from tfregimes.training.callbacks import EpochLogs, EpochRecorder
+from tfregimes.training.run_dir import RunDirectory
+from tfregimes.training.step import RegimeModel
+
+
+def dense_network(inputs=2, units=2, name="net"):
+    x = keras.Input((inputs,))
+    return keras.Model(x, keras.layers.Dense(units, name="dense")(x), name=name)
+
+
+def compiled(network, *, lr=0.1, momentum_=0.0, weight_decay=0.0):
+    model = RegimeModel(network, weight_decay=weight_decay, decay_variables=network.trainable_variables)
+    model.compile(optimizer=keras.optimizers.SGD(lr, momentum=momentum_),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model(tf.zeros((1, *network.input_shape[1:])))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+# --- angular update (seed 002 eq. 11) -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("theta", [1e-6, 1e-3, 0.3, math.pi / 2, 3.0])
+def test_angular_update_is_exact_for_small_and_large_angles(theta):
+    x = np.array([2.0, 0.0, 0.0])
+    y = 0.5 * np.array([math.cos(theta), math.sin(theta), 0.0])
+    assert angular.angular_update([x], [y]) == pytest.approx(theta, rel=1e-9)
+
+
+def test_angular_update_of_a_known_weight_sequence_whole_and_per_layer(tmp_path):
+    network = dense_network()
+    model = compiled(network)
+    callback = AngularUpdate(output=DiagnosticsOutput(output_dir=tmp_path))
+    callback.set_model(model)
+    callback.set_params({"epochs": 2})
+    kernel, bias = network.get_layer("dense").trainable_variables
+    sequence = [(np.eye(2), np.zeros(2)),  # start of epoch 1 ...
+                (np.array([[1.0, 1.0], [0.0, 1.0]]), np.zeros(2)),  # ... its end: only w[0,1] moves
+                (np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([1.0, 1.0]))]  # end of epoch 2: the bias moves
+    kernel.assign(sequence[0][0]), bias.assign(sequence[0][1])
+    callback.on_train_begin()
+    logged = []
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        kernel.assign(sequence[epoch + 1][0]), bias.assign(sequence[epoch + 1][1])
+        logs = {}
+        callback.on_epoch_end(epoch, logs)
+        logged.append(logs["angular_update"])
+    # Whole vector: (1,0,0,1,0,0) -> (1,1,0,1,0,0): cos = 2/(√2·√3); then -> (1,1,0,1,1,1): cos = 3/(√3·√5).
+    assert logged[0] == pytest.approx(math.acos(2 / math.sqrt(6)), rel=1e-6)  # float32 weights
+    assert logged[1] == pytest.approx(math.acos(3 / math.sqrt(15)), rel=1e-6)
+    layers = [json.loads(line) for line in (tmp_path / AngularUpdate.LAYERS_FILE).read_text().splitlines()]
+    assert [r["epoch"] for r in layers] == [1, 2]
+    assert layers[0]["layers"] == {"dense": pytest.approx(logged[0])}
+
+
+def test_scale_invariant_weights_are_the_convs_followed_by_normalization():
+    from tfregimes.models import ModelOptions, build_model
+    network = build_model("cnn_small", input_shape=(8, 8, 1), num_classes=10, options=ModelOptions())
+    # conv -> BN for conv1..3; BN gamma/beta feed ReLU -> conv (not a normalization); the logits feed nothing.
+    assert [v.path for v in scale_invariant_variables(network)] == [
+        "conv1/kernel", "conv2/kernel", "conv3/kernel"]
+
+
+# --- effective learning rate and tuning factor (seed 002 eqs. 9, 10, 27) --------------------------------------
+
+def test_tuning_factor_of_seed_002_yellow_cells():
+    # Seed 002 §5: N = 50k, B = 128, η = 0.1, μ = 0.9, λ = 2e-4 gives the tuning factor 10/128 of its tables.
+    assert learning_rate.tuning_factor(num_train=50_000, learning_rate=0.1, weight_decay=2e-4, batch_size=128,
+                                       momentum=0.9) == pytest.approx(10 / 128, rel=1e-12)
+    assert learning_rate.tuning_factor(num_train=1000, learning_rate=0.5, weight_decay=1e-3, batch_size=50) \
+        == pytest.approx(0.01)
+
+
+def test_effective_learning_rate_callback_logs_eqs_9_10_27():
+    network = dense_network()
+    model = compiled(network, lr=0.3, momentum_=0.5, weight_decay=1e-3)
+    kernel, bias = network.trainable_variables
+    kernel.assign([[3.0, 0.0], [0.0, 4.0]]), bias.assign([0.0, 0.0])  # ‖x‖² = 25
+    callback = EffectiveLearningRate(num_train=600, batch_size=20)
+    callback.set_model(model)
+    callback.set_params({"epochs": 1})
+    callback.on_train_begin()
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["weight_norm"] == pytest.approx(5.0)
+    assert logs["effective_lr"] == pytest.approx(0.3 / 25)
+    assert logs["effective_lr_per_epoch"] == pytest.approx(0.3 * 600 / (25 * 20))
+    assert logs["tuning_factor"] == pytest.approx(600 * 0.3 * 1e-3 / (20 * 0.5))
+
+
+# --- momentum scale and alignment (seed 001 eqs. 3, 4, §3.1) ----------------------------------------------------
+
+@pytest.mark.parametrize("mu", [0.5, 0.9])
+def test_heavy_ball_on_a_quadratic_scale_tends_to_1_over_1_minus_mu_and_alignment_to_1(mu):
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(20, 20)))
+    hessian = (q * np.logspace(-5, -2.5, 20)) @ q.T  # f(w) = ½ wᵀAw; η·λ_max ≪ (1 − μ)²: overdamped
+    a = tf.constant(hessian, tf.float32)
+    w = keras.Variable(rng.normal(size=20).astype(np.float32))
+    optimizer = keras.optimizers.SGD(1.0, momentum=mu)  # Keras' v ← μv − η∇f, w ← w + v
+    optimizer.build([w])
+    step = tf.function(lambda: optimizer.apply([tf.linalg.matvec(a, w)], [w]))
+    snapshots = {}
+    for t in range(1, 1001):
+        step()
+        if t in (100, 800):
+            snapshots[t] = (w.numpy().copy(), optimizer.momentums[0].numpy().copy())
+    final = w.numpy()
+    scale, alignment = {}, {}
+    for t, (weights, velocity) in snapshots.items():
+        scale[t] = momentum.momentum_scale([velocity], [hessian @ weights], 1.0)
+        alignment[t] = momentum.momentum_alignment([velocity], [weights], [final])
+    assert scale[800] == pytest.approx(1 / (1 - mu), rel=0.02)
+    assert abs(scale[800] - 1 / (1 - mu)) < abs(scale[100] - 1 / (1 - mu))
+    assert alignment[800] > 0.98 and alignment[800] > alignment[100]
+
+
+# --- first-order margins (seed 000 A.1) ---------------------------------------------------------------------------
+
+def _linear_softmax(num_classes, dims, seed):
+    keras.utils.set_random_seed(seed)
+    network = dense_network(dims, num_classes)
+    rng = np.random.default_rng(seed)
+    network.get_layer("dense").bias.assign(rng.normal(size=num_classes).astype(np.float32))
+    return network
+
+
+def test_binary_linear_softmax_margin_is_the_signed_distance_to_the_decision_boundary():
+    network = _linear_softmax(2, 5, seed=1)
+    w, b = (v.numpy().astype(np.float64) for v in network.get_layer("dense").trainable_variables)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = rng.integers(0, 2, size=64)
+    result = margins.first_order_margins(network, x, y, normalization="none", batch_size=24)
+    # The decision boundary is the hyperplane a·x + c = 0, a = w₁ − w₀: distance |a·x + c|/‖a‖, signed + if right.
+    a, c = w[:, 1] - w[:, 0], b[1] - b[0]
+    score = x.astype(np.float64) @ a + c
+    correct = (score > 0) == (y == 1)
+    expected = np.where(correct, 1.0, -1.0) * np.abs(score) / np.linalg.norm(a)
+    np.testing.assert_allclose(result["input"], expected, rtol=1e-5)
+    assert (result["input"] < 0).any() and (result["input"] > 0).any()
+
+
+def test_multiclass_linear_margin_is_the_distance_to_the_boundary_with_the_runner_up():
+    network = _linear_softmax(4, 3, seed=3)
+    w, b = (v.numpy().astype(np.float64) for v in network.get_layer("dense").trainable_variables)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3))
+    y = rng.integers(0, 4, size=40)
+    d = margins.first_order_margins(network, x.astype(np.float32), y, normalization="none")["input"]
+    logits = x @ w + b
+    for i in range(len(x)):
+        others = [j for j in range(4) if j != y[i]]
+        c = others[int(np.argmax(logits[i, others]))]
+        normal = w[:, y[i]] - w[:, c]
+        # The nearest point with f_y = f_c (seed 000 eq. 11) is x − d·n/‖n‖; it lies on that boundary.
+        on_boundary = x[i] - d[i] * normal / np.linalg.norm(normal)
+        boundary_logits = on_boundary @ w + b
+        assert boundary_logits[y[i]] == pytest.approx(boundary_logits[c], abs=1e-5)
+        assert np.sign(d[i]) == (1 if np.argmax(logits[i]) == y[i] else -1)
+
+
+def test_hidden_layer_margin_and_total_variation_normalization():
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(6, name="hidden")(inputs)  # linear: the margin in h-space is exact too
+    network = keras.Model(inputs, keras.layers.Dense(3, name="out")(hidden))
+    v, c = (t.numpy().astype(np.float64) for t in network.get_layer("out").trainable_variables)
+    u, e = (t.numpy().astype(np.float64) for t in network.get_layer("hidden").trainable_variables)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=30)
+    raw = margins.first_order_margins(network, x, y, layer_names=["hidden"], normalization="none")
+    normalized = margins.first_order_margins(network, x, y, layer_names=["hidden"])
+    h = x.astype(np.float64) @ u + e
+    logits = h @ v + c
+    masked = np.where(np.eye(3)[y] > 0, -np.inf, logits)
+    runner_up = masked.argmax(axis=1)
+    rows = np.arange(30)
+    expected = (logits[rows, y] - logits[rows, runner_up]) / np.linalg.norm((v[:, y] - v[:, runner_up]).T, axis=1)
+    np.testing.assert_allclose(raw["hidden"], expected, rtol=1e-5)
+    for space, activations in (("input", x.astype(np.float64)), ("hidden", h)):
+        total_variation = activations.var(axis=0).sum()  # tr Cov over the examples (Jiang et al. 2018)
+        np.testing.assert_allclose(normalized[space], raw[space] / np.sqrt(total_variation), rtol=1e-5)
+
+
+def test_vectorized_margins_equal_per_example_gradients_on_a_cnn_with_batch_norm():
+    keras.utils.set_random_seed(7)
+    inputs = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.ReLU(name="relu")(h)
+    network = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(h)))
+    network.get_layer("bn").moving_mean.assign(np.full(4, 0.1, np.float32))  # inference mode must use these
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(9, 6, 6, 2)).astype(np.float32)
+    y = rng.integers(0, 5, size=9)
+    batched = margins.first_order_margins(network, x, y, normalization="none", batch_size=4)["input"]
+    for i in range(len(x)):
+        xi = tf.constant(x[i:i + 1])
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(xi)
+            logits = network(xi, training=False)[0]
+            order = [j for j in np.argsort(-logits.numpy()) if j != y[i]]
+            fy, fc = logits[int(y[i])], logits[int(order[0])]
+        gradient = tape.gradient(fy, xi) - tape.gradient(fc, xi)
+        assert batched[i] == pytest.approx(float(fy - fc) / float(tf.norm(gradient)), rel=1e-4)
+
+
+def test_margin_summary_keeps_the_inter_quartile_margins():
+    summary = margins.margin_summary(np.array([8, 1, 7, 2, 6, 3, 5, 4, np.nan], dtype=float))
+    # numpy's linear percentiles of 1..8: q1 = 2.75, median = 4.5, q3 = 6.25; kept 3, 4, 5, 6.
+    assert summary == {"q1": 2.75, "median": 4.5, "q3": 6.25, "mean": 4.5, "count": 8, "negative_fraction": 0.0}
+
+
+# --- the callbacks in short fits ------------------------------------------------------------------------------------
+
+def _bn_dropout_model(seed=0, momentum_=0.9):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(inputs)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.ReLU(name="relu")(h)
+    h = keras.layers.Dropout(0.3, name="dropout")(keras.layers.GlobalAveragePooling2D(name="pool")(h))
+    network = keras.Model(inputs, keras.layers.Dense(3, name="logits")(h), name="tiny")
+    return compiled(network, lr=0.05, momentum_=momentum_, weight_decay=1e-3)
+
+
+def _data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, size=n).astype(np.int32)
+
+
+def test_callbacks_add_their_keys_and_do_not_change_training(tmp_path):
+    x, y = _data()
+    baseline = _bn_dropout_model()
+    baseline.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+
+    model = _bn_dropout_model()
+    diagnostics = diagnostic_callbacks("angular,elr,momentum,margins", every=1, num_train=len(x), batch_size=32,
+                                       train_examples=tf.data.Dataset.from_tensor_slices((x, y)).batch(20),
+                                       output_dir=tmp_path / "diagnostics", tensorboard_dir=tmp_path / "tb",
+                                       probe_examples=64, margin_samples=50, margin_layers=["relu"],
+                                       save_margins=tmp_path / "margins.npy")
+    run_dir = RunDirectory(tmp_path / "run")
+    callbacks = [EpochLogs(), *diagnostics, EpochRecorder(run_dir, [])]  # the trainer's order
+    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=callbacks).history
+    expected = {"angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
+                "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean", "margin_relu_q1",
+                "margin_relu_median", "margin_relu_q3", "margin_relu_mean"}
+    assert expected <= set(history)
+    assert all(len(history[key]) == 2 and np.all(np.isfinite(history[key])) for key in expected)
+    assert expected <= set(run_dir.read_history()[0])  # history.csv has them
+    # The probe restores BN statistics and dropout seeds, so training is bit-for-bit the same.
+    for with_diagnostics, without in zip(model.network.weights, baseline.network.weights):
+        np.testing.assert_array_equal(with_diagnostics.numpy(), without.numpy())
+    assert history["loss"] == baseline.history.history["loss"]
+    assert np.load(tmp_path / "margins.npy").shape == (50,)
+    assert np.load(tmp_path / "margins_relu.npy").shape == (50,)
+    alignment = json.loads((tmp_path / "diagnostics" / "momentum_alignment.json").read_text())
+    assert [r["epoch"] for r in alignment] == [1, 2] and alignment[1]["alignment"] is None  # x_T = x*
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+
+
+def test_momentum_scale_and_alignment_match_an_independent_computation():
+    x, y = _data(n=80, seed=1)
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 1))  # no BN or dropout: the chunked probe gradient equals the full-batch one
+    network = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    model = compiled(network, lr=0.05, momentum_=0.9, weight_decay=1e-2)
+    callback, = diagnostic_callbacks(["momentum"], every=1, num_train=80, batch_size=32, train_examples=(x, y),
+                                     probe_examples=80)  # chunks of 32, 32, 16
+    recorded = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: recorded.append(
+        (momentum.flatten(model.trainable_variables), momentum.flatten(model.optimizer.momentums))))
+    history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[callback, record]).history
+    _, _, gradients = model.compute_gradients(tf.constant(x), tf.constant(y))
+    expected_scale = np.linalg.norm(recorded[-1][1]) / (0.05 * np.linalg.norm(momentum.flatten(gradients)))
+    assert history["momentum_scale"][-1] == pytest.approx(expected_scale, rel=1e-4)
+    final = recorded[-1][0].astype(np.float64)
+    for (weights, velocity), result in zip(recorded[:2], callback.alignment[:2]):
+        to_final = final - weights
+        expected = velocity @ to_final / (np.linalg.norm(velocity) * np.linalg.norm(to_final))
+        assert result["alignment"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_default_probe_is_2_percent_of_the_examples_between_measurements_within_one_batch_and_1024():
+    assert default_probe_examples(50_000, 128, every=1) == 1000
+    assert default_probe_examples(60_000, 128, every=1) == 1024
+    assert default_probe_examples(1437, 64, every=1) == 64
+    assert default_probe_examples(1437, 64, every=5) == 144
+
+
+def test_diagnostic_names_are_checked():
+    assert TRAINING_DIAGNOSTICS.names() == ["angular", "elr", "margins", "momentum"]
+    assert diagnostic_callbacks("", num_train=10, batch_size=2) == []
+    assert len(diagnostic_callbacks("angular, elr,angular", num_train=10, batch_size=2)) == 2
+    with pytest.raises(UnknownNameError, match="valid names: angular, elr, margins, momentum"):
+        diagnostic_callbacks("angular,sharpness", num_train=10, batch_size=2)
+    with pytest.raises(ValueError, match="needs training examples"):
+        diagnostic_callbacks("margins", num_train=10, batch_size=2)
+    with pytest.raises(ValueError, match="normalization"):
+        diagnostic_callbacks("margins", num_train=10, batch_size=2, train_examples=_data(),
+                             margin_normalization="l2")
