@@ -33,3 +33,28 @@ def test_unknown_diagnostic_and_margin_flags_without_margins_fail():
             train_flags.check_flag_combinations(train_flags.config_from_flags())
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_evaluate_reports_margins_of_the_final_model(tiny_run, tmp_path):
+    import json
+
+    import numpy as np
+
+    from conftest import run_cli
+    from tfregimes.data import load_dataset
+    from tfregimes.diagnostics.training.margins import first_order_margins
+    from tfregimes.evaluation import load_keras_model
+    _, result = tiny_run
+    output, saved = tmp_path / "eval.json", tmp_path / "margins.npy"
+    completed = run_cli("tfregimes.evaluate", f"--model={result.run_dir.export_dir}", "--dataset=synthetic",
+                        "--metrics=margins", "--metrics_samples=0", f"--save_margins={saved}", f"--output={output}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    margins = json.loads(output.read_text())["margins"]
+    values = np.load(saved)
+    x, y = load_dataset("synthetic").arrays("train")
+    expected = first_order_margins(load_keras_model(result.run_dir.export_dir), x, y)["input"]
+    np.testing.assert_allclose(values, expected, rtol=1e-5)
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    assert margins["q1"] == pytest.approx(q1) and margins["q3"] == pytest.approx(q3)
+    assert margins["value"] == pytest.approx(values[(values >= q1) & (values <= q3)].mean())
+    assert margins["negative_fraction"] == pytest.approx(float(np.mean(values < 0)))

@@ -20,6 +20,7 @@ from absl import app, flags  # noqa: E402
 
 from tfregimes import cli_common  # noqa: E402
 from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
+from tfregimes.diagnostics.training.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS  # noqa: E402
 from tfregimes.diagnostics.minimum import (MINIMUM_METRICS, MetricSettings, compute_minimum_metrics,  # noqa: E402
                                            fixed_sample, interpolation_alphas, interpolation_curve,
                                            plot_interpolation, write_interpolation_csv)
@@ -45,6 +46,10 @@ flags.DEFINE_string("output", "", "Write the results as JSON to this file.")
 
 # Metrics at the minimum (README: "Diagnostics at a minimum").
 flags.DEFINE_list("metrics", [], f"Metrics of the minimum to add: any of {', '.join(MINIMUM_METRICS.names())}.")
+flags.DEFINE_enum("margin_normalization", "total_variation", list(MARGIN_NORMALIZATIONS),
+                  "margins: divide by the square root of the inputs' total variation (seed 000 A.1) or not.")
+flags.DEFINE_string("save_margins", "", "margins: save the per-example margins (before the inter-quartile cut) "
+                    "to this .npy file.")
 flags.DEFINE_enum("metrics_split", "train", ["train", "test"], "The split the metrics are computed on.")
 flags.DEFINE_integer("metrics_samples", 2048, "Size of the fixed random sample (chosen by --seed) of "
                      "--metrics_split for sharpness, hessian_*, robustness and interpolation; 0: the whole split.",
@@ -100,7 +105,8 @@ def metric_settings() -> MetricSettings:
         fisher_samples=FLAGS.fisher_samples, fisher_trials=FLAGS.fisher_trials,
         fisher_normalized_logits=FLAGS.fisher_normalize_logits, hessian_iterations=FLAGS.hessian_iterations,
         hessian_tolerance=FLAGS.hessian_tolerance, hessian_probes=FLAGS.hessian_probes,
-        robustness_norm=FLAGS.robustness_norm, robustness_output=FLAGS.robustness_output)
+        robustness_norm=FLAGS.robustness_norm, robustness_output=FLAGS.robustness_output,
+        margin_normalization=FLAGS.margin_normalization, save_margins=FLAGS.save_margins or None)
 
 
 def metrics_summary(metrics: dict) -> str:

@@ -39,6 +39,8 @@ class MetricSettings:
     hessian_probes: int = 20
     robustness_norm: str = "frobenius"
     robustness_output: str = "probabilities"
+    margin_normalization: str = "total_variation"
+    save_margins: str | None = None  # An .npy path for the per-example margins.
 
     def __post_init__(self):
         if self.sample_size is not None and self.sample_size < 1:
@@ -104,6 +106,19 @@ def _robustness(model, inputs, labels, settings):
                                                 output=settings.robustness_output)}
 
 
+def _margins(model, inputs, labels, settings):
+    from tfregimes.diagnostics.training import margins  # The training-time family's pure functions.
+    inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
+    started = time.perf_counter()
+    values = margins.first_order_margins(model, inputs, labels, normalization=settings.margin_normalization,
+                                         batch_size=settings.batch_size)["input"]
+    if settings.save_margins:
+        np.save(settings.save_margins, values)
+    summary = margins.margin_summary(values)
+    return {"margins": {"value": summary["mean"], **summary, "normalization": settings.margin_normalization,
+                        "seconds": time.perf_counter() - started}}
+
+
 for _name, _family, _definition in [
     ("sharpness", _sharpness, "ε-sharpness, full space and random subspace (seed 003, eq. 3/4)"),
     ("fisher_logdet", _fisher, "γ̂ = mean over T subsets of ln|J Jᵀ| (seed 004, eq. 5)"),
@@ -113,6 +128,7 @@ for _name, _family, _definition in [
     ("hessian_trace", _hutchinson, "tr(H), Hutchinson's estimator"),
     ("hessian_frobenius", _hutchinson, "‖H‖_F² = tr(H²), Hutchinson's estimator"),
     ("robustness", _robustness, "mean ‖J_x[softmax(f(x))]‖² over examples (seed 004, §7.1)"),
+    ("margins", _margins, "first-order input margins, inter-quartile mean and quartiles (seed 000 A.1)"),
 ]:
     MINIMUM_METRICS.register(_name, MinimumMetric(_family, _definition))
 
