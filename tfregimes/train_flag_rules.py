@@ -1,0 +1,137 @@
+"""Rules on the flags of `tfregimes/train_flags.py` that a single flag definition cannot express.
+
+Single-value and cross-flag validators run when absl parses the command line; `check_flag_combinations` runs right
+after, on the resolved RunConfig, and rejects flags the run would silently ignore and options that do not fit
+together, before any data or model is built.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from tfregimes import cli_common
+from tfregimes import config as config_lib
+
+FLAGS = flags.FLAGS
+
+
+# --- Rules on single values that absl cannot express ----------------------------------------------------------
+cli_common.register_dataset_validator("dataset")
+
+
+def _all_numbers(kind):
+    def check(values):
+        try:
+            return all(kind(v) >= 0 for v in values)
+        except ValueError:
+            return False
+    return check
+
+
+flags.register_validator("hidden_sizes", lambda v: len(v) > 0 and _all_numbers(int)(v) and all(int(x) > 0 for x in v),
+                         message="must be a comma-separated list of positive integers, e.g. 256,128")
+for _name in ("lr_boundaries", "phase2_lr_boundaries"):
+    flags.register_validator(_name, _all_numbers(float),
+                             message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
+
+
+def _valid_profile_batch(text: str) -> bool:
+    if not text:
+        return True
+    parts = text.split(",")
+    return len(parts) == 2 and all(p.strip().isdigit() for p in parts) and 0 < int(parts[0]) <= int(parts[1])
+
+
+flags.register_validator("profile_batch", _valid_profile_batch,
+                         message="must be empty or N,M with 0 < N <= M, e.g. 10,20")
+
+
+# --- Rules across flags ---------------------------------------------------------------------------------------
+def _increasing_inside(texts, low, high) -> bool:
+    try:
+        boundaries = [float(b) for b in texts]
+    except ValueError:
+        return True  # Reported by the single-flag validator.
+    return all(low < b < high for b in boundaries) and boundaries == sorted(set(boundaries))
+
+
+@flags.multi_flags_validator(["lr_boundaries", "lr_schedule", "epochs", "transition_epoch"],
+                             message="--lr_boundaries must be increasing epochs inside (0, --epochs), or inside "
+                                     "(0, --transition_epoch) with two phases")
+def _boundaries_inside_training(values):
+    return values["lr_schedule"] != "step" or _increasing_inside(
+        values["lr_boundaries"], 0, values["transition_epoch"] or values["epochs"])
+
+
+@flags.multi_flags_validator(["phase2_lr_boundaries", "epochs", "transition_epoch"],
+                             message="--phase2_lr_boundaries must be increasing epochs inside "
+                                     "(--transition_epoch, --epochs)")
+def _phase2_boundaries_inside_phase2(values):
+    return _increasing_inside(values["phase2_lr_boundaries"], values["transition_epoch"], values["epochs"])
+
+
+@flags.multi_flags_validator(["transition_epoch", "epochs"],
+                             message="--transition_epoch must be 0 (one phase) or inside (0, --epochs)")
+def _transition_inside_training(values):
+    return values["transition_epoch"] < values["epochs"]
+
+
+@flags.multi_flags_validator(["strategy", "jit_compile"],
+                             message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
+def _no_xla_under_mirrored(values):
+    return not (values["strategy"] == "mirrored" and values["jit_compile"])
+
+
+@flags.multi_flags_validator(["batch_size", "grad_accum_steps"],
+                             message="--batch_size must be a multiple of --grad_accum_steps")
+def _batch_splits_into_micro_batches(values):
+    return values["batch_size"] % values["grad_accum_steps"] == 0
+
+
+@flags.multi_flags_validator(["train_subset", "batch_size"],
+                             message="--train_subset must be 0 (all) or at least --batch_size examples")
+def _subset_holds_a_batch(values):
+    return values["train_subset"] == 0 or values["train_subset"] >= values["batch_size"]
+
+
+# --- Flags that would be silently ignored, and options that do not fit together --------------------------------
+def _uses_schedule(config, *names) -> bool:
+    return config.lr_schedule in names or (config.transition_epoch > 0 and config.phase2_lr_schedule in names)
+
+
+def _uses_optimizer(config, *names) -> bool:
+    return config.optimizer in names or (config.transition_epoch > 0 and config.phase2_optimizer in names)
+
+
+_ONLY_WITH = [
+    (("momentum",), lambda c: c.optimizer in ("sgd", "lars"), "--optimizer=sgd or lars"),
+    (("nesterov",), lambda c: c.optimizer == "sgd", "--optimizer=sgd"),
+    (("lars_trust_coefficient",), lambda c: _uses_optimizer(c, "lars"), "--optimizer=lars"),
+    (("lr_boundaries",), lambda c: c.lr_schedule == "step", "--lr_schedule=step"),
+    (("lr_decay",), lambda c: _uses_schedule(c, "step", "explore"), "a step or explore schedule"),
+    (("min_lr",), lambda c: _uses_schedule(c, "cosine", "poly", "explore"), "a cosine, poly or explore schedule"),
+    (("lr_power",), lambda c: _uses_schedule(c, "poly"), "--lr_schedule=poly"),
+    (("flat_window", "flat_tolerance", "extra_exploration_epochs", "exploration_decay", "decay_interval_epochs",
+      "transition_epochs"), lambda c: c.lr_schedule == "explore", "--lr_schedule=explore"),
+    (("diagnostics_every", "scale_invariant_only"), lambda c: bool(c.diagnostics), "--diagnostics"),
+    (("margin_samples", "margin_normalization", "save_margins"), lambda c: "margins" in c.diagnostics,
+     "--diagnostics=margins"),
+    (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),
+     lambda c: c.transition_epoch > 0, "--transition_epoch (two-phase training)"),
+]
+
+
+def check_flag_combinations(config: config_lib.RunConfig) -> None:
+    """Raises flags.ValidationError for a flag set (to a non-default value) that the run would ignore, and for
+    optimizer/schedule options that do not fit together (found by building each phase's optimizer once)."""
+    from tfregimes.training.phases import build_phase_optimizer, phases_from_config
+    for names, applies, requirement in _ONLY_WITH:
+        # A flag set to its default changes nothing (a run's flags.cfg spells out every flag), so only others count.
+        given = [f"--{name}" for name in names if FLAGS[name].present and FLAGS[name].value != FLAGS[name].default]
+        if given and not applies(config):
+            raise flags.ValidationError(f"{', '.join(given)} only applies with {requirement}; remove it or set that.")
+    for phase in phases_from_config(config):
+        try:
+            build_phase_optimizer(phase, config, steps_per_epoch=1000)  # A nominal epoch: no data is loaded.
+        except ValueError as error:
+            raise flags.ValidationError(f"the flags of phase {phase.index + 1} do not fit together: {error}") from None
