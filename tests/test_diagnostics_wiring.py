@@ -58,3 +58,20 @@ def test_evaluate_reports_margins_of_the_final_model(tiny_run, tmp_path):
     assert margins["q1"] == pytest.approx(q1) and margins["q3"] == pytest.approx(q3)
     assert margins["value"] == pytest.approx(values[(values >= q1) & (values <= q3)].mean())
     assert margins["negative_fraction"] == pytest.approx(float(np.mean(values < 0)))
+
+
+@pytest.mark.parametrize("regularizer,options", [
+    ("fisher", dict(fisher_subbatches=4, fisher_beta=10.0, regularizer_start_epoch=1)),
+    ("proximal", dict(proximal_steps=2)),
+    ("sam", dict(sam_rho=0.05, sam_subbatches=2)),
+])
+def test_each_regularizer_trains_from_the_config(tmp_path, regularizer, options):
+    result = train_and_evaluate(tiny_config(tmp_path / "run", epochs=2, lr_boundaries=(1.0,),
+                                            regularizer=regularizer, **options))
+    history = result.run_dir.read_history()
+    assert not result.metrics["diverged"] and history[-1]["loss"] < history[0]["loss"]
+    assert f"--regularizer={regularizer}" in result.run_dir.flags_path.read_text().splitlines()
+    extra = {"fisher": "fisher_penalty", "proximal": "proximal_distance", "sam": "sam_perturbed_loss"}[regularizer]
+    assert history[-1][extra] > 0  # The regime's own quantity, logged per epoch.
+    if regularizer == "fisher":  # The window starts at epoch 1: off in epoch 0, R_α is 0 there.
+        assert history[0]["fisher_penalty"] == 0.0

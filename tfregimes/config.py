@@ -73,6 +73,18 @@ class RunConfig:
     phase2_lr_schedule: str = "constant"
     phase2_lr_boundaries: tuple[float, ...] = ()
     phase2_decoupled_weight_decay: float = 0.0
+    # Regularized training steps (tfregimes/regimes).
+    regularizer: str = "none"
+    fisher_alpha: float = 1e-4
+    fisher_beta: float = 10.0
+    fisher_subbatches: int = 8
+    clip_global_norm: float = 10.0
+    proximal_lambda: float = 1e-3
+    proximal_steps: int = 3
+    sam_rho: float = 0.05
+    sam_subbatches: int = 1
+    regularizer_start_epoch: int = 0
+    regularizer_end_epoch: int = 0  # 0: to the end of training.
     # Distribution and precision.
     strategy: str = "default"
     num_cpu_devices: int = 0  # 0: leave the CPU as one device.

@@ -76,6 +76,14 @@ def _transition_inside_training(values):
     return values["transition_epoch"] < values["epochs"]
 
 
+@flags.multi_flags_validator(["regularizer_start_epoch", "regularizer_end_epoch", "epochs"],
+                             message="--regularizer_start_epoch must be before --regularizer_end_epoch (0: the end) "
+                                     "and --epochs")
+def _regularizer_window_inside_training(values):
+    end = values["regularizer_end_epoch"] or values["epochs"]
+    return values["regularizer_start_epoch"] < end <= values["epochs"]
+
+
 @flags.multi_flags_validator(["strategy", "jit_compile"],
                              message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
 def _no_xla_under_mirrored(values):
@@ -113,6 +121,11 @@ _ONLY_WITH = [
     (("lr_power",), lambda c: _uses_schedule(c, "poly"), "--lr_schedule=poly"),
     (("flat_window", "flat_tolerance", "extra_exploration_epochs", "exploration_decay", "decay_interval_epochs",
       "transition_epochs"), lambda c: c.lr_schedule == "explore", "--lr_schedule=explore"),
+    (("fisher_alpha", "fisher_beta", "fisher_subbatches", "clip_global_norm"), lambda c: c.regularizer == "fisher",
+     "--regularizer=fisher"),
+    (("proximal_lambda", "proximal_steps"), lambda c: c.regularizer == "proximal", "--regularizer=proximal"),
+    (("sam_rho", "sam_subbatches"), lambda c: c.regularizer == "sam", "--regularizer=sam"),
+    (("regularizer_start_epoch", "regularizer_end_epoch"), lambda c: c.regularizer != "none", "--regularizer"),
     (("diagnostics_every", "scale_invariant_only"), lambda c: bool(c.diagnostics), "--diagnostics"),
     (("margin_samples", "margin_normalization", "save_margins"), lambda c: "margins" in c.diagnostics,
      "--diagnostics=margins"),

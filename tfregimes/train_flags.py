@@ -20,6 +20,7 @@ from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
 from tfregimes.optim.exploration import DECAY_MODES
+from tfregimes.regimes import REGULARIZERS
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
 
 FLAGS = flags.FLAGS
@@ -143,6 +144,30 @@ flags.DEFINE_list("phase2_lr_boundaries", _csv(_DEFAULT.phase2_lr_boundaries),
                   "Step-schedule boundaries of phase 2, in epochs of the whole run.")
 flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_weight_decay,
                    "Decoupled weight decay of phase 2 (e.g. AdamW).", lower_bound=0.0)
+
+# --- Regularized training steps (README "Regularized training") ---------------------------------------------------
+flags.DEFINE_enum("regularizer", _DEFAULT.regularizer, REGULARIZERS.names(),
+                  "Training step: none; fisher (Fisher-trace regularizer, seed 004 Algorithm 1); proximal (Keskar's "
+                  "conservative training, seed 003 E.2); sam (Sharpness-Aware Minimization, Foret et al. 2021).")
+flags.DEFINE_float("fisher_alpha", _DEFAULT.fisher_alpha, "fisher: step α of the perturbation w − αg_i.",
+                   lower_bound=0.0)
+flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_α (the paper's grid: 10-125).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches, "fisher: M sub-batches (4, 8, 16).",
+                     lower_bound=1)
+flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
+                   "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
+                   lower_bound=0.0)
+flags.DEFINE_float("proximal_lambda", _DEFAULT.proximal_lambda, "proximal: λ of (λ/2)‖x − x_k‖².", lower_bound=0.0)
+flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps, "proximal: inner gradient steps per batch.",
+                     lower_bound=1)
+flags.DEFINE_float("sam_rho", _DEFAULT.sam_rho, "sam: radius ρ of the ascent step.", lower_bound=0.0)
+flags.DEFINE_integer("sam_subbatches", _DEFAULT.sam_subbatches,
+                     "sam: m-sharpness, one ascent per sub-batch (1: the whole batch).", lower_bound=1)
+flags.DEFINE_integer("regularizer_start_epoch", _DEFAULT.regularizer_start_epoch,
+                     "The regularizer is on from this epoch (0-based)...", lower_bound=0)
+flags.DEFINE_integer("regularizer_end_epoch", _DEFAULT.regularizer_end_epoch,
+                     "...to this one (exclusive); 0: to the end. Off, the step is the plain step.", lower_bound=0)
 
 # --- Distribution and precision ---------------------------------------------------------------------------------
 flags.DEFINE_enum("strategy", _DEFAULT.strategy, list(STRATEGIES),

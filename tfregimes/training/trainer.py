@@ -29,6 +29,7 @@ from tfregimes.training.exploration import ExplorationController
 from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
                                        phases_from_config)
 from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.regimes import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.training.step import RegimeModel, is_multi_worker
 
 
@@ -85,10 +86,22 @@ def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequenc
                               options=model_options(config))
     except ValueError as error:  # e.g. an option the model does not use, or an input it cannot take.
         raise RunConfigError(f"--model={config.model} on {config.dataset}: {error}") from None
-    model = RegimeModel(network, weight_decay=config.weight_decay,
-                        decay_variables=decay_variables(network, config.weight_decay_scope))
+    model = build_regime_model(config.regularizer, network, weight_decay=config.weight_decay,
+                               decay_variables=decay_variables(network, config.weight_decay_scope),
+                               **regularizer_arguments(config))
     model(tf.zeros((1, *input_shape)), training=False)
     return model
+
+
+def regularizer_arguments(config: config_lib.RunConfig) -> dict[str, Any]:
+    """The options of `config.regularizer`, from the config fields of the same names."""
+    return {name: getattr(config, name) for name in regularizer_options(config.regularizer)}
+
+
+def regularizer_window(config: config_lib.RunConfig) -> list[keras.callbacks.Callback]:
+    if config.regularizer == "none":
+        return []
+    return [RegularizerWindow(config.regularizer_start_epoch, config.regularizer_end_epoch or None)]
 
 
 def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunConfig,
@@ -197,8 +210,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
                   # Diagnostics read EpochLogs' learning rate; TensorBoard and EpochRecorder write what all add.
-                  callbacks=[epoch_logs, divergence, *([controller] if controller else []), *diagnostics,
-                             tensorboard, recorder],
+                  callbacks=[*regularizer_window(config), epoch_logs, divergence,
+                             *([controller] if controller else []), *diagnostics, tensorboard, recorder],
                   verbose=config.verbose, shuffle=False)  # Each epoch's order is already set by (seed, epoch).
         if divergence.diverged:
             break
