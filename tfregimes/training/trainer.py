@@ -223,7 +223,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         for split in ("train", "test"):
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
     else:
-        logits_fn = lambda images: model(images, training=False)  # noqa: E731
+        def logits_fn(images):
+            return model(images, training=False)
         for split in ("train", "test"):
             result = evaluate_classifier(logits_fn, data.evaluation(split, config.eval_batch_size))
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
