@@ -83,7 +83,7 @@ def test_lars_trains_with_its_own_weight_decay(tmp_path):
 
 class _FakeOptimizer:
     def __init__(self):
-        self.iterations = keras.Variable(0, dtype="int64")
+        self._iterations = keras.Variable(0, dtype="int64")  # What schedules read (schedule_step).
 
 
 class _FakeModel:
@@ -97,7 +97,7 @@ def test_exploration_rule_on_a_synthetic_loss_curve():
     controller.set_model(_FakeModel())
     losses = [2.0, 1.0, 0.6, 0.5, 0.49, 0.485, 0.48, 0.479, 0.478]
     for epoch, loss in enumerate(losses):
-        controller.model.optimizer.iterations.assign((epoch + 1) * 100)
+        controller.model.optimizer._iterations.assign((epoch + 1) * 100)
         controller.on_epoch_end(epoch, {"loss": loss})
     # Epoch 5: (0.5 - 0.49 ... ) window 2 → (0.6 - 0.49)/0.6 = 0.18 ≥ 0.05; epoch 6: (0.5 - 0.485)/0.5 = 0.03 < 0.05.
     assert controller.flat_epoch == 6 and controller.decay_epoch == 9

@@ -56,3 +56,24 @@ def test_penalty_is_half_lambda_squared_norm():
     squared = sum(float(np.sum(v.numpy() ** 2)) for v in network.trainable_variables)
     assert float(model.weight_decay_penalty()) == pytest.approx(0.1 * squared, rel=1e-6)
     assert float(RegimeModel(network).weight_decay_penalty()) == 0.0
+
+
+def test_global_clipnorm_scales_the_whole_step_to_the_clip():
+    keras.utils.set_random_seed(2)
+    network = linear_model()
+    rng = np.random.default_rng(1)
+    x = (10 * rng.normal(size=(8, 3))).astype(np.float32)
+    y = rng.integers(0, 4, size=8).astype(np.int32)
+    w0, b0 = (v.numpy().astype(np.float64) for v in network.trainable_variables)
+    model = RegimeModel(network, weight_decay=0.01, decay_variables=network.trainable_variables)
+    model.global_clipnorm = 0.5
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(x, y)
+    gw, gb = softmax_cross_entropy_gradients(w0, b0, x.astype(np.float64), y)
+    gw, gb = gw + 0.01 * w0, gb + 0.01 * b0
+    norm = np.sqrt(np.sum(gw ** 2) + np.sum(gb ** 2))
+    assert norm > 0.5  # The clip is active.
+    w1, b1 = (v.numpy() for v in network.trainable_variables)
+    np.testing.assert_allclose(w1, w0 - 0.1 * gw * 0.5 / norm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b1, b0 - 0.1 * gb * 0.5 / norm, rtol=1e-5, atol=1e-6)

@@ -84,6 +84,14 @@ def _regularizer_window_inside_training(values):
     return values["regularizer_start_epoch"] < end <= values["epochs"]
 
 
+@flags.multi_flags_validator(["batch_size", "grad_accum_steps", "regularizer", "fisher_subbatches", "sam_subbatches"],
+                             message="the (micro-)batch, --batch_size / --grad_accum_steps, must be a multiple of "
+                                     "--fisher_subbatches (fisher) or --sam_subbatches (sam), per replica")
+def _batch_splits_into_sub_batches(values):
+    parts = {"fisher": values["fisher_subbatches"], "sam": values["sam_subbatches"]}.get(values["regularizer"], 1)
+    return (values["batch_size"] // values["grad_accum_steps"]) % parts == 0
+
+
 @flags.multi_flags_validator(["strategy", "jit_compile"],
                              message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
 def _no_xla_under_mirrored(values):

@@ -28,6 +28,7 @@ flags.DEFINE_integer("steps", Setting.steps, "Timed steps per variant and round.
 flags.DEFINE_integer("rounds", Setting.rounds, "Timing rounds; each times every variant once, interleaved.",
                      lower_bound=1)
 flags.DEFINE_integer("seed", Setting.seed, "Seed of the initial weights and the synthetic batch.")
+flags.DEFINE_boolean("jit_compile", Setting.jit_compile, "Compile every variant's step with XLA.")
 flags.register_validator("input_shape", lambda dims: bool(dims) and all(d.isdigit() and int(d) > 0 for d in dims),
                          message="must be positive integers, e.g. 32,32,3")
 FLAGS = flags.FLAGS
@@ -40,7 +41,8 @@ def main(argv):
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     setting = Setting(model=FLAGS.model, input_shape=tuple(int(d) for d in FLAGS.input_shape),
                       num_classes=FLAGS.num_classes, batch_size=FLAGS.batch_size, warmup_steps=FLAGS.warmup_steps,
-                      steps=FLAGS.steps, rounds=FLAGS.rounds, seed=FLAGS.seed)
+                      steps=FLAGS.steps, rounds=FLAGS.rounds, seed=FLAGS.seed,
+                      jit_compile=FLAGS.jit_compile)
     try:
         variants = suite_variants(FLAGS.suite, FLAGS.variants)
     except ValueError as error:

@@ -1,11 +1,10 @@
 """Steady-state step time of training-step variants, measured in one process on the same network and batch.
 
 Each variant gets the same initial network (same seed) and the same synthetic batch. All are built and warmed up
-(traced) first. Then each timing round times, for every variant, `steps` plain steps immediately followed by
-`steps` of the variant: the ratio of the two is taken over the same few seconds, so a change in the machine's load
-(other processes on a shared machine) touches both sides of it alike. A variant's `ratio_to_plain` is the median
-of its rounds' ratios, its `step_ms` the median of its rounds' mean step.
-"""
+(traced) first, then run once more in an untimed round. Each timing round then times, for every variant, `steps`
+plain steps immediately followed by `steps` of the variant: the ratio of the two is taken over the same few
+seconds, so a change in the machine's load (other processes on a shared machine) touches both sides of it alike.
+A variant's `ratio_to_plain` is the median of its rounds' ratios, its `step_ms` the median of its rounds' mean step."""
 
 from __future__ import annotations
 
@@ -31,10 +30,11 @@ class Setting:
     input_shape: tuple[int, ...] = (32, 32, 3)
     num_classes: int = 10
     batch_size: int = 128
-    warmup_steps: int = 3
+    warmup_steps: int = 5
     steps: int = 3
     rounds: int = 5
     seed: int = 0
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass
@@ -67,7 +67,8 @@ def build_variant(variant: Variant, setting: Setting) -> keras.Model:
                                decay_variables=network.trainable_variables, **variant.options)
     model.compile(optimizer=variant.optimizer(),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")], jit_compile=False)
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=setting.jit_compile)
     return model
 
 
@@ -98,10 +99,12 @@ def time_variants(variants: Sequence[Variant], setting: Setting, *, log=print) -
     baseline = models[BASELINE]
     round_ms = {v.name: [] for v in variants}
     round_ratios = {v.name: [] for v in variants}
-    for _ in range(setting.rounds):
+    for round_index in range(1 + setting.rounds):
         for variant in variants:
             plain_ms = mean_step_ms(baseline)
             variant_ms = plain_ms if variant.name == BASELINE else mean_step_ms(models[variant.name])
+            if round_index == 0:
+                continue  # An untimed round: each variant's first steps after the others' run slow (up to 4×).
             round_ms[variant.name].append(variant_ms)
             round_ratios[variant.name].append(variant_ms / plain_ms)
             if variant.name != BASELINE:
@@ -120,9 +123,10 @@ def ratios(timings: Sequence[Timing]) -> dict[str, dict[str, float]]:
 def report(timings: Sequence[Timing], setting: Setting) -> str:
     """A readable table, then the JSON result as the LAST line (what scripts read)."""
     result = ratios(timings)
-    lines = [f"{setting.model}, input {'x'.join(map(str, setting.input_shape))}, batch {setting.batch_size}: "
-             f"medians of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} warm-up "
-             "steps",
+    xla = "XLA, " if setting.jit_compile else ""
+    lines = [f"{setting.model}, input {'x'.join(map(str, setting.input_shape))}, batch {setting.batch_size}, "
+             f"{xla}medians of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} "
+             "warm-up steps",
              f"{'variant':<12} {'step ms':>9} {'ratio':>6}  rounds: ms (ratio to the plain steps just before)"]
     for t in timings:
         lines.append(f"{t.name:<12} {t.step_ms:>9.1f} {t.ratio_to_plain:>6.2f}  "

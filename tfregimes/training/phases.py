@@ -60,7 +60,7 @@ def phase_at(phases: list[Phase], epoch: int) -> Phase:
 
 def optimizer_arguments(phase: Phase, config: RunConfig) -> dict[str, Any]:
     """The options of `build_optimizer` that `phase.optimizer` has, from the phase and the config."""
-    arguments: dict[str, Any] = {"global_clipnorm": config.global_clipnorm or None}
+    arguments: dict[str, Any] = {}  # --global_clipnorm is applied by RegimeModel, across replicas.
     if phase.optimizer == "sgd":
         arguments.update(momentum=phase.momentum, nesterov=phase.nesterov)
     if phase.optimizer == "lars":  # LARS decays inside its trust ratio (You et al. 2017), with --weight_decay.

@@ -17,6 +17,29 @@ def num_replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
+def global_norm(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    return tf.linalg.global_norm(list(tensors))
+
+
+def clip_global_norm_across_replicas(gradients: Sequence[tf.Tensor], clip_norm: tf.Tensor | float,
+                                     *, active: tf.Tensor | bool = True) -> list[tf.Tensor]:
+    """Clips the GLOBAL gradient (the sum over replicas) to norm `clip_norm`; returns per-replica shares.
+
+    Keras' optimizers sum gradients over replicas inside `apply` (and their own `global_clipnorm` clips each
+    replica's part before that sum, i.e. the wrong norm). So: all-reduce first, clip the sum, and hand each replica
+    1/n of the clipped sum for the optimizer to add back up. The all-reduce stays outside any control flow
+    (MirroredStrategy cannot synchronize inside tf.cond/while bodies); `active` switches the clip arithmetically.
+    """
+    replicas = num_replicas()
+    total = list(gradients)
+    if replicas > 1:
+        total = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, total)
+    norm = global_norm(total)
+    factor = tf.minimum(1.0, tf.cast(clip_norm, norm.dtype) / tf.maximum(norm, 1e-30))
+    factor = tf.where(tf.cast(active, tf.bool), factor, 1.0) / replicas
+    return [g * tf.cast(factor, g.dtype) for g in total]
+
+
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -42,6 +65,9 @@ class RegimeModel(keras.Model):
         self.network = network
         self.weight_decay = float(weight_decay)
         self.decay_variables = list(decay_variables)
+        # clip_by_global_norm of the whole batch's gradient, across replicas (Keras' optimizer `global_clipnorm`
+        # clips each replica's share instead); set per phase by the trainer.
+        self.global_clipnorm = 0.0
 
     def call(self, inputs, training=False):
         return self.network(inputs, training=training)
@@ -74,6 +100,9 @@ class RegimeModel(keras.Model):
         if sample_weight is not None:
             raise ValueError("RegimeModel does not support sample weights")
         loss, logits, gradients = self.compute_gradients(x, y)
+        if self.global_clipnorm:  # Gradients carry the loss scale (mixed precision): clip in the same units.
+            scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+            gradients = clip_global_norm_across_replicas(gradients, self.global_clipnorm * scale)
         # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
         self._loss_tracker.update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         self.optimizer.apply(gradients, self.trainable_variables)

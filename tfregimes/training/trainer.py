@@ -108,6 +108,7 @@ def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunCo
                       steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """(Re)compiles `model` with a fresh optimizer and schedule for `phase`; returns the optimizer."""
     model.weight_decay = coupled_weight_decay(phase, config)
+    model.global_clipnorm = config.global_clipnorm
     model.compile(optimizer=build_phase_optimizer(phase, config, steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
