@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from linear_softmax import ce_gradients, ce_loss
 from tfregimes.regimes import (REGULARIZERS, FisherRegularizedModel, RegularizerWindow, build_regime_model,
                                regularizer_options)
 from tfregimes.registry import UnknownNameError
@@ -33,22 +34,6 @@ def linear_model(inputs=3, classes=4, seed=1):
 def batch(n=8, inputs=3, classes=4, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, inputs)).astype(np.float32), rng.integers(0, classes, size=n).astype(np.int32)
-
-
-def ce_loss(w, b, x, y):
-    logits = x @ w + b
-    logits = logits - logits.max(axis=1, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(y)), y].mean()
-
-
-def ce_gradients(w, b, x, y):
-    """(∂/∂W, ∂/∂b) of the mean softmax cross-entropy."""
-    logits = x @ w + b
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1.0
-    return x.T @ p / len(y), p.mean(axis=0)
 
 
 def weights64(network):

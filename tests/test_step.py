@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from linear_softmax import ce_gradients, ce_loss
 from tfregimes.models import decay_variables
 from tfregimes.training.step import RegimeModel
 
@@ -13,15 +14,6 @@ def linear_model():
     inputs = keras.Input((3,))
     dense = keras.layers.Dense(4, kernel_initializer="glorot_uniform", bias_initializer="ones")
     return keras.Model(inputs, dense(inputs))
-
-
-def softmax_cross_entropy_gradients(w, b, x, y):
-    """Gradients of the mean softmax cross-entropy of logits x·w + b, by hand."""
-    logits = x @ w + b
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    p[np.arange(len(y)), y] -= 1.0
-    return x.T @ p / len(y), p.mean(axis=0)
 
 
 @pytest.mark.parametrize("scope", ["all", "exclude_bn_bias"])
@@ -38,16 +30,14 @@ def test_one_sgd_step_adds_lambda_w_to_the_gradients_of_decayed_weights(scope):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     logs = model.train_on_batch(x, y, return_dict=True)
 
-    gw, gb = softmax_cross_entropy_gradients(w0, b0, x.astype(np.float64), y)
+    gw, gb = ce_gradients(w0, b0, x.astype(np.float64), y)
     expected_w = w0 - lr * (gw + wd * w0)
     expected_b = b0 - lr * (gb + (wd * b0 if scope == "all" else 0.0))
     w1, b1 = (v.numpy() for v in network.trainable_variables)
     np.testing.assert_allclose(w1, expected_w, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b1, expected_b, rtol=1e-5, atol=1e-6)
     # The logged loss is the data loss alone, without the decay penalty.
-    logits = x.astype(np.float64) @ w0 + b0
-    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    assert logs["loss"] == pytest.approx(-log_softmax[np.arange(8), y].mean(), rel=1e-5)
+    assert logs["loss"] == pytest.approx(ce_loss(w0, b0, x.astype(np.float64), y), rel=1e-5)
 
 
 def test_penalty_is_half_lambda_squared_norm():
@@ -70,7 +60,7 @@ def test_global_clipnorm_scales_the_whole_step_to_the_clip():
     model.compile(optimizer=keras.optimizers.SGD(0.1),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.train_on_batch(x, y)
-    gw, gb = softmax_cross_entropy_gradients(w0, b0, x.astype(np.float64), y)
+    gw, gb = ce_gradients(w0, b0, x.astype(np.float64), y)
     gw, gb = gw + 0.01 * w0, gb + 0.01 * b0
     norm = np.sqrt(np.sum(gw ** 2) + np.sum(gb ** 2))
     assert norm > 0.5  # The clip is active.
