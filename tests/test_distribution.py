@@ -97,3 +97,19 @@ def test_gradient_accumulation_over_two_micro_batches_equals_the_full_batch(tmp_
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     rates = [[row["learning_rate"] for row in run.run_dir.read_history()] for run in (full, accumulated)]
     assert rates[0] == rates[1] == pytest.approx([0.05, 0.005])
+
+
+def test_lars_warmup_linear_scaling_and_mirrored_compose(tmp_path):
+    """The regimes compose: LARS + linear scaling + warm-up + a step schedule, on 2 mirrored logical devices."""
+    run_dir = tmp_path / "run"
+    completed = run_cli("tfregimes.train", *SMOKE, "--epochs=3", "--optimizer=lars", "--learning_rate=2.0",
+                        "--reference_batch_size=16", "--warmup_epochs=1", "--lr_boundaries=2",
+                        "--strategy=mirrored", "--num_cpu_devices=2", f"--model_dir={run_dir}")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["diverged"] is False and metrics["epochs_run"] == 3
+    history = (run_dir / "history.csv").read_text().splitlines()
+    rates = [float(line.split(",")[history[0].split(",").index("learning_rate")]) for line in history[1:]]
+    # Peak 2.0 x 32/16 = 4.0 after one warm-up epoch from 2.0; x0.1 at epoch 2.
+    steps = 512 // 32
+    assert rates == pytest.approx([2.0 + 2.0 * (steps - 1) / steps, 4.0, 0.4])
