@@ -75,3 +75,21 @@ def test_each_regularizer_trains_from_the_config(tmp_path, regularizer, options)
     assert history[-1][extra] > 0  # The regime's own quantity, logged per epoch.
     if regularizer == "fisher":  # The window starts at epoch 1: off in epoch 0, R_α is 0 there.
         assert history[0]["fisher_penalty"] == 0.0
+
+
+def test_evaluate_writes_its_numbers_to_tensorboard_too(tiny_run, tmp_path):
+    import tensorflow as tf
+
+    from conftest import run_cli
+    _, result = tiny_run
+    log_dir = tmp_path / "tb"
+    completed = run_cli("tfregimes.evaluate", f"--model={result.run_dir.export_dir}", "--dataset=synthetic",
+                        "--metrics=margins,robustness", "--metrics_samples=64", f"--tensorboard_dir={log_dir}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    values = {}
+    for event_file in log_dir.iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                values[value.tag] = float(tf.make_ndarray(value.tensor))
+    assert set(values) == {"test/loss", "test/accuracy", "train/margins", "train/robustness"}
+    assert values["test/accuracy"] == pytest.approx(result.metrics["test_accuracy"])

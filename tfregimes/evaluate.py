@@ -17,6 +17,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 from tfregimes import cli_common  # noqa: E402
 from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
@@ -50,6 +51,8 @@ flags.DEFINE_enum("margin_normalization", "total_variation", list(MARGIN_NORMALI
                   "margins: divide by the square root of the inputs' total variation (seed 000 A.1) or not.")
 flags.DEFINE_string("save_margins", "", "margins: save the per-example margins (before the inter-quartile cut) "
                     "to this .npy file.")
+flags.DEFINE_string("tensorboard_dir", "", "Also write the results as TensorBoard scalars here, e.g. "
+                    "RUN/tensorboard/evaluate to see them beside the run's training curves.")
 flags.DEFINE_enum("metrics_split", "train", ["train", "test"], "The split the metrics are computed on.")
 flags.DEFINE_integer("metrics_samples", 2048, "Size of the fixed random sample (chosen by --seed) of "
                      "--metrics_split for sharpness, hessian_*, robustness and interpolation; 0: the whole split.",
@@ -171,7 +174,32 @@ def main(argv):
     if FLAGS.output:
         write_json(FLAGS.output, result)
         print(f"  written to      {FLAGS.output}")
+    if FLAGS.tensorboard_dir:
+        write_scalars(FLAGS.tensorboard_dir, result)
+        print(f"  TensorBoard     {FLAGS.tensorboard_dir}")
     return 0
+
+
+def scalar_values(result: dict) -> dict[str, float]:
+    """The numbers of an evaluation result as TensorBoard tags: `loss`, `accuracy`, `<metric>` (its value), and
+    `sharpness/<space_eps>` (sharpness has one value per space and ε)."""
+    scalars = {name: result[name] for name in ("loss", "accuracy")}
+    for name in FLAGS.metrics:
+        entry = result[name]
+        if name == "sharpness":
+            scalars.update({f"sharpness/{key}": item["value"] for key, item in entry.items()})
+        else:
+            scalars[name] = entry["value"]
+    return scalars
+
+
+def write_scalars(log_dir: str, result: dict) -> None:
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        for tag, value in scalar_values(result).items():
+            tf.summary.scalar(f"{FLAGS.split if tag in ('loss', 'accuracy') else FLAGS.metrics_split}/{tag}",
+                              value, step=0)
+    writer.close()
 
 
 if __name__ == "__main__":
