@@ -12,7 +12,6 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from linear_softmax import ce_gradients, ce_loss
 from tfregimes.regimes import (REGULARIZERS, FisherRegularizedModel, RegularizerWindow, build_regime_model,

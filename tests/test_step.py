@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from linear_softmax import ce_gradients, ce_loss
 from tfregimes.models import decay_variables

@@ -16,13 +16,13 @@ from typing import Any, Sequence
 
 import keras
 
-from tfregimes.regimes.base import RegularizedModel, clip_global_norm_across_replicas
+from tfregimes.regimes.base import RegularizedModel
 from tfregimes.regimes.fisher import FisherRegularizedModel
 from tfregimes.regimes.proximal import ProximalModel
 from tfregimes.regimes.sam import SAMModel
 from tfregimes.regimes.window import RegularizerWindow
 from tfregimes.registry import Registry
-from tfregimes.training.step import RegimeModel
+from tfregimes.training.step import RegimeModel, clip_global_norm_across_replicas
 
 REGULARIZERS: Registry[type[RegimeModel]] = Registry("regularizer")
 REGULARIZERS.register("none", RegimeModel)

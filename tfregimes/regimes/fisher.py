@@ -22,7 +22,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.regimes.base import RegularizedModel, clip_global_norm_across_replicas
+from tfregimes.regimes.base import RegularizedModel
+from tfregimes.training.step import clip_global_norm_across_replicas
 from tfregimes.training.step import num_replicas
 
 

@@ -16,7 +16,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.regimes.base import RegularizedModel, global_norm
+from tfregimes.regimes.base import RegularizedModel
+from tfregimes.training.step import global_norm
 from tfregimes.training.step import num_replicas
 
 

@@ -29,8 +29,8 @@ def schedule_step(optimizer: keras.optimizers.Optimizer) -> int:
     return int(keras.ops.convert_to_numpy(base_optimizer(optimizer)._iterations))
 
 
-def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: bool = True) -> float:
-    """The learning rate of the optimizer's last step (or of its next step when `last_step` is False).
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate of the optimizer's last step.
 
     A schedule's `optimizer.learning_rate` is the rate of the NEXT step; at the end of an epoch that ends on a
     boundary it would already show the decayed rate, so the epoch logs the rate its last step used.
@@ -38,7 +38,7 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer, *, last_step: b
     optimizer = base_optimizer(optimizer)
     schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        step = schedule_step(optimizer) - (1 if last_step else 0)
+        step = schedule_step(optimizer) - 1
         return float(keras.ops.convert_to_numpy(schedule(max(step, 0))))
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
@@ -49,8 +49,6 @@ class EpochLogs(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.train_seconds_total = 0.0
-        self.train_images = 0
-        self._batch_size = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()

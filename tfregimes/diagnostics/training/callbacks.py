@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
 from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
+from tfregimes.training.callbacks import current_learning_rate
 
 
 def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | None = None) -> float:
@@ -32,9 +33,7 @@ def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | 
     already put it in `logs`, else computed the same way."""
     if logs and "learning_rate" in logs:
         return float(logs["learning_rate"])
-    # Imported here: tfregimes.training imports the trainer, which builds these callbacks.
-    from tfregimes.training.callbacks import current_learning_rate
-    return current_learning_rate(optimizer, last_step=True)
+    return current_learning_rate(optimizer)
 
 
 class DiagnosticsOutput:
