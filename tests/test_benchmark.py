@@ -1,4 +1,4 @@
-"""The step-cost benchmark (tfregimes.benchmark): a tiny-setting run of the regularizers suite and its JSON."""
+"""The benchmarks (tfregimes.benchmark): tiny-setting runs of the regularizers and diagnostics suites and their JSON."""
 
 import json
 
@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from tfregimes.benchmark import BASELINE, SUITES, Setting, Timing, ratios, report, suite_variants, time_variants
+from tfregimes.benchmark import (BASELINE, SUITES, DiagnosticsSetting, Setting, SettingError, Timing,
+                                 diagnostics_report, diagnostics_result, measurement_period, ratios, report,
+                                 suite_variants, time_diagnostics, time_variants)
+from tfregimes.config import RunConfig
 
 TINY = Setting(model="mlp", input_shape=(8, 8, 1), num_classes=10, batch_size=16, warmup_steps=1, steps=1,
                rounds=2)
@@ -56,3 +59,87 @@ def test_cli_runs_a_suite_and_ends_with_the_json_line():
                      timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert set(json.loads(result.stdout.strip().splitlines()[-1])) == {"plain", "sam"}
+
+
+# --suite=diagnostics: the per-epoch overhead of the training-time diagnostics on the default job (digits).
+# digits' 1437 examples: the momentum scale is measured every 5 epochs, the measurement period.
+DIAGNOSTICS_TINY = DiagnosticsSetting(model="mlp", epochs=5, rounds=2)
+
+
+@pytest.fixture(scope="module")
+def diagnostics_timing():
+    return time_diagnostics(DIAGNOSTICS_TINY, log=lambda line: None)
+
+
+def test_diagnostics_overhead_is_the_median_of_paired_round_ratios(diagnostics_timing):
+    timing = diagnostics_timing
+    default, run = DiagnosticsSetting(), RunConfig()
+    assert (default.dataset, default.model, default.batch_size, default.seed) == \
+        (run.dataset, run.model, run.batch_size, run.seed) == ("digits", "cnn_small", 64, 0)
+    assert timing.setting.diagnostics == ("angular", "elr", "momentum") and timing.period == 5
+    for variant in ("plain", "diagnostics"):
+        rounds = timing.round_epoch_ms[variant]
+        assert len(rounds) == 2 and all(len(epochs) == 5 for epochs in rounds)
+        assert all(0 < ms < 60_000 for epochs in rounds for ms in epochs)
+        assert timing.first_epoch_ms[variant] > 0
+        assert timing.epoch_ms(variant) == pytest.approx(np.median(np.concatenate(rounds)))
+    ratios_ = [np.mean(d) / np.mean(p) for d, p in zip(timing.round_epoch_ms["diagnostics"],
+                                                        timing.round_epoch_ms["plain"])]
+    assert timing.overhead_percent == pytest.approx(100 * (np.median(ratios_) - 1))
+    assert timing.overhead_percent_iqr == pytest.approx(tuple(100 * (np.percentile(ratios_, [25, 75]) - 1)))
+    assert timing.first_epoch_extra_ms == pytest.approx(
+        timing.first_epoch_ms["diagnostics"] - timing.first_epoch_ms["plain"])
+    # The time inside the diagnostics' hooks: part of each epoch, and its mean as a share of plain's epoch.
+    inside = timing.round_callback_ms
+    assert len(inside) == 2 and all(len(epochs) == 5 for epochs in inside)
+    assert all(0 < ms < total for ms_round, total_round in zip(inside, timing.round_epoch_ms["diagnostics"])
+               for ms, total in zip(ms_round, total_round))
+    assert timing.callback_percent == pytest.approx(100 * np.mean(inside) / timing.epoch_ms("plain"))
+
+
+def test_diagnostics_report_ends_with_the_documented_json(diagnostics_timing):
+    timing = diagnostics_timing
+    result = json.loads(diagnostics_report(timing).splitlines()[-1])
+    assert result == diagnostics_result(timing)
+    assert set(result) == {"plain", "diagnostics", "setting"}
+    assert set(result["plain"]) == {"epoch_ms", "first_epoch_ms"}
+    assert set(result["diagnostics"]) == {"epoch_ms", "first_epoch_ms", "overhead_percent", "overhead_percent_iqr",
+                                          "callback_ms", "callback_percent", "first_epoch_extra_ms"}
+    assert result["diagnostics"]["overhead_percent"] == pytest.approx(timing.overhead_percent, abs=1e-3)
+    assert result["plain"]["epoch_ms"] == pytest.approx(timing.epoch_ms("plain"), abs=1e-3)
+    assert result["setting"] == {"dataset": "digits", "model": "mlp", "batch_size": 64, "seed": 0,
+                                 "train_subset": 0, "diagnostics": ["angular", "elr", "momentum"], "every": 1,
+                                 "epochs": 5, "rounds": 2, "steps_per_epoch": 22, "measurement_period": 5}
+
+
+def test_measurement_period_and_setting_checks():
+    class Diagnostic:
+        def __init__(self, **intervals):
+            self.__dict__.update(intervals)
+
+    assert measurement_period([]) == 1
+    assert measurement_period([Diagnostic(every=2), Diagnostic(every=2, probe_every=6), object()]) == 6
+    with pytest.raises(SettingError, match="unknown training diagnostic 'nope'.*angular"):
+        DiagnosticsSetting(diagnostics=("angular", "nope")).resolved()
+    with pytest.raises(SettingError, match="no diagnostics"):
+        DiagnosticsSetting(diagnostics=()).resolved()
+
+
+def test_cli_times_the_diagnostics_with_run_config_defaults_and_ends_with_the_json_line():
+    result = run_cli("tfregimes.benchmark", "--suite=diagnostics", "--model=mlp", "--diagnostics=angular,elr",
+                     "--epochs=1", "--rounds=1", timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"plain", "diagnostics", "setting"} and last["diagnostics"]["epoch_ms"] > 0
+    # Flags not given take RunConfig's values, not the regularizers suite's (resnet20, batch 128).
+    assert (last["setting"]["dataset"], last["setting"]["batch_size"], last["setting"]["model"]) == \
+        ("digits", 64, "mlp")
+    assert last["setting"]["diagnostics"] == ["angular", "elr"] and last["setting"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("suite, flag", [("diagnostics", "--steps=2"), ("regularizers", "--dataset=digits")])
+def test_cli_refuses_a_flag_of_the_other_suite(suite, flag):
+    result = run_cli("tfregimes.benchmark", f"--suite={suite}", flag, timeout=120)
+    assert result.returncode != 0
+    assert f"{flag.split('=')[0]} applies to --suite=" in result.stderr and f"not to --suite={suite}" in result.stderr
+    assert "Timing suite" not in result.stdout  # Refused before anything ran.

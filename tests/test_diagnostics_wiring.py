@@ -1,5 +1,7 @@
 """Training-time diagnostics through the trainer and its flags."""
 
+import json
+
 import pytest
 from absl import flags
 
@@ -14,25 +16,31 @@ def test_every_diagnostic_lands_in_the_history_of_a_run(tmp_path):
         diagnostics=("angular", "elr", "momentum", "margins"), margin_samples=64))
     history = result.run_dir.read_history()
     for column in ("angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
-                   "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean"):
+                   "margin_q1", "margin_median", "margin_q3", "margin_mean"):
         assert all(row[column] is not None for row in history), column
+    # One probe batch is more than 1 % of an epoch here: the scale is measured at the last epoch only, the
+    # snapshots for the alignment at every epoch.
+    assert [row["momentum_scale"] is not None for row in history] == [False, True]
+    alignment = json.loads((result.run_dir.root / "diagnostics" / "momentum_alignment.json").read_text())
+    assert [record["epoch"] for record in alignment] == [1, 2]
     # Seed 002 eq. 9 through the run's own numbers: η / ‖x‖².
     last = history[-1]
     assert last["effective_lr"] == pytest.approx(last["learning_rate"] / last["weight_norm"] ** 2, rel=1e-5)
     assert 0 < last["angular_update"] < 3.15
-    assert (result.run_dir.root / "diagnostics" / "momentum_alignment.json").exists()
 
 
-def test_unknown_diagnostic_and_margin_flags_without_margins_fail():
+def test_unknown_diagnostic_and_margin_or_probe_flags_without_their_diagnostic_fail():
     with pytest.raises(flags.IllegalFlagValueError, match="--diagnostics=\\['sharpness'\\]: must be"):
         flags.FLAGS(["prog", "--diagnostics=sharpness"])
     flags.FLAGS.unparse_flags()
-    flags.FLAGS(["prog", "--diagnostics=angular", "--margin_samples=10"])
-    try:
-        with pytest.raises(flags.ValidationError, match="--margin_samples only applies with --diagnostics=margins"):
-            train_flags.check_flag_combinations(train_flags.config_from_flags())
-    finally:
-        flags.FLAGS.unparse_flags()
+    for flag, needed in (("--margin_samples=10", "margins"), ("--momentum_probe_examples=64", "momentum")):
+        flags.FLAGS(["prog", "--diagnostics=angular", flag])
+        try:
+            with pytest.raises(flags.ValidationError,
+                               match=f"{flag.split('=')[0]} only applies with --diagnostics={needed}"):
+                train_flags.check_flag_combinations(train_flags.config_from_flags())
+        finally:
+            flags.FLAGS.unparse_flags()
 
 
 def test_evaluate_reports_margins_of_the_final_model(tiny_run, tmp_path):

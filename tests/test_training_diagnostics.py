@@ -12,9 +12,11 @@ import tensorflow as tf
 
 from tfregimes.diagnostics.training import TRAINING_DIAGNOSTICS, diagnostic_callbacks
 from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
-from tfregimes.diagnostics.training.callbacks import AngularUpdate, DiagnosticsOutput, EffectiveLearningRate
+from tfregimes.diagnostics.training.callbacks import (AngularUpdate, DiagnosticsOutput, EffectiveLearningRate,
+                                                     MomentumDiagnostic)
 from tfregimes.diagnostics.training.weight_groups import scale_invariant_variables
-from tfregimes.diagnostics.training.factory import default_probe_examples
+from tfregimes.diagnostics.training.background import BackgroundFiles
+from tfregimes.diagnostics.training.factory import default_probe_every, default_probe_examples
 from tfregimes.registry import UnknownNameError
 from tfregimes.training.callbacks import EpochLogs, EpochRecorder
 from tfregimes.training.run_dir import RunDirectory
@@ -66,9 +68,39 @@ def test_angular_update_of_a_known_weight_sequence_whole_and_per_layer(tmp_path)
     # Whole vector: (1,0,0,1,0,0) -> (1,1,0,1,0,0): cos = 2/(√2·√3); then -> (1,1,0,1,1,1): cos = 3/(√3·√5).
     assert logged[0] == pytest.approx(math.acos(2 / math.sqrt(6)), rel=1e-6)  # float32 weights
     assert logged[1] == pytest.approx(math.acos(3 / math.sqrt(15)), rel=1e-6)
+    callback.on_train_end()  # The per-layer lines are written in the background until then.
     layers = [json.loads(line) for line in (tmp_path / AngularUpdate.LAYERS_FILE).read_text().splitlines()]
     assert [r["epoch"] for r in layers] == [1, 2]
     assert layers[0]["layers"] == {"dense": pytest.approx(logged[0])}
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_angular_update_compares_the_start_and_end_of_each_measured_epoch(every):
+    network = dense_network()
+    callback = AngularUpdate(every=every)
+    callback.set_model(compiled(network))
+    callback.set_params({"epochs": 4})
+    variables = network.trainable_variables
+    ends = [[np.random.default_rng(epoch).normal(size=v.shape) for v in variables] for epoch in range(5)]
+    for v, value in zip(variables, ends[0]):
+        v.assign(value)
+    callback.on_train_begin()
+    logged = {}
+    for epoch in range(4):
+        callback.on_epoch_begin(epoch)
+        for v, value in zip(variables, ends[epoch + 1]):
+            v.assign(value)
+        logs = {}
+        callback.on_epoch_end(epoch, logs)
+        if "angular_update" in logs:
+            logged[epoch + 1] = logs["angular_update"]
+    # every=1 copies each epoch's end as the next one's start in the same device call; every=2 copies at the start.
+    assert list(logged) == list(range(every, 5, every))
+    for epoch, value in logged.items():
+        assert value == pytest.approx(angular.angular_update(ends[epoch - 1], ends[epoch]), rel=1e-5)
+    built = callback._angles
+    callback.on_train_begin()  # The next fit (phase) of the same model reuses the compiled functions.
+    assert callback._angles is built
 
 
 def test_scale_invariant_weights_are_the_convs_followed_by_normalization():
@@ -261,7 +293,14 @@ def test_callbacks_add_their_keys_and_do_not_change_training(tmp_path):
                                        probe_examples=64, margin_samples=50, margin_layers=["relu"],
                                        save_margins=tmp_path / "margins.npy")
     run_dir = RunDirectory(tmp_path / "run")
-    callbacks = [EpochLogs(), *diagnostics, EpochRecorder(run_dir, [])]  # the trainer's order
+    waited = []
+
+    def wait_for_files():  # as the trainer does: the diagnostics' files are complete before progress.json
+        for diagnostic in diagnostics:
+            diagnostic.wait_for_files()
+        progress = run_dir.read_progress()
+        waited.append(progress["epochs_done"] if progress else 0)
+    callbacks = [EpochLogs(), *diagnostics, EpochRecorder(run_dir, [], before_progress=[wait_for_files])]
     history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=callbacks).history
     expected = {"angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
                 "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean", "margin_relu_q1",
@@ -278,6 +317,21 @@ def test_callbacks_add_their_keys_and_do_not_change_training(tmp_path):
     alignment = json.loads((tmp_path / "diagnostics" / "momentum_alignment.json").read_text())
     assert [r["epoch"] for r in alignment] == [1, 2] and alignment[1]["alignment"] is None  # x_T = x*
     assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    assert waited == [0, 1]  # called at each epoch's end, before progress.json names that epoch
+    assert len(list((tmp_path / "diagnostics" / "momentum_snapshots").glob("step-*.npz"))) == 2
+
+
+def test_background_files_run_in_order_and_wait_raises_their_errors():
+    background, seen = BackgroundFiles(), []
+    for index in range(5):
+        background.submit(seen.append, index)
+    background.wait()
+    assert seen == [0, 1, 2, 3, 4]
+    background.submit(lambda: 1 / 0)
+    background.submit(seen.append, 5)
+    with pytest.raises(ZeroDivisionError):
+        background.wait()
+    assert seen[-1] == 5
 
 
 def test_momentum_scale_and_alignment_match_an_independent_computation():
@@ -303,11 +357,35 @@ def test_momentum_scale_and_alignment_match_an_independent_computation():
         assert result["alignment"] == pytest.approx(expected, rel=1e-5)
 
 
-def test_default_probe_is_2_percent_of_the_examples_between_measurements_within_one_batch_and_1024():
-    assert default_probe_examples(50_000, 128, every=1) == 1000
-    assert default_probe_examples(60_000, 128, every=1) == 1024
+def test_default_probe_is_1_percent_of_the_examples_between_measurements_within_one_batch_and_1024():
+    assert default_probe_examples(50_000, 128, every=1) == 500
+    assert default_probe_examples(150_000, 128, every=1) == 1024
     assert default_probe_examples(1437, 64, every=1) == 64
-    assert default_probe_examples(1437, 64, every=5) == 144
+    assert default_probe_examples(1437, 64, every=10) == 144
+
+
+def test_the_probe_is_measured_as_often_as_its_1_percent_budget_allows():
+    assert default_probe_every(500, 50_000, every=1) == 1
+    assert default_probe_every(64, 1437, every=1) == 5  # digits: 64 examples ≤ 1 % of 5 epochs of 1437 (71.9)
+    assert default_probe_every(144, 1437, every=10) == 10
+    assert default_probe_every(64, 1437, every=2) == 6  # a multiple of `every`
+    callback, = diagnostic_callbacks("momentum", every=1, num_train=1437, batch_size=64,
+                                     train_examples=_data(n=64))
+    assert callback.probe_every == 5
+    callback, = diagnostic_callbacks("momentum", every=1, num_train=1437, batch_size=64,
+                                     train_examples=_data(n=64), probe_examples=16)  # chosen: every epoch
+    assert callback.probe_every == 1
+
+
+def test_momentum_scale_every_probe_every_epochs_and_snapshots_every_epoch():
+    x, y = _data(n=64)
+    model = _bn_dropout_model()
+    callback = MomentumDiagnostic(probe_examples=(x[:32], y[:32]), chunk_size=32, probe_every=2)
+    history = model.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0, callbacks=[callback]).history
+    scales = history.get("momentum_scale")
+    # Keras lists a key under the epochs that logged it: epoch 2 (probe_every) and 3 (the last).
+    assert scales is not None and len(scales) == 2 and np.all(np.isfinite(scales))
+    assert [record["epoch"] for record in callback.alignment] == [1, 2, 3]
 
 
 def test_diagnostic_names_are_checked():

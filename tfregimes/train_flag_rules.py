@@ -135,6 +135,7 @@ _ONLY_WITH = [
     (("sam_rho", "sam_subbatches"), lambda c: c.regularizer == "sam", "--regularizer=sam"),
     (("regularizer_start_epoch", "regularizer_end_epoch"), lambda c: c.regularizer != "none", "--regularizer"),
     (("diagnostics_every", "scale_invariant_only"), lambda c: bool(c.diagnostics), "--diagnostics"),
+    (("momentum_probe_examples",), lambda c: "momentum" in c.diagnostics, "--diagnostics=momentum"),
     (("margin_samples", "margin_normalization", "save_margins"), lambda c: "margins" in c.diagnostics,
      "--diagnostics=margins"),
     (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),

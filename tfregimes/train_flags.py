@@ -195,6 +195,10 @@ flags.DEFINE_integer("diagnostics_every", _DEFAULT.diagnostics_every,
                      "Measure the diagnostics every k epochs (and at the last).", lower_bound=1)
 flags.DEFINE_boolean("scale_invariant_only", _DEFAULT.scale_invariant_only,
                      "angular/elr over the scale-invariant weights only (those followed by normalization).")
+flags.DEFINE_integer("momentum_probe_examples", _DEFAULT.momentum_probe_examples,
+                     "Training examples of the probe gradient ∇f in the momentum scale, measured then at every "
+                     "--diagnostics_every epochs. 0: 1 % of the examples trained on between measurements (at least "
+                     "one batch, at most 1024), measured as often as that budget allows.", lower_bound=0)
 flags.DEFINE_integer("margin_samples", _DEFAULT.margin_samples,
                      "Training examples whose margins are measured.", lower_bound=1)
 flags.DEFINE_enum("margin_normalization", _DEFAULT.margin_normalization, list(MARGIN_NORMALIZATIONS),

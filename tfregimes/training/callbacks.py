@@ -10,7 +10,7 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -101,12 +101,16 @@ class EpochRecorder(keras.callbacks.Callback):
     progress.json is written last and names the checkpoint, so a kill at any point leaves the run resumable from
     the last epoch whose files are all complete. Older checkpoints beyond `keep` are removed. Each of `records`
     (objects with `name`, `history_fields(epochs_done)` and `state()`) adds columns to the history row and its
-    state to progress.json under its name, for the trainer to restore on resume.
+    state to progress.json under its name, for the trainer to restore on resume. Each of `before_progress` is
+    called before progress.json names the epoch as done (e.g. to wait for files other callbacks write in the
+    background, so that a resumed run has them).
     """
 
     def __init__(self, run_dir: RunDirectory, history: list[dict[str, Any]], *, records: Sequence[Any] = (),
-                 keep: int = 2, is_chief: bool = True, divergence: DivergenceMonitor | None = None):
+                 keep: int = 2, is_chief: bool = True, divergence: DivergenceMonitor | None = None,
+                 before_progress: Sequence[Callable[[], None]] = ()):
         super().__init__()
+        self.before_progress = list(before_progress)
         self.run_dir = run_dir
         self.history = history  # Rows of earlier epochs (restored on resume); appended to in place.
         self.records = list(records)
@@ -132,6 +136,8 @@ class EpochRecorder(keras.callbacks.Callback):
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(str(checkpoint))  # Keras writes model and optimizer variables.
         self.run_dir.write_history(self.history)
+        for wait in self.before_progress:
+            wait()
         self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name,
                                     **{record.name: record.state() for record in self.records})
         for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:

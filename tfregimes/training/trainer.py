@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import keras
@@ -119,6 +120,18 @@ def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunCo
     return model.optimizer
 
 
+def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensorboard_dir: Path
+                    ) -> list[keras.callbacks.Callback]:
+    """The training diagnostics of `config` (`--diagnostics` and their flags) as callbacks, writing to the two
+    directories (the run's `diagnostics/` and `tensorboard/diagnostics/`)."""
+    return diagnostic_callbacks(
+        config.diagnostics, every=config.diagnostics_every, num_train=data.info.num_train,
+        batch_size=config.batch_size, train_examples=data.evaluation("train", config.eval_batch_size),
+        output_dir=output_dir, tensorboard_dir=tensorboard_dir, scale_invariant_only=config.scale_invariant_only,
+        probe_examples=config.momentum_probe_examples or None, margin_samples=config.margin_samples,
+        margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
+
+
 def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
     schedule = callbacks_lib.base_optimizer(optimizer)._learning_rate  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
@@ -189,12 +202,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         log_dir=str(run_dir.tensorboard_dir) if chief else tempfile.mkdtemp(prefix="tfregimes-worker-"),
         profile_batch=_profile_batches(config.profile_batch))
     validation = shard(data.evaluation("test", config.eval_batch_size))
-    diagnostics = diagnostic_callbacks(
-        config.diagnostics, every=config.diagnostics_every, num_train=data.info.num_train,
-        batch_size=config.batch_size, train_examples=data.evaluation("train", config.eval_batch_size),
-        output_dir=run_dir.root / "diagnostics", tensorboard_dir=run_dir.tensorboard_dir / "diagnostics",
-        scale_invariant_only=config.scale_invariant_only, margin_samples=config.margin_samples,
-        margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
+    diagnostics = run_diagnostics(config, data, run_dir.root / "diagnostics", run_dir.tensorboard_dir / "diagnostics")
     for phase in phases:
         if initial_epoch >= phase.end_epoch:
             continue
@@ -204,7 +212,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
             controller = _exploration_controller(optimizer, config)
         records = [phase_record] + ([controller] if controller else [])
         recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence,
-                                               is_chief=chief)
+                                               is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(initial_epoch, phase.start_epoch)
         model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,
                                    start_epoch=start, num_epochs=phase.end_epoch)),

@@ -17,13 +17,14 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
+from tfregimes.diagnostics.training.background import BackgroundFiles
 from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
 from tfregimes.training.callbacks import current_learning_rate
 
@@ -38,14 +39,19 @@ def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | 
 
 class DiagnosticsOutput:
     """Where diagnostics write besides the epoch logs: a TensorBoard run (`tensorboard_dir`) and JSON files
-    (`output_dir`). Either may be None, and then that kind of output is skipped."""
+    (`output_dir`). Either may be None, and then that kind of output is skipped. Per-epoch writes (scalars,
+    histograms, JSON lines) run on the `background` thread; `wait()` (or `flush()`) for them."""
 
     def __init__(self, output_dir: str | os.PathLike | None = None,
                  tensorboard_dir: str | os.PathLike | None = None):
         self.output_dir = Path(output_dir) if output_dir else None
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
+        self.background = BackgroundFiles()
         self._writer = None
         self._scalar_writers = {}
+
+    def wait(self) -> None:
+        self.background.wait()
 
     @property
     def writer(self):
@@ -63,15 +69,24 @@ class DiagnosticsOutput:
                     for index, tag in enumerate(tags):
                         tf.summary.scalar(tag, vector[index], step=step)
             self._scalar_writers[tags] = tf.function(write, autograph=False)
-        self._scalar_writers[tags](tf.constant([values[t] for t in tags], tf.float32), tf.constant(step, tf.int64))
-        self.writer.flush()
+        self.background.submit(self._scalar_writers[tags], np.array([values[t] for t in tags], np.float32),
+                               np.int64(step))
 
     def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
         if self.writer is None:
             return
-        with self.writer.as_default():
-            tf.summary.histogram(tag, values, step=step)
-        self.writer.flush()
+
+        def write():
+            with self.writer.as_default():
+                tf.summary.histogram(tag, values, step=step)
+        self.background.submit(write)
+
+    def flush(self) -> None:
+        """Waits for the background writes, then writes what the TensorBoard writer holds (it also does by itself,
+        every 10 events and every 2 minutes)."""
+        self.wait()
+        if self._writer is not None:
+            self._writer.flush()
 
     def append_json_line(self, name: str, record) -> None:
         """Appends one JSON record to the JSON-lines file `name` (cheap each epoch; a resumed run appends the
@@ -79,9 +94,13 @@ class DiagnosticsOutput:
         if self.output_dir is None:
             return
         from tfregimes.training.run_dir import json_safe
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.output_dir / name, "a") as f:
-            f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+        line = json.dumps(json_safe(record), allow_nan=False) + "\n"
+
+        def write():
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / name, "a") as f:
+                f.write(line)
+        self.background.submit(write)
 
     def write_json(self, name: str, data) -> None:
         """Atomically (a temporary file renamed over `name`), NaN as null; no fsync: it is rewritten each epoch."""
@@ -105,10 +124,27 @@ class EpochDiagnostic(keras.callbacks.Callback):
             raise ValueError(f"every must be a positive number of epochs, got {every}")
         self.every = every
         self.output = output or DiagnosticsOutput()
+        self._built_for = None
+
+    def on_train_begin(self, logs=None):
+        # Once per model, not once per fit: a run fits once per phase, and retracing each time would cost seconds.
+        if self._built_for is not self.model:
+            self.build()
+            self._built_for = self.model
+
+    def build(self) -> None:
+        """Creates what the diagnostic needs for `self.model` (variables, compiled functions)."""
 
     def is_measured(self, epoch: int) -> bool:
         """Whether the end of 0-based `epoch` is measured."""
         return (epoch + 1) % self.every == 0 or epoch + 1 == (self.params or {}).get("epochs")
+
+    def on_train_end(self, logs=None):
+        self.output.flush()
+
+    def wait_for_files(self) -> None:
+        """Returns when the files this diagnostic writes in the background are complete."""
+        self.output.wait()
 
 
 class AngularUpdate(EpochDiagnostic):
@@ -126,23 +162,28 @@ class AngularUpdate(EpochDiagnostic):
         self._reference = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._has_reference = self._reference_is_current = False
+
+    def build(self):
         variables = select_variables(self.model.network, self.scale_invariant_only)
         self._groups = group_by_layer(variables)
         self._reference = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
         self._copy = tf.function(lambda: [r.assign(v.value) for r, v in zip(self._reference, variables)],
                                  autograph=False)
         self._angles = angular.make_device_angles(self._reference, variables, self._groups)
-        self._has_reference = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._has_reference = self.is_measured(epoch)
-        if self._has_reference:
+        if self._has_reference and not self._reference_is_current:
             self._copy()
 
     def on_epoch_end(self, epoch, logs=None):
+        # When the next epoch is measured too, the weights now are its reference: copied in the same device call.
+        self._reference_is_current = self._has_reference and logs is not None and self.is_measured(epoch + 1)
         if not self._has_reference or logs is None:
             return
-        whole, by_layer = self._angles()
+        whole, by_layer = self._angles(then_copy=self._reference_is_current)
         logs["angular_update"] = whole
         self.output.scalars({f"angular_update/{name}": value for name, value in by_layer.items()}, step=epoch)
         self.output.append_json_line(self.LAYERS_FILE, {"epoch": epoch + 1, "angular_update": whole,
@@ -163,7 +204,7 @@ class EffectiveLearningRate(EpochDiagnostic):
         self.batch_size = batch_size
         self.scale_invariant_only = scale_invariant_only
 
-    def on_train_begin(self, logs=None):
+    def build(self):
         variables = select_variables(self.model.network, self.scale_invariant_only)
         self._squared_norm = tf.function(
             lambda: tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in variables]), autograph=False)
@@ -187,8 +228,10 @@ class EffectiveLearningRate(EpochDiagnostic):
 class MomentumDiagnostic(EpochDiagnostic):
     """Seed 001 eqs. 3 and 4 (conventions in `momentum`'s docstring).
 
-    At the end of a measured epoch: logs `momentum_scale` r_t (∇f on the probe examples) and records a snapshot
-    (x_t, v_t). At the end of training: the alignment s_t of every snapshot against the final weights goes to
+    At the end of a measured epoch: records a snapshot (x_t, v_t) (written in the background), and every
+    `probe_every` epochs (and at the last) logs `momentum_scale` r_t (∇f on the probe examples: a gradient per
+    example, as a training step, so on short epochs it is measured less often than the snapshots are taken). At
+    the end of training: the alignment s_t of every snapshot against the final weights goes to
     `momentum_alignment.json` and to TensorBoard (`epoch_momentum_alignment`, step = 0-based epoch). Epochs whose
     optimizer has no heavy-ball buffer (Adam, LARS, SGD without momentum, e.g. in one phase) are skipped, and so
     are runs on more than one replica; a one-line message says so.
@@ -196,25 +239,34 @@ class MomentumDiagnostic(EpochDiagnostic):
 
     ALIGNMENT_FILE = "momentum_alignment.json"
 
-    def __init__(self, *, probe_examples, chunk_size: int, snapshot_dir: str | os.PathLike | None = None,
-                 **kwargs):
+    def __init__(self, *, probe_examples, chunk_size: int, probe_every: int | None = None,
+                 snapshot_dir: str | os.PathLike | None = None, **kwargs):
         super().__init__(**kwargs)
+        if probe_every is not None and probe_every < 1:
+            raise ValueError(f"probe_every must be a positive number of epochs, got {probe_every}")
         self._probe_source = probe_examples  # (x, y) arrays or a callable returning them
+        self.probe_every = probe_every or self.every
         self.chunk_size = chunk_size
-        self.store = momentum.SnapshotStore(snapshot_dir)
+        self.store = momentum.SnapshotStore(snapshot_dir, background=self.output.background)
         self.alignment: list[dict] = []
-        self._probes: dict[int, momentum.ProbeGradient] = {}
-        self._warned = False
+        # Per optimizer (one per phase), kept across fit calls; the optimizer is kept too, so that its id is not reused.
+        self._probes: dict[int, tuple[keras.optimizers.Optimizer, momentum.ProbeGradient, Callable]] = {}
+        self._warned = self._announced = False
 
-    def on_train_begin(self, logs=None):
+    def build(self):
+        self._probes.clear()
         if callable(self._probe_source):
             self._probe_source = self._probe_source()
         self._probe_source = tuple(tf.convert_to_tensor(a) for a in self._probe_source)
         self._variables = list(self.model.trainable_variables)
         self._flat_weights = momentum.make_device_flatten(self._variables)
-        self._flat_velocity = {}
+        if self.probe_every != self.every and not self._announced:
+            print(f"momentum_scale is measured every {self.probe_every} epochs (and at the last): its probe "
+                  f"gradient on {len(self._probe_source[1])} examples costs more than 1 % of training when measured "
+                  "more often; momentum snapshots follow the diagnostics' own interval.", flush=True)
+            self._announced = True
 
-    def _probe_for(self, optimizer) -> momentum.ProbeGradient | None:
+    def _probe_for(self, optimizer) -> tuple[momentum.ProbeGradient, Callable] | None:
         key = id(optimizer)
         if key not in self._probes:
             try:
@@ -227,27 +279,35 @@ class MomentumDiagnostic(EpochDiagnostic):
                     print(f"momentum diagnostic skipped: {error}", flush=True)
                     self._warned = True
                 return None
-            self._probes[key] = momentum.ProbeGradient(self.model, buffers, chunk_size=self.chunk_size)
-            self._flat_velocity[key] = momentum.make_device_flatten(buffers)
-        return self._probes[key]
+            # The snapshot's weights and velocity come over in one device-to-host copy.
+            self._probes[key] = (optimizer, momentum.ProbeGradient(self.model, buffers, chunk_size=self.chunk_size),
+                                 momentum.make_device_flatten([*self._variables, *buffers]))
+        return self._probes[key][1:]
+
+    def _scale_measured(self, epoch: int) -> bool:
+        return (epoch + 1) % self.probe_every == 0 or epoch + 1 == (self.params or {}).get("epochs")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not self.is_measured(epoch):
             return
         optimizer = self.model.optimizer
-        probe = self._probe_for(optimizer)
+        probe, flat_snapshot = self._probe_for(optimizer) or (None, None)
         if probe is None:
             return
         lr = last_step_learning_rate(optimizer, logs)
-        squared_velocity, squared_gradient = probe(*self._probe_source)
-        logs["momentum_scale"] = math.sqrt(squared_velocity) / (lr * math.sqrt(squared_gradient))
-        self.store.add(momentum.MomentumSnapshot(
-            epoch=epoch + 1, step=int(optimizer.iterations.numpy()), learning_rate=lr,
-            weights=self._flat_weights(), velocity=self._flat_velocity[id(optimizer)]()))
+        if self._scale_measured(epoch):
+            squared_velocity, squared_gradient = probe(*self._probe_source)
+            logs["momentum_scale"] = math.sqrt(squared_velocity) / (lr * math.sqrt(squared_gradient))
+        weights, velocity = np.split(flat_snapshot(), 2)
+        self.store.add(momentum.MomentumSnapshot(epoch=epoch + 1, step=int(optimizer.iterations.numpy()),
+                                                 learning_rate=lr, weights=weights, velocity=velocity))
 
     def on_train_end(self, logs=None):
-        if not self.store.steps():
-            return
+        if self.store.steps():
+            self._write_alignment()
+        super().on_train_end(logs)
+
+    def _write_alignment(self) -> None:
         final = self._flat_weights()
         if not np.all(np.isfinite(final)):
             print("momentum alignment skipped: the final weights are not finite", flush=True)
@@ -283,7 +343,7 @@ class MarginDistribution(EpochDiagnostic):
         self.save_path = str(save_path) if save_path else None
         self.latest: dict[str, np.ndarray] = {}
 
-    def on_train_begin(self, logs=None):
+    def build(self):
         if callable(self._examples):
             self._examples = self._examples()
         self._batch_fn = margins.make_margin_batch_fn(self.model.network, self.layer_names)

@@ -39,6 +39,7 @@ class DiagnosticSettings:
     examples: Callable[[int], Examples] | None  # n -> the first n training examples
     scale_invariant_only: bool
     probe_examples: int
+    probe_every: int  # epochs between momentum-scale measurements (a multiple of `every`)
     margin_samples: int
     margin_normalization: str
     margin_layers: tuple[str, ...]
@@ -74,7 +75,8 @@ def _momentum(settings: DiagnosticSettings) -> keras.callbacks.Callback:
     examples = settings.need_examples("momentum")
     return callbacks_lib.MomentumDiagnostic(every=settings.every, output=settings.output,
                                             probe_examples=lambda: examples(settings.probe_examples),
-                                            chunk_size=settings.batch_size, snapshot_dir=settings.snapshot_dir)
+                                            probe_every=settings.probe_every, chunk_size=settings.batch_size,
+                                            snapshot_dir=settings.snapshot_dir)
 
 
 @TRAINING_DIAGNOSTICS.register("margins")
@@ -106,10 +108,26 @@ def take_examples(source: tf.data.Dataset | Examples, count: int) -> Examples:
     return np.asarray(x)[:count], np.asarray(y)[:count]
 
 
+# The probe gradient's share of the training compute (a gradient per example, as a step): 1 %, so that it leaves
+# room in the 3 % that angular, elr and momentum together may cost (issue 6).
+PROBE_BUDGET = 0.01
+
+
 def default_probe_examples(num_train: int, batch_size: int, every: int) -> int:
-    """2 % of the examples trained on between two measurements, at least one batch and at most 1024, so that the
-    probe gradient costs about 2 % of the training compute (a gradient per example, as a training step)."""
-    return min(1024, max(batch_size, math.ceil(0.02 * num_train * every)))
+    """1 % of the examples trained on between two measurements, at least one batch and at most 1024: ∇f on fewer
+    examples than a training batch would be noisier than the steps it is compared with, and ‖∇f‖ of a noisy
+    estimate is biased up (E‖ĝ‖² = ‖∇f‖² + tr Σ / n), which would bias the scale r_t down."""
+    return min(1024, max(batch_size, math.ceil(PROBE_BUDGET * num_train * every)))
+
+
+def default_probe_every(probe_examples: int, num_train: int, every: int) -> int:
+    """Epochs between momentum-scale measurements: the smallest multiple of `every` after which the probe costs at
+    most `PROBE_BUDGET` of the examples trained on since the last one (on short epochs, where one batch is more
+    than 1 % of an epoch, the scale is measured less often rather than on a noisier probe)."""
+    interval = every
+    while math.ceil(PROBE_BUDGET * num_train * interval) < probe_examples:  # ceil as in default_probe_examples
+        interval += every
+    return interval
 
 
 def parse_names(names: str | Sequence[str]) -> list[str]:
@@ -139,7 +157,9 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
     train_examples: training examples, unaugmented, as (x, y) arrays or a dataset of (x, y) batches; the first
         `probe_examples` are the momentum probe set, the first `margin_samples` the margin set. Read once, at the
         start of training.
-    probe_examples: size of the probe set for ∇f in the momentum scale; None: `default_probe_examples`.
+    probe_examples: size of the probe set for ∇f in the momentum scale, measured then every `every` epochs;
+        None: `default_probe_examples`, measured every `default_probe_every` epochs (snapshots for the alignment
+        are taken every `every` epochs either way).
     output_dir: JSON files (per-layer angles, momentum alignment) and momentum snapshots (`momentum_snapshots/`,
         2 × 4 bytes × parameters each, kept so that a resumed run still has them); None keeps them in memory.
     tensorboard_dir: a TensorBoard run for histograms, per-layer angles and the alignment; None skips them.
@@ -151,8 +171,10 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
         raise ValueError(f"every must be >= 1, got {every}")
     if margin_normalization not in NORMALIZATIONS:
         raise ValueError(f"unknown margin normalization {margin_normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    probe_every = every
     if probe_examples is None:
         probe_examples = default_probe_examples(num_train, batch_size, every)
+        probe_every = default_probe_every(probe_examples, num_train, every)
     if min(probe_examples, margin_samples, margin_batch_size) < 1:
         raise ValueError("probe_examples, margin_samples and margin_batch_size must be positive")
     parsed = parse_names(names)
@@ -167,7 +189,8 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
     settings = DiagnosticSettings(
         every=every, num_train=num_train, batch_size=batch_size,
         output=callbacks_lib.DiagnosticsOutput(output_dir, tensorboard_dir), examples=examples,
-        scale_invariant_only=scale_invariant_only, probe_examples=probe_examples, margin_samples=margin_samples,
+        scale_invariant_only=scale_invariant_only, probe_examples=probe_examples, probe_every=probe_every,
+        margin_samples=margin_samples,
         margin_normalization=margin_normalization, margin_layers=tuple(margin_layers),
         margin_batch_size=margin_batch_size, save_margins=str(save_margins) if save_margins else None,
         snapshot_dir=Path(output_dir) / "momentum_snapshots" if output_dir else None)

@@ -34,6 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.diagnostics.training.background import BackgroundFiles
+
 
 def flatten(values: Sequence) -> np.ndarray:
     """The concatenation of `values` (arrays, tensors or variables) as one float32 vector."""
@@ -129,16 +131,28 @@ class MomentumSnapshot:
 
 
 class SnapshotStore:
-    """Snapshots kept in memory, or as `step-NNNNNNNNN.npz` files in `directory` (which survive a resume)."""
+    """Snapshots kept in memory, or as `step-NNNNNNNNN.npz` files in `directory` (which survive a resume).
 
-    def __init__(self, directory: str | os.PathLike | None = None):
+    Files are written on the `background` thread (`BackgroundFiles`), so that training goes on while one is
+    written; reading waits for the writes in flight.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, *, background: BackgroundFiles | None = None):
         self.directory = Path(directory) if directory else None
         self._in_memory: dict[int, MomentumSnapshot] = {}
+        self.background = background or BackgroundFiles()
 
     def add(self, snapshot: MomentumSnapshot) -> None:
         if self.directory is None:
             self._in_memory[snapshot.step] = snapshot
             return
+        self.background.submit(self._write, snapshot)
+
+    def wait(self) -> None:
+        """Returns when every snapshot added so far is on disk (raising what a write raised)."""
+        self.background.wait()
+
+    def _write(self, snapshot: MomentumSnapshot) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".snapshot.", suffix=".npz")
         with os.fdopen(fd, "wb") as f:
@@ -147,11 +161,13 @@ class SnapshotStore:
         os.replace(tmp, self.directory / f"step-{snapshot.step:09d}.npz")
 
     def steps(self) -> list[int]:
+        self.wait()
         if self.directory is None:
             return sorted(self._in_memory)
         return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("step-*.npz"))
 
     def load(self, step: int) -> MomentumSnapshot:
+        self.wait()
         if self.directory is None:
             return self._in_memory[step]
         with np.load(self.directory / f"step-{step:09d}.npz") as data:
