@@ -4,11 +4,11 @@
 variants in one process on the same network and synthetic batch and prints a table, then, as its last line, a JSON
 object {variant: {"step_ms": …, "ratio_to_plain": …}}.
 
---suite=diagnostics [--diagnostics=angular,elr,momentum --diagnostics_every=1 --epochs=3 --rounds=20]: times the
+--suite=diagnostics [--diagnostics=angular,elr,momentum --diagnostics_every=1 --epochs=0 --rounds=20]: times the
 epochs of the default training job (RunConfig(): digits, cnn_small, batch 64) with and without the training-time
 diagnostics and prints a table, then, as its last line, a JSON object {"plain": {"epoch_ms": …}, "diagnostics":
-{"epoch_ms": …, "overhead_percent": …, "overhead_percent_iqr": […], "first_epoch_extra_ms": …},
-"setting": {…}}.
+{"epoch_ms": …, "overhead_percent": …, "overhead_percent_iqr": […], "callback_ms": …, "callback_percent": …,
+"first_epoch_extra_ms": …}, "setting": {…}}.
 
 --model, --batch_size, --rounds and --seed serve both suites, with each suite's own defaults; a flag that only the
 other suite reads is refused.

@@ -163,7 +163,8 @@ class AngularUpdate(EpochDiagnostic):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self._has_reference = self._reference_is_current = False
+        self._has_reference = False
+        self._reference_end = None  # The 0-based epoch whose end weights the reference holds.
 
     def build(self):
         variables = select_variables(self.model.network, self.scale_invariant_only)
@@ -175,15 +176,16 @@ class AngularUpdate(EpochDiagnostic):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._has_reference = self.is_measured(epoch)
-        if self._has_reference and not self._reference_is_current:
+        if self._has_reference and self._reference_end != epoch - 1:
             self._copy()
+            self._reference_end = epoch - 1
 
     def on_epoch_end(self, epoch, logs=None):
-        # When the next epoch is measured too, the weights now are its reference: copied in the same device call.
-        self._reference_is_current = self._has_reference and logs is not None and self.is_measured(epoch + 1)
         if not self._has_reference or logs is None:
             return
-        whole, by_layer = self._angles(then_copy=self._reference_is_current)
+        # The weights now are the next epoch's start: copied as its reference in the same device call.
+        whole, by_layer = self._angles(then_copy=True)
+        self._reference_end = epoch
         logs["angular_update"] = whole
         self.output.scalars({f"angular_update/{name}": value for name, value in by_layer.items()}, step=epoch)
         self.output.append_json_line(self.LAYERS_FILE, {"epoch": epoch + 1, "angular_update": whole,
