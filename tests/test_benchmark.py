@@ -109,7 +109,8 @@ def test_diagnostics_report_ends_with_the_documented_json(diagnostics_timing):
     assert result["plain"]["epoch_ms"] == pytest.approx(timing.epoch_ms("plain"), abs=1e-3)
     assert result["setting"] == {"dataset": "digits", "model": "mlp", "batch_size": 64, "seed": 0,
                                  "train_subset": 0, "diagnostics": ["angular", "elr", "momentum"], "every": 1,
-                                 "epochs": 5, "rounds": 2, "steps_per_epoch": 22, "measurement_period": 5}
+                                 "epochs": 5, "rounds": 2, "trainer_epoch": True, "steps_per_epoch": 22,
+                                 "measurement_period": 5}
 
 
 def test_measurement_period_and_setting_checks():
@@ -127,7 +128,7 @@ def test_measurement_period_and_setting_checks():
 
 def test_cli_times_the_diagnostics_with_run_config_defaults_and_ends_with_the_json_line():
     result = run_cli("tfregimes.benchmark", "--suite=diagnostics", "--model=mlp", "--diagnostics=angular,elr",
-                     "--epochs=1", "--rounds=1", timeout=180)
+                     "--epochs=1", "--rounds=1", "--notrainer_epoch", timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(last) == {"plain", "diagnostics", "setting"} and last["diagnostics"]["epoch_ms"] > 0
@@ -135,6 +136,7 @@ def test_cli_times_the_diagnostics_with_run_config_defaults_and_ends_with_the_js
     assert (last["setting"]["dataset"], last["setting"]["batch_size"], last["setting"]["model"]) == \
         ("digits", 64, "mlp")
     assert last["setting"]["diagnostics"] == ["angular", "elr"] and last["setting"]["epochs"] == 1
+    assert last["setting"]["trainer_epoch"] is False and "training only" in result.stdout
 
 
 @pytest.mark.parametrize("suite, flag", [("diagnostics", "--steps=2"), ("regularizers", "--dataset=digits")])

@@ -37,6 +37,22 @@ def test_run_directory_holds_everything_a_run_records(tiny_run):
     assert (root / "export" / "model.keras").exists()
 
 
+def test_tensorboard_holds_each_epochs_logged_numbers(tiny_run):
+    import tensorflow as tf
+
+    _, result = tiny_run
+    history = result.run_dir.read_history()
+    for split, prefix in (("train", ""), ("validation", "val_")):
+        values = {}
+        for event_file in (result.run_dir.tensorboard_dir / split).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                for value in event.summary.value:
+                    values[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+        for row in history:
+            for name in ("loss", "accuracy") + (("learning_rate",) if split == "train" else ()):
+                assert values[(f"epoch_{name}", row["epoch"] - 1)] == pytest.approx(row[prefix + name], rel=1e-6)
+
+
 def test_training_loss_decreases_on_learnable_data(tiny_run):
     history = tiny_run[1].run_dir.read_history()
     assert history[-1]["loss"] < history[0]["loss"]

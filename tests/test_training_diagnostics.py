@@ -316,7 +316,16 @@ def test_callbacks_add_their_keys_and_do_not_change_training(tmp_path):
     assert np.load(tmp_path / "margins_relu.npy").shape == (50,)
     alignment = json.loads((tmp_path / "diagnostics" / "momentum_alignment.json").read_text())
     assert [r["epoch"] for r in alignment] == [1, 2] and alignment[1]["alignment"] is None  # x_T = x*
-    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    event_file, = (tmp_path / "tb").glob("events.out.tfevents.*")
+    scalars = {}
+    for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+        for value in event.summary.value:
+            if value.metadata.plugin_data.plugin_name == "scalars":
+                scalars[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    layers = [json.loads(line) for line in (tmp_path / "diagnostics" / "angular_update_layers.jsonl").open()]
+    for record in layers:  # TensorBoard holds the per-layer angles of the JSON lines, as scalars
+        for layer, angle in record["layers"].items():
+            assert scalars[(f"angular_update/{layer}", record["epoch"] - 1)] == pytest.approx(angle, rel=1e-6)
     assert waited == [0, 1]  # called at each epoch's end, before progress.json names that epoch
     assert len(list((tmp_path / "diagnostics" / "momentum_snapshots").glob("step-*.npz"))) == 2
 

@@ -33,7 +33,7 @@ from tfregimes.training import RunConfigError  # noqa: E402
 DIAGNOSTICS_SUITE = "diagnostics"
 # The flags each kind of suite reads besides the shared ones (suite, model, batch_size, rounds, seed).
 STEP_FLAGS = ("variants", "input_shape", "num_classes", "warmup_steps", "steps", "jit_compile")
-EPOCH_FLAGS = ("dataset", "train_subset", "diagnostics", "diagnostics_every", "epochs")
+EPOCH_FLAGS = ("dataset", "train_subset", "diagnostics", "diagnostics_every", "epochs", "trainer_epoch")
 SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS}
 _DIAG = DiagnosticsSetting()
 
@@ -70,6 +70,9 @@ flags.register_validator("diagnostics", lambda names: bool(names) and all(n in T
 flags.DEFINE_integer("diagnostics_every", _DIAG.every, "Measure the diagnostics every k epochs.", lower_bound=1)
 flags.DEFINE_integer("epochs", _DIAG.epochs, "Timed epochs per variant and round, a multiple of the diagnostics' "
                      "measurement period; 0: 3, rounded up to such a multiple.", lower_bound=0)
+flags.DEFINE_boolean("trainer_epoch", _DIAG.trainer_epoch,
+                     "Time the trainer's whole epoch (test-split evaluation, TensorBoard, checkpoint); "
+                     "--notrainer_epoch: the training alone.")
 FLAGS = flags.FLAGS
 
 
@@ -101,7 +104,7 @@ def run_diagnostics_suite(suite: str) -> None:
               if FLAGS[name].present}
     setting = DiagnosticsSetting(dataset=FLAGS.dataset, train_subset=FLAGS.train_subset,
                                  diagnostics=tuple(FLAGS.diagnostics), every=FLAGS.diagnostics_every,
-                                 epochs=FLAGS.epochs, **shared)
+                                 epochs=FLAGS.epochs, trainer_epoch=FLAGS.trainer_epoch, **shared)
     print(f"Timing suite {suite!r}: plain, diagnostics ({','.join(setting.diagnostics)} every {setting.every})",
           flush=True)
     try:

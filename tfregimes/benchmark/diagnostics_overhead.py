@@ -2,14 +2,16 @@
 
 Two variants of the default training job (`RunConfig()`, unless told otherwise) are trained in one process, built
 by the trainer's own functions from the same seed (same initial weights, same data order): "plain", with the
-trainer's callbacks minus its file writers and progress bar (`EpochLogs`, `DivergenceMonitor`), and "diagnostics",
-which adds the diagnostics as the trainer builds them (`trainer.run_diagnostics`, writing into a temporary
-directory, removed afterwards).
+trainer's callbacks (`EpochLogs`, `DivergenceMonitor` and, with `trainer_epoch`, the test-split evaluation,
+TensorBoard and the `EpochRecorder`'s checkpoint, all writing into a temporary directory, removed afterwards), and
+"diagnostics", which adds the diagnostics as the trainer builds them (`trainer.run_diagnostics`). Either way each
+epoch waits for the diagnostics' background writes, as the trainer does before progress.json.
 
 Method:
 - An epoch is timed from a callback first in the list (`on_epoch_begin`) to one last in it (`on_epoch_end`), so
-  it includes the diagnostics' epoch-boundary work and Keras' wait for the epoch's last step. No validation.
-  Two more callbacks around the diagnostics time what is spent inside them (`callback_ms`): a far less noisy
+  it includes the diagnostics' epoch-boundary work and Keras' wait for the epoch's last step; with `trainer_epoch`
+  (the default) it is the trainer's whole epoch, what a user waits for; without, the training alone, the strictest
+  share. Two more callbacks around the diagnostics time what is spent inside them (`callback_ms`): a far less noisy
   figure than the difference of two epoch times, which on a shared machine varies by ±10 % from round to round.
 - Warm-up: each variant first fits one untimed epoch; its time minus plain's is `first_epoch_extra_ms`, the one-off
   cost of tracing the diagnostics' functions and reading the probe examples. A discarded model fits one epoch
@@ -20,8 +22,9 @@ Method:
   Both variants read the same epoch numbers, chosen so that the lead epoch is one that all diagnostics measure
   (it absorbs what a fit's start costs) and the timed epochs hold whole periods. Work a measured epoch leaves
   running in the background (file writes) costs in the next epoch: the lead epoch's lands in the first timed one,
-  the last timed epoch's after the fit, so the timed epochs bear it once per measurement, as in a run. Fits are told a horizon they never reach (they are stopped), so the
-  diagnostics' "measure the last epoch too" rule never adds a measurement.
+  the last timed epoch's after the fit, so the timed epochs bear it once per measurement, as in a run. Fits are
+  told a horizon they never reach (they are stopped), so the diagnostics' "measure the last epoch too" rule never
+  adds a measurement.
 - A round's value is its mean epoch (with `every` > 1 a median would skip the measured epochs); the overhead is
   the median over rounds of (diagnostics round / plain round − 1), in percent: the two fits of a round run within
   seconds of each other, so a change in the load of a shared machine touches both alike. `epoch_ms` is the median
@@ -48,6 +51,7 @@ from tfregimes.registry import UnknownNameError
 from tfregimes.training import callbacks as callbacks_lib
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
+from tfregimes.training.run_dir import RunDirectory
 from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase, run_diagnostics
 
 _RUN = RunConfig()
@@ -72,6 +76,7 @@ class DiagnosticsSetting:
     every: int = 1  # --diagnostics_every
     epochs: int = 0  # Timed epochs per fit; 0: DEFAULT_EPOCHS rounded up to a multiple of `measurement_period`.
     rounds: int = 20  # The default job's epochs are short (0.2 s on 2 CPU cores): many rounds, less noise.
+    trainer_epoch: bool = True  # The trainer's whole epoch (validation, TensorBoard, checkpoint); False: training.
 
     def resolved(self) -> "DiagnosticsSetting":
         """Checked, with the diagnostics' names parsed (`epochs` is resolved once the diagnostics are built)."""
@@ -201,9 +206,18 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
             diagnostics = run_diagnostics(config.replace(diagnostics=names), data, Path(scratch) / "diagnostics",
                                           Path(scratch) / "tensorboard" / "diagnostics")
             clock = _EpochClock()
+            wait_for_files = [d.wait_for_files for d in diagnostics]
+            if setting.trainer_epoch:  # The trainer's TensorBoard and EpochRecorder (which waits for the files).
+                run_dir = RunDirectory(Path(scratch) / f"run-{len(names)}-{id(model)}")
+                run_dir.create()
+                writers = [callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir)),
+                           callbacks_lib.EpochRecorder(run_dir, [], before_progress=wait_for_files)]
+            else:  # Still wait for the diagnostics' background writes each epoch, as the trainer does.
+                writers = [keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: [wait() for wait in wait_for_files])]
             # The trainer's order: EpochLogs first (the diagnostics read its learning rate), the diagnostics later.
             callbacks = [clock.begin, callbacks_lib.EpochLogs(), callbacks_lib.DivergenceMonitor(), clock.enter,
-                         *diagnostics, clock.leave, clock.end]
+                         *diagnostics, clock.leave, *writers, clock.end]
             return model, clock, callbacks
 
         primer = build(())
@@ -217,6 +231,8 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
         stride = epochs + period  # A fit's lead epoch, its timed epochs, and unmeasured epochs skipped to realign.
         horizon = (setting.rounds + 2) * stride  # Beyond every epoch run: no "last epoch" measurement.
 
+        validation = data.evaluation("test", config.eval_batch_size) if setting.trainer_epoch else None
+
         def fit(variant, first_epoch: int, epochs: int) -> tuple[list[float], list[float]]:
             model, clock, callbacks = variant
             clock.epoch_ms, clock.inside_ms, clock.planned = [], [], epochs
@@ -224,6 +240,7 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
             model.fit(data.train(batch_size, seed=config.seed, augment=config.augment, start_epoch=first_epoch,
                                  num_epochs=first_epoch + epochs + 1),
                       epochs=horizon, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+                      validation_data=validation, validation_freq=config.eval_every,
                       callbacks=callbacks, verbose=0, shuffle=False)
             if len(clock.epoch_ms) != epochs:
                 raise RuntimeError(f"a fit ran {len(clock.epoch_ms)} epochs instead of {epochs} (did it diverge?)")
@@ -263,7 +280,8 @@ def diagnostics_report(timing: DiagnosticsTiming) -> str:
     """A readable table, then the JSON result as the LAST line (what scripts read)."""
     s = timing.setting
     lines = [f"{s.model} on {s.dataset}, batch {s.batch_size}, {timing.steps_per_epoch} steps per epoch; diagnostics "
-             f"{','.join(s.diagnostics)} every {s.every} epoch(s); {s.rounds} rounds of {s.epochs} timed epochs",
+             f"{','.join(s.diagnostics)} every {s.every} epoch(s); {s.rounds} rounds of {s.epochs} timed epochs; "
+             + ("the trainer's whole epoch" if s.trainer_epoch else "training only"),
              f"{'variant':<12} {'epoch ms':>9} {'first ms':>9}  rounds: mean epoch ms (ratio to plain's round)"]
     ratios = {"plain": [1.0] * s.rounds, "diagnostics": timing.round_ratios()}
     for name in ("plain", "diagnostics"):

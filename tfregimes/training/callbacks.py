@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfregimes.training.run_dir import RunDirectory
 
@@ -88,11 +89,60 @@ class DivergenceMonitor(keras.callbacks.Callback):
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard, logging the learning rate that `EpochLogs` put in the logs (that of the epoch's last
-    step) instead of re-reading the optimizer (the next step's rate)."""
+    """Keras' TensorBoard, with two changes:
+    - the learning rate logged is the one `EpochLogs` put in the logs (that of the epoch's last step), not the
+      optimizer's re-read (the next step's rate);
+    - each epoch's scalars are written by one compiled call per writer instead of one eager call per scalar
+      (about 0.5 ms each here: with the diagnostics' dozen scalars that alone was 2 % of a digits epoch).
+    The tags and values written are Keras' own (`epoch_<name>`, step = epoch)."""
 
     def _collect_learning_rate(self, logs):
         return logs
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._scalar_writers = {}  # writer name -> ScalarWriter; Keras makes new writers every fit.
+
+    def _log_epoch_metrics(self, epoch, logs):
+        if not logs:
+            return
+        train_logs = self._collect_learning_rate({k: v for k, v in logs.items() if not k.startswith("val_")})
+        if self.write_steps_per_second:
+            train_logs["steps_per_second"] = self._compute_steps_per_second()
+        val_logs = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
+        for name, values in (("train", train_logs), ("val", val_logs)):
+            if not values:
+                continue
+            writer = self._train_writer if name == "train" else self._val_writer
+            if name not in self._scalar_writers:
+                self._scalar_writers[name] = ScalarWriter(writer)
+            self._scalar_writers[name]({f"epoch_{k}": v for k, v in values.items()}, epoch)
+
+
+class ScalarWriter:
+    """Writes a dict of scalars to a `tf.summary` writer in one compiled call, traced once whatever the tags (an
+    eager `tf.summary.scalar` per value cost ~0.5 ms each here, and a function per set of tags retraces whenever
+    an epoch logs another set). The events are those `tf.summary.scalar` writes: same tags, scalars-plugin
+    metadata, float32 values."""
+
+    def __init__(self, writer):
+        from tensorboard.plugins.scalar import metadata as scalar_metadata
+        serialized = scalar_metadata.create_summary_metadata(display_name=None, description=None).SerializeToString()
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.float32),
+                                      tf.TensorSpec([], tf.int64)])
+        def write(tags, values, step):
+            with writer.as_default():
+                for index in tf.range(tf.size(tags)):
+                    tf.summary.write(tags[index], values[index], step=step, metadata=serialized)
+
+        self._write = write
+
+    def __call__(self, values: dict[str, Any], step: int) -> None:
+        """Values may be Python or NumPy numbers or single-element arrays."""
+        self._write(tf.constant(list(values), tf.string),
+                    tf.constant([np.asarray(v, np.float32).reshape(()) for v in values.values()], tf.float32),
+                    tf.constant(step, tf.int64))
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -26,7 +26,7 @@ import tensorflow as tf
 from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
 from tfregimes.diagnostics.training.background import BackgroundFiles
 from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
-from tfregimes.training.callbacks import current_learning_rate
+from tfregimes.training.callbacks import ScalarWriter, current_learning_rate
 
 
 def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | None = None) -> float:
@@ -48,7 +48,7 @@ class DiagnosticsOutput:
         self.tensorboard_dir = Path(tensorboard_dir) if tensorboard_dir else None
         self.background = BackgroundFiles()
         self._writer = None
-        self._scalar_writers = {}
+        self._scalar_writer = None
 
     def wait(self) -> None:
         self.background.wait()
@@ -62,15 +62,9 @@ class DiagnosticsOutput:
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer is None or not values:
             return
-        tags = tuple(values)
-        if tags not in self._scalar_writers:  # One compiled call per set of tags, not one eager call per tag.
-            def write(vector, step):
-                with self.writer.as_default():
-                    for index, tag in enumerate(tags):
-                        tf.summary.scalar(tag, vector[index], step=step)
-            self._scalar_writers[tags] = tf.function(write, autograph=False)
-        self.background.submit(self._scalar_writers[tags], np.array([values[t] for t in tags], np.float32),
-                               np.int64(step))
+        if self._scalar_writer is None:
+            self._scalar_writer = ScalarWriter(self.writer)
+        self.background.submit(self._scalar_writer, dict(values), step)
 
     def histogram(self, tag: str, values: np.ndarray, step: int) -> None:
         if self.writer is None:
