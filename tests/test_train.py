@@ -53,6 +53,26 @@ def test_tensorboard_holds_each_epochs_logged_numbers(tiny_run):
                 assert values[(f"epoch_{name}", row["epoch"] - 1)] == pytest.approx(row[prefix + name], rel=1e-6)
 
 
+def test_scalar_writer_writes_numbers_as_tensorboard_scalars_and_skips_the_rest(tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from tfregimes.training.callbacks import ScalarWriter
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    scalars = ScalarWriter(writer)
+    scalars({"a": 1.5, "b": np.array([2.0]), "c": None, "d": "text"}, step=3)
+    scalars({"e": np.float64(-4.0)}, step=4)  # another set of tags: the same compiled function
+    writer.flush()
+    written = {}
+    for event_file in tmp_path.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                written[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+    assert written == {("a", 3): 1.5, ("b", 3): 2.0, ("e", 4): -4.0}
+    assert scalars._write.experimental_get_tracing_count() == 1
+
+
 def test_training_loss_decreases_on_learnable_data(tiny_run):
     history = tiny_run[1].run_dir.read_history()
     assert history[-1]["loss"] < history[0]["loss"]

@@ -139,10 +139,19 @@ class ScalarWriter:
         self._write = write
 
     def __call__(self, values: dict[str, Any], step: int) -> None:
-        """Values may be Python or NumPy numbers or single-element arrays."""
-        self._write(tf.constant(list(values), tf.string),
-                    tf.constant([np.asarray(v, np.float32).reshape(()) for v in values.values()], tf.float32),
-                    tf.constant(step, tf.int64))
+        """Values may be Python or NumPy numbers or single-element arrays; others (None, text) are skipped: a log
+        entry that is not a number must not stop training."""
+        numbers = {}
+        for tag, value in values.items():
+            if value is None:  # NumPy would make it NaN: a point that was never measured.
+                continue
+            try:
+                numbers[tag] = np.asarray(value, np.float32).reshape(())
+            except (TypeError, ValueError):
+                continue
+        if numbers:
+            self._write(tf.constant(list(numbers), tf.string), tf.constant(list(numbers.values()), tf.float32),
+                        tf.constant(step, tf.int64))
 
 
 class EpochRecorder(keras.callbacks.Callback):
