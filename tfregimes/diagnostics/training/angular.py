@@ -46,10 +46,9 @@ def angular_update_by_group(previous: Sequence, current: Sequence, groups: Mappi
 
 
 def make_device_angles(previous: Sequence, current: Sequence, groups: Mapping[str, Sequence[int]]):
-    """A compiled function returning (whole-vector angle, {group: angle}) for the current values of the variables
-    `previous` and `current`; the work stays on the device and 2·(groups + 1) numbers cross over. Called with
-    `then_copy=True` (`previous` must be variables), it then also assigns `current` to `previous`, in the same
-    call: the next epoch's reference."""
+    """A compiled function returning (whole-vector angle, {group: angle}) between the current values of the
+    variables `previous` and `current`, then assigning `current` to `previous` in the same call (the next epoch's
+    reference); the work stays on the device and 2·(groups + 1) numbers cross over."""
     previous, current = list(previous), list(current)
     names, index_lists = list(groups), [list(indices) for indices in groups.values()]
 
@@ -59,7 +58,8 @@ def make_device_angles(previous: Sequence, current: Sequence, groups: Mapping[st
         difference = tf.add_n([tf.reduce_sum(tf.square(p[i] / p_norm - c[i] / c_norm)) for i in indices])
         return tf.sqrt(difference), p_norm * c_norm
 
-    def compute(then_copy: bool):
+    @tf.function(autograph=False)
+    def compute_then_copy():
         p = [tf.cast(tf.convert_to_tensor(v), tf.float32) for v in previous]
         c = [tf.cast(tf.convert_to_tensor(v), tf.float32) for v in current]
         p_squares = [tf.reduce_sum(tf.square(t)) for t in p]
@@ -67,18 +67,13 @@ def make_device_angles(previous: Sequence, current: Sequence, groups: Mapping[st
         results = [unit_difference(p, c, indices, p_squares, c_squares)
                    for indices in [list(range(len(p)))] + index_lists]
         differences, norm_products = tf.stack([r[0] for r in results]), tf.stack([r[1] for r in results])
-        if then_copy:
-            with tf.control_dependencies([differences, norm_products]):
-                copies = [v.assign(tf.convert_to_tensor(c_v)) for v, c_v in zip(previous, current)]
-            with tf.control_dependencies(copies):
-                return tf.identity(differences), tf.identity(norm_products)
-        return differences, norm_products
+        with tf.control_dependencies([differences, norm_products]):
+            copies = [v.assign(tf.convert_to_tensor(c_v)) for v, c_v in zip(previous, current)]
+        with tf.control_dependencies(copies):
+            return tf.identity(differences), tf.identity(norm_products)
 
-    compiled = {then_copy: tf.function(lambda then_copy=then_copy: compute(then_copy), autograph=False)
-                for then_copy in (False, True)}
-
-    def angles(then_copy: bool = False) -> tuple[float, dict[str, float]]:
-        differences, norm_products = (t.numpy() for t in compiled[then_copy]())
+    def angles() -> tuple[float, dict[str, float]]:
+        differences, norm_products = (t.numpy() for t in compute_then_copy())
         values = np.where(norm_products > 0, angle_from_unit_difference(differences), np.nan)
         return float(values[0]), dict(zip(names, map(float, values[1:])))
 

@@ -129,9 +129,9 @@ class EpochDiagnostic(keras.callbacks.Callback):
     def build(self) -> None:
         """Creates what the diagnostic needs for `self.model` (variables, compiled functions)."""
 
-    def is_measured(self, epoch: int) -> bool:
-        """Whether the end of 0-based `epoch` is measured."""
-        return (epoch + 1) % self.every == 0 or epoch + 1 == (self.params or {}).get("epochs")
+    def is_measured(self, epoch: int, every: int | None = None) -> bool:
+        """Whether the end of 0-based `epoch` is measured (every `every` epochs, default `self.every`)."""
+        return (epoch + 1) % (every or self.every) == 0 or epoch + 1 == (self.params or {}).get("epochs")
 
     def on_train_end(self, logs=None):
         self.output.flush()
@@ -178,7 +178,7 @@ class AngularUpdate(EpochDiagnostic):
         if not self._has_reference or logs is None:
             return
         # The weights now are the next epoch's start: copied as its reference in the same device call.
-        whole, by_layer = self._angles(then_copy=True)
+        whole, by_layer = self._angles()
         self._reference_end = epoch
         logs["angular_update"] = whole
         self.output.scalars({f"angular_update/{name}": value for name, value in by_layer.items()}, step=epoch)
@@ -280,9 +280,6 @@ class MomentumDiagnostic(EpochDiagnostic):
                                  momentum.make_device_flatten([*self._variables, *buffers]))
         return self._probes[key][1:]
 
-    def _scale_measured(self, epoch: int) -> bool:
-        return (epoch + 1) % self.probe_every == 0 or epoch + 1 == (self.params or {}).get("epochs")
-
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not self.is_measured(epoch):
             return
@@ -291,7 +288,7 @@ class MomentumDiagnostic(EpochDiagnostic):
         if probe is None:
             return
         lr = last_step_learning_rate(optimizer, logs)
-        if self._scale_measured(epoch):
+        if self.is_measured(epoch, self.probe_every):
             squared_velocity, squared_gradient = probe(*self._probe_source)
             logs["momentum_scale"] = math.sqrt(squared_velocity) / (lr * math.sqrt(squared_gradient))
         weights, velocity = np.split(flat_snapshot(), 2)
