@@ -19,7 +19,7 @@ from tfregimes.data import (AUGMENTATIONS, NORMALIZATIONS, DatasetUnavailableErr
 from tfregimes.data import fashion_mnist as fashion_mnist_source
 from tfregimes.data import sources
 from tfregimes.data.normalization import MIN_STD
-from tfregimes.registry import UnknownNameError
+from tfregimes.base.registry import UnknownNameError
 
 
 def batches(dataset):

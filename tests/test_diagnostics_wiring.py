@@ -6,7 +6,7 @@ import pytest
 from absl import flags
 
 from conftest import tiny_config
-from tfregimes import train_flags
+from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.training import train_and_evaluate
 
 
@@ -38,7 +38,7 @@ def test_unknown_diagnostic_and_margin_or_probe_flags_without_their_diagnostic_f
         try:
             with pytest.raises(flags.ValidationError,
                                match=f"{flag.split('=')[0]} only applies with --diagnostics={needed}"):
-                train_flags.check_flag_combinations(train_flags.config_from_flags())
+                train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
         finally:
             flags.FLAGS.unparse_flags()
 
@@ -50,8 +50,8 @@ def test_evaluate_reports_margins_of_the_final_model(tiny_run, tmp_path):
 
     from conftest import run_cli
     from tfregimes.data import load_dataset
-    from tfregimes.diagnostics.training.margins import first_order_margins
-    from tfregimes.evaluation import load_keras_model
+    from tfregimes.diagnostics.dynamics.margins import first_order_margins
+    from tfregimes.training.scoring import load_keras_model
     _, result = tiny_run
     output, saved = tmp_path / "eval.json", tmp_path / "margins.npy"
     completed = run_cli("tfregimes.evaluate", f"--model={result.run_dir.export_dir}", "--dataset=synthetic",

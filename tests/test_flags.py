@@ -7,9 +7,9 @@ import pytest
 from absl import flags
 
 from conftest import REPO, run_cli
-from tfregimes import cli_common
-from tfregimes import config as config_lib
-from tfregimes import train_flags
+from tfregimes.cli import common as cli_common
+from tfregimes.training import config as config_lib
+from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.models import ModelOptions
 
 FLAGS = flags.FLAGS
@@ -97,7 +97,7 @@ def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):
 def test_every_shipped_flagfile_parses_and_its_flags_fit_together(parse, flagfile):
     parse(*cli_common.expand_flagfiles([f"--flagfile={REPO / 'flags' / flagfile}"]))
     config = train_flags.config_from_flags()
-    train_flags.check_flag_combinations(config)
+    train_flag_rules.check_flag_combinations(config)
     assert config.epochs >= 1
 
 
@@ -112,19 +112,19 @@ def test_every_shipped_flagfile_parses_and_its_flags_fit_together(parse, flagfil
 def test_ignored_or_conflicting_flags_fail_before_training(parse, args, message):
     parse(*args)
     with pytest.raises(flags.ValidationError, match=re.escape(message)):
-        train_flags.check_flag_combinations(train_flags.config_from_flags())
+        train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
 
 
 def test_adam_with_default_momentum_is_fine(parse):
     parse("--optimizer=adam", "--learning_rate=0.001")
-    train_flags.check_flag_combinations(train_flags.config_from_flags())
+    train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
 
 
 def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):
     parse("--lr_schedule=cosine", "--epochs=10")
-    train_flags.check_flag_combinations(train_flags.config_from_flags())
+    train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
 
 
 def test_a_flag_spelled_out_at_its_default_is_not_an_ignored_flag(parse):
     parse("--optimizer=adam", "--momentum=0.9", "--lars_trust_coefficient=0.001", "--learning_rate=0.001")
-    train_flags.check_flag_combinations(train_flags.config_from_flags())
+    train_flag_rules.check_flag_combinations(train_flags.config_from_flags())

@@ -1,4 +1,4 @@
-"""Tests of the model zoo (issue 3): published parameter counts, ghost BN, scale invariance,
+"""Tests of the model zoo: published parameter counts, ghost BN, scale invariance,
 zero-init residual, weight-decay scopes, every model's train step and save/load, the listing."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from tfregimes.models import (
     decay_variables,
     model_names,
 )
-from tfregimes.models import __main__ as listing_cli
+from tfregimes.cli import models as listing_cli
 from tfregimes.models.listing import count_parameters, describe_model, format_table
 from tfregimes.models.published_params import PUBLISHED_PARAMS, TOLERANCE
-from tfregimes.registry import UnknownNameError
+from tfregimes.base.registry import UnknownNameError
 
 # Registered models too slow for a per-model train step and save/load in this suite, each with
 # the tiny variant of the same builder that stands in for it (checked below). The big ones'

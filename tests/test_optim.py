@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfregimes.optim import (LARS, OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule,
                              epochs_to_steps, linear_scaled_learning_rate)
-from tfregimes.registry import UnknownNameError
+from tfregimes.base.registry import UnknownNameError
 
 
 def lr_at(schedule, step):

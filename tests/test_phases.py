@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_config
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import train_and_evaluate
-from tfregimes.training.exploration import ExplorationController
+from tfregimes.training.exploration_controller import ExplorationController
 
 TWO_PHASES = dict(epochs=4, transition_epoch=2, learning_rate=0.1, momentum=0.0, lr_schedule="constant",
                   lr_boundaries=(), phase2_optimizer="sgd", phase2_learning_rate=0.01, phase2_momentum=0.9)

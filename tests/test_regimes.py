@@ -1,4 +1,4 @@
-"""Regularized steps (tfregimes.regimes): each checked against a step computed by hand in NumPy on a tiny model.
+"""Regularized steps (tfregimes.steps): each checked against a step computed by hand in NumPy on a tiny model.
 
 Hand formulas: a linear softmax model (logits x·W + b, mean cross-entropy) for Fisher and SAM, linear least squares
 (a quadratic) for the proximal step, whose K inner steps and sub-problem have closed forms.
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from linear_softmax import ce_gradients, ce_loss
-from tfregimes.regimes import (REGULARIZERS, FisherRegularizedModel, RegularizerWindow, build_regime_model,
+from tfregimes.steps import (REGULARIZERS, FisherRegularizedModel, RegularizerWindow, build_regime_model,
                                regularizer_options)
-from tfregimes.registry import UnknownNameError
-from tfregimes.training.step import RegimeModel
+from tfregimes.base.registry import UnknownNameError
+from tfregimes.steps.plain import RegimeModel
 
 SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -323,7 +323,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras
-    from tfregimes.regimes import RegularizerWindow, build_regime_model
+    from tfregimes.steps import RegularizerWindow, build_regime_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 5)).astype(np.float32)

@@ -6,7 +6,7 @@ import pytest
 
 from linear_softmax import ce_gradients, ce_loss
 from tfregimes.models import decay_variables
-from tfregimes.training.step import RegimeModel
+from tfregimes.steps.plain import RegimeModel
 
 
 def linear_model():

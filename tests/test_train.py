@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO, run_cli, tiny_config
 from tfregimes.training import RunConfigMismatch, train_and_evaluate
-from tfregimes.training.run_dir import RunDirectory
+from tfregimes.base.run_dir import RunDirectory
 
 
 def test_run_directory_holds_everything_a_run_records(tiny_run):
@@ -57,7 +57,7 @@ def test_scalar_writer_writes_numbers_as_tensorboard_scalars_and_skips_the_rest(
     import numpy as np
     import tensorflow as tf
 
-    from tfregimes.training.callbacks import ScalarWriter
+    from tfregimes.base.scalars import ScalarWriter
     writer = tf.summary.create_file_writer(str(tmp_path))
     scalars = ScalarWriter(writer)
     scalars({"a": 1.5, "b": np.array([2.0]), "c": None, "d": "text"}, step=3)

@@ -1,43 +1,6 @@
-"""python -m tfregimes.train [--flagfile=flags/NAME.cfg] [--flag=value ...]
+"""`python -m tfregimes.train`: the documented entry point; the front end is `tfregimes.cli.train`."""
 
-Trains one run and prints a summary. With no flags: a small CNN on scikit-learn's bundled 8x8 digits, which needs
-no download and takes well under three minutes on a laptop CPU. `--helpfull` lists every flag.
-"""
-
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Hide TensorFlow's C++ start-up chatter (no GPU found, etc.).
-
-from absl import app, flags  # noqa: E402
-
-from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags defines the flags)
-from tfregimes.data import DatasetUnavailableError  # noqa: E402
-from tfregimes.summary import run_summary  # noqa: E402
-from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
-from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
-    cli_common.quiet_python_logs()
-    config = train_flags.config_from_flags()
-    split_cpu(config.num_cpu_devices)  # Both before the checks below create any variable.
-    make_strategy(config.strategy)
-    try:
-        train_flags.check_flag_combinations(config)
-    except flags.ValidationError as error:
-        print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
-        return 1
-    try:
-        result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
-    except (DatasetUnavailableError, RunConfigError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(run_summary(result.metrics, already_complete=result.already_complete))
-    return 0
-
+from tfregimes.cli.train import cli_common, main
 
 if __name__ == "__main__":
     cli_common.run(main)

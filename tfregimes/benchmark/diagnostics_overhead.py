@@ -44,14 +44,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.config import RunConfig
+from tfregimes.training.config import RunConfig
 from tfregimes.data import load_dataset
-from tfregimes.diagnostics.training.factory import parse_names
-from tfregimes.registry import UnknownNameError
-from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.diagnostics.adapters.training_diagnostics import parse_names
+from tfregimes.base.registry import UnknownNameError
+from tfregimes.training import recording
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
-from tfregimes.training.run_dir import RunDirectory
+from tfregimes.base.run_dir import RunDirectory
 from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase, run_diagnostics
 
 _RUN = RunConfig()
@@ -210,13 +210,13 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
             if setting.trainer_epoch:  # The trainer's TensorBoard and EpochRecorder (which waits for the files).
                 run_dir = RunDirectory(Path(scratch) / f"run-{len(names)}-{id(model)}")
                 run_dir.create()
-                writers = [callbacks_lib.TensorBoard(log_dir=str(run_dir.tensorboard_dir)),
-                           callbacks_lib.EpochRecorder(run_dir, [], before_progress=wait_for_files)]
+                writers = [recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)),
+                           recording.EpochRecorder(run_dir, [], before_progress=wait_for_files)]
             else:  # Still wait for the diagnostics' background writes each epoch, as the trainer does.
                 writers = [keras.callbacks.LambdaCallback(
                     on_epoch_end=lambda epoch, logs: [wait() for wait in wait_for_files])]
             # The trainer's order: EpochLogs first (the diagnostics read its learning rate), the diagnostics later.
-            callbacks = [clock.begin, callbacks_lib.EpochLogs(), callbacks_lib.DivergenceMonitor(), clock.enter,
+            callbacks = [clock.begin, recording.EpochLogs(), recording.DivergenceMonitor(), clock.enter,
                          *diagnostics, clock.leave, *writers, clock.end]
             return model, clock, callbacks
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import keras
 
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 BASELINE = "plain"
 
@@ -36,7 +36,7 @@ SUITES: Registry[Callable[[], list[Variant]]] = Registry("benchmark suite")
 
 @SUITES.register("regularizers")
 def regularizers_suite() -> list[Variant]:
-    """issue 5: the plain step against Fisher (M = 4, 8, 16; target: M = 8 at most 2.2× plain), proximal, SAM.
+    """The plain step against Fisher (M = 4, 8, 16; target: M = 8 at most 2.2× plain), proximal, SAM.
 
     Options other than M are the regularizers' defaults (fisher: α 1e-4, β 10, τ 10; proximal: 3 inner steps;
     sam: ρ 0.05, one ascent per batch): the cost depends on M and the number of passes, not on α, β, τ or ρ.

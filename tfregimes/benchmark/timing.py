@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfregimes.benchmark.suites import BASELINE, Variant
 from tfregimes.models import build_model
-from tfregimes.regimes import build_regime_model
+from tfregimes.steps import build_regime_model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 _ALG = "philox"  # fixed, so seeds give the same numbers on every device
 

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 # A position whose training values vary by less than one 8-bit intensity level (e.g. MNIST's
 # always-black border) would be blown up by 1/std on test data; its std is floored at that level.

@@ -13,7 +13,7 @@ from typing import Callable
 from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data.normalization import NORMALIZATION_CHOICES
 from tfregimes.data.pipeline import InMemoryDataset
-from tfregimes.registry import Registry, UnknownNameError
+from tfregimes.base.registry import Registry, UnknownNameError
 
 DatasetLoader = Callable[[str, LoadRequest], LoadedDataset]
 DATASETS: Registry[DatasetLoader] = Registry("dataset")

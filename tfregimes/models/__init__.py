@@ -26,7 +26,7 @@ from tfregimes.models.core import (
     register_model,
 )
 from tfregimes.models.decay import DECAY_SCOPES, decay_variables
-from tfregimes.models.normalization import GhostBatchNormalization, batch_norm
+from tfregimes.models.norm_layers import GhostBatchNormalization, batch_norm
 
 __all__ = ["MODELS", "MODEL_CARDS", "STEMS", "ModelCard", "ModelOptions", "build_model",
            "model_names", "register_model", "DECAY_SCOPES", "decay_variables",

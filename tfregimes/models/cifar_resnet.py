@@ -10,7 +10,7 @@ from keras import ops
 
 from tfregimes.models.core import NORM_OPTIONS, ModelOptions, register_model, reject_unused_options
 from tfregimes.models.layers import bn_relu, conv2d, image_input, logits_head
-from tfregimes.models.normalization import batch_norm
+from tfregimes.models.norm_layers import batch_norm
 
 STAGE_WIDTHS = (16, 32, 64)
 

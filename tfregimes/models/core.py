@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import keras
 
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 STEMS = ("auto", "cifar", "imagenet")
 

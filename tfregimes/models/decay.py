@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import keras
 
-from tfregimes.models.normalization import NORMALIZATION_LAYERS
+from tfregimes.models.norm_layers import NORMALIZATION_LAYERS
 
 DECAY_SCOPES = ("all", "exclude_bn", "exclude_bn_bias")
 

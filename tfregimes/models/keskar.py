@@ -15,7 +15,7 @@ import keras
 from tfregimes.models.core import NORM_OPTIONS, ModelOptions, register_model, reject_unused_options
 from tfregimes.models.layers import conv2d, image_input
 from tfregimes.models.mlp import mlp
-from tfregimes.models.normalization import batch_norm
+from tfregimes.models.norm_layers import batch_norm
 
 POOL = "pool"
 # (filters, dropout after the ReLU) per conv, POOL for a 2x2/2 max-pool: the deep net's layout.

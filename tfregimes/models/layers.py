@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfregimes.models.core import ModelOptions
-from tfregimes.models.normalization import batch_norm
+from tfregimes.models.norm_layers import batch_norm
 
 # He et al. 2015 initialization, which the ResNet, WRN, DenseNet and plain-CNN papers use.
 CONV_INITIALIZER = "he_normal"

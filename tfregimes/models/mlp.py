@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfregimes.models.core import NORM_OPTIONS, ModelOptions, register_model, reject_unused_options
-from tfregimes.models.normalization import batch_norm
+from tfregimes.models.norm_layers import batch_norm
 
 
 def mlp(input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, *,

@@ -8,7 +8,7 @@ import keras
 
 from tfregimes.models.core import NORM_OPTIONS, ModelOptions, register_model, reject_unused_options
 from tfregimes.models.layers import conv2d, image_input, logits_head
-from tfregimes.models.normalization import batch_norm
+from tfregimes.models.norm_layers import batch_norm
 
 
 def plain_cnn(input_shape: tuple[int, ...], num_classes: int, options: ModelOptions, *,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-# Relative tolerance of the check (issue 3: within 1 %).
+# Relative tolerance of the check: the published counts are rounded, and our models match them within 1 %.
 TOLERANCE = 0.01
 
 

@@ -11,7 +11,7 @@ import keras
 
 from tfregimes.models.core import NORM_OPTIONS, ModelOptions, register_model, reject_unused_options
 from tfregimes.models.layers import bn_relu, conv2d, image_input
-from tfregimes.models.normalization import GhostBatchNormalization, batch_norm
+from tfregimes.models.norm_layers import GhostBatchNormalization, batch_norm
 
 # The side at or below which stem="auto" picks the CIFAR stem (CIFAR 32, Tiny ImageNet 64).
 CIFAR_STEM_MAX_SIDE = 64

@@ -17,7 +17,7 @@ from typing import Sequence
 import keras
 
 from tfregimes.optim.lars import LARS
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
 

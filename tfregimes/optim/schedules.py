@@ -20,7 +20,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from tfregimes.registry import Registry
+from tfregimes.base.registry import Registry
 
 SCHEDULES: Registry = Registry("learning-rate schedule")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from tfregimes.config import RunConfig
+from tfregimes.training.config import RunConfig
 from tfregimes.optim import build_optimizer, build_schedule
 
 
@@ -104,7 +104,7 @@ def build_phase_optimizer(phase: Phase, config: RunConfig, steps_per_epoch: int)
 
 class PhaseRecord:
     """Records the phase in the history (`phase` column, 1-based) and in progress.json (whose optimizer the
-    checkpoint holds); `tfregimes.training.callbacks.EpochRecorder` asks it."""
+    checkpoint holds); `tfregimes.training.recording.EpochRecorder` asks it."""
 
     name = "phase"
 

@@ -17,21 +17,22 @@ from typing import Any, Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes import config as config_lib
+from tfregimes.training import config as config_lib
 from tfregimes.data import load_dataset
-from tfregimes.diagnostics.training import diagnostic_callbacks
-from tfregimes.evaluation import evaluate_classifier
+from tfregimes.diagnostics.adapters import diagnostic_callbacks
+from tfregimes.training.scoring import evaluate_classifier
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim.exploration import ExplorationSchedule
-from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.optim.state import base_optimizer
+from tfregimes.training import recording
 from tfregimes.training.distribution import is_chief, make_strategy, precision_policy, shard_by_data, split_cpu
-from tfregimes.training.exploration import ExplorationController
+from tfregimes.training.exploration_controller import ExplorationController
 from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
                                        phases_from_config)
-from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
-from tfregimes.regimes import RegularizerWindow, build_regime_model, regularizer_options
-from tfregimes.training.step import RegimeModel, is_multi_worker
+from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
+from tfregimes.steps.plain import RegimeModel, is_multi_worker
 
 
 class RunConfigError(ValueError):
@@ -133,7 +134,7 @@ def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensor
 
 
 def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
-    schedule = callbacks_lib.base_optimizer(optimizer)._learning_rate  # The schedule it was built with.
+    schedule = base_optimizer(optimizer)._learning_rate  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
     if not isinstance(schedule, ExplorationSchedule):
         return None
@@ -196,9 +197,9 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         if chief:
             write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
 
-    epoch_logs = callbacks_lib.EpochLogs()
-    divergence = callbacks_lib.DivergenceMonitor()
-    tensorboard = callbacks_lib.TensorBoard(
+    epoch_logs = recording.EpochLogs()
+    divergence = recording.DivergenceMonitor()
+    tensorboard = recording.TensorBoard(
         log_dir=str(run_dir.tensorboard_dir) if chief else tempfile.mkdtemp(prefix="tfregimes-worker-"),
         profile_batch=_profile_batches(config.profile_batch))
     validation = shard(data.evaluation("test", config.eval_batch_size))
@@ -211,7 +212,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
             optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
             controller = _exploration_controller(optimizer, config)
         records = [phase_record] + ([controller] if controller else [])
-        recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence,
+        recorder = recording.EpochRecorder(run_dir, history, records=records, divergence=divergence,
                                                is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(initial_epoch, phase.start_epoch)
         model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,

@@ -1,4 +1,4 @@
-"""Rules on the flags of `tfregimes/train_flags.py` that a single flag definition cannot express.
+"""Rules on the flags of `tfregimes/cli/train_flags.py` that a single flag definition cannot express.
 
 Single-value and cross-flag validators run when absl parses the command line; `check_flag_combinations` runs right
 after, on the resolved RunConfig, and rejects flags the run would silently ignore and options that do not fit
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from absl import flags
 
-from tfregimes import cli_common
-from tfregimes import config as config_lib
+from tfregimes.cli import common as cli_common
+from tfregimes.cli import train_flags  # noqa: F401  (defines the flags these rules check: import it first)
+from tfregimes.training import config as config_lib
+from tfregimes.training.phases import build_phase_optimizer, phases_from_config
 
 FLAGS = flags.FLAGS
 
@@ -146,7 +148,6 @@ _ONLY_WITH = [
 def check_flag_combinations(config: config_lib.RunConfig) -> None:
     """Raises flags.ValidationError for a flag set (to a non-default value) that the run would ignore, and for
     optimizer/schedule options that do not fit together (found by building each phase's optimizer once)."""
-    from tfregimes.training.phases import build_phase_optimizer, phases_from_config
     for names, applies, requirement in _ONLY_WITH:
         # A flag set to its default changes nothing (a run's flags.cfg spells out every flag), so only others count.
         given = [f"--{name}" for name in names if FLAGS[name].present and FLAGS[name].value != FLAGS[name].default]

@@ -16,32 +16,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.training.run_dir import RunDirectory
-
-
-def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """The optimizer inside a LossScaleOptimizer (mixed_float16), else the optimizer itself."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def schedule_step(optimizer: keras.optimizers.Optimizer) -> int:
-    """The step count schedules read: every micro-batch step, also under gradient accumulation (where Keras'
-    `optimizer.iterations` counts only the updates)."""
-    return int(keras.ops.convert_to_numpy(base_optimizer(optimizer)._iterations))
-
-
-def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    """The learning rate of the optimizer's last step.
-
-    A schedule's `optimizer.learning_rate` is the rate of the NEXT step; at the end of an epoch that ends on a
-    boundary it would already show the decayed rate, so the epoch logs the rate its last step used.
-    """
-    optimizer = base_optimizer(optimizer)
-    schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
-    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        step = schedule_step(optimizer) - 1
-        return float(keras.ops.convert_to_numpy(schedule(max(step, 0))))
-    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.scalars import ScalarWriter
+from tfregimes.optim.state import current_learning_rate
 
 
 class EpochLogs(keras.callbacks.Callback):
@@ -117,41 +94,6 @@ class TensorBoard(keras.callbacks.TensorBoard):
             if name not in self._scalar_writers:
                 self._scalar_writers[name] = ScalarWriter(writer)
             self._scalar_writers[name]({f"epoch_{k}": v for k, v in values.items()}, epoch)
-
-
-class ScalarWriter:
-    """Writes a dict of scalars to a `tf.summary` writer in one compiled call, traced once whatever the tags (an
-    eager `tf.summary.scalar` per value cost ~0.5 ms each here, and a function per set of tags retraces whenever
-    an epoch logs another set). The events are those `tf.summary.scalar` writes: same tags, scalars-plugin
-    metadata, float32 values."""
-
-    def __init__(self, writer):
-        from tensorboard.plugins.scalar import metadata as scalar_metadata
-        serialized = scalar_metadata.create_summary_metadata(display_name=None, description=None).SerializeToString()
-
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.float32),
-                                      tf.TensorSpec([], tf.int64)])
-        def write(tags, values, step):
-            with writer.as_default():
-                for index in tf.range(tf.size(tags)):
-                    tf.summary.write(tags[index], values[index], step=step, metadata=serialized)
-
-        self._write = write
-
-    def __call__(self, values: dict[str, Any], step: int) -> None:
-        """Values may be Python or NumPy numbers or single-element arrays; others (None, text) are skipped: a log
-        entry that is not a number must not stop training."""
-        numbers = {}
-        for tag, value in values.items():
-            if value is None:  # NumPy would make it NaN: a point that was never measured.
-                continue
-            try:
-                numbers[tag] = np.asarray(value, np.float32).reshape(())
-            except (TypeError, ValueError):
-                continue
-        if numbers:
-            self._write(tf.constant(list(numbers), tf.string), tf.constant(list(numbers.values()), tf.float32),
-                        tf.constant(step, tf.int64))
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -1,6 +1,6 @@
 """The resolved settings of one training run, and their round trip through a flagfile.
 
-`RunConfig` is what the library takes; only the CLI (`tfregimes/flags.py`) builds it from absl flags. Its field
+`RunConfig` is what the library takes; only the CLI (`tfregimes/cli/train_flags.py`) builds it from absl flags. Its field
 names are the flag names, so a run directory's `flags.cfg` written by `to_flagfile` repeats the run.
 """
 

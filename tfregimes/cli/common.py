@@ -8,7 +8,7 @@ import sys
 from absl import app, flags, logging
 
 from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
-from tfregimes.registry import UnknownNameError
+from tfregimes.base.registry import UnknownNameError
 
 DATASET_CHOICES = ", ".join([*dataset_names(), *prefix_forms()])
 

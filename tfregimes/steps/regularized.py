@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.training.step import RegimeModel, num_replicas
+from tfregimes.steps.plain import RegimeModel, num_replicas
 
 Tensors = list[tf.Tensor]
 

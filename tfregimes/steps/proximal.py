@@ -22,9 +22,9 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.regimes.base import RegularizedModel
-from tfregimes.training.step import global_norm
-from tfregimes.training.step import num_replicas
+from tfregimes.steps.regularized import RegularizedModel
+from tfregimes.steps.plain import global_norm
+from tfregimes.steps.plain import num_replicas
 
 
 class ProximalModel(RegularizedModel):

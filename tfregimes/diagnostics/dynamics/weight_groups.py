@@ -16,7 +16,7 @@ from typing import Sequence
 import keras
 from keras.src.ops.function import make_node_key  # Keras' key for a node of a functional graph.
 
-from tfregimes.models.normalization import NORMALIZATION_LAYERS
+from tfregimes.models.norm_layers import NORMALIZATION_LAYERS
 
 # Parameter-free layers f with f(a·h) = a·f(h) for a > 0: a normalization after them still removes the scale.
 POSITIVELY_HOMOGENEOUS = (

@@ -16,13 +16,13 @@ from typing import Any, Sequence
 
 import keras
 
-from tfregimes.regimes.base import RegularizedModel
-from tfregimes.regimes.fisher import FisherRegularizedModel
-from tfregimes.regimes.proximal import ProximalModel
-from tfregimes.regimes.sam import SAMModel
-from tfregimes.regimes.window import RegularizerWindow
-from tfregimes.registry import Registry
-from tfregimes.training.step import RegimeModel, clip_global_norm_across_replicas
+from tfregimes.steps.regularized import RegularizedModel
+from tfregimes.steps.fisher import FisherRegularizedModel
+from tfregimes.steps.proximal import ProximalModel
+from tfregimes.steps.sam import SAMModel
+from tfregimes.steps.window import RegularizerWindow
+from tfregimes.base.registry import Registry
+from tfregimes.steps.plain import RegimeModel, clip_global_norm_across_replicas
 
 REGULARIZERS: Registry[type[RegimeModel]] = Registry("regularizer")
 REGULARIZERS.register("none", RegimeModel)

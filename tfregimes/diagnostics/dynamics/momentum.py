@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.diagnostics.training.background import BackgroundFiles
+from tfregimes.base.background import BackgroundFiles
 
 
 def flatten(values: Sequence) -> np.ndarray:

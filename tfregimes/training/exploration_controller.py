@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from tfregimes.optim.exploration import ExplorationSchedule
-from tfregimes.training.callbacks import schedule_step
+from tfregimes.optim.state import schedule_step
 
 
 class ExplorationController(keras.callbacks.Callback):

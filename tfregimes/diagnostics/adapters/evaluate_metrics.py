@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from tfregimes.diagnostics.minimum import fisher, hessian, robustness, sharpness
-from tfregimes.registry import Registry
+from tfregimes.diagnostics.dynamics import margins
+from tfregimes.diagnostics.minimum import fisher_information, hessian, robustness, sharpness
+from tfregimes.base.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _sharpness(model, inputs, labels, settings):
 
 
 def _fisher(model, inputs, labels, settings):
-    return fisher.fisher_statistics(model, inputs, labels, samples=settings.fisher_samples,
+    return fisher_information.fisher_statistics(model, inputs, labels, samples=settings.fisher_samples,
                                     trials=settings.fisher_trials, seed=settings.seed,
                                     normalized_logits=settings.fisher_normalized_logits).metrics()
 
@@ -107,7 +108,6 @@ def _robustness(model, inputs, labels, settings):
 
 
 def _margins(model, inputs, labels, settings):
-    from tfregimes.diagnostics.training import margins  # The training-time family's pure functions.
     inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     started = time.perf_counter()
     values = margins.first_order_margins(model, inputs, labels, normalization=settings.margin_normalization,

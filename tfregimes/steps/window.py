@@ -1,6 +1,6 @@
 """The epoch window in which a regularizer is on.
 
-Jia & Su's public code switches the Fisher regularizer on only in later learning-rate phases (as issue 5 notes);
+Jia & Su's public code switches the Fisher regularizer on only in later learning-rate phases (seed 004's code);
 the window makes that possible for every regularizer. Off, a regularized model takes the plain step.
 """
 
@@ -31,5 +31,5 @@ class RegularizerWindow(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if not hasattr(self.model, "regularizer_active"):
             raise TypeError(f"{type(self.model).__name__} has no regularizer to switch; "
-                            "build it with tfregimes.regimes.build_regime_model")
+                            "build it with tfregimes.steps.build_regime_model")
         self.model.regularizer_active.assign(self.is_active(epoch))

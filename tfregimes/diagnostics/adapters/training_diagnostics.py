@@ -21,9 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.diagnostics.training import callbacks as callbacks_lib
-from tfregimes.diagnostics.training.margins import NORMALIZATIONS
-from tfregimes.registry import Registry
+from tfregimes.diagnostics.adapters import callbacks as callbacks_lib
+from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS
+from tfregimes.base.registry import Registry
 
 Examples = tuple[np.ndarray, np.ndarray]
 
@@ -109,7 +109,7 @@ def take_examples(source: tf.data.Dataset | Examples, count: int) -> Examples:
 
 
 # The probe gradient's share of the training compute (a gradient per example, as a step): 1 %, so that it leaves
-# room in the 3 % that angular, elr and momentum together may cost (issue 6).
+# room in the 3 % of training time that angular, elr and momentum together may cost (their overhead target).
 PROBE_BUDGET = 0.01
 
 

@@ -1,6 +1,6 @@
 """Command-line flags of `python -m tfregimes.train`; the only module besides the CLIs that touches absl FLAGS.
 
-Every flag is a field of `tfregimes.config.RunConfig` with the same name. Values that come from a registry are
+Every flag is a field of `tfregimes.training.config.RunConfig` with the same name. Values that come from a registry are
 enums of that registry's names, and rules across flags are validators, so a bad flag fails at parse time, naming
 the flag and the valid values, before any data or model is built.
 """
@@ -11,16 +11,16 @@ import os
 
 from absl import flags
 
-from tfregimes import config as config_lib
-from tfregimes import cli_common
+from tfregimes.training import config as config_lib
+from tfregimes.cli import common as cli_common
 from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
-from tfregimes.diagnostics.training import TRAINING_DIAGNOSTICS
-from tfregimes.diagnostics.training.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
+from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
+from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
 from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
 from tfregimes.optim.exploration import DECAY_MODES
-from tfregimes.regimes import REGULARIZERS
+from tfregimes.steps import REGULARIZERS
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
 
 FLAGS = flags.FLAGS
@@ -234,6 +234,3 @@ def config_from_flags() -> config_lib.RunConfig:
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)
 
-
-# Validators and combination checks live beside the definitions; importing them registers the validators.
-from tfregimes.train_flag_rules import check_flag_combinations  # noqa: E402,F401

@@ -22,9 +22,9 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.regimes.base import RegularizedModel
-from tfregimes.training.step import clip_global_norm_across_replicas
-from tfregimes.training.step import num_replicas
+from tfregimes.steps.regularized import RegularizedModel
+from tfregimes.steps.plain import clip_global_norm_across_replicas
+from tfregimes.steps.plain import num_replicas
 
 
 class FisherRegularizedModel(RegularizedModel):

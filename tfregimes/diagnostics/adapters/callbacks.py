@@ -23,10 +23,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.diagnostics.training import angular, learning_rate, margins, momentum
-from tfregimes.diagnostics.training.background import BackgroundFiles
-from tfregimes.diagnostics.training.weight_groups import group_by_layer, select_variables
-from tfregimes.training.callbacks import ScalarWriter, current_learning_rate
+from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
+from tfregimes.base.background import BackgroundFiles
+from tfregimes.diagnostics.dynamics.weight_groups import group_by_layer, select_variables
+from tfregimes.base.run_dir import json_safe
+from tfregimes.base.scalars import ScalarWriter
+from tfregimes.optim.state import current_learning_rate
 
 
 def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | None = None) -> float:
@@ -87,7 +89,6 @@ class DiagnosticsOutput:
         epochs it redoes again, so readers keep the last record of each epoch)."""
         if self.output_dir is None:
             return
-        from tfregimes.training.run_dir import json_safe
         line = json.dumps(json_safe(record), allow_nan=False) + "\n"
 
         def write():
@@ -100,7 +101,6 @@ class DiagnosticsOutput:
         """Atomically (a temporary file renamed over `name`), NaN as null; no fsync: it is rewritten each epoch."""
         if self.output_dir is None:
             return
-        from tfregimes.training.run_dir import json_safe
         self.output_dir.mkdir(parents=True, exist_ok=True)
         path = self.output_dir / name
         fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{name}.", suffix=".tmp")
