@@ -13,6 +13,8 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+import tfregimes.models  # noqa: F401  (registers the zoo's custom layers, which `.keras` files name)
+
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -26,7 +28,6 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
     if path.is_dir() and (path / "saved_model" / "saved_model.pb").exists():
         path = path / "saved_model"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
         model = keras.saving.load_model(str(path), compile=False)
         return lambda images: model(images, training=False)
     if path.is_dir() and (path / "saved_model.pb").exists():
@@ -51,7 +52,6 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
         return keras.saving.load_model(str(path), compile=False)
     if path.is_dir() and (path / "saved_model.pb").exists():
         raise ModelLoadError(f"{path} is a SavedModel, which holds no Keras model to differentiate with respect "
