@@ -4,11 +4,24 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
-from tfregimes.benchmark import (BASELINE, SUITES, DiagnosticsSetting, Setting, SettingError, Timing,
-                                 diagnostics_report, diagnostics_result, measurement_period, ratios, report,
-                                 suite_variants, time_diagnostics, time_variants)
+
+from tfregimes.benchmark import (
+    BASELINE,
+    SUITES,
+    DiagnosticsSetting,
+    Setting,
+    SettingError,
+    Timing,
+    diagnostics_report,
+    diagnostics_result,
+    measurement_period,
+    ratios,
+    report,
+    suite_variants,
+    time_diagnostics,
+    time_variants,
+)
 from tfregimes.training.config import RunConfig
 
 TINY = Setting(model="mlp", input_shape=(8, 8, 1), num_classes=10, batch_size=16, warmup_steps=1, steps=1,

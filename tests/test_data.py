@@ -14,12 +14,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds  # imported up front so timed loads do not include it
 
-from tfregimes.data import (AUGMENTATIONS, NORMALIZATIONS, DatasetUnavailableError, dataset_names,
-                            load_dataset)
-from tfregimes.data import fashion_mnist as fashion_mnist_source
-from tfregimes.data import sources
-from tfregimes.data.normalization import MIN_STD
 from tfregimes.base.registry import UnknownNameError
+from tfregimes.data import AUGMENTATIONS, NORMALIZATIONS, DatasetUnavailableError, dataset_names, load_dataset, sources
+from tfregimes.data import fashion_mnist as fashion_mnist_source
+from tfregimes.data.normalization import MIN_STD
 
 
 def batches(dataset):

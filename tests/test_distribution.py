@@ -9,8 +9,8 @@ import sys
 import keras
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli, tiny_config
+
 from tfregimes.training import train_and_evaluate
 
 # An MLP has no batch norm, whose per-replica statistics would legitimately differ from one device's.

@@ -5,12 +5,12 @@ import re
 
 import pytest
 from absl import flags
-
 from conftest import REPO, run_cli
+
 from tfregimes.cli import common as cli_common
-from tfregimes.training import config as config_lib
 from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.models import ModelOptions
+from tfregimes.training import config as config_lib
 
 FLAGS = flags.FLAGS
 

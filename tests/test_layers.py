@@ -209,7 +209,7 @@ def test_an_import_after_the_first_definition_is_named():
 def test_a_cycle_within_a_layer_is_named():
     # data and models share a layer, so each may import the other, but not both.
     sources = _planted("tfregimes.data.base", "from tfregimes.models import core")
-    sources = {**sources, "tfregimes.models.core": "from tfregimes.data import base\n" + sources["tfregimes.models.core"]}
+    sources["tfregimes.models.core"] = "from tfregimes.data import base\n" + sources["tfregimes.models.core"]
     problems = layer_violations(sources)
     assert [p for p in problems if p.startswith("import cycle between modules")]
     assert "import cycle between packages: tfregimes.data -> tfregimes.models -> tfregimes.data" in problems

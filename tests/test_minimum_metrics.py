@@ -8,15 +8,26 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import run_cli
-from tfregimes.diagnostics.adapters import MINIMUM_METRICS, MetricSettings, compute_minimum_metrics
-from tfregimes.diagnostics.minimum import (FlatModel, fisher_statistics, hessian_top_eigenvalue, hessian_trace_and_frobenius,
-                                           hutchinson, input_jacobian_norms, interpolation_alphas,
-                                           interpolation_curve, maximize_in_box, model_sharpness,
-                                           plot_interpolation, power_iteration, write_interpolation_csv)
-from tfregimes.training.scoring import ModelLoadError, load_keras_model
+
 from tfregimes.base.registry import UnknownNameError
+from tfregimes.diagnostics.adapters import MINIMUM_METRICS, MetricSettings, compute_minimum_metrics
+from tfregimes.diagnostics.minimum import (
+    FlatModel,
+    fisher_statistics,
+    hessian_top_eigenvalue,
+    hessian_trace_and_frobenius,
+    hutchinson,
+    input_jacobian_norms,
+    interpolation_alphas,
+    interpolation_curve,
+    maximize_in_box,
+    model_sharpness,
+    plot_interpolation,
+    power_iteration,
+    write_interpolation_csv,
+)
+from tfregimes.training.scoring import ModelLoadError, load_keras_model
 
 NUM_CLASSES = 3
 

@@ -11,6 +11,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
+from tfregimes.base.registry import UnknownNameError
+from tfregimes.cli import models as listing_cli
 from tfregimes.models import (
     MODEL_CARDS,
     MODELS,
@@ -20,10 +22,8 @@ from tfregimes.models import (
     decay_variables,
     model_names,
 )
-from tfregimes.cli import models as listing_cli
 from tfregimes.models.listing import count_parameters, describe_model, format_table
 from tfregimes.models.published_params import PUBLISHED_PARAMS, TOLERANCE
-from tfregimes.base.registry import UnknownNameError
 
 # Registered models too slow for a per-model train step and save/load in this suite, each with
 # the tiny variant of the same builder that stands in for it (checked below). The big ones'

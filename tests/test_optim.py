@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfregimes.optim import (LARS, OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule,
-                             epochs_to_steps, linear_scaled_learning_rate)
 from tfregimes.base.registry import UnknownNameError
+from tfregimes.optim import (
+    LARS,
+    OPTIMIZERS,
+    SCHEDULES,
+    build_optimizer,
+    build_schedule,
+    epochs_to_steps,
+    linear_scaled_learning_rate,
+)
 
 
 def lr_at(schedule, step):

@@ -6,8 +6,8 @@ import json
 import keras
 import numpy as np
 import pytest
-
 from conftest import tiny_config
+
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import train_and_evaluate
 from tfregimes.training.exploration_controller import ExplorationController

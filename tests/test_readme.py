@@ -22,3 +22,12 @@ def test_quick_start_has_an_install_and_train_command_and_an_install_and_test_co
 def test_ci_runs_the_readme_test_command():
     ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
     assert quick_start_commands()[1] in ci_lines
+
+
+def test_ci_runs_the_linter_after_the_tests_with_the_test_extra_providing_it():
+    import tomllib
+    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert ci_lines.index("ruff check .") > ci_lines.index(quick_start_commands()[1])
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert any(requirement.startswith("ruff") for requirement in project["project"]["optional-dependencies"]["test"])
+    assert project["tool"]["ruff"]["line-length"] == 120

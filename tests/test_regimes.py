@@ -12,11 +12,16 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-
 from linear_softmax import ce_gradients, ce_loss
-from tfregimes.steps import (REGULARIZERS, FisherRegularizedModel, RegularizerWindow, build_regime_model,
-                               regularizer_options)
+
 from tfregimes.base.registry import UnknownNameError
+from tfregimes.steps import (
+    REGULARIZERS,
+    FisherRegularizedModel,
+    RegularizerWindow,
+    build_regime_model,
+    regularizer_options,
+)
 from tfregimes.steps.plain import RegimeModel
 
 SPARSE_CE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, run_cli, tiny_config
-from tfregimes.training import RunConfigMismatch, train_and_evaluate
+
 from tfregimes.base.run_dir import RunDirectory
+from tfregimes.training import RunConfigMismatch, train_and_evaluate
 
 
 def test_run_directory_holds_everything_a_run_records(tiny_run):

@@ -10,17 +10,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS, diagnostic_callbacks
-from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
-from tfregimes.diagnostics.adapters.callbacks import (AngularUpdate, DiagnosticsOutput, EffectiveLearningRate,
-                                                     MomentumDiagnostic)
-from tfregimes.diagnostics.dynamics.weight_groups import scale_invariant_variables
 from tfregimes.base.background import BackgroundFiles
-from tfregimes.diagnostics.adapters.training_diagnostics import default_probe_every, default_probe_examples
 from tfregimes.base.registry import UnknownNameError
-from tfregimes.training.recording import EpochLogs, EpochRecorder
 from tfregimes.base.run_dir import RunDirectory
+from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS, diagnostic_callbacks
+from tfregimes.diagnostics.adapters.callbacks import (
+    AngularUpdate,
+    DiagnosticsOutput,
+    EffectiveLearningRate,
+    MomentumDiagnostic,
+)
+from tfregimes.diagnostics.adapters.training_diagnostics import default_probe_every, default_probe_examples
+from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
+from tfregimes.diagnostics.dynamics.weight_groups import scale_invariant_variables
 from tfregimes.steps.plain import RegimeModel
+from tfregimes.training.recording import EpochLogs, EpochRecorder
 
 
 def dense_network(inputs=2, units=2, name="net"):

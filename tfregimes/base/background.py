@@ -9,7 +9,7 @@ before it records an epoch as done (progress.json), so a resumed run finds every
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Callable
+from collections.abc import Callable
 
 
 class BackgroundFiles:

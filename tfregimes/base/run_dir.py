@@ -19,8 +19,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 def write_atomically(path: str | os.PathLike, text: str) -> None:
@@ -68,7 +69,7 @@ class RunDirectory:
         self.root = Path(root)
 
     @classmethod
-    def new_default(cls, dataset: str, model: str, base: str | os.PathLike = "runs") -> "RunDirectory":
+    def new_default(cls, dataset: str, model: str, base: str | os.PathLike = "runs") -> RunDirectory:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         safe_dataset = dataset.replace(":", "_").replace("/", "_")
         return cls(Path(base) / f"{safe_dataset}_{model}_{stamp}")

@@ -44,14 +44,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.training.config import RunConfig
+from tfregimes.base.registry import UnknownNameError
+from tfregimes.base.run_dir import RunDirectory
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters.training_diagnostics import parse_names
-from tfregimes.base.registry import UnknownNameError
 from tfregimes.training import recording
+from tfregimes.training.config import RunConfig
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
-from tfregimes.base.run_dir import RunDirectory
 from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase, run_diagnostics
 
 _RUN = RunConfig()
@@ -78,7 +78,7 @@ class DiagnosticsSetting:
     rounds: int = 20  # The default job's epochs are short (0.2 s on 2 CPU cores): many rounds, less noise.
     trainer_epoch: bool = True  # The trainer's whole epoch (validation, TensorBoard, checkpoint); False: training.
 
-    def resolved(self) -> "DiagnosticsSetting":
+    def resolved(self) -> DiagnosticsSetting:
         """Checked, with the diagnostics' names parsed (`epochs` is resolved once the diagnostics are built)."""
         try:
             names = tuple(parse_names(self.diagnostics))

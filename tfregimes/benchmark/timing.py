@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

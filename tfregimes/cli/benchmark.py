@@ -21,11 +21,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from tfregimes.cli import common as cli_common  # noqa: E402
-from tfregimes.benchmark.diagnostics_overhead import (DEFAULT_DIAGNOSTICS, DiagnosticsSetting,  # noqa: E402
-                                                      SettingError, diagnostics_report, time_diagnostics)
+from tfregimes.benchmark.diagnostics_overhead import (  # noqa: E402
+    DEFAULT_DIAGNOSTICS,
+    DiagnosticsSetting,
+    SettingError,
+    diagnostics_report,
+    time_diagnostics,
+)
 from tfregimes.benchmark.suites import SUITES, suite_variants  # noqa: E402
 from tfregimes.benchmark.timing import Setting, report, time_variants  # noqa: E402
+from tfregimes.cli import common as cli_common  # noqa: E402
 from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS  # noqa: E402
 from tfregimes.models import model_names  # noqa: E402
 from tfregimes.training import RunConfigError  # noqa: E402
@@ -92,7 +97,7 @@ def run_step_suite(suite: str) -> None:
     try:
         variants = suite_variants(suite, FLAGS.variants)
     except ValueError as error:
-        raise app.UsageError(str(error))
+        raise app.UsageError(str(error)) from None
     print(f"Timing suite {suite!r}: {', '.join(v.name for v in variants)}", flush=True)
     print(report(time_variants(variants, setting, log=lambda line: print(line, flush=True)), setting), flush=True)
 
@@ -110,7 +115,7 @@ def run_diagnostics_suite(suite: str) -> None:
     try:
         timing = time_diagnostics(setting, log=lambda line: print(line, flush=True))
     except (SettingError, RunConfigError) as error:  # e.g. --epochs not a multiple of the measurement period.
-        raise app.UsageError(str(error))
+        raise app.UsageError(str(error)) from None
     print(diagnostics_report(timing), flush=True)
 
 

@@ -7,8 +7,8 @@ import sys
 
 from absl import app, flags, logging
 
-from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
 from tfregimes.base.registry import UnknownNameError
+from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
 
 DATASET_CHOICES = ", ".join([*dataset_names(), *prefix_forms()])
 

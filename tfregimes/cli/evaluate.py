@@ -16,21 +16,24 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
 
+from tfregimes.base.run_dir import write_json  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
+from tfregimes.cli.summary import evaluation_summary  # noqa: E402
 from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
+from tfregimes.diagnostics.adapters import MINIMUM_METRICS, MetricSettings, compute_minimum_metrics, fixed_sample  # noqa: E402
 from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS  # noqa: E402
-from tfregimes.diagnostics.adapters import (MINIMUM_METRICS, MetricSettings, compute_minimum_metrics,  # noqa: E402
-                                            fixed_sample)
-from tfregimes.diagnostics.minimum import (interpolation_alphas, interpolation_curve, plot_interpolation,  # noqa: E402
-                                           write_interpolation_csv)
+from tfregimes.diagnostics.minimum import (  # noqa: E402
+    interpolation_alphas,
+    interpolation_curve,
+    plot_interpolation,
+    write_interpolation_csv,
+)
 from tfregimes.diagnostics.minimum.robustness import NORMS, OUTPUTS  # noqa: E402
 from tfregimes.diagnostics.minimum.sharpness import SPACES  # noqa: E402
 from tfregimes.training.scoring import ModelLoadError, evaluate_classifier, load_classifier, load_keras_model  # noqa: E402
-from tfregimes.cli.summary import evaluation_summary  # noqa: E402
-from tfregimes.base.run_dir import write_json  # noqa: E402
 
 flags.DEFINE_string("model", None, "A run's export/ directory, a SavedModel directory or a .keras file; the "
                     "model must output logits.", required=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def _number(value: Any, percent: bool = False) -> str:
@@ -20,8 +21,10 @@ def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -
         f"{title}: {metrics['dataset']} / {metrics['model']}, {metrics['epochs_run']} of {metrics['epochs']} epochs"
         + (f" (resumed at epoch {metrics['resumed_from_epoch']})" if metrics.get("resumed_from_epoch") else ""),
         f"  status          {status}",
-        f"  train loss      {_number(metrics.get('train_loss'))}    accuracy {_number(metrics.get('train_accuracy'), True)}",
-        f"  test loss       {_number(metrics.get('test_loss'))}    accuracy {_number(metrics.get('test_accuracy'), True)}",
+        f"  train loss      {_number(metrics.get('train_loss'))}    "
+        f"accuracy {_number(metrics.get('train_accuracy'), True)}",
+        f"  test loss       {_number(metrics.get('test_loss'))}    "
+        f"accuracy {_number(metrics.get('test_accuracy'), True)}",
         f"  wall time       {metrics['wall_seconds']:.1f} s"
         + (f"    training {rate:,.0f} images/s" if rate else ""),
         f"  run directory   {metrics['run_dir']}",

@@ -11,9 +11,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Hide TensorFlow's C++ star
 
 from absl import app, flags  # noqa: E402
 
-from tfregimes.cli import common as cli_common, train_flag_rules, train_flags  # noqa: E402  (define the flags)
-from tfregimes.data import DatasetUnavailableError  # noqa: E402
+from tfregimes.cli import common as cli_common  # noqa: E402  (define the flags)
+from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.cli.summary import run_summary  # noqa: E402
+from tfregimes.data import DatasetUnavailableError  # noqa: E402
 from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
 from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
 

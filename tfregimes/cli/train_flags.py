@@ -11,7 +11,6 @@ import os
 
 from absl import flags
 
-from tfregimes.training import config as config_lib
 from tfregimes.cli import common as cli_common
 from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
 from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
@@ -21,6 +20,7 @@ from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES
 from tfregimes.optim.exploration import DECAY_MODES
 from tfregimes.steps import REGULARIZERS
+from tfregimes.training import config as config_lib
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
 
 FLAGS = flags.FLAGS
@@ -44,7 +44,8 @@ flags.DEFINE_integer("train_subset", _DEFAULT.train_subset,
                      "Train on a fixed random subset of N training examples (seeded by --seed); 0: all.", lower_bound=0)
 flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                   "Input normalization; auto: the dataset's default (per_pixel for CIFAR/SVHN, per_channel for "
-                  "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full training set.")
+                  "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full "
+                  "training set.")
 flags.DEFINE_enum("augment", _DEFAULT.augment, AUGMENTATIONS.names(),
                   "Training-time augmentation: crop1_flip/crop4_flip pad by 1/4 pixels, random crop and flip "
                   "(seed 004 scenario II); imagenet is seed 000 appendix A.2's recipe.")

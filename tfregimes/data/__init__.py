@@ -14,8 +14,7 @@ from tfregimes.data.augmentation import AUGMENTATIONS, Augmentation
 from tfregimes.data.base import DatasetInfo, LoadedDataset, SplitArrays
 from tfregimes.data.errors import DatasetUnavailableError
 from tfregimes.data.normalization import NORMALIZATION_CHOICES, NORMALIZATIONS
-from tfregimes.data.registry import (DATASETS, check_dataset_name, dataset_names, load_dataset,
-                                     prefix_forms)
+from tfregimes.data.registry import DATASETS, check_dataset_name, dataset_names, load_dataset, prefix_forms
 
 __all__ = [
     "AUGMENTATIONS", "Augmentation", "DATASETS", "DatasetInfo", "DatasetUnavailableError",

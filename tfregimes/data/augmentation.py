@@ -9,7 +9,7 @@ to [0, 1], before normalization, so zero padding is black padding.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

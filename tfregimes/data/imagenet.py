@@ -16,10 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfregimes.data.augmentation import AUGMENTATIONS, IMAGENET_CROP, imagenet_eval_crop
-from tfregimes.data.base import (DatasetInfo, LoadedDataset, LoadRequest, check_epochs,
-                                 check_split)
-from tfregimes.data.normalization import (NormalizationStats, fixed_stats, normalize_tf,
-                                          resolve_normalization)
+from tfregimes.data.base import DatasetInfo, LoadedDataset, LoadRequest, check_epochs, check_split
+from tfregimes.data.normalization import NormalizationStats, fixed_stats, normalize_tf, resolve_normalization
 from tfregimes.data.pipeline import item_seed
 from tfregimes.data.registry import DATASETS
 from tfregimes.data.tfds_sources import tfds_load

@@ -8,7 +8,7 @@ recomputes exactly the same test inputs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

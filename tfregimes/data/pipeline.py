@@ -12,11 +12,16 @@ import numpy as np
 import tensorflow as tf
 
 from tfregimes.data.augmentation import get_batch_augmentation
-from tfregimes.data.base import (DatasetInfo, LoadedDataset, LoadRequest, SplitArrays, check_epochs,
-                                 check_split)
-from tfregimes.data.normalization import (NormalizationStats, compute_stats, normalize_numpy,
-                                          normalize_tf, resolve_normalization, unit_scale_numpy,
-                                          unit_scale_tf)
+from tfregimes.data.base import DatasetInfo, LoadedDataset, LoadRequest, SplitArrays, check_epochs, check_split
+from tfregimes.data.normalization import (
+    NormalizationStats,
+    compute_stats,
+    normalize_numpy,
+    normalize_tf,
+    resolve_normalization,
+    unit_scale_numpy,
+    unit_scale_tf,
+)
 
 _ALG = "philox"
 # Independent random streams derived from one run seed.

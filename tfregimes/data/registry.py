@@ -8,12 +8,12 @@ the prefix source registered under PREFIX.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
+from tfregimes.base.registry import Registry, UnknownNameError
 from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data.normalization import NORMALIZATION_CHOICES
 from tfregimes.data.pipeline import InMemoryDataset
-from tfregimes.base.registry import Registry, UnknownNameError
 
 DatasetLoader = Callable[[str, LoadRequest], LoadedDataset]
 DATASETS: Registry[DatasetLoader] = Registry("dataset")

@@ -17,8 +17,9 @@ def count_parameters(model: keras.Model) -> tuple[int, int]:
 
 def describe_model(name: str, *, input_shape: tuple[int, ...] | None = None,
                    num_classes: int | None = None,
-                   options: ModelOptions = ModelOptions()) -> dict:
+                   options: ModelOptions | None = None) -> dict:
     """Builds `name` (with its card's input shape and classes unless given) and describes it."""
+    options = ModelOptions() if options is None else options
     card = MODEL_CARDS.get(name)
     input_shape = card.input_shape if input_shape is None else tuple(input_shape)
     num_classes = card.num_classes if num_classes is None else num_classes

@@ -2,8 +2,8 @@
 
 Seed 000 (Lee et al., appendix) keeps the large learning rate for extra epochs after the training loss has
 flattened and decays at a moment chosen from the observed loss; its exact rule is not in our copy. This schedule
-holds the peak rate until `start_decay(step)` is called (by `tfregimes.training.exploration_controller.ExplorationController`,
-which implements the documented rule), then decays from that step:
+holds the peak rate until `start_decay(step)` is called (by `tfregimes.training.exploration_controller`, which
+implements the documented rule), then decays from that step:
   step    lr = max(peak · decay^k, min_lr), k = 1 + whole `decay_interval_steps` elapsed since the decision;
   linear  from peak to min_lr over `transition_steps`, then min_lr;
   cosine  half-cosine from peak to min_lr over `transition_steps`, then min_lr.

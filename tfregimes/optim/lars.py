@@ -21,7 +21,7 @@ v ← momentum · v + learning_rate · g; w ← w − v.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import keras
 from keras import ops

@@ -12,12 +12,12 @@ g ← μg + ∇f, w ← w − ηg; the two agree while η is constant.
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
-from tfregimes.optim.lars import LARS
 from tfregimes.base.registry import Registry
+from tfregimes.optim.lars import LARS
 
 OPTIMIZERS: Registry = Registry("optimizer")
 

@@ -12,17 +12,18 @@ regularizer on for an epoch window.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 
-from tfregimes.steps.regularized import RegularizedModel
+from tfregimes.base.registry import Registry
 from tfregimes.steps.fisher import FisherRegularizedModel
+from tfregimes.steps.plain import RegimeModel, clip_global_norm_across_replicas
 from tfregimes.steps.proximal import ProximalModel
+from tfregimes.steps.regularized import RegularizedModel
 from tfregimes.steps.sam import SAMModel
 from tfregimes.steps.window import RegularizerWindow
-from tfregimes.base.registry import Registry
-from tfregimes.steps.plain import RegimeModel, clip_global_norm_across_replicas
 
 REGULARIZERS: Registry[type[RegimeModel]] = Registry("regularizer")
 REGULARIZERS.register("none", RegimeModel)

@@ -17,14 +17,13 @@ cross-entropy is L̃ itself.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
+from tfregimes.steps.plain import clip_global_norm_across_replicas, num_replicas
 from tfregimes.steps.regularized import RegularizedModel
-from tfregimes.steps.plain import clip_global_norm_across_replicas
-from tfregimes.steps.plain import num_replicas
 
 
 class FisherRegularizedModel(RegularizedModel):

@@ -7,7 +7,7 @@ optimizer step stay here, shared by every regime.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
@@ -118,8 +118,8 @@ class RegimeModel(keras.Model):
         MultiWorkerMirroredStrategy (keras-team/keras#20585); one replica's local batch serves as well."""
         if not is_multi_worker(self.distribute_strategy) or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        local = self.distribute_strategy.experimental_local_results
         for _, _, batches in iterator:
-            local = self.distribute_strategy.experimental_local_results
             data_batch = tf.nest.map_structure(
                 lambda value: local(value)[0] if isinstance(value, tf.distribute.DistributedValues) else value,
                 next(batches))

@@ -17,14 +17,13 @@ values, so the defaults follow the published paper.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
+from tfregimes.steps.plain import global_norm, num_replicas
 from tfregimes.steps.regularized import RegularizedModel
-from tfregimes.steps.plain import global_norm
-from tfregimes.steps.plain import num_replicas
 
 
 class ProximalModel(RegularizedModel):

@@ -15,7 +15,7 @@ new moving statistics of M sub-batch passes at w are averaged into one update, t
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import tensorflow as tf

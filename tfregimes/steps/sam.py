@@ -11,14 +11,13 @@ reference implementations.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import tensorflow as tf
 
+from tfregimes.steps.plain import global_norm, num_replicas
 from tfregimes.steps.regularized import RegularizedModel
-from tfregimes.steps.plain import global_norm
-from tfregimes.steps.plain import num_replicas
 
 
 class SAMModel(RegularizedModel):

@@ -1,7 +1,7 @@
 """The resolved settings of one training run, and their round trip through a flagfile.
 
-`RunConfig` is what the library takes; only the CLI (`tfregimes/cli/train_flags.py`) builds it from absl flags. Its field
-names are the flag names, so a run directory's `flags.cfg` written by `to_flagfile` repeats the run.
+`RunConfig` is what the library takes; only the CLI (`tfregimes/cli/train_flags.py`) builds it from absl flags. Its
+field names are the flag names, so a run directory's `flags.cfg` written by `to_flagfile` repeats the run.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class RunConfig:
     verbose: int = 1
     profile_batch: str = ""
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
 

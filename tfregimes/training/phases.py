@@ -16,8 +16,8 @@ from typing import Any
 
 import keras
 
-from tfregimes.training.config import RunConfig
 from tfregimes.optim import build_optimizer, build_schedule
+from tfregimes.training.config import RunConfig
 
 
 @dataclasses.dataclass(frozen=True)

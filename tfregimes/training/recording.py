@@ -10,11 +10,11 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.base.scalars import ScalarWriter

@@ -7,8 +7,8 @@ on a run's export computes exactly what the run wrote to metrics.json.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import keras
 import tensorflow as tf

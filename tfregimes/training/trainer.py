@@ -11,28 +11,34 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 
-from tfregimes.training import config as config_lib
+from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
-from tfregimes.training.scoring import evaluate_classifier
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.optim.state import base_optimizer
+from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
+from tfregimes.steps.plain import RegimeModel, is_multi_worker
+from tfregimes.training import config as config_lib
 from tfregimes.training import recording
 from tfregimes.training.distribution import is_chief, make_strategy, precision_policy, shard_by_data, split_cpu
 from tfregimes.training.exploration_controller import ExplorationController
-from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
-                                       phases_from_config)
-from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
-from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
-from tfregimes.steps.plain import RegimeModel, is_multi_worker
+from tfregimes.training.phases import (
+    Phase,
+    PhaseRecord,
+    build_phase_optimizer,
+    coupled_weight_decay,
+    phases_from_config,
+)
+from tfregimes.training.scoring import evaluate_classifier
 
 
 class RunConfigError(ValueError):

@@ -16,18 +16,18 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
 from tfregimes.base.background import BackgroundFiles
-from tfregimes.diagnostics.dynamics.weight_groups import group_by_layer, select_variables
 from tfregimes.base.run_dir import json_safe
 from tfregimes.base.scalars import ScalarWriter
+from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
+from tfregimes.diagnostics.dynamics.weight_groups import group_by_layer, select_variables
 from tfregimes.optim.state import current_learning_rate
 
 

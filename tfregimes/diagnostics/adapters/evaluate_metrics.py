@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
 
+from tfregimes.base.registry import Registry
 from tfregimes.diagnostics.dynamics import margins
 from tfregimes.diagnostics.minimum import fisher_information, hessian, robustness, sharpness
-from tfregimes.base.registry import Registry
 
 
 @dataclasses.dataclass(frozen=True)

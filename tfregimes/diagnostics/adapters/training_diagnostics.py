@@ -14,16 +14,16 @@ import dataclasses
 import functools
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base.registry import Registry
 from tfregimes.diagnostics.adapters import callbacks as callbacks_lib
 from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS
-from tfregimes.base.registry import Registry
 
 Examples = tuple[np.ndarray, np.ndarray]
 

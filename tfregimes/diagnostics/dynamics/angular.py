@@ -11,7 +11,7 @@ vectors, taken element by element, which is accurate to rounding for any angle.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf

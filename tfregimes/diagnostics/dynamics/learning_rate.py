@@ -15,7 +15,7 @@ update per epoch Δθ (eq. 11), so well-tuned settings share it (seed 002 uses 1
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -20,7 +20,7 @@ batch holds every example's own gradient.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np

@@ -11,7 +11,7 @@ the functional graph, so a subclassed (non-functional) network has no scale-inva
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras.src.ops.function import make_node_key  # Keras' key for a node of a functional graph.
@@ -89,7 +89,7 @@ def layer_name(variable: keras.Variable) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else path
 
 
-def group_by_layer(variables: Sequence[keras.Variable]) -> "OrderedDict[str, list[int]]":
+def group_by_layer(variables: Sequence[keras.Variable]) -> OrderedDict[str, list[int]]:
     """Layer path -> indices into `variables`, in order of first appearance."""
     groups: OrderedDict[str, list[int]] = OrderedDict()
     for index, variable in enumerate(variables):

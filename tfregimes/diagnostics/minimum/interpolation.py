@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 import keras
 import numpy as np
