@@ -104,7 +104,7 @@ def test_every_shipped_flagfile_parses_and_its_flags_fit_together(parse, flagfil
 @pytest.mark.parametrize("args,message", [
     (["--optimizer=adam", "--momentum=0.5"], "--momentum only applies with --optimizer=sgd or lars"),
     (["--lr_schedule=cosine", "--lr_boundaries=5"], "--lr_boundaries only applies with --lr_schedule=step"),
-    (["--min_lr=0.01"], "--min_lr only applies with a cosine, poly or explore schedule"),
+    (["--min_lr=0.01"], "--min_lr only applies with --lr_schedule=cosine, poly or explore"),
     (["--phase2_learning_rate=0.1"], "--phase2_learning_rate only applies with --transition_epoch"),
     (["--flat_window=3"], "--flat_window only applies with --lr_schedule=explore"),
     (["--lr_schedule=cosine", "--min_lr=0.5", "--learning_rate=0.1"], "min_lr must be in [0, peak learning rate"),
@@ -128,3 +128,9 @@ def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):
 def test_a_flag_spelled_out_at_its_default_is_not_an_ignored_flag(parse):
     parse("--optimizer=adam", "--momentum=0.9", "--lars_trust_coefficient=0.001", "--learning_rate=0.001")
     train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
+
+
+def test_help_names_the_choice_that_reads_each_option():
+    assert FLAGS["min_lr"].help.endswith("Only with --lr_schedule=cosine, poly or explore.")
+    assert FLAGS["phase2_momentum"].help.endswith("Only with --phase2_optimizer=sgd or lars.")
+    assert FLAGS["fisher_beta"].help.endswith("Only with --regularizer=fisher.")

@@ -12,6 +12,7 @@ from absl import flags
 from tfregimes.cli import common as cli_common
 from tfregimes.cli import train_flags  # noqa: F401  (defines the flags these rules check: import it first)
 from tfregimes.training import config as config_lib
+from tfregimes.training.options import flag_rules
 from tfregimes.training.phases import build_phase_optimizer, phases_from_config
 
 FLAGS = flags.FLAGS
@@ -113,35 +114,12 @@ def _subset_holds_a_batch(values):
 
 
 # --- Flags that would be silently ignored, and options that do not fit together --------------------------------
-def _uses_schedule(config, *names) -> bool:
-    return config.lr_schedule in names or (config.transition_epoch > 0 and config.phase2_lr_schedule in names)
-
-
-def _uses_optimizer(config, *names) -> bool:
-    return config.optimizer in names or (config.transition_epoch > 0 and config.phase2_optimizer in names)
-
-
+# Options of a choice (optimizer, schedule, regularizer, diagnostics) come from tfregimes.training.options; two-phase
+# training adds the rest of the phase2_ flags.
 _ONLY_WITH = [
-    (("momentum",), lambda c: c.optimizer in ("sgd", "lars"), "--optimizer=sgd or lars"),
-    (("nesterov",), lambda c: c.optimizer == "sgd", "--optimizer=sgd"),
-    (("lars_trust_coefficient",), lambda c: _uses_optimizer(c, "lars"), "--optimizer=lars"),
-    (("lr_boundaries",), lambda c: c.lr_schedule == "step", "--lr_schedule=step"),
-    (("lr_decay",), lambda c: _uses_schedule(c, "step", "explore"), "a step or explore schedule"),
-    (("min_lr",), lambda c: _uses_schedule(c, "cosine", "poly", "explore"), "a cosine, poly or explore schedule"),
-    (("lr_power",), lambda c: _uses_schedule(c, "poly"), "--lr_schedule=poly"),
-    (("flat_window", "flat_tolerance", "extra_exploration_epochs", "exploration_decay", "decay_interval_epochs",
-      "transition_epochs"), lambda c: c.lr_schedule == "explore", "--lr_schedule=explore"),
-    (("fisher_alpha", "fisher_beta", "fisher_subbatches", "clip_global_norm"), lambda c: c.regularizer == "fisher",
-     "--regularizer=fisher"),
-    (("proximal_lambda", "proximal_steps"), lambda c: c.regularizer == "proximal", "--regularizer=proximal"),
-    (("sam_rho", "sam_subbatches"), lambda c: c.regularizer == "sam", "--regularizer=sam"),
-    (("regularizer_start_epoch", "regularizer_end_epoch"), lambda c: c.regularizer != "none", "--regularizer"),
-    (("diagnostics_every", "scale_invariant_only"), lambda c: bool(c.diagnostics), "--diagnostics"),
-    (("momentum_probe_examples",), lambda c: "momentum" in c.diagnostics, "--diagnostics=momentum"),
-    (("margin_samples", "margin_normalization", "save_margins"), lambda c: "margins" in c.diagnostics,
-     "--diagnostics=margins"),
     (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),
      lambda c: c.transition_epoch > 0, "--transition_epoch (two-phase training)"),
+    *(((flag,), applies, requirement) for flag, applies, requirement in flag_rules()),
 ]
 
 

@@ -22,6 +22,7 @@ from tfregimes.optim.exploration import DECAY_MODES
 from tfregimes.steps import REGULARIZERS
 from tfregimes.training import config as config_lib
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
+from tfregimes.training.options import flag_rules
 
 FLAGS = flags.FLAGS
 _DEFAULT = config_lib.RunConfig()
@@ -223,6 +224,10 @@ flags.DEFINE_enum("verbose", str(_DEFAULT.verbose), ["0", "1", "2"],
 flags.DEFINE_string("profile_batch", _DEFAULT.profile_batch,
                     "N,M: record a TensorBoard profile of training batches N to M (needs tensorboard-plugin-profile "
                     "to view). Empty: no profile.")
+
+# Each option's help names the choice that reads it, from the one table of them.
+for _flag, _, _requirement in flag_rules():
+    FLAGS[_flag].help += f" Only with {_requirement}."
 
 
 def config_from_flags() -> config_lib.RunConfig:

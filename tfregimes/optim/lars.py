@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 import keras
 from keras import ops
 
+from tfregimes.base import keras_private
+
 
 @keras.saving.register_keras_serializable(package="tfregimes")
 class LARS(keras.optimizers.Optimizer):
@@ -69,11 +71,11 @@ class LARS(keras.optimizers.Optimizer):
         """Excludes these variable objects from adaptation and decay; call before `build`."""
         if self.built:
             raise ValueError("exclude_variables must be called before the optimizer is built")
-        self._excluded_variable_keys.update(self._var_key(v) for v in variables)
+        self._excluded_variable_keys.update(keras_private.optimizer_variable_key(self, v) for v in variables)
 
     def is_adapted(self, variable) -> bool:
         """Whether `variable` gets the trust-ratio step (else a plain momentum step)."""
-        if self._var_key(variable) in self._excluded_variable_keys:
+        if keras_private.optimizer_variable_key(self, variable) in self._excluded_variable_keys:
             return False
         if self.exclude_vectors and len(variable.shape) <= 1:
             return False
@@ -93,7 +95,7 @@ class LARS(keras.optimizers.Optimizer):
         dtype = variable.dtype
         learning_rate = ops.cast(learning_rate, dtype)
         gradient = ops.cast(ops.convert_to_tensor(gradient), dtype)
-        index = self._get_variable_index(variable)
+        index = keras_private.optimizer_variable_index(self, variable)
         velocity = self.velocities[index]
         if self._adapted[index]:
             weight_decay = ops.cast(self.lars_weight_decay, dtype)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import keras
 
+from tfregimes.base import keras_private
+
 
 def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
     """The optimizer inside a LossScaleOptimizer (mixed_float16), else the optimizer itself."""
@@ -14,7 +16,7 @@ def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Op
 def schedule_step(optimizer: keras.optimizers.Optimizer) -> int:
     """The step count schedules read: every micro-batch step, also under gradient accumulation (where Keras'
     `optimizer.iterations` counts only the updates)."""
-    return int(keras.ops.convert_to_numpy(base_optimizer(optimizer)._iterations))
+    return int(keras.ops.convert_to_numpy(keras_private.optimizer_step_count(base_optimizer(optimizer))))
 
 
 def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
@@ -24,7 +26,7 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     boundary it would already show the decayed rate, so the epoch logs the rate its last step used.
     """
     optimizer = base_optimizer(optimizer)
-    schedule = optimizer._learning_rate  # The schedule object or variable the optimizer was built with.
+    schedule = keras_private.optimizer_schedule(optimizer)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         step = schedule_step(optimizer) - 1
         return float(keras.ops.convert_to_numpy(schedule(max(step, 0))))

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from tfregimes.base import keras_private
+
 
 def num_replicas() -> int:
     return tf.distribute.get_strategy().num_replicas_in_sync
@@ -104,7 +106,7 @@ class RegimeModel(keras.Model):
             scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
             gradients = clip_global_norm_across_replicas(gradients, self.global_clipnorm * scale)
         # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
-        self._loss_tracker.update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
+        keras_private.loss_tracker(self).update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         self.optimizer.apply(gradients, self.trainable_variables)
         logs = self.compute_metrics(x, y, logits)
         return _as_vectors(logs) if is_multi_worker(self.distribute_strategy) else logs
@@ -115,7 +117,8 @@ class RegimeModel(keras.Model):
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         """Keras builds metrics on a data batch it first reduces across replicas, which fails under
-        MultiWorkerMirroredStrategy (keras-team/keras#20585); one replica's local batch serves as well."""
+        MultiWorkerMirroredStrategy (keras-team/keras#20585); one replica's local batch serves as well. A private
+        hook: see `tfregimes.base.keras_private.OVERRIDDEN_HOOKS`."""
         if not is_multi_worker(self.distribute_strategy) or iterator is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         local = self.distribute_strategy.experimental_local_results
@@ -125,4 +128,4 @@ class RegimeModel(keras.Model):
                 next(batches))
             break
         with self.distribute_strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+            keras_private.symbolic_build(self, data_batch)

@@ -18,6 +18,7 @@ import keras
 
 from tfregimes.optim import build_optimizer, build_schedule
 from tfregimes.training.config import RunConfig
+from tfregimes.training.options import builder_arguments
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,31 +61,19 @@ def phase_at(phases: list[Phase], epoch: int) -> Phase:
 
 def optimizer_arguments(phase: Phase, config: RunConfig) -> dict[str, Any]:
     """The options of `build_optimizer` that `phase.optimizer` has, from the phase and the config."""
-    arguments: dict[str, Any] = {}  # --global_clipnorm is applied by RegimeModel, across replicas.
-    if phase.optimizer == "sgd":
-        arguments.update(momentum=phase.momentum, nesterov=phase.nesterov)
+    # --global_clipnorm is applied by RegimeModel, across replicas.
+    arguments = builder_arguments("optimizer", phase.optimizer, phase, config)
     if phase.optimizer == "lars":  # LARS decays inside its trust ratio (You et al. 2017), with --weight_decay.
-        arguments.update(momentum=phase.momentum, weight_decay=config.weight_decay,
-                         trust_coefficient=config.lars_trust_coefficient)
-    else:
-        arguments["decoupled_weight_decay"] = phase.decoupled_weight_decay
+        arguments["weight_decay"] = config.weight_decay
     return arguments
 
 
 def schedule_arguments(phase: Phase, config: RunConfig) -> dict[str, Any]:
     """The options of `build_schedule` for `phase`; durations in epochs counted from the phase's start."""
-    arguments: dict[str, Any] = {"base_lr": phase.learning_rate, "total_epochs": phase.epochs}
-    if phase.lr_schedule == "step":
-        arguments["boundaries"] = tuple(b - phase.start_epoch for b in phase.lr_boundaries)
-    if phase.lr_schedule in ("step", "explore"):
-        arguments["decay"] = config.lr_decay
-    if phase.lr_schedule in ("cosine", "poly", "explore"):
-        arguments["min_lr"] = config.min_lr
-    if phase.lr_schedule == "poly":
-        arguments["power"] = config.lr_power
-    if phase.lr_schedule == "explore":
-        arguments.update(decay_mode=config.exploration_decay, transition_epochs=config.transition_epochs,
-                         decay_interval_epochs=config.decay_interval_epochs)
+    arguments: dict[str, Any] = {"base_lr": phase.learning_rate, "total_epochs": phase.epochs,
+                                 **builder_arguments("lr_schedule", phase.lr_schedule, phase, config)}
+    if "boundaries" in arguments:  # --lr_boundaries count epochs of the whole run.
+        arguments["boundaries"] = tuple(b - phase.start_epoch for b in arguments["boundaries"])
     if phase.index == 0:  # Warm-up and linear scaling belong to the start of training.
         arguments["warmup_epochs"] = config.warmup_epochs
         if config.reference_batch_size:

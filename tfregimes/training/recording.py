@@ -16,6 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.base.scalars import ScalarWriter
 from tfregimes.optim.state import current_learning_rate
@@ -71,7 +72,8 @@ class TensorBoard(keras.callbacks.TensorBoard):
       optimizer's re-read (the next step's rate);
     - each epoch's scalars are written by one compiled call per writer instead of one eager call per scalar
       (about 0.5 ms each here: with the diagnostics' dozen scalars that alone was 2 % of a digits epoch).
-    The tags and values written are Keras' own (`epoch_<name>`, step = epoch)."""
+    The tags and values written are Keras' own (`epoch_<name>`, step = epoch). Both changes override private hooks
+    (`tfregimes.base.keras_private.OVERRIDDEN_HOOKS`)."""
 
     def _collect_learning_rate(self, logs):
         return logs
@@ -85,12 +87,12 @@ class TensorBoard(keras.callbacks.TensorBoard):
             return
         train_logs = self._collect_learning_rate({k: v for k, v in logs.items() if not k.startswith("val_")})
         if self.write_steps_per_second:
-            train_logs["steps_per_second"] = self._compute_steps_per_second()
+            train_logs["steps_per_second"] = keras_private.tensorboard_steps_per_second(self)
         val_logs = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
         for name, values in (("train", train_logs), ("val", val_logs)):
             if not values:
                 continue
-            writer = self._train_writer if name == "train" else self._val_writer
+            writer = keras_private.tensorboard_writer(self, name)
             if name not in self._scalar_writers:
                 self._scalar_writers[name] = ScalarWriter(writer)
             self._scalar_writers[name]({f"epoch_{k}": v for k, v in values.items()}, epoch)

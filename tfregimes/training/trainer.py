@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
@@ -140,7 +141,7 @@ def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensor
 
 
 def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
-    schedule = base_optimizer(optimizer)._learning_rate  # The schedule it was built with.
+    schedule = keras_private.optimizer_schedule(base_optimizer(optimizer))  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
     if not isinstance(schedule, ExplorationSchedule):
         return None

@@ -18,7 +18,10 @@ import numpy as np
 
 from tfregimes.base.registry import Registry
 from tfregimes.diagnostics.dynamics import margins
-from tfregimes.diagnostics.minimum import fisher_information, hessian, robustness, sharpness
+from tfregimes.diagnostics.minimum import fisher_information, hessian, sharpness
+
+# The function: the package's `robustness` attribute is it, not its module.
+from tfregimes.diagnostics.minimum.robustness import robustness
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +106,8 @@ def _hutchinson(model, inputs, labels, settings):
 
 def _robustness(model, inputs, labels, settings):
     inputs, _ = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
-    return {"robustness": robustness.robustness(model, inputs, norm=settings.robustness_norm,
-                                                output=settings.robustness_output)}
+    return {"robustness": robustness(model, inputs, norm=settings.robustness_norm,
+                                     output=settings.robustness_output)}
 
 
 def _margins(model, inputs, labels, settings):

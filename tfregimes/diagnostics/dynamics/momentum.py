@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base import keras_private
 from tfregimes.base.background import BackgroundFiles
 
 
@@ -58,7 +59,7 @@ def heavy_ball_buffers(optimizer: keras.optimizers.Optimizer, variables: Sequenc
     if not optimizer.built:
         raise ValueError("the optimizer is not built yet: it has no momentum buffers")
     # Keras' own variable -> slot index (private, but the only public alternative is the order of `build`).
-    return [optimizer.momentums[optimizer._get_variable_index(v)] for v in variables]
+    return [optimizer.momentums[keras_private.optimizer_variable_index(optimizer, v)] for v in variables]
 
 
 def momentum_scale(velocity: Sequence, gradient: Sequence, learning_rate: float) -> float:

@@ -14,8 +14,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import keras
-from keras.src.ops.function import make_node_key  # Keras' key for a node of a functional graph.
 
+from tfregimes.base import keras_private
 from tfregimes.models.norm_layers import NORMALIZATION_LAYERS
 
 # Parameter-free layers f with f(a·h) = a·f(h) for a > 0: a normalization after them still removes the scale.
@@ -34,23 +34,12 @@ def _functional_layers(model: keras.Model):
     """(layer, owning functional model) for every layer, descending into nested functional models."""
     for layer in getattr(model, "layers", ()):
         yield layer, model
-        if isinstance(layer, keras.Model) and hasattr(layer, "_nodes"):
+        if isinstance(layer, keras.Model) and keras_private.is_functional(layer):
             yield from _functional_layers(layer)
 
 
-def _consumers(layer: keras.layers.Layer, model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers of `model`'s graph that take `layer`'s output as input."""
-    consumers = []
-    for node in layer._outbound_nodes:  # Calls anywhere, e.g. in another model built from the same layers...
-        operation = node.operation
-        key = make_node_key(operation, operation._inbound_nodes.index(node))
-        if key in model._nodes:  # ...so keep those of this functional graph only.
-            consumers.append(operation)
-    return consumers
-
-
 def _reaches_only_normalization(layer: keras.layers.Layer, model: keras.Model) -> bool:
-    consumers = _consumers(layer, model)
+    consumers = keras_private.graph_consumers(layer, model)
     if not consumers:
         return False  # A model output.
     for consumer in consumers:

@@ -1,0 +1,90 @@
+"""Every use of Keras' private internals, in one place, each with the reason there is no public way.
+
+Names with a leading underscore and `keras.src` may change in any Keras release. tfregimes reads them only through
+the functions below, and overrides only the private hooks listed in OVERRIDDEN_HOOKS;
+`tests/base/test_keras_private.py` checks each one against the installed Keras (so an upgrade that renames one
+fails there, by name) and that no other module touches a Keras private name. Checked with Keras 3.10 to 3.15.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras.src.ops.function import make_node_key  # No public name: the key of a call site in a functional graph.
+
+# Private methods that tfregimes' subclasses override, with why; the test checks that Keras still calls them.
+OVERRIDDEN_HOOKS: dict[tuple[type, str], str] = {
+    (keras.Model, "_maybe_symbolic_build"):
+        "Keras builds metrics on a batch it first reduces across replicas, which fails under "
+        "MultiWorkerMirroredStrategy (keras-team/keras#20585); tfregimes.steps.plain builds on one replica's batch.",
+    (keras.callbacks.TensorBoard, "_collect_learning_rate"):
+        "Keras logs the optimizer's rate of the NEXT step; tfregimes.training.recording logs the last step's rate.",
+    (keras.callbacks.TensorBoard, "_log_epoch_metrics"):
+        "Keras writes each epoch scalar with its own eager call (~0.5 ms each); tfregimes.training.recording writes "
+        "them in one compiled call (tfregimes.base.scalars).",
+}
+
+
+# --- Optimizers -------------------------------------------------------------------------------------------------
+def optimizer_step_count(optimizer: keras.optimizers.Optimizer) -> Any:
+    """Every micro-batch step, also under gradient accumulation, where the public `optimizer.iterations` counts
+    only the applied updates; it is the count learning-rate schedules read."""
+    return optimizer._iterations
+
+
+def optimizer_schedule(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The schedule object (or variable) the optimizer was built with: the public `learning_rate` property only
+    returns the schedule's current value."""
+    return optimizer._learning_rate
+
+
+def optimizer_variable_index(optimizer: keras.optimizers.Optimizer, variable: keras.Variable) -> int:
+    """The index of `variable` in the optimizer's per-variable slots (momentums, velocities): Keras' own
+    optimizers look slots up this way in `update_step`, and there is no public lookup."""
+    return optimizer._get_variable_index(variable)
+
+
+def optimizer_variable_key(optimizer: keras.optimizers.Optimizer, variable: keras.Variable) -> str:
+    """The key Keras' optimizers identify a variable by (also in `exclude_from_weight_decay`)."""
+    return optimizer._var_key(variable)
+
+
+# --- Models -----------------------------------------------------------------------------------------------------
+def loss_tracker(model: keras.Model) -> keras.metrics.Mean:
+    """The `loss` metric of `fit`'s logs: a custom `train_step` that does not call `compute_loss` must update it
+    itself, as Keras' own `train_step` does."""
+    return model._loss_tracker
+
+
+def symbolic_build(model: keras.Model, data_batch: Any) -> None:
+    """What Keras' `_maybe_symbolic_build` does once it has a batch: build the model, its metrics and optimizer."""
+    model._symbolic_build(data_batch=data_batch)
+
+
+def is_functional(model: keras.Model) -> bool:
+    """Whether `model` has a functional graph (its calls to its layers are recorded as nodes)."""
+    return hasattr(model, "_nodes")
+
+
+def graph_consumers(layer: keras.layers.Layer, model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of `model`'s functional graph that take `layer`'s output as input. Keras has no public graph
+    traversal; a layer's outbound nodes include calls in other models built from the same layers, so only the
+    nodes of `model`'s own graph are kept."""
+    consumers = []
+    for node in layer._outbound_nodes:
+        operation = node.operation
+        if make_node_key(operation, operation._inbound_nodes.index(node)) in model._nodes:
+            consumers.append(operation)
+    return consumers
+
+
+# --- TensorBoard ------------------------------------------------------------------------------------------------
+def tensorboard_writer(callback: keras.callbacks.TensorBoard, split: str) -> Any:
+    """The `tf.summary` writer Keras' TensorBoard opened for "train" or "val" (created lazily by Keras)."""
+    return callback._train_writer if split == "train" else callback._val_writer
+
+
+def tensorboard_steps_per_second(callback: keras.callbacks.TensorBoard) -> float:
+    """The rate Keras' TensorBoard logs as `steps_per_second` with `write_steps_per_second=True`."""
+    return callback._compute_steps_per_second()
