@@ -1,26 +1,15 @@
-"""Shared fixtures: one tiny trained run that several tests read, and a helper to run the CLIs."""
+"""Shared fixtures: one tiny trained run that several tests read. Shared functions live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+# Re-exported only for test modules written before helpers.py existed (other branches); import from helpers.
+from helpers import REPO, run_cli, tiny_config  # noqa: F401
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_config(model_dir: Path, **changes):
-    """A run of seconds: an MLP on the generated `synthetic` dataset."""
-    from tfregimes.training.config import RunConfig
-    base = dict(dataset="synthetic", model="mlp", hidden_sizes=(32,), epochs=3, batch_size=32,
-                learning_rate=0.05, lr_boundaries=(2.0,), model_dir=str(model_dir), verbose=0)
-    base.update(changes)
-    return RunConfig(**base)
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +18,3 @@ def tiny_run(tmp_path_factory):
     from tfregimes.training import train_and_evaluate
     config = tiny_config(tmp_path_factory.mktemp("tiny_run") / "run")
     return config, train_and_evaluate(config)
-
-
-def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Runs `python -m MODULE ARGS...` as a user would, capturing its output."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

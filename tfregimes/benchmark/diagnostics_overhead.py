@@ -42,17 +42,23 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from tfregimes.base.registry import UnknownNameError
 from tfregimes.base.run_dir import RunDirectory
-from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters.training_diagnostics import parse_names
 from tfregimes.training import recording
 from tfregimes.training.config import RunConfig
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
-from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase, run_diagnostics
+from tfregimes.training.trainer import (
+    build_network_and_wrapper,
+    compile_for_phase,
+    epoch_callbacks,
+    load_run_data,
+    micro_batch_size,
+    run_diagnostics,
+    seed_run,
+)
 
 _RUN = RunConfig()
 DEFAULT_DIAGNOSTICS = ("angular", "elr", "momentum")
@@ -188,21 +194,17 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
     """Trains and times both variants; see the module docstring for the method."""
     setting = setting.resolved()
     config = setting.run_config()
-    data = load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
-                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
-                        download=config.download)
-    if config.deterministic:  # As the trainer: deterministic kernels can be slower, and the job uses them.
-        tf.config.experimental.enable_op_determinism()
-    batch_size = config.batch_size // config.grad_accum_steps
+    data = load_run_data(config)
+    batch_size = micro_batch_size(config)
     steps_per_epoch = data.steps_per_epoch(batch_size)
     phase = phases_from_config(config)[0]
 
     with tempfile.TemporaryDirectory(prefix="tfregimes-bench-") as scratch, precision_policy(config.precision):
         def build(names):
-            keras.utils.set_random_seed(config.seed)  # The same initial weights for every variant.
+            seed_run(config)  # The same initial weights for every variant, and the trainer's kernels.
             model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
             compile_for_phase(model, phase, config, steps_per_epoch)
-            # The trainer's call (trainer._train), with its run directory replaced by the scratch directory.
+            # The trainer's call (trainer._fit_phases), with its run directory replaced by the scratch directory.
             diagnostics = run_diagnostics(config.replace(diagnostics=names), data, Path(scratch) / "diagnostics",
                                           Path(scratch) / "tensorboard" / "diagnostics")
             clock = _EpochClock()
@@ -215,9 +217,10 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
             else:  # Still wait for the diagnostics' background writes each epoch, as the trainer does.
                 writers = [keras.callbacks.LambdaCallback(
                     on_epoch_end=lambda epoch, logs: [wait() for wait in wait_for_files])]
-            # The trainer's order: EpochLogs first (the diagnostics read its learning rate), the diagnostics later.
-            callbacks = [clock.begin, recording.EpochLogs(), recording.DivergenceMonitor(), clock.enter,
-                         *diagnostics, clock.leave, *writers, clock.end]
+            # The trainer's order, with the clock's callbacks around the whole epoch and around the diagnostics.
+            callbacks = epoch_callbacks(
+                before_diagnostics=[clock.begin, recording.EpochLogs(), recording.DivergenceMonitor(), clock.enter],
+                diagnostics=diagnostics, writers=[clock.leave, *writers, clock.end])
             return model, clock, callbacks
 
         primer = build(())

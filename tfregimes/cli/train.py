@@ -16,7 +16,7 @@ from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.cli.summary import run_summary  # noqa: E402
 from tfregimes.data import DatasetUnavailableError  # noqa: E402
 from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
-from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
+from tfregimes.training.distribution import prepare_devices  # noqa: E402
 
 
 def main(argv):
@@ -24,15 +24,15 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
     cli_common.quiet_python_logs()
     config = train_flags.config_from_flags()
-    split_cpu(config.num_cpu_devices)  # Both before the checks below create any variable.
-    make_strategy(config.strategy)
+    strategy = prepare_devices(config.num_cpu_devices, config.strategy)  # Before the checks create any variable.
     try:
         train_flag_rules.check_flag_combinations(config)
     except flags.ValidationError as error:
         print(f"FATAL Flags parsing error: {error}", file=sys.stderr)
         return 1
     try:
-        result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
+        result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]],
+                                    strategy=strategy)
     except (DatasetUnavailableError, RunConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Published parameter counts that tests/test_models.py checks the builds against.
+"""Published parameter counts that tests/models/test_models.py checks the builds against.
 
 Counts are trainable parameters (weights, biases, BN gamma/beta; not BN moving statistics), at
 the input shape and number of classes of the publication. A Python table rather than a data

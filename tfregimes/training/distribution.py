@@ -28,6 +28,12 @@ def split_cpu(num_devices: int) -> None:
                            "split the CPU before anything else runs") from error
 
 
+def prepare_devices(num_cpu_devices: int, strategy: str) -> tf.distribute.Strategy:
+    """The device setup of a run, before anything touches a device: the CPU split, then the strategy."""
+    split_cpu(num_cpu_devices)
+    return make_strategy(strategy)
+
+
 @functools.cache
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy `name`; mirrored uses every GPU, or every logical CPU device when there is no GPU.

@@ -30,7 +30,7 @@ from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_o
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
 from tfregimes.training import config as config_lib
 from tfregimes.training import recording
-from tfregimes.training.distribution import is_chief, make_strategy, precision_policy, shard_by_data, split_cpu
+from tfregimes.training.distribution import is_chief, precision_policy, prepare_devices, shard_by_data
 from tfregimes.training.exploration_controller import ExplorationController
 from tfregimes.training.phases import (
     Phase,
@@ -156,54 +156,85 @@ def _profile_batches(text: str) -> tuple[int, int] | int:
     return (first, last)
 
 
-def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None = None) -> RunResult:
-    """Trains (or resumes, or only reports) the run of `config`; returns its final metrics."""
+def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None = None, *,
+                       strategy: tf.distribute.Strategy | None = None) -> RunResult:
+    """Trains (or resumes, or only reports) the run of `config`; returns its final metrics. `strategy`: the one the
+    caller already made with `prepare_devices` (the CLI does, before its flag checks); else made here."""
     started = time.perf_counter()
     run_dir = resolve_run_dir(config)
     check_same_flags(run_dir, config)
     if run_dir.metrics_path.exists():
         return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
 
-    split_cpu(config.num_cpu_devices)  # Before anything touches a device.
-    strategy = make_strategy(config.strategy)
-    data = load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
-                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
-                        download=config.download)
+    if strategy is None:
+        strategy = prepare_devices(config.num_cpu_devices, config.strategy)  # Before anything touches a device.
+    data = load_run_data(config)
     with precision_policy(config.precision), strategy.scope():
         return _train(config, data, run_dir, command, started)
 
 
-def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, started: float) -> RunResult:
+def load_run_data(config: config_lib.RunConfig):
+    """The dataset of `config`, as the run sees it."""
+    return load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
+                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
+                        download=config.download)
+
+
+def seed_run(config: config_lib.RunConfig) -> None:
+    """The same initial weights and, with --deterministic, the same kernels' results for the same seed."""
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    batch_size = config.batch_size // config.grad_accum_steps  # What one step sees: the (global) micro-batch.
-    steps_per_epoch = data.steps_per_epoch(batch_size)
-    phases = phases_from_config(config)
-    model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
 
-    strategy = tf.distribute.get_strategy()
-    chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
-    shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
+
+def micro_batch_size(config: config_lib.RunConfig) -> int:
+    """What one step sees: the (global) micro-batch of gradient accumulation."""
+    return config.batch_size // config.grad_accum_steps
+
+
+def epoch_callbacks(*, before_diagnostics: Sequence[keras.callbacks.Callback],
+                    diagnostics: Sequence[keras.callbacks.Callback],
+                    writers: Sequence[keras.callbacks.Callback]) -> list[keras.callbacks.Callback]:
+    """The trainer's callback order: `EpochLogs` and the others in `before_diagnostics` first (the diagnostics read
+    the learning rate it logs), the diagnostics, then the writers (TensorBoard, and EpochRecorder last, so that
+    what it saves is the end-of-epoch state) that write what all of them added."""
+    return [*before_diagnostics, *diagnostics, *writers]
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Where a run stands: the epoch it continues from, its history and the phase whose optimizer it holds."""
+    initial_epoch: int
+    history: list[dict[str, Any]]
+    phase_record: PhaseRecord
+    optimizer: keras.optimizers.Optimizer
+    controller: ExplorationController | None
+
+
+def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], steps_per_epoch: int,
+                     command, chief: bool) -> _Progress:
     run_dir.create()
     progress = run_dir.read_progress()
-    initial_epoch = int(progress["epochs_done"]) if progress else 0
     phase_record = PhaseRecord()
     # A checkpoint holds the optimizer of the phase that trained its last epoch: compile with that one to load it.
     phase_record.current = phases[progress["phase"]["index"]] if progress else phases[0]
     optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
-    controller = _exploration_controller(optimizer, config)
-    history: list[dict[str, Any]] = []
+    state = _Progress(int(progress["epochs_done"]) if progress else 0, [], phase_record, optimizer,
+                      _exploration_controller(optimizer, config))
     if progress:
         model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
-        history = run_dir.read_history()[:initial_epoch]
-        if controller is not None and "exploration" in progress:
-            controller.restore(progress["exploration"])
-        print(f"Resuming {run_dir.root} after epoch {initial_epoch} of {config.epochs}.", flush=True)
-    else:
-        if chief:
-            write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
+        state.history = run_dir.read_history()[:state.initial_epoch]
+        if state.controller is not None and "exploration" in progress:
+            state.controller.restore(progress["exploration"])
+        print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
+    elif chief:
+        write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
+    return state
 
+
+def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], state: _Progress,
+                steps_per_epoch: int, chief: bool, shard) -> tuple[recording.EpochLogs, recording.DivergenceMonitor]:
+    """Fits each phase not yet done, with a fresh optimizer at each phase switch; stops at divergence."""
     epoch_logs = recording.EpochLogs()
     divergence = recording.DivergenceMonitor()
     tensorboard = recording.TensorBoard(
@@ -211,51 +242,71 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         profile_batch=_profile_batches(config.profile_batch))
     validation = shard(data.evaluation("test", config.eval_batch_size))
     diagnostics = run_diagnostics(config, data, run_dir.root / "diagnostics", run_dir.tensorboard_dir / "diagnostics")
+    batch_size = micro_batch_size(config)
     for phase in phases:
-        if initial_epoch >= phase.end_epoch:
+        if state.initial_epoch >= phase.end_epoch:
             continue
-        if phase is not phase_record.current:  # A phase switch: fresh optimizer state.
-            phase_record.current = phase
-            optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
-            controller = _exploration_controller(optimizer, config)
-        records = [phase_record] + ([controller] if controller else [])
-        recorder = recording.EpochRecorder(run_dir, history, records=records, divergence=divergence,
-                                               is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
-        start = max(initial_epoch, phase.start_epoch)
+        if phase is not state.phase_record.current:  # A phase switch: fresh optimizer state.
+            state.phase_record.current = phase
+            state.optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
+            state.controller = _exploration_controller(state.optimizer, config)
+        controllers = [state.controller] if state.controller else []
+        recorder = recording.EpochRecorder(run_dir, state.history, records=[state.phase_record, *controllers],
+                                           divergence=divergence, is_chief=chief,
+                                           before_progress=[d.wait_for_files for d in diagnostics])
+        start = max(state.initial_epoch, phase.start_epoch)
         model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,
                                    start_epoch=start, num_epochs=phase.end_epoch)),
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
-                  # Diagnostics read EpochLogs' learning rate; TensorBoard and EpochRecorder write what all add.
-                  callbacks=[*regularizer_window(config), epoch_logs, divergence,
-                             *([controller] if controller else []), *diagnostics, tensorboard, recorder],
+                  callbacks=epoch_callbacks(
+                      before_diagnostics=[*regularizer_window(config), epoch_logs, divergence, *controllers],
+                      diagnostics=diagnostics, writers=[tensorboard, recorder]),
                   verbose=config.verbose, shuffle=False)  # Each epoch's order is already set by (seed, epoch).
         if divergence.diverged:
             break
+    return epoch_logs, divergence
 
+
+def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_logs: recording.EpochLogs,
+                   divergence: recording.DivergenceMonitor, steps_per_epoch: int) -> dict[str, Any]:
+    """metrics.json: the final loss and accuracy of both splits (None after divergence), and what the run took."""
+    history = state.history
     metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
-               "epochs_run": len(history), "resumed_from_epoch": initial_epoch,
+               "epochs_run": len(history), "resumed_from_epoch": state.initial_epoch,
                "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
-    if divergence.diverged:
-        for split in ("train", "test"):
+    for split in ("train", "test"):
+        if divergence.diverged:
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
-    else:
-        def logits_fn(images):
-            return model(images, training=False)
-        for split in ("train", "test"):
-            result = evaluate_classifier(logits_fn, data.evaluation(split, config.eval_batch_size))
+        else:
+            result = evaluate_classifier(lambda images: model(images, training=False),
+                                         data.evaluation(split, config.eval_batch_size))
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
-    epochs_this_process = len(history) - initial_epoch
+    epochs_this_process = len(history) - state.initial_epoch
     train_seconds = epoch_logs.train_seconds_total
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
         "num_train": data.info.num_train, "num_test": data.info.num_test,
         "train_seconds": train_seconds,
-        "images_per_second": (epochs_this_process * steps_per_epoch * batch_size / train_seconds
+        "images_per_second": (epochs_this_process * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
     })
-    if controller is not None:
-        metrics["exploration"] = {k: v for k, v in controller.state().items() if k != "losses"}
+    if state.controller is not None:
+        metrics["exploration"] = {k: v for k, v in state.controller.state().items() if k != "losses"}
+    return metrics
+
+
+def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, started: float) -> RunResult:
+    seed_run(config)
+    steps_per_epoch = data.steps_per_epoch(micro_batch_size(config))
+    phases = phases_from_config(config)
+    model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
+    strategy = tf.distribute.get_strategy()
+    chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
+    shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
+    state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief)
+    epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief, shard)
+    metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
     if not divergence.diverged:
         # Every worker of a cluster exports (its reads of distributed variables are collectives); only the chief
         # keeps the result.

@@ -38,13 +38,6 @@ def angular_update(previous: Sequence, current: Sequence) -> float:
     return angle_between(previous, current)
 
 
-def angular_update_by_group(previous: Sequence, current: Sequence, groups: Mapping[str, Sequence[int]]
-                            ) -> dict[str, float]:
-    """Seed 002 eq. 11 per group (e.g. per layer): {name: angle of the variables at those indices, radians}."""
-    return {name: angle_between([previous[i] for i in indices], [current[i] for i in indices])
-            for name, indices in groups.items()}
-
-
 def make_device_angles(previous: Sequence, current: Sequence, groups: Mapping[str, Sequence[int]]):
     """A compiled function returning (whole-vector angle, {group: angle}) between the current values of the
     variables `previous` and `current`, then assigning `current` to `previous` in the same call (the next epoch's

@@ -15,14 +15,6 @@ update per epoch Δθ (eq. 11), so well-tuned settings share it (seed 002 uses 1
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
-import numpy as np
-
-
-def squared_weight_norm(variables: Sequence) -> float:
-    """‖x‖² of the concatenation of `variables` (arrays or tensors), in float64."""
-    return float(sum(np.sum(np.square(np.asarray(v, dtype=np.float64))) for v in variables))
 
 
 def effective_learning_rate(learning_rate: float, squared_norm: float) -> float:

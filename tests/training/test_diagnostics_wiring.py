@@ -4,7 +4,7 @@ import json
 
 import pytest
 from absl import flags
-from conftest import tiny_config
+from helpers import tiny_config
 
 from tfregimes.cli import train_flag_rules, train_flags
 from tfregimes.training import train_and_evaluate
@@ -47,7 +47,7 @@ def test_evaluate_reports_margins_of_the_final_model(tiny_run, tmp_path):
     import json
 
     import numpy as np
-    from conftest import run_cli
+    from helpers import run_cli
 
     from tfregimes.data import load_dataset
     from tfregimes.diagnostics.dynamics.margins import first_order_margins
@@ -87,7 +87,7 @@ def test_each_regularizer_trains_from_the_config(tmp_path, regularizer, options)
 
 def test_evaluate_writes_its_numbers_to_tensorboard_too(tiny_run, tmp_path):
     import tensorflow as tf
-    from conftest import run_cli
+    from helpers import run_cli
     _, result = tiny_run
     log_dir = tmp_path / "tb"
     completed = run_cli("tfregimes.evaluate", f"--model={result.run_dir.export_dir}", "--dataset=synthetic",

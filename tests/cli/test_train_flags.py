@@ -5,7 +5,7 @@ import re
 
 import pytest
 from absl import flags
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 
 from tfregimes.cli import common as cli_common
 from tfregimes.cli import train_flag_rules, train_flags

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_cli, tiny_config
+from helpers import REPO, run_cli, tiny_config
 
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.training import RunConfigMismatch, train_and_evaluate

@@ -6,7 +6,7 @@ import json
 import keras
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import train_and_evaluate

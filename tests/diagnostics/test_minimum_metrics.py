@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_cli
+from helpers import run_cli
 
 from tfregimes.base.registry import UnknownNameError
 from tfregimes.diagnostics.adapters import MINIMUM_METRICS, MetricSettings, compute_minimum_metrics

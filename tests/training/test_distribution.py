@@ -9,7 +9,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from conftest import REPO, run_cli, tiny_config
+from helpers import REPO, run_cli, tiny_config
 
 from tfregimes.training import train_and_evaluate
 

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from linear_softmax import ce_gradients, ce_loss
+from helpers import ce_gradients, ce_loss
 
 from tfregimes.models import decay_variables
 from tfregimes.steps.plain import RegimeModel
