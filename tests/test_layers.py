@@ -212,7 +212,10 @@ def test_a_cycle_within_a_layer_is_named():
     sources["tfregimes.models.core"] = "from tfregimes.data import base\n" + sources["tfregimes.models.core"]
     problems = layer_violations(sources)
     assert [p for p in problems if p.startswith("import cycle between modules")]
-    assert "import cycle between packages: tfregimes.data -> tfregimes.models -> tfregimes.data" in problems
+    cycles = [p for p in problems if p.startswith("import cycle between packages: ")]
+    # Where the search enters the cycle depends on the rest of the graph.
+    assert len(cycles) == 1 and cycles[0].split(": ")[1] in ("tfregimes.data -> tfregimes.models -> tfregimes.data",
+                                                              "tfregimes.models -> tfregimes.data -> tfregimes.models")
 
 
 def test_a_module_outside_every_layer_is_named():
