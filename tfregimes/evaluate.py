@@ -27,7 +27,9 @@ from tfregimes.diagnostics.minimum import (MINIMUM_METRICS, MetricSettings, comp
                                            plot_interpolation, write_interpolation_csv)
 from tfregimes.diagnostics.minimum.robustness import NORMS, OUTPUTS  # noqa: E402
 from tfregimes.diagnostics.minimum.sharpness import SPACES  # noqa: E402
-from tfregimes.evaluation import ModelLoadError, evaluate_classifier, load_classifier, load_keras_model  # noqa: E402
+from tfregimes.evaluation import (ModelLoadError, carried_normalization, evaluate_classifier,  # noqa: E402
+                                  load_classifier, load_keras_model, normalization_to_load,
+                                  split_input_normalization)
 from tfregimes.summary import evaluation_summary  # noqa: E402
 from tfregimes.training.run_dir import write_json  # noqa: E402
 
@@ -41,7 +43,8 @@ flags.DEFINE_integer("train_subset", 0, "The run's --train_subset: evaluate on t
 flags.DEFINE_integer("train_subset_seed", 0, "The run's --seed, which chose its --train_subset.")
 flags.DEFINE_enum("split", "test", ["test", "train"], "Which split to evaluate loss and accuracy on.")
 flags.DEFINE_enum("normalization", "auto", list(NORMALIZATION_CHOICES),
-                  "Input normalization; must match the one the model was trained with (auto: dataset default).")
+                  "Input normalization of a model that does not carry its own (auto: the dataset's default). "
+                  "A run's export normalizes its inputs itself; a contradicting value is refused.")
 flags.DEFINE_integer("batch_size", 512, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", "", "Write the results as JSON to this file.")
 
@@ -125,9 +128,12 @@ def metrics_summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def interpolate(model_1, data, settings: MetricSettings) -> dict:
-    model_2 = load_keras_model(FLAGS.interpolate_with)
-    splits = {split: fixed_sample(*data.arrays(split), settings.sample_size, settings.seed)
+def interpolate(model_1, normalize, data, settings: MetricSettings) -> dict:
+    model_2, layer_2 = split_input_normalization(load_keras_model(FLAGS.interpolate_with))
+    if (normalize is None) != (layer_2 is None) or (layer_2 is not None and not normalize.same_as(layer_2)):
+        raise ModelLoadError(f"{FLAGS.model} and {FLAGS.interpolate_with} normalize their inputs differently; "
+                             "interpolation needs two runs on the same data with the same --normalization")
+    splits = {split: fixed_sample(*_metric_arrays(data, split, normalize), settings.sample_size, settings.seed)
               for split in ("train", "test")}
     rows = interpolation_curve(model_1, model_2, splits, interpolation_alphas(FLAGS.interpolation_points),
                                batch_size=FLAGS.batch_size)
@@ -137,15 +143,26 @@ def interpolate(model_1, data, settings: MetricSettings) -> dict:
     return {"from": FLAGS.model, "to": FLAGS.interpolate_with, "csv": csv_path, "png": png_path, "curve": rows}
 
 
+def _metric_arrays(data, split: str, normalize):
+    """A split's arrays as the network behind an export's input normalization sees them (normalized as in
+    training), so that input-space metrics are those of training's inputs."""
+    inputs, labels = data.arrays(split)
+    return (inputs if normalize is None else normalize.normalize_numpy(inputs)), labels
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     cli_common.quiet_python_logs()
     settings = metric_settings()
     try:
+        carried = carried_normalization(FLAGS.model)  # None: not a tfregimes export
+        normalization = normalization_to_load(FLAGS.model, FLAGS.normalization)
         logits_fn = load_classifier(FLAGS.model)
-        keras_model = load_keras_model(FLAGS.model) if FLAGS.metrics or FLAGS.interpolate_with else None
-        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir or None, normalization=FLAGS.normalization,
+        keras_model = normalize = None
+        if FLAGS.metrics or FLAGS.interpolate_with:
+            keras_model, normalize = split_input_normalization(load_keras_model(FLAGS.model))
+        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir or None, normalization=normalization,
                             download=FLAGS.download, train_subset=FLAGS.train_subset or None,
                             seed=FLAGS.train_subset_seed)
         if keras_model is not None:
@@ -154,10 +171,11 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         return 2
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "split": FLAGS.split,
+              "normalization": carried or data.info.normalization, "normalization_carried_by_model": carried is not None,
               **evaluate_classifier(logits_fn, data.evaluation(FLAGS.split, FLAGS.batch_size))}
     print(evaluation_summary(result))
     if FLAGS.metrics:
-        inputs, labels = data.arrays(FLAGS.metrics_split)
+        inputs, labels = _metric_arrays(data, FLAGS.metrics_split, normalize)
         result["metrics_split"] = FLAGS.metrics_split
         result["metric_settings"] = dataclasses.asdict(settings)
         metrics = compute_minimum_metrics(keras_model, inputs, labels, FLAGS.metrics, settings)
@@ -166,7 +184,7 @@ def main(argv):
         print(metrics_summary(metrics))
     if FLAGS.interpolate_with:
         try:
-            result["interpolation"] = interpolate(keras_model, data, settings)
+            result["interpolation"] = interpolate(keras_model, normalize, data, settings)
         except (ModelLoadError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -13,11 +13,30 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from tfregimes.export import (CorruptModelError, carried_normalization,  # noqa: F401  (registers the layer)
+                              split_input_normalization)
+
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
 class ModelLoadError(Exception):
-    """A model path that holds neither a `.keras` file nor a SavedModel."""
+    """A model path that holds neither a `.keras` file nor a SavedModel, or one that cannot be read."""
+
+
+def normalization_to_load(path: str | os.PathLike, requested: str) -> str:
+    """The normalization to load the data with for the model at `path`. A tfregimes export normalizes its
+    inputs itself, so its data is loaded with `none`; `requested` (a `--normalization`) other than `auto` or
+    the one the export carries is refused. Any other model gets `requested` (auto: the dataset's default)."""
+    try:
+        carried = carried_normalization(path)
+    except CorruptModelError as error:
+        raise ModelLoadError(str(error)) from None
+    if carried is None:
+        return requested
+    if requested not in ("auto", carried):
+        raise ModelLoadError(f"{path} carries normalization {carried}; --normalization={requested} contradicts "
+                             "it. Drop --normalization: the model normalizes its inputs itself.")
+    return "none"
 
 
 def load_classifier(path: str | os.PathLike) -> LogitsFn:

@@ -34,4 +34,6 @@ def evaluation_summary(result: Mapping[str, Any]) -> str:
         f"Evaluated {result['model']} on {result['dataset']} ({result['split']} split, {result['examples']} examples)",
         f"  loss            {_number(result['loss'])}",
         f"  accuracy        {_number(result['accuracy'], True)}",
+        f"  normalization   {result['normalization']}"
+        + (" (carried by the model)" if result.get("normalization_carried_by_model") else ""),
     ])

@@ -75,6 +75,10 @@ class DatasetInfo:
 class LoadedDataset(abc.ABC):
     """A dataset ready to feed Keras: epoch-seeded training batches and evaluation batches."""
 
+    # The normalization statistics the pipelines apply (a NormalizationStats, None for `none`); a run's export
+    # carries them (tfregimes.export).
+    stats = None
+
     def __init__(self, info: DatasetInfo):
         self.info = info
 

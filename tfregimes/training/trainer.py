@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from tfregimes import config as config_lib
+from tfregimes import export
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.training import diagnostic_callbacks
 from tfregimes.evaluation import evaluate_classifier
@@ -252,10 +253,10 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         # Every worker of a cluster exports (its reads of distributed variables are collectives); only the chief
         # keeps the result.
         if chief:
-            export_model(model.network, run_dir)
+            export_model(model.network, run_dir, data)
         else:
             with tempfile.TemporaryDirectory(prefix="tfregimes-worker-") as scratch:
-                export_model(model.network, RunDirectory(scratch))
+                export_model(model.network, RunDirectory(scratch), data)
     metrics["wall_seconds"] = time.perf_counter() - started
     metrics["run_dir"] = str(run_dir.root)
     if chief:
@@ -263,8 +264,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     return RunResult(run_dir, metrics)
 
 
-def export_model(network: keras.Model, run_dir: RunDirectory) -> None:
-    """A SavedModel with a serving signature (Keras `export`) and the `.keras` file, beside each other."""
-    run_dir.export_dir.mkdir(parents=True, exist_ok=True)
-    network.export(str(run_dir.saved_model_dir), format="tf_saved_model", verbose=False)
-    network.save(str(run_dir.keras_model_path))
+def export_model(network: keras.Model, run_dir: RunDirectory, data) -> None:
+    """A SavedModel with a serving signature (Keras `export`) and the `.keras` file, beside each other; both take
+    the inputs before normalization and carry the run's normalization (tfregimes.export)."""
+    export.export_model(network, run_dir.export_dir, input_shape=data.info.input_shape,
+                        normalization=data.info.normalization, stats=data.stats)
