@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Hide TensorFlow's C++ star
 from absl import app, flags  # noqa: E402
 
 from tfregimes import cli_common, train_flags  # noqa: E402  (train_flags defines the flags)
-from tfregimes.data import DatasetUnavailableError  # noqa: E402
+from tfregimes.data import DatasetUnavailableError, InvalidDatasetError  # noqa: E402
 from tfregimes.summary import run_summary  # noqa: E402
 from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
 from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
@@ -32,7 +32,7 @@ def main(argv):
         return 1
     try:
         result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
-    except (DatasetUnavailableError, RunConfigError) as error:
+    except (DatasetUnavailableError, InvalidDatasetError, RunConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(run_summary(result.metrics, already_complete=result.already_complete))

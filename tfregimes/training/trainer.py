@@ -162,6 +162,11 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     data = load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
                         normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
                         download=config.download)
+    if config.batch_size > data.info.num_train:
+        subset = " (--train_subset)" if config.train_subset else ""
+        raise RunConfigError(f"--batch_size={config.batch_size} exceeds the {data.info.num_train} training examples "
+                             f"of {config.dataset}{subset}; training drops the last partial batch, so no step would "
+                             f"run. Use --batch_size of at most {data.info.num_train}.")
     with precision_policy(config.precision), strategy.scope():
         return _train(config, data, run_dir, command, started)
 
