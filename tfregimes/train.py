@@ -16,6 +16,7 @@ from tfregimes.data import DatasetUnavailableError, InvalidDatasetError  # noqa:
 from tfregimes.summary import run_summary  # noqa: E402
 from tfregimes.training import RunConfigError, train_and_evaluate  # noqa: E402
 from tfregimes.training.distribution import make_strategy, split_cpu  # noqa: E402
+from tfregimes.training.run_dir import RunDirectoryBusyError  # noqa: E402
 
 
 def main(argv):
@@ -32,7 +33,7 @@ def main(argv):
         return 1
     try:
         result = train_and_evaluate(config, command=["python", "-m", "tfregimes.train", *sys.argv[1:]])
-    except (DatasetUnavailableError, InvalidDatasetError, RunConfigError) as error:
+    except (DatasetUnavailableError, InvalidDatasetError, RunConfigError, RunDirectoryBusyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(run_summary(result.metrics, already_complete=result.already_complete))

@@ -30,7 +30,7 @@ from tfregimes.training.distribution import is_chief, make_strategy, precision_p
 from tfregimes.training.exploration import ExplorationController
 from tfregimes.training.phases import (Phase, PhaseRecord, build_phase_optimizer, coupled_weight_decay,
                                        phases_from_config)
-from tfregimes.training.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.training.run_dir import RunDirectory, RunLock, read_json, write_atomically, write_json
 from tfregimes.regimes import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.training.step import RegimeModel, is_multi_worker
 
@@ -167,8 +167,32 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
         raise RunConfigError(f"--batch_size={config.batch_size} exceeds the {data.info.num_train} training examples "
                              f"of {config.dataset}{subset}; training drops the last partial batch, so no step would "
                              f"run. Use --batch_size of at most {data.info.num_train}.")
-    with precision_policy(config.precision), strategy.scope():
-        return _train(config, data, run_dir, command, started)
+    run_dir, lock = claim_run_dir(run_dir, config, is_chief(strategy))
+    try:
+        if lock is not None:  # Another process may have written the run while this one loaded its data.
+            check_same_flags(run_dir, config)
+            if run_dir.metrics_path.exists():
+                return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
+        with precision_policy(config.precision), strategy.scope():
+            return _train(config, data, run_dir, command, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_run_dir(run_dir: RunDirectory, config: config_lib.RunConfig, chief: bool
+                  ) -> tuple[RunDirectory, RunLock | None]:
+    """The chief claims the run directory (a fresh default one, or --model_dir) and holds its lock until the run
+    ends; other workers of a cluster write nothing there and take no lock."""
+    if not chief:
+        return run_dir, None
+    if not config.model_dir:
+        run_dir = RunDirectory.claim_default(config.dataset, config.model)
+    lock = run_dir.lock()
+    if lock.took_over_from is not None:
+        print(f"Taking over {run_dir.root} from process {lock.took_over_from}, which ended without releasing it.",
+              flush=True)
+    return run_dir, lock
 
 
 def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, started: float) -> RunResult:
