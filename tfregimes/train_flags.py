@@ -183,8 +183,8 @@ flags.DEFINE_integer("num_cpu_devices", _DEFAULT.num_cpu_devices,
 flags.DEFINE_enum("precision", _DEFAULT.precision, list(PRECISIONS),
                   "Keras dtype policy; mixed_float16 adds dynamic loss scaling.")
 flags.DEFINE_boolean("jit_compile", _DEFAULT.jit_compile,
-                     "XLA-compile the train step (on this 2-core CPU it was slower for ResNet-20; fails under "
-                     "mirrored on logical CPU devices).")
+                     "XLA-compile the train step; needs --nodeterministic (op determinism turns XLA off). On this "
+                     "2-core CPU it was slower for ResNet-20; it fails under mirrored on logical CPU devices.")
 
 # --- Diagnostics during training (README "Diagnostics during training") ------------------------------------------
 flags.DEFINE_list("diagnostics", list(_DEFAULT.diagnostics),

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.training.run_dir import RunDirectory
+from tfregimes.training.run_dir import RunDirectory, file_sha256
 
 
 def base_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
@@ -197,8 +197,14 @@ class EpochRecorder(keras.callbacks.Callback):
         self.run_dir.write_history(self.history)
         for wait in self.before_progress:
             wait()
-        self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name,
-                                    **{record.name: record.state() for record in self.records})
+        # The checksum lets a resume tell a damaged checkpoint from a good one; the entries of the older
+        # checkpoints kept on disk let it fall back to one of them (RunDirectory.resume_candidates).
+        entry = {"epochs_done": epoch + 1, "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint),
+                 **{record.name: record.state() for record in self.records}}
+        previous = self.run_dir.read_progress()
+        earlier = [older for older in (self.run_dir.resume_candidates(previous) if previous else [])
+                   if older["epochs_done"] < epoch + 1][:self.keep - 1]
+        self.run_dir.write_progress(**entry, earlier=earlier)
         for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink(missing_ok=True)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime
 import fcntl
+import hashlib
 import io
 import itertools
 import json
@@ -45,6 +46,14 @@ def write_atomically(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def json_safe(value: Any) -> Any:
@@ -167,6 +176,23 @@ class RunDirectory:
 
     def write_progress(self, **progress: Any) -> None:
         write_json(self.progress_path, progress)
+
+    @staticmethod
+    def resume_candidates(progress: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The checkpoints progress.json names, newest first: its own entry, then `earlier` ones (older runs'
+        progress.json has none)."""
+        latest = {key: value for key, value in progress.items() if key != "earlier"}
+        return [latest, *progress.get("earlier", [])]
+
+    def checkpoint_problem(self, entry: Mapping[str, Any]) -> str | None:
+        """Why the checkpoint of a progress entry cannot be trusted (missing, or not the file whose checksum was
+        recorded), or None."""
+        path = self.checkpoint_dir / entry["checkpoint"]
+        if not path.is_file():
+            return f"{path.relative_to(self.root)} is missing"
+        if "sha256" in entry and file_sha256(path) != entry["sha256"]:
+            return f"{path.relative_to(self.root)} is damaged (its checksum differs from the one recorded)"
+        return None
 
     # --- history --------------------------------------------------------------------------------------------
     def read_history(self) -> list[dict[str, Any]]:

@@ -77,8 +77,9 @@ def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> Non
             differences.append(f"--{name}: recorded {recorded[name]!r}, given {given!r}")
     if differences:
         raise RunConfigMismatch(
-            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with "
-            f"--flagfile={run_dir.flags_path}, or start a new run with another --model_dir.")
+            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with: "
+            f"python -m tfregimes.train --flagfile={run_dir.flags_path} --model_dir={run_dir.root} (or start a new "
+            "run with another --model_dir).")
 
 
 def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequence[int],
@@ -149,6 +150,30 @@ def _profile_batches(text: str) -> tuple[int, int] | int:
     return (first, last)
 
 
+def load_newest_checkpoint(model: RegimeModel, run_dir: RunDirectory, phases: list[Phase],
+                           config: config_lib.RunConfig, steps_per_epoch: int):
+    """Loads the newest checkpoint progress.json names that verifies against its checksum and loads, compiling
+    the model with the optimizer of the phase it was saved in (the checkpoint holds that optimizer's state);
+    says so when it had to skip a damaged one. Returns (its progress entry, the optimizer)."""
+    problems = []
+    for entry in run_dir.resume_candidates(run_dir.read_progress()):
+        problem = run_dir.checkpoint_problem(entry)
+        if problem is None:
+            optimizer = compile_for_phase(model, phases[entry["phase"]["index"]], config, steps_per_epoch)
+            try:
+                model.load_weights(str(run_dir.checkpoint_dir / entry["checkpoint"]))
+            except (OSError, ValueError, KeyError) as error:  # h5py's OSError for a truncated file, among others
+                problem = f"checkpoints/{entry['checkpoint']} is damaged ({str(error).splitlines()[0]})"
+        if problem is None:
+            if problems:
+                print(f"{run_dir.root}: {'; '.join(problems)}: resuming from {entry['checkpoint']} (after epoch "
+                      f"{entry['epochs_done']}) instead.", flush=True)
+            return entry, optimizer
+        problems.append(problem)
+    raise RunConfigError(f"no checkpoint of {run_dir.root} verifies or loads ({'; '.join(problems)}); start over "
+                         "with another --model_dir (or remove progress.json and checkpoints/).")
+
+
 def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None = None) -> RunResult:
     """Trains (or resumes, or only reports) the run of `config`; returns its final metrics."""
     started = time.perf_counter()
@@ -208,16 +233,18 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
     shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
     run_dir.create()
-    progress = run_dir.read_progress()
-    initial_epoch = int(progress["epochs_done"]) if progress else 0
     phase_record = PhaseRecord()
-    # A checkpoint holds the optimizer of the phase that trained its last epoch: compile with that one to load it.
-    phase_record.current = phases[progress["phase"]["index"]] if progress else phases[0]
-    optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
+    progress = None
+    if run_dir.read_progress():
+        progress, optimizer = load_newest_checkpoint(model, run_dir, phases, config, steps_per_epoch)
+        phase_record.current = phases[progress["phase"]["index"]]
+    else:
+        phase_record.current = phases[0]
+        optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
+    initial_epoch = int(progress["epochs_done"]) if progress else 0
     controller = _exploration_controller(optimizer, config)
     history: list[dict[str, Any]] = []
     if progress:
-        model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
         history = run_dir.read_history()[:initial_epoch]
         if controller is not None and "exploration" in progress:
             controller.restore(progress["exploration"])
