@@ -39,3 +39,14 @@ def test_jit_compile_under_op_determinism_is_refused(tmp_path):
         assert config.jit_compile and not config.deterministic
     finally:
         FLAGS.unparse_flags()
+
+
+def test_evaluate_summary_counts_the_examples_the_json_reports(tiny_run, tmp_path):
+    output = tmp_path / "eval.json"
+    completed = run_cli("tfregimes.evaluate", f"--model={tiny_run[1].run_dir.export_dir}", "--dataset=synthetic",
+                        "--metrics=robustness", "--metrics_samples=100", f"--output={output}")
+    assert completed.returncode == 0, completed.stderr
+    evaluation = json.loads(output.read_text())
+    assert evaluation["examples"] == 256 and evaluation["metrics_examples"] == 100
+    assert "(test split, 256 examples)" in completed.stdout
+    assert "on the train split (a fixed sample of 100 of its 512 examples)" in completed.stdout

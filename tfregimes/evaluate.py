@@ -180,7 +180,11 @@ def main(argv):
         result["metric_settings"] = dataclasses.asdict(settings)
         metrics = compute_minimum_metrics(keras_model, inputs, labels, FLAGS.metrics, settings)
         result.update(metrics)
-        print(f"Metrics of the minimum on the {FLAGS.metrics_split} split ({len(inputs)} examples):")
+        # The loss-based metrics see a fixed sample (--metrics_samples) of the split; the Fisher ones their own
+        # subsets of --fisher_samples.
+        result["metrics_examples"] = min(settings.sample_size or len(inputs), len(inputs))
+        print(f"Metrics of the minimum on the {FLAGS.metrics_split} split (a fixed sample of "
+              f"{result['metrics_examples']} of its {len(inputs)} examples):")
         print(metrics_summary(metrics))
     if FLAGS.interpolate_with:
         try:
