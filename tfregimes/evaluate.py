@@ -22,6 +22,7 @@ import tensorflow as tf  # noqa: E402
 from tfregimes import cli_common  # noqa: E402
 from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
 from tfregimes.diagnostics.training.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS  # noqa: E402
+from tfregimes.diagnostics.minimum.interpolation import BN_STATISTICS, clipped_variance_warning  # noqa: E402
 from tfregimes.diagnostics.minimum import (MINIMUM_METRICS, MetricSettings, compute_minimum_metrics,  # noqa: E402
                                            fixed_sample, interpolation_alphas, interpolation_curve,
                                            plot_interpolation, write_interpolation_csv)
@@ -84,6 +85,10 @@ flags.DEFINE_string("interpolate_with", "", "A second model (.keras or a run's e
                     "accuracy along θ(a) = a·THIS + (1 − a)·--model (seed 003, Figure 3).")
 flags.DEFINE_integer("interpolation_points", 31, "Values of a, evenly spaced over [-1, 2].", lower_bound=2)
 flags.DEFINE_string("interpolation_output", "interpolation", "Writes PREFIX.csv and PREFIX.png.")
+flags.DEFINE_enum("interpolation_bn", "recompute", list(BN_STATISTICS),
+                  "Batch-norm moving statistics at each θ(a): recompute them from the training sample (default; "
+                  "Keskar et al. evaluate with batch statistics) or interpolate them like the weights (moving "
+                  "variances extrapolated below 0 are clipped, with a warning).")
 cli_common.register_dataset_validator("dataset")
 flags.register_validator("metrics", lambda names: all(name in MINIMUM_METRICS for name in names),
                          message=f"must be a comma-separated list of {', '.join(MINIMUM_METRICS.names())}")
@@ -136,11 +141,15 @@ def interpolate(model_1, normalize, data, settings: MetricSettings) -> dict:
     splits = {split: fixed_sample(*_metric_arrays(data, split, normalize), settings.sample_size, settings.seed)
               for split in ("train", "test")}
     rows = interpolation_curve(model_1, model_2, splits, interpolation_alphas(FLAGS.interpolation_points),
-                               batch_size=FLAGS.batch_size)
+                               batch_size=FLAGS.batch_size, bn_statistics=FLAGS.interpolation_bn)
+    warning = clipped_variance_warning(rows)
+    if warning:
+        print(warning, file=sys.stderr)
     csv_path, png_path = f"{FLAGS.interpolation_output}.csv", f"{FLAGS.interpolation_output}.png"
     write_interpolation_csv(rows, csv_path)
     plot_interpolation(rows, png_path, title=f"θ₁ = {FLAGS.model}, θ₂ = {FLAGS.interpolate_with}")
-    return {"from": FLAGS.model, "to": FLAGS.interpolate_with, "csv": csv_path, "png": png_path, "curve": rows}
+    return {"from": FLAGS.model, "to": FLAGS.interpolate_with, "csv": csv_path, "png": png_path,
+            "bn_statistics": FLAGS.interpolation_bn, "curve": rows}
 
 
 def _metric_arrays(data, split: str, normalize):
