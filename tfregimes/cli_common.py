@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -30,6 +31,16 @@ def quiet_python_logs() -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
 
+
+def describe_os_error(error: OSError) -> str:
+    """One line for a failed write: what, why, and what to do."""
+    what = f"cannot write {error.filename}: {error.strerror}" if error.filename else str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{what}; free some space and rerun the same command: the run resumes from its last completed "
+                "epoch")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}; pass a --model_dir you can write to"
+    return what
 
 
 def run(main) -> None:

@@ -28,8 +28,8 @@ from tfregimes.diagnostics.minimum import (MINIMUM_METRICS, MetricSettings, comp
                                            plot_interpolation, write_interpolation_csv)
 from tfregimes.diagnostics.minimum.robustness import NORMS, OUTPUTS  # noqa: E402
 from tfregimes.diagnostics.minimum.sharpness import SPACES  # noqa: E402
-from tfregimes.evaluation import (ModelLoadError, carried_normalization, evaluate_classifier,  # noqa: E402
-                                  load_classifier, load_keras_model, normalization_to_load,
+from tfregimes.evaluation import (ModelLoadError, carried_normalization, check_classes,  # noqa: E402
+                                  evaluate_classifier, load_classifier, load_keras_model, normalization_to_load,
                                   split_input_normalization)
 from tfregimes.summary import evaluation_summary  # noqa: E402
 from tfregimes.training.run_dir import write_json  # noqa: E402
@@ -176,6 +176,9 @@ def main(argv):
                             seed=FLAGS.train_subset_seed)
         if keras_model is not None:
             data.arrays(FLAGS.metrics_split)  # Fails now, not after the evaluation, for a streamed dataset.
+        note = check_classes(logits_fn, data, FLAGS.split)
+        if note:
+            print(note, file=sys.stderr)
     except (ModelLoadError, DatasetUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ on a run's export computes exactly what the run wrote to metrics.json.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -45,11 +46,14 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
     if path.is_dir() and (path / "saved_model" / "saved_model.pb").exists():
         path = path / "saved_model"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
-        model = keras.saving.load_model(str(path), compile=False)
+        model = _load_keras_file(path)
         return lambda images: model(images, training=False)
     if path.is_dir() and (path / "saved_model.pb").exists():
-        loaded = tf.saved_model.load(str(path))
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as error:  # A damaged protobuf or variables file: TensorFlow raises several kinds.
+            raise ModelLoadError(f"{path} holds a SavedModel that cannot be read ({type(error).__name__}: "
+                                 f"{_first_line(error)}); export or copy it again") from None
         if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
             return lambda images: loaded.serve(images)  # The closure keeps `loaded`, and so its variables, alive.
         signature = loaded.signatures.get("serving_default")
@@ -70,12 +74,42 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
-        return keras.saving.load_model(str(path), compile=False)
+        return _load_keras_file(path)
     if path.is_dir() and (path / "saved_model.pb").exists():
         raise ModelLoadError(f"{path} is a SavedModel, which holds no Keras model to differentiate with respect "
                              "to its weights; pass a .keras file or a run's export/ directory (with model.keras).")
     raise ModelLoadError(f"{path} is neither a .keras file nor a directory holding model.keras.")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def _load_keras_file(path: Path) -> keras.Model:
+    import tfregimes.models  # noqa: F401  (registers the zoo's custom layers for deserialization)
+    if not zipfile.is_zipfile(path):  # Keras would report a damaged zip as "File not found".
+        raise ModelLoadError(f"{path} is not a readable .keras file (not a complete zip archive); it may be "
+                             "truncated or damaged: copy or export it again")
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as error:  # A damaged member, or a layer this code does not know.
+        raise ModelLoadError(f"{path} is not a readable .keras file ({type(error).__name__}: "
+                             f"{_first_line(error)})") from None
+
+
+def check_classes(logits_fn: LogitsFn, data, split: str) -> str | None:
+    """Refuses a model with fewer outputs than the dataset has classes (its loss would index past the logits);
+    returns a note for one with more (the extra logits take part in the softmax), else None."""
+    images, _ = next(iter(data.evaluation(split, 1)))
+    outputs = int(logits_fn(images).shape[-1])
+    classes = data.info.num_classes
+    if outputs < classes:
+        raise ModelLoadError(f"the model outputs {outputs} classes but {data.info.name} has {classes} (labels "
+                             f"0..{classes - 1}); was it trained on another dataset?")
+    if outputs > classes:
+        return (f"note: the model outputs {outputs} classes, {data.info.name} has {classes}; the extra logits "
+                "take part in the softmax (was it trained on another dataset?)")
+    return None
 
 
 def _single_output(signature) -> str:

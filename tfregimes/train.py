@@ -36,6 +36,9 @@ def main(argv):
     except (DatasetUnavailableError, InvalidDatasetError, RunConfigError, RunDirectoryBusyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # A read-only --model_dir, a full disk: nothing is lost, the run can resume.
+        print(f"error: {cli_common.describe_os_error(error)}", file=sys.stderr)
+        return 2
     print(run_summary(result.metrics, already_complete=result.already_complete))
     return 0
 
