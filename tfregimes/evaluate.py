@@ -2,8 +2,9 @@
        [--metrics=sharpness,fisher_logdet,...] [--interpolate_with=OTHER.keras]
 
 Evaluates a trained classifier: a run's export/ directory, any SavedModel (Keras `model.export` or one with a
-single-output serving_default signature) or any `.keras` file, as long as the model outputs LOGITS. Inputs are
-prepared as `tfregimes.train` prepares them (same normalization, statistics from the full training split).
+single-output serving_default signature) or any `.keras` file, as long as the model outputs LOGITS. A run's
+export normalizes its inputs itself (the run's statistics); any other model is fed inputs normalized as
+`tfregimes.train` prepares them (--normalization, statistics from the full training split).
 
 --metrics adds metrics of the minimum (tfregimes/diagnostics/minimum), computed on --metrics_split (default: the
 training split); they need the Keras model (a `.keras` file or a run's export/ directory, not a bare SavedModel).
@@ -34,6 +35,8 @@ from tfregimes.evaluation import (ModelLoadError, carried_normalization, check_c
 from tfregimes.summary import evaluation_summary  # noqa: E402
 from tfregimes.training.run_dir import write_json  # noqa: E402
 
+HELP_GROUPS = cli_common.HelpGroups()  # What --help shows, by concern.
+HELP_GROUPS.begin("Model and data")
 flags.DEFINE_string("model", None, "A run's export/ directory, a SavedModel directory or a .keras file; the "
                     "model must output logits.", required=True)
 flags.DEFINE_string("dataset", None, f"Dataset: one of {cli_common.DATASET_CHOICES}.", required=True)
@@ -50,6 +53,7 @@ flags.DEFINE_integer("batch_size", 512, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", "", "Write the results as JSON to this file.")
 
 # Metrics at the minimum (README: "Diagnostics at a minimum").
+HELP_GROUPS.begin("Metrics of the minimum")
 flags.DEFINE_list("metrics", [], f"Metrics of the minimum to add: any of {', '.join(MINIMUM_METRICS.names())}.")
 flags.DEFINE_enum("margin_normalization", "total_variation", list(MARGIN_NORMALIZATIONS),
                   "margins: divide by the square root of the inputs' total variation (seed 000 A.1) or not.")
@@ -81,6 +85,7 @@ flags.DEFINE_integer("hessian_probes", 20, "Hutchinson probes of hessian_trace a
 flags.DEFINE_enum("robustness_norm", "frobenius", list(NORMS), "Norm of the input-output Jacobian.")
 flags.DEFINE_enum("robustness_output", "probabilities", list(OUTPUTS), "Differentiate the softmax "
                   "probabilities (seed 004) or the logits.")
+HELP_GROUPS.begin("Interpolation")
 flags.DEFINE_string("interpolate_with", "", "A second model (.keras or a run's export/): write loss and "
                     "accuracy along θ(a) = a·THIS + (1 − a)·--model (seed 003, Figure 3).")
 flags.DEFINE_integer("interpolation_points", 31, "Values of a, evenly spaced over [-1, 2].", lower_bound=2)
@@ -89,6 +94,7 @@ flags.DEFINE_enum("interpolation_bn", "recompute", list(BN_STATISTICS),
                   "Batch-norm moving statistics at each θ(a): recompute them from the training sample (default; "
                   "Keskar et al. evaluate with batch statistics) or interpolate them like the weights (moving "
                   "variances extrapolated below 0 are clipped, with a warning).")
+HELP_GROUPS.end()
 cli_common.register_dataset_validator("dataset")
 flags.register_validator("metrics", lambda names: all(name in MINIMUM_METRICS for name in names),
                          message=f"must be a comma-separated list of {', '.join(MINIMUM_METRICS.names())}")
@@ -237,4 +243,4 @@ def write_scalars(log_dir: str, result: dict) -> None:
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli_common.run(main, HELP_GROUPS)

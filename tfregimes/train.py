@@ -1,7 +1,7 @@
 """python -m tfregimes.train [--flagfile=flags/NAME.cfg] [--flag=value ...]
 
 Trains one run and prints a summary. With no flags: a small CNN on scikit-learn's bundled 8x8 digits, which needs
-no download and takes well under three minutes on a laptop CPU. `--helpfull` lists every flag.
+no download and takes well under three minutes on a laptop CPU. `--help` lists every flag, by concern.
 """
 
 import os
@@ -21,7 +21,7 @@ from tfregimes.training.run_dir import RunDirectoryBusyError  # noqa: E402
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --helpfull)")
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; every setting is a --flag (see --help)")
     cli_common.quiet_python_logs()
     config = train_flags.config_from_flags()
     split_cpu(config.num_cpu_devices)  # Both before the checks below create any variable.
@@ -44,4 +44,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli_common.run(main, train_flags.HELP_GROUPS)
