@@ -13,7 +13,7 @@ def _number(value: Any, percent: bool = False) -> str:
 
 def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -> str:
     title = "Run already complete" if already_complete else "Run finished"
-    status = "DIVERGED (non-finite loss" + (f" at epoch {metrics['diverged_at']['epoch'] + 1})"
+    status = "DIVERGED (non-finite loss" + (f" at epoch {metrics['diverged_at']['epoch']})"
                                             if metrics.get("diverged_at") else ")") if metrics.get("diverged") else "ok"
     rate = metrics.get("images_per_second")
     lines = [

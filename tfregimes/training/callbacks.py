@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import keras
@@ -69,7 +71,8 @@ class EpochLogs(keras.callbacks.Callback):
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
-    """Stops training cleanly at the first non-finite training loss and remembers where."""
+    """Stops training cleanly at the first non-finite training loss and remembers where: the epoch counted from 1,
+    as history.csv and the summary count them, and the batch within it counted from 0, as Keras does."""
 
     def __init__(self):
         super().__init__()
@@ -84,7 +87,7 @@ class DivergenceMonitor(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(np.asarray(loss))):
             self.diverged = True
-            self.diverged_at = {"epoch": self._epoch, "batch": int(batch)}
+            self.diverged_at = {"epoch": self._epoch + 1, "batch": int(batch)}
             self.model.stop_training = True
 
 
@@ -214,3 +217,24 @@ def _scalar(value: Any) -> Any:
         return float(np.asarray(value))
     except (TypeError, ValueError):
         return value
+
+
+def purge_tensorboard_from(log_dir: Path, step: int) -> None:
+    """Makes TensorBoard drop the points at steps ≥ `step` that an earlier process wrote: a run killed after
+    writing an epoch's scalars but before progress.json recorded the epoch retrains it on resume, which would
+    draw each of those points twice. TensorBoard discards earlier events at steps ≥ S when it reads a SessionLog
+    START event at step S ("orphaned data"); one is written into every directory holding event files, in a file
+    whose name sorts after the earlier files (a later time) and before the ones this process writes next (its
+    "0" sorts before any pid)."""
+    from tensorboard.compat.proto import event_pb2
+
+    stamp = time.time()
+    for directory in sorted({path.parent for path in Path(log_dir).rglob("events.out.tfevents.*")}):
+        name = f"events.out.tfevents.{int(stamp)}.{socket.gethostname()}.0.resume.v2"
+        with tf.io.TFRecordWriter(str(directory / name)) as writer:
+            writer.write(event_pb2.Event(wall_time=stamp, file_version="brain.Event:2").SerializeToString())
+            # Twice: TensorBoard takes the first START it reads in a run for the run's beginning, not a restart.
+            for _ in range(2):
+                writer.write(event_pb2.Event(wall_time=stamp, step=step, session_log=event_pb2.SessionLog(
+                    status=event_pb2.SessionLog.START)).SerializeToString())
+

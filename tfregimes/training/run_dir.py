@@ -32,12 +32,24 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; results get the mode any new file gets (e.g. 0644, as the
+# checkpoints Keras writes).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def write_atomically(path: str | os.PathLike, text: str) -> None:
     """Writes `text` to a temporary file beside `path` and renames it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

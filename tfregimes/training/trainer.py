@@ -150,6 +150,21 @@ def _profile_batches(text: str) -> tuple[int, int] | int:
     return (first, last)
 
 
+class WallClock:
+    """The run's wall time over all its processes, kept in progress.json (an EpochRecorder record)."""
+
+    name = "wall_seconds"
+
+    def __init__(self, before: float, started: float):
+        self.before, self.started = before, started  # Earlier processes' time; this one's start.
+
+    def history_fields(self, epochs_done: int) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
 def load_newest_checkpoint(model: RegimeModel, run_dir: RunDirectory, phases: list[Phase],
                            config: config_lib.RunConfig, steps_per_epoch: int):
     """Loads the newest checkpoint progress.json names that verifies against its checksum and loads, compiling
@@ -249,10 +264,13 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         if controller is not None and "exploration" in progress:
             controller.restore(progress["exploration"])
         print(f"Resuming {run_dir.root} after epoch {initial_epoch} of {config.epochs}.", flush=True)
+        if chief:
+            callbacks_lib.purge_tensorboard_from(run_dir.tensorboard_dir, initial_epoch)
     else:
         if chief:
             write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
 
+    wall_clock = WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started)
     epoch_logs = callbacks_lib.EpochLogs()
     divergence = callbacks_lib.DivergenceMonitor()
     tensorboard = callbacks_lib.TensorBoard(
@@ -267,7 +285,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
             phase_record.current = phase
             optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
             controller = _exploration_controller(optimizer, config)
-        records = [phase_record] + ([controller] if controller else [])
+        records = [phase_record, wall_clock] + ([controller] if controller else [])
         recorder = callbacks_lib.EpochRecorder(run_dir, history, records=records, divergence=divergence,
                                                is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(initial_epoch, phase.start_epoch)
@@ -294,13 +312,14 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         for split in ("train", "test"):
             result = evaluate_classifier(logits_fn, data.evaluation(split, config.eval_batch_size))
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
-    epochs_this_process = len(history) - initial_epoch
-    train_seconds = epoch_logs.train_seconds_total
+    # Timings of the whole run, over every process of a resumed one: history.csv holds each epoch's training time,
+    # progress.json the wall time up to its epoch.
+    train_seconds = sum(row.get("train_seconds") or 0.0 for row in history)
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
         "num_train": data.info.num_train, "num_test": data.info.num_test,
         "train_seconds": train_seconds,
-        "images_per_second": (epochs_this_process * steps_per_epoch * batch_size / train_seconds
+        "images_per_second": (len(history) * steps_per_epoch * batch_size / train_seconds
                               if train_seconds > 0 else None),
     })
     if controller is not None:
@@ -313,7 +332,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
         else:
             with tempfile.TemporaryDirectory(prefix="tfregimes-worker-") as scratch:
                 export_model(model.network, RunDirectory(scratch), data)
-    metrics["wall_seconds"] = time.perf_counter() - started
+    metrics["wall_seconds"] = wall_clock.state()
+    metrics["wall_seconds_this_process"] = time.perf_counter() - started
     metrics["run_dir"] = str(run_dir.root)
     if chief:
         write_json(run_dir.metrics_path, metrics)
