@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, tiny_config
+
 from tfregimes.training import train_and_evaluate
 
 NORMALIZATIONS = ("none", "per_pixel", "per_channel")
@@ -25,7 +25,11 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
 def test_every_export_evaluates_to_the_run_metrics(runs, normalization):
     from tfregimes.data import load_dataset
-    from tfregimes.evaluation import evaluate_classifier, load_classifier, normalization_to_load
+    from tfregimes.evaluation import (
+        evaluate_classifier,
+        load_classifier,
+        normalization_to_load,
+    )
     result = runs[normalization]
     for path in (result.run_dir.export_dir, result.run_dir.saved_model_dir, result.run_dir.keras_model_path):
         # What the evaluate CLI does without --normalization: the export says what it carries.

@@ -2,7 +2,6 @@
 passes the combination checks, or fails with absl's flag error naming the flag; never another exception. Parsing
 only (nothing is built), so a few hundred examples take seconds."""
 
-import pytest
 from absl import flags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

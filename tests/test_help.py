@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from conftest import run_cli
 
 TRAIN_GROUPS = ["Data", "Model", "Optimizer and schedule", "Regimes: run-time exploration and decay",

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, tiny_config
+
 from tfregimes.training.run_dir import RunDirectory, RunDirectoryBusyError
 
 HOLD_LOCK = """

@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 from absl import flags
-
 from conftest import run_cli
+
 from tfregimes import train_flags
 from tfregimes.training import RunConfigMismatch, train_and_evaluate
 

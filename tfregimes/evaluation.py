@@ -14,8 +14,11 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
-from tfregimes.export import (CorruptModelError, carried_normalization,  # noqa: F401  (registers the layer)
-                              split_input_normalization)
+from tfregimes.export import (  # noqa: F401  (registers the layer)
+    CorruptModelError,
+    carried_normalization,
+    split_input_normalization,
+)
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -51,7 +54,7 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
     if path.is_dir() and (path / "saved_model.pb").exists():
         try:
             loaded = tf.saved_model.load(str(path))
-        except Exception as error:  # A damaged protobuf or variables file: TensorFlow raises several kinds.
+        except Exception as error:  # noqa: BLE001  (a damaged protobuf or variables file: TF raises several kinds)
             raise ModelLoadError(f"{path} holds a SavedModel that cannot be read ({type(error).__name__}: "
                                  f"{_first_line(error)}); export or copy it again") from None
         if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
@@ -92,7 +95,7 @@ def _load_keras_file(path: Path) -> keras.Model:
                              "truncated or damaged: copy or export it again")
     try:
         return keras.saving.load_model(str(path), compile=False)
-    except Exception as error:  # A damaged member, or a layer this code does not know.
+    except Exception as error:  # noqa: BLE001  (a damaged member, or a layer this code does not know)
         raise ModelLoadError(f"{path} is not a readable .keras file ({type(error).__name__}: "
                              f"{_first_line(error)})") from None
 

@@ -48,7 +48,7 @@ class InputNormalization(keras.layers.Layer):
         inputs = np.asarray(inputs, np.float32)
         return inputs if self.mean is None else (inputs - self.mean) / self.std
 
-    def same_as(self, other: "InputNormalization") -> bool:
+    def same_as(self, other: InputNormalization) -> bool:
         return (self.normalization == other.normalization
                 and all(np.array_equal(a, b) if a is not None else b is None
                         for a, b in ((self.mean, other.mean), (self.std, other.std))))

@@ -38,18 +38,17 @@ def import_tensorflow() -> None:
     except (OSError, ValueError):  # No real stderr (e.g. an embedded interpreter): import as is.
         import tensorflow  # noqa: F401
         return
-    captured = tempfile.TemporaryFile()
-    os.dup2(captured.fileno(), 2)
-    try:
-        import tensorflow as tf
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        captured.seek(0)
-        text = captured.read().decode(errors="replace")
-        captured.close()
-        has_nvidia_device = bool(glob.glob("/dev/nvidia[0-9]*"))
-        kept = [line for line in text.splitlines() if line.strip() and not is_noise(line, has_nvidia_device)]
-        if kept:
-            print("\n".join(kept), file=sys.stderr, flush=True)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+    has_nvidia_device = bool(glob.glob("/dev/nvidia[0-9]*"))
+    kept = [line for line in text.splitlines() if line.strip() and not is_noise(line, has_nvidia_device)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr, flush=True)

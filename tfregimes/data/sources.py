@@ -9,8 +9,8 @@ import zipfile
 
 import numpy as np
 
-from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data import validation
+from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data.errors import DatasetUnavailableError, InvalidDatasetError
 from tfregimes.data.pipeline import InMemoryDataset
 from tfregimes.data.registry import PREFIX_SOURCES, register_arrays_source
