@@ -227,7 +227,7 @@ def test_interpolation_matches_networks_holding_the_interpolated_weights(tmp_pat
     model_2.layers[2].moving_variance.assign(np.full(4, 0.1, np.float32))  # So that a = 2 extrapolates below 0.
     data = {"train": tiny_data(50, seed=1), "test": tiny_data(20, seed=2)}
     alphas = np.array([-1.0, 0.0, 0.5, 2.0])
-    rows = interpolation_curve(model_1, model_2, data, alphas, batch_size=16)
+    rows = interpolation_curve(model_1, model_2, data, alphas, batch_size=16, bn_statistics="interpolate")
     names = [v.path for v in model_1.weights]
     for alpha, row in zip(alphas, rows):
         reference = keras.models.clone_model(model_1)

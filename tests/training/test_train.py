@@ -96,7 +96,7 @@ def test_divergence_is_recorded_not_raised(tmp_path):
                                                    lr_boundaries=(1.0,)))
     metrics = json.loads(result.run_dir.metrics_path.read_text())
     assert metrics["diverged"] is True
-    assert metrics["diverged_at"]["epoch"] == 0
+    assert metrics["diverged_at"]["epoch"] == 1  # Counted from 1, as history.csv and the summary count epochs.
     assert metrics["test_loss"] is None and metrics["test_accuracy"] is None
     assert metrics["epochs_run"] == 1  # Stopped in the first epoch instead of running the second.
     assert not (result.run_dir.root / "export").exists()

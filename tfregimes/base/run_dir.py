@@ -8,20 +8,40 @@ Layout:
   checkpoints/     epoch-NNNN.weights.h5: model and optimizer state
   tensorboard/     train/ and validation/ event files (and profiles)
   export/          SavedModel with a serving signature; model.keras beside it
+  .lock            held (flock) by the process writing the run; names its pid and host
+
+A run directory is claimed before anything is written to it: a default name by an exclusive mkdir (a suffix -2,
+-3, ... when another run took the name in the same second), and every directory by an exclusive flock on .lock.
+The kernel drops the lock of a process that dies, so a killed run's directory is free for its resume at once.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
+import fcntl
+import hashlib
 import io
+import itertools
 import json
 import math
 import os
+import socket
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; results get the mode any new file gets (e.g. 0644, as the
+# checkpoints Keras writes).
+_FILE_MODE = 0o666 & ~_umask()
 
 
 def write_atomically(path: str | os.PathLike, text: str) -> None:
@@ -30,6 +50,7 @@ def write_atomically(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
@@ -38,6 +59,14 @@ def write_atomically(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def json_safe(value: Any) -> Any:
@@ -62,6 +91,32 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
         return json.load(f)
 
 
+class RunDirectoryBusyError(RuntimeError):
+    """Another live process holds the run directory's lock."""
+
+
+class RunLock:
+    """An exclusive flock on RUN/.lock, held until `release` or the process's end."""
+
+    def __init__(self, fd: int, took_over_from: int | None):
+        self._fd = fd
+        self.took_over_from = took_over_from  # pid of a dead process whose run this one continues, if any
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        os.ftruncate(self._fd, 0)  # A released lock names no owner; a killed process's keeps its pid.
+        os.close(self._fd)
+        self._fd = None
+
+
+def _lock_owner(fd: int) -> dict[str, Any]:
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+
+
 class RunDirectory:
     """Paths and files of one run."""
 
@@ -70,9 +125,44 @@ class RunDirectory:
 
     @classmethod
     def new_default(cls, dataset: str, model: str, base: str | os.PathLike = "runs") -> RunDirectory:
+        """The default name, runs/<dataset>_<model>_<timestamp>, not yet claimed (see `claim_default`)."""
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         safe_dataset = dataset.replace(":", "_").replace("/", "_")
         return cls(Path(base) / f"{safe_dataset}_{model}_{stamp}")
+
+    @classmethod
+    def claim_default(cls, dataset: str, model: str, base: str | os.PathLike = "runs") -> RunDirectory:
+        """Creates a fresh default directory: mkdir is atomic, so two runs started in the same second get
+        <name> and <name>-2."""
+        first = cls.new_default(dataset, model, base).root
+        for number in itertools.count(1):
+            root = first if number == 1 else first.with_name(f"{first.name}-{number}")
+            try:
+                root.mkdir(parents=True, exist_ok=False)
+                return cls(root)
+            except FileExistsError:
+                continue
+        raise AssertionError("unreachable")
+
+    def lock(self) -> RunLock:
+        """Claims the directory for this process; a live holder (another process, or this one through another
+        RunDirectory) makes it fail with RunDirectoryBusyError naming the holder."""
+        self.create()
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _lock_owner(fd)
+            os.close(fd)
+            where = ("this machine" if owner.get("host") == socket.gethostname()
+                     else f"host {owner.get('host', 'unknown')}")
+            raise RunDirectoryBusyError(
+                f"{self.root} is being written by process {owner.get('pid', '?')} on {where}; wait for it to end, "
+                "or pass another --model_dir") from None
+        previous = _lock_owner(fd).get("pid")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        return RunLock(fd, previous if previous not in (None, os.getpid()) else None)
 
     flags_path = property(lambda self: self.root / "flags.cfg")
     progress_path = property(lambda self: self.root / "progress.json")
@@ -99,6 +189,23 @@ class RunDirectory:
 
     def write_progress(self, **progress: Any) -> None:
         write_json(self.progress_path, progress)
+
+    @staticmethod
+    def resume_candidates(progress: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The checkpoints progress.json names, newest first: its own entry, then `earlier` ones (older runs'
+        progress.json has none)."""
+        latest = {key: value for key, value in progress.items() if key != "earlier"}
+        return [latest, *progress.get("earlier", [])]
+
+    def checkpoint_problem(self, entry: Mapping[str, Any]) -> str | None:
+        """Why the checkpoint of a progress entry cannot be trusted (missing, or not the file whose checksum was
+        recorded), or None."""
+        path = self.checkpoint_dir / entry["checkpoint"]
+        if not path.is_file():
+            return f"{path.relative_to(self.root)} is missing"
+        if "sha256" in entry and file_sha256(path) != entry["sha256"]:
+            return f"{path.relative_to(self.root)} is damaged (its checksum differs from the one recorded)"
+        return None
 
     # --- history --------------------------------------------------------------------------------------------
     def read_history(self) -> list[dict[str, Any]]:

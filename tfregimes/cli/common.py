@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import textwrap
 
 from absl import app, flags, logging
 
@@ -31,9 +33,65 @@ def quiet_python_logs() -> None:
         logging.set_verbosity(logging.WARNING)
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line for a failed write: what, why, and what to do."""
+    what = f"cannot write {error.filename}: {error.strerror}" if error.filename else str(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"{what}; free some space and rerun the same command: the run resumes from its last completed "
+                "epoch")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}; pass a --model_dir you can write to"
+    return what
 
-def run(main) -> None:
-    """absl's app.run, after inlining --flagfile arguments (see `expand_flagfiles`)."""
+
+class HelpGroups:
+    """The flags a CLI defines, in groups by concern, for `--help`: `begin(title)` before a group's definitions,
+    `end()` after the last one; a group holds the flags defined in between."""
+
+    def __init__(self):
+        self.groups: list[tuple[str, list[str]]] = []
+        self._title: str | None = None
+        self._before: set[str] = set()
+
+    def begin(self, title: str) -> None:
+        self.end()
+        self._title, self._before = title, set(flags.FLAGS)
+
+    def end(self) -> None:
+        if self._title is not None:
+            self.groups.append((self._title, [name for name in flags.FLAGS if name not in self._before
+                                              and name == flags.FLAGS[name].name]))
+            self._title = None
+
+    def text(self, full: bool = False) -> str:
+        lines = []
+        for title, names in self.groups:
+            lines += ["", f"{title}:"]
+            for name in names:
+                flag = flags.FLAGS[name]
+                default = "" if flag.default is None else flag.default_as_str.strip("'")
+                lines.append(f"  --{name}={default}" if not flag.boolean else f"  --[no]{name} (default {default})")
+                lines += textwrap.wrap(flag.help, width=110, initial_indent="      ", subsequent_indent="      ")
+        if full:
+            ours = {name for _, names in self.groups for name in names}
+            others = sorted(name for name in flags.FLAGS if name not in ours and name == flags.FLAGS[name].name)
+            lines += ["", "Other flags (absl, TensorFlow):"]
+            lines += textwrap.wrap(", ".join(f"--{name}" for name in others), width=110, initial_indent="  ",
+                                   subsequent_indent="  ")
+        return "\n".join(lines)
+
+
+HELP_ARGUMENTS = {"--help": False, "-h": False, "-?": False, "--helpshort": False, "--helpfull": True}
+
+
+def run(main, help_groups: HelpGroups | None = None) -> None:
+    """absl's app.run, after inlining --flagfile arguments (see `expand_flagfiles`). `--help` (or -h,
+    --helpshort) prints the module's doc and `help_groups`, `--helpfull` also names absl's own flags; both exit 0."""
+    helps = [HELP_ARGUMENTS[argument] for argument in sys.argv[1:] if argument in HELP_ARGUMENTS]
+    if helps and help_groups is not None:
+        print((sys.modules["__main__"].__doc__ or "").strip())
+        print(help_groups.text(full=any(helps)))
+        sys.exit(0)
     try:
         argv = expand_flagfiles(sys.argv)
     except flags.Error as error:

@@ -2,8 +2,9 @@
        [--metrics=sharpness,fisher_logdet,...] [--interpolate_with=OTHER.keras]
 
 Evaluates a trained classifier: a run's export/ directory, any SavedModel (Keras `model.export` or one with a
-single-output serving_default signature) or any `.keras` file, as long as the model outputs LOGITS. Inputs are
-prepared as `tfregimes.train` prepares them (same normalization, statistics from the full training split).
+single-output serving_default signature) or any `.keras` file, as long as the model outputs LOGITS. A run's
+export normalizes its inputs itself (the run's statistics); any other model is fed inputs normalized as
+`tfregimes.train` prepares them (--normalization, statistics from the full training split).
 
 --metrics adds metrics of the minimum (tfregimes/diagnostics/minimum), computed on --metrics_split (default: the
 training split); they need the Keras model (a `.keras` file or a run's export/ directory, not a bare SavedModel).
@@ -31,10 +32,22 @@ from tfregimes.diagnostics.minimum import (  # noqa: E402
     plot_interpolation,
     write_interpolation_csv,
 )
+from tfregimes.diagnostics.minimum.interpolation import BN_STATISTICS, clipped_variance_warning  # noqa: E402
 from tfregimes.diagnostics.minimum.robustness import NORMS, OUTPUTS  # noqa: E402
 from tfregimes.diagnostics.minimum.sharpness import SPACES  # noqa: E402
-from tfregimes.training.scoring import ModelLoadError, evaluate_classifier, load_classifier, load_keras_model  # noqa: E402
+from tfregimes.training.scoring import (  # noqa: E402
+    ModelLoadError,
+    carried_normalization,
+    check_classes,
+    evaluate_classifier,
+    load_classifier,
+    load_keras_model,
+    normalization_to_load,
+    split_input_normalization,
+)
 
+HELP_GROUPS = cli_common.HelpGroups()  # What --help shows, by concern.
+HELP_GROUPS.begin("Model and data")
 flags.DEFINE_string("model", None, "A run's export/ directory, a SavedModel directory or a .keras file; the "
                     "model must output logits.", required=True)
 flags.DEFINE_string("dataset", None, f"Dataset: one of {cli_common.DATASET_CHOICES}.", required=True)
@@ -45,11 +58,13 @@ flags.DEFINE_integer("train_subset", 0, "The run's --train_subset: evaluate on t
 flags.DEFINE_integer("train_subset_seed", 0, "The run's --seed, which chose its --train_subset.")
 flags.DEFINE_enum("split", "test", ["test", "train"], "Which split to evaluate loss and accuracy on.")
 flags.DEFINE_enum("normalization", "auto", list(NORMALIZATION_CHOICES),
-                  "Input normalization; must match the one the model was trained with (auto: dataset default).")
+                  "Input normalization of a model that does not carry its own (auto: the dataset's default). "
+                  "A run's export normalizes its inputs itself; a contradicting value is refused.")
 flags.DEFINE_integer("batch_size", 512, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", "", "Write the results as JSON to this file.")
 
 # Metrics at the minimum (README: "Diagnostics at a minimum").
+HELP_GROUPS.begin("Metrics of the minimum")
 flags.DEFINE_list("metrics", [], f"Metrics of the minimum to add: any of {', '.join(MINIMUM_METRICS.names())}.")
 flags.DEFINE_enum("margin_normalization", "total_variation", list(MARGIN_NORMALIZATIONS),
                   "margins: divide by the square root of the inputs' total variation (seed 000 A.1) or not.")
@@ -81,10 +96,16 @@ flags.DEFINE_integer("hessian_probes", 20, "Hutchinson probes of hessian_trace a
 flags.DEFINE_enum("robustness_norm", "frobenius", list(NORMS), "Norm of the input-output Jacobian.")
 flags.DEFINE_enum("robustness_output", "probabilities", list(OUTPUTS), "Differentiate the softmax "
                   "probabilities (seed 004) or the logits.")
+HELP_GROUPS.begin("Interpolation")
 flags.DEFINE_string("interpolate_with", "", "A second model (.keras or a run's export/): write loss and "
                     "accuracy along θ(a) = a·THIS + (1 − a)·--model (seed 003, Figure 3).")
 flags.DEFINE_integer("interpolation_points", 31, "Values of a, evenly spaced over [-1, 2].", lower_bound=2)
 flags.DEFINE_string("interpolation_output", "interpolation", "Writes PREFIX.csv and PREFIX.png.")
+flags.DEFINE_enum("interpolation_bn", "recompute", list(BN_STATISTICS),
+                  "Batch-norm moving statistics at each θ(a): recompute them from the training sample (default; "
+                  "Keskar et al. evaluate with batch statistics) or interpolate them like the weights (moving "
+                  "variances extrapolated below 0 are clipped, with a warning).")
+HELP_GROUPS.end()
 cli_common.register_dataset_validator("dataset")
 flags.register_validator("metrics", lambda names: all(name in MINIMUM_METRICS for name in names),
                          message=f"must be a comma-separated list of {', '.join(MINIMUM_METRICS.names())}")
@@ -129,16 +150,30 @@ def metrics_summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def interpolate(model_1, data, settings: MetricSettings) -> dict:
-    model_2 = load_keras_model(FLAGS.interpolate_with)
-    splits = {split: fixed_sample(*data.arrays(split), settings.sample_size, settings.seed)
+def interpolate(model_1, normalize, data, settings: MetricSettings) -> dict:
+    model_2, layer_2 = split_input_normalization(load_keras_model(FLAGS.interpolate_with))
+    if (normalize is None) != (layer_2 is None) or (layer_2 is not None and not normalize.same_as(layer_2)):
+        raise ModelLoadError(f"{FLAGS.model} and {FLAGS.interpolate_with} normalize their inputs differently; "
+                             "interpolation needs two runs on the same data with the same --normalization")
+    splits = {split: fixed_sample(*_metric_arrays(data, split, normalize), settings.sample_size, settings.seed)
               for split in ("train", "test")}
     rows = interpolation_curve(model_1, model_2, splits, interpolation_alphas(FLAGS.interpolation_points),
-                               batch_size=FLAGS.batch_size)
+                               batch_size=FLAGS.batch_size, bn_statistics=FLAGS.interpolation_bn)
+    warning = clipped_variance_warning(rows)
+    if warning:
+        print(warning, file=sys.stderr)
     csv_path, png_path = f"{FLAGS.interpolation_output}.csv", f"{FLAGS.interpolation_output}.png"
     write_interpolation_csv(rows, csv_path)
     plot_interpolation(rows, png_path, title=f"θ₁ = {FLAGS.model}, θ₂ = {FLAGS.interpolate_with}")
-    return {"from": FLAGS.model, "to": FLAGS.interpolate_with, "csv": csv_path, "png": png_path, "curve": rows}
+    return {"from": FLAGS.model, "to": FLAGS.interpolate_with, "csv": csv_path, "png": png_path,
+            "bn_statistics": FLAGS.interpolation_bn, "curve": rows}
+
+
+def _metric_arrays(data, split: str, normalize):
+    """A split's arrays as the network behind an export's input normalization sees them (normalized as in
+    training), so that input-space metrics are those of training's inputs."""
+    inputs, labels = data.arrays(split)
+    return (inputs if normalize is None else normalize.normalize_numpy(inputs)), labels
 
 
 def main(argv):
@@ -147,30 +182,43 @@ def main(argv):
     cli_common.quiet_python_logs()
     settings = metric_settings()
     try:
+        carried = carried_normalization(FLAGS.model)  # None: not a tfregimes export
+        normalization = normalization_to_load(FLAGS.model, FLAGS.normalization)
         logits_fn = load_classifier(FLAGS.model)
-        keras_model = load_keras_model(FLAGS.model) if FLAGS.metrics or FLAGS.interpolate_with else None
-        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir or None, normalization=FLAGS.normalization,
+        keras_model = normalize = None
+        if FLAGS.metrics or FLAGS.interpolate_with:
+            keras_model, normalize = split_input_normalization(load_keras_model(FLAGS.model))
+        data = load_dataset(FLAGS.dataset, data_dir=FLAGS.data_dir or None, normalization=normalization,
                             download=FLAGS.download, train_subset=FLAGS.train_subset or None,
                             seed=FLAGS.train_subset_seed)
         if keras_model is not None:
             data.arrays(FLAGS.metrics_split)  # Fails now, not after the evaluation, for a streamed dataset.
+        note = check_classes(logits_fn, data, FLAGS.split)
+        if note:
+            print(note, file=sys.stderr)
     except (ModelLoadError, DatasetUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "split": FLAGS.split,
+              "normalization": carried or data.info.normalization,
+              "normalization_carried_by_model": carried is not None,
               **evaluate_classifier(logits_fn, data.evaluation(FLAGS.split, FLAGS.batch_size))}
     print(evaluation_summary(result))
     if FLAGS.metrics:
-        inputs, labels = data.arrays(FLAGS.metrics_split)
+        inputs, labels = _metric_arrays(data, FLAGS.metrics_split, normalize)
         result["metrics_split"] = FLAGS.metrics_split
         result["metric_settings"] = dataclasses.asdict(settings)
         metrics = compute_minimum_metrics(keras_model, inputs, labels, FLAGS.metrics, settings)
         result.update(metrics)
-        print(f"Metrics of the minimum on the {FLAGS.metrics_split} split ({len(inputs)} examples):")
+        # The loss-based metrics see a fixed sample (--metrics_samples) of the split; the Fisher ones their own
+        # subsets of --fisher_samples.
+        result["metrics_examples"] = min(settings.sample_size or len(inputs), len(inputs))
+        print(f"Metrics of the minimum on the {FLAGS.metrics_split} split (a fixed sample of "
+              f"{result['metrics_examples']} of its {len(inputs)} examples):")
         print(metrics_summary(metrics))
     if FLAGS.interpolate_with:
         try:
-            result["interpolation"] = interpolate(keras_model, data, settings)
+            result["interpolation"] = interpolate(keras_model, normalize, data, settings)
         except (ModelLoadError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -207,4 +255,4 @@ def write_scalars(log_dir: str, result: dict) -> None:
 
 
 if __name__ == "__main__":
-    cli_common.run(main)
+    cli_common.run(main, HELP_GROUPS)

@@ -14,7 +14,7 @@ def _number(value: Any, percent: bool = False) -> str:
 
 def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -> str:
     title = "Run already complete" if already_complete else "Run finished"
-    status = "DIVERGED (non-finite loss" + (f" at epoch {metrics['diverged_at']['epoch'] + 1})"
+    status = "DIVERGED (non-finite loss" + (f" at epoch {metrics['diverged_at']['epoch']})"
                                             if metrics.get("diverged_at") else ")") if metrics.get("diverged") else "ok"
     rate = metrics.get("images_per_second")
     lines = [
@@ -37,4 +37,6 @@ def evaluation_summary(result: Mapping[str, Any]) -> str:
         f"Evaluated {result['model']} on {result['dataset']} ({result['split']} split, {result['examples']} examples)",
         f"  loss            {_number(result['loss'])}",
         f"  accuracy        {_number(result['accuracy'], True)}",
+        f"  normalization   {result['normalization']}"
+        + (" (carried by the model)" if result.get("normalization_carried_by_model") else ""),
     ])

@@ -101,6 +101,13 @@ def _no_xla_under_mirrored(values):
     return not (values["strategy"] == "mirrored" and values["jit_compile"])
 
 
+@flags.multi_flags_validator(["deterministic", "jit_compile"],
+                             message="--jit_compile needs --nodeterministic: TensorFlow's op determinism turns XLA "
+                                     "off (Keras would train without it while flags.cfg said jit_compile=true)")
+def _xla_only_without_op_determinism(values):
+    return not (values["deterministic"] and values["jit_compile"])
+
+
 @flags.multi_flags_validator(["batch_size", "grad_accum_steps"],
                              message="--batch_size must be a multiple of --grad_accum_steps")
 def _batch_splits_into_micro_batches(values):

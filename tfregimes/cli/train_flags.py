@@ -26,6 +26,7 @@ from tfregimes.training.options import flag_rules
 
 FLAGS = flags.FLAGS
 _DEFAULT = config_lib.RunConfig()
+HELP_GROUPS = cli_common.HelpGroups()  # What --help shows, by concern: a begin() at each section below.
 
 
 def _csv(values) -> list[str]:
@@ -33,6 +34,7 @@ def _csv(values) -> list[str]:
 
 
 # --- Data -----------------------------------------------------------------------------------------------------
+HELP_GROUPS.begin("Data")
 flags.DEFINE_string(
     "dataset", _DEFAULT.dataset,
     f"Dataset: one of {cli_common.DATASET_CHOICES} (a .npz file with arrays x_train, y_train, x_test, y_test; "
@@ -54,6 +56,7 @@ flags.DEFINE_boolean("svhn_extra", _DEFAULT.svhn_extra,
                      "svhn_cropped only: add the 531k `extra` split to training, as seed 000 does.")
 
 # --- Model ----------------------------------------------------------------------------------------------------
+HELP_GROUPS.begin("Model")
 flags.DEFINE_enum("model", _DEFAULT.model, model_names(),
                   "Architecture (python -m tfregimes.models lists them with parameter counts).")
 flags.DEFINE_list("hidden_sizes", _csv(_DEFAULT.hidden_sizes), "Hidden layer widths of --model=mlp.")
@@ -77,6 +80,7 @@ flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_
                   "parameters; seed 000's ResNet-50 still decays the FC bias); exclude_bn_bias (nor on biases).")
 
 # --- Optimization ---------------------------------------------------------------------------------------------
+HELP_GROUPS.begin("Optimizer and schedule")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Global training batch size.", lower_bound=1)
 flags.DEFINE_enum("optimizer", _DEFAULT.optimizer, OPTIMIZERS.names(), "Optimizer.")
@@ -115,6 +119,7 @@ flags.DEFINE_float("lars_trust_coefficient", _DEFAULT.lars_trust_coefficient,
                    lower_bound=0.0)
 
 # --- Run-time exploration and decay (seed 000) -----------------------------------------------------------------
+HELP_GROUPS.begin("Regimes: run-time exploration and decay")
 flags.DEFINE_integer("flat_window", _DEFAULT.flat_window,
                      "--lr_schedule=explore: the training loss has flattened when its relative improvement over this "
                      "many epochs is below --flat_tolerance.", lower_bound=1)
@@ -131,6 +136,7 @@ flags.DEFINE_float("transition_epochs", _DEFAULT.transition_epochs,
                    "Length of the linear/cosine decay of --exploration_decay.", lower_bound=0.0)
 
 # --- Two-phase training (seed 001 §4) --------------------------------------------------------------------------
+HELP_GROUPS.begin("Regimes: two phases")
 flags.DEFINE_integer("transition_epoch", _DEFAULT.transition_epoch,
                      "Start a second phase at this epoch, with a fresh --phase2_optimizer and its own schedule. "
                      "0: a single phase.", lower_bound=0)
@@ -148,6 +154,7 @@ flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_we
                    "Decoupled weight decay of phase 2 (e.g. AdamW).", lower_bound=0.0)
 
 # --- Regularized training steps (README "Regularized training") ---------------------------------------------------
+HELP_GROUPS.begin("Regimes: regularized steps")
 flags.DEFINE_enum("regularizer", _DEFAULT.regularizer, REGULARIZERS.names(),
                   "Training step: none; fisher (Fisher-trace regularizer, seed 004 Algorithm 1); proximal (Keskar's "
                   "conservative training, seed 003 E.2); sam (Sharpness-Aware Minimization, Foret et al. 2021).")
@@ -172,6 +179,7 @@ flags.DEFINE_integer("regularizer_end_epoch", _DEFAULT.regularizer_end_epoch,
                      "...to this one (exclusive); 0: to the end. Off, the step is the plain step.", lower_bound=0)
 
 # --- Distribution and precision ---------------------------------------------------------------------------------
+HELP_GROUPS.begin("Distribution and precision")
 flags.DEFINE_enum("strategy", _DEFAULT.strategy, list(STRATEGIES),
                   "tf.distribute strategy: default (one device), mirrored (all GPUs, else the logical CPU devices "
                   "of --num_cpu_devices), or multi_worker (MultiWorkerMirroredStrategy over the cluster in the "
@@ -185,10 +193,11 @@ flags.DEFINE_integer("num_cpu_devices", _DEFAULT.num_cpu_devices,
 flags.DEFINE_enum("precision", _DEFAULT.precision, list(PRECISIONS),
                   "Keras dtype policy; mixed_float16 adds dynamic loss scaling.")
 flags.DEFINE_boolean("jit_compile", _DEFAULT.jit_compile,
-                     "XLA-compile the train step (on this 2-core CPU it was slower for ResNet-20; fails under "
-                     "mirrored on logical CPU devices).")
+                     "XLA-compile the train step; needs --nodeterministic (op determinism turns XLA off). On this "
+                     "2-core CPU it was slower for ResNet-20; it fails under mirrored on logical CPU devices.")
 
 # --- Diagnostics during training (README "Diagnostics during training") ------------------------------------------
+HELP_GROUPS.begin("Diagnostics during training")
 flags.DEFINE_list("diagnostics", list(_DEFAULT.diagnostics),
                   f"Training-time diagnostics, any of {', '.join(TRAINING_DIAGNOSTICS.names())}: angular update "
                   "(seed 002 eq. 11), effective LR and tuning factor (eq. 9, 10, 27), momentum scale/alignment "
@@ -211,6 +220,7 @@ flags.register_validator("diagnostics", lambda names: all(name in TRAINING_DIAGN
                          message=f"must be a comma-separated list of {', '.join(TRAINING_DIAGNOSTICS.names())}")
 
 # --- Run ------------------------------------------------------------------------------------------------------
+HELP_GROUPS.begin("Run")
 flags.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialization, data order and augmentation.")
 flags.DEFINE_string("model_dir", _DEFAULT.model_dir,
                     "Run directory. Empty: runs/<dataset>_<model>_<timestamp>. An existing run directory is resumed "
@@ -224,6 +234,7 @@ flags.DEFINE_enum("verbose", str(_DEFAULT.verbose), ["0", "1", "2"],
 flags.DEFINE_string("profile_batch", _DEFAULT.profile_batch,
                     "N,M: record a TensorBoard profile of training batches N to M (needs tensorboard-plugin-profile "
                     "to view). Empty: no profile.")
+HELP_GROUPS.end()
 
 # Each option's help names the choice that reads it, from the one table of them.
 for _flag, _, _requirement in flag_rules():

@@ -40,16 +40,7 @@ class SplitArrays:
     # test inputs do not depend on --svhn_extra.
     stats_rows: int | None = None
 
-    def __post_init__(self):
-        for split in ("train", "test"):
-            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
-            if len(x) != len(y):
-                raise ValueError(f"x_{split} has {len(x)} rows but y_{split} has {len(y)}")
-            if x.shape[1:] != self.x_train.shape[1:]:
-                raise ValueError(f"x_train and x_test differ in shape: {self.x_train.shape[1:]} vs "
-                                 f"{x.shape[1:]}")
-        if self.x_train.ndim not in (2, 4):
-            raise ValueError(f"images must be NHWC or flat (N, D); got shape {self.x_train.shape}")
+    # Checked when loaded (tfregimes.data.validation), where the dataset's name is known.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +65,10 @@ class DatasetInfo:
 
 class LoadedDataset(abc.ABC):
     """A dataset ready to feed Keras: epoch-seeded training batches and evaluation batches."""
+
+    # The normalization statistics the pipelines apply (a NormalizationStats, None for `none`); a run's export
+    # carries them (tfregimes.training.export).
+    stats = None
 
     def __init__(self, info: DatasetInfo):
         self.info = info

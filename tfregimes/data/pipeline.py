@@ -22,6 +22,7 @@ from tfregimes.data.normalization import (
     unit_scale_numpy,
     unit_scale_tf,
 )
+from tfregimes.data.validation import check_labels, check_split_arrays
 
 _ALG = "philox"
 # Independent random streams derived from one run seed.
@@ -50,19 +51,6 @@ def subset_indices(num_available: int, subset: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(num_available, size=subset, replace=False))
 
 
-def _int32_labels(labels: np.ndarray, num_classes: int, what: str) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{what} must be integer class ids of shape (N,), got {labels.dtype} "
-                         f"{labels.shape}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{what} must lie in [0, {num_classes}), got [{labels.min()}, "
-                         f"{labels.max()}]")
-    return labels.astype(np.int32)
-
-
 class InMemoryDataset(LoadedDataset):
     """Raw arrays in memory (uint8 stays uint8); scaling, augmentation and normalization happen
     per batch inside the tf.data pipeline."""
@@ -79,15 +67,16 @@ class InMemoryDataset(LoadedDataset):
         normalization = resolve_normalization(request.normalization,
                                               arrays.default_normalization)
         # Statistics before subsetting: every subset size and the evaluate CLI see the same inputs.
+        check_split_arrays(name, arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test, arrays.num_classes)
         stats = compute_stats(normalization, arrays.x_train, arrays.stats_rows)
         x_train = arrays.x_train
-        y_train = _int32_labels(arrays.y_train, arrays.num_classes, "y_train")
+        y_train = check_labels(name, "y_train", arrays.y_train, arrays.num_classes).astype(np.int32)
         if request.train_subset is not None:
             keep = subset_indices(len(x_train), request.train_subset, request.seed)
             x_train, y_train = x_train[keep], y_train[keep]
         splits = {"train": (x_train, y_train),
-                  "test": (arrays.x_test, _int32_labels(arrays.y_test, arrays.num_classes,
-                                                        "y_test"))}
+                  "test": (arrays.x_test,
+                           check_labels(name, "y_test", arrays.y_test, arrays.num_classes).astype(np.int32))}
         info = DatasetInfo(name=name, input_shape=tuple(int(d) for d in x_train.shape[1:]),
                            num_classes=arrays.num_classes, num_train=len(x_train),
                            num_test=len(arrays.x_test), normalization=normalization,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 import os
 import random
+import zipfile
 
 import numpy as np
 
+from tfregimes.data import validation
 from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
-from tfregimes.data.errors import DatasetUnavailableError
+from tfregimes.data.errors import DatasetUnavailableError, InvalidDatasetError
 from tfregimes.data.pipeline import InMemoryDataset
 from tfregimes.data.registry import PREFIX_SOURCES, register_arrays_source
 
@@ -94,47 +96,56 @@ def synthetic32(request: LoadRequest) -> SplitArrays:
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def _npz_inputs(x: np.ndarray, path: str, key: str) -> np.ndarray:
+def _npz_inputs(x: np.ndarray, name: str, key: str) -> np.ndarray:
     if x.ndim == 3:  # (N, H, W): grey images without a channel axis
         x = x[..., None]
     if x.ndim not in (2, 4):
-        raise ValueError(f"{path}: {key} must be NHWC images, NHW grey images or flat (N, D) "
-                         f"features; got shape {x.shape}")
+        raise InvalidDatasetError(f"{name}: {key} must be NHWC images, NHW grey images or flat (N, D) "
+                                  f"features; got shape {x.shape}")
     if x.dtype == np.uint8:
         return x
     if np.issubdtype(x.dtype, np.floating):
         return x.astype(np.float32)
-    raise ValueError(f"{path}: {key} has dtype {x.dtype}; store uint8 pixels (divided by 255 "
-                     f"on loading) or floats (used as given)")
+    raise InvalidDatasetError(f"{name}: {key} has dtype {x.dtype}; store uint8 pixels (divided by 255 on "
+                              "loading) or floats (used as given)")
 
 
-def _npz_labels(y: np.ndarray, path: str, key: str) -> np.ndarray:
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{path}: {key} must be integer class ids of shape (N,); got {y.dtype} "
-                         f"{y.shape}")
-    return y
+def _read_npz(path: str, name: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DatasetUnavailableError(
+                    f"Dataset {name} is not usable: it lacks the array(s) {', '.join(missing)} "
+                    f"(it has {', '.join(archive.files) or 'none'}; needs {', '.join(NPZ_KEYS)}).")
+            return {key: archive[key] for key in archive.files if key in (*NPZ_KEYS, "num_classes")}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        # np.load reads a text file as "pickled data" and a damaged zip as BadZipFile: say what the file is not.
+        raise InvalidDatasetError(f"{name}: the file is not a .npz archive that numpy can read ({error}); save "
+                                  "one with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., "
+                                  "y_test=...)") from None
 
 
 def npz_arrays(path: str) -> SplitArrays:
-    """Arrays x_train, y_train, x_test, y_test of a .npz file; normalization none by default."""
+    """Arrays x_train, y_train, x_test, y_test of a .npz file (and optionally num_classes, a scalar: else the
+    class count is inferred from the labels); normalization none by default."""
     path = os.path.expanduser(path)
+    name = f"npz:{path}"
     if not os.path.isfile(path):
         raise DatasetUnavailableError(
-            f"Dataset npz:{path} is not available: no such file. Save one with "
+            f"Dataset {name} is not available: no such file. Save one with "
             f"numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...).")
-    with np.load(path, allow_pickle=False) as archive:
-        missing = [key for key in NPZ_KEYS if key not in archive.files]
-        if missing:
-            raise DatasetUnavailableError(
-                f"Dataset npz:{path} is not usable: it lacks the array(s) {', '.join(missing)} "
-                f"(it has {', '.join(archive.files) or 'none'}; needs {', '.join(NPZ_KEYS)}).")
-        arrays = {key: archive[key] for key in NPZ_KEYS}
-    x_train = _npz_inputs(arrays["x_train"], path, "x_train")
-    x_test = _npz_inputs(arrays["x_test"], path, "x_test")
-    labels = [_npz_labels(arrays[key], path, key) for key in ("y_train", "y_test")]
-    num_classes = int(max(labels[0].max(initial=0), labels[1].max(initial=0))) + 1
+    arrays = _read_npz(path, name)
+    x_train = _npz_inputs(arrays["x_train"], name, "x_train")
+    x_test = _npz_inputs(arrays["x_test"], name, "x_test")
+    for split, x in (("train", x_train), ("test", x_test)):
+        validation.check_lengths(name, split, x, arrays[f"y_{split}"])
+        validation.check_nonempty(name, f"x_{split}", x)
+    labels = [validation.check_labels(name, key, arrays[key], None) for key in ("y_train", "y_test")]
+    if "num_classes" in arrays:
+        num_classes = int(arrays["num_classes"])
+    else:
+        num_classes = validation.inferred_num_classes(name, *labels)
     return SplitArrays(x_train, labels[0], x_test, labels[1], num_classes=num_classes,
                        default_normalization="none")
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 
 from tfregimes.base import keras_private
-from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.run_dir import RunDirectory, file_sha256
 from tfregimes.base.scalars import ScalarWriter
 from tfregimes.optim.state import current_learning_rate
 
@@ -47,7 +51,8 @@ class EpochLogs(keras.callbacks.Callback):
 
 
 class DivergenceMonitor(keras.callbacks.Callback):
-    """Stops training cleanly at the first non-finite training loss and remembers where."""
+    """Stops training cleanly at the first non-finite training loss and remembers where: the epoch counted from 1,
+    as history.csv and the summary count them, and the batch within it counted from 0, as Keras does."""
 
     def __init__(self):
         super().__init__()
@@ -62,7 +67,7 @@ class DivergenceMonitor(keras.callbacks.Callback):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(np.asarray(loss))):
             self.diverged = True
-            self.diverged_at = {"epoch": self._epoch, "batch": int(batch)}
+            self.diverged_at = {"epoch": self._epoch + 1, "batch": int(batch)}
             self.model.stop_training = True
 
 
@@ -141,8 +146,14 @@ class EpochRecorder(keras.callbacks.Callback):
         self.run_dir.write_history(self.history)
         for wait in self.before_progress:
             wait()
-        self.run_dir.write_progress(epochs_done=epoch + 1, checkpoint=checkpoint.name,
-                                    **{record.name: record.state() for record in self.records})
+        # The checksum lets a resume tell a damaged checkpoint from a good one; the entries of the older
+        # checkpoints kept on disk let it fall back to one of them (RunDirectory.resume_candidates).
+        entry = {"epochs_done": epoch + 1, "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint),
+                 **{record.name: record.state() for record in self.records}}
+        previous = self.run_dir.read_progress()
+        earlier = [older for older in (self.run_dir.resume_candidates(previous) if previous else [])
+                   if older["epochs_done"] < epoch + 1][:self.keep - 1]
+        self.run_dir.write_progress(**entry, earlier=earlier)
         for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink(missing_ok=True)
 
@@ -152,3 +163,22 @@ def _scalar(value: Any) -> Any:
         return float(np.asarray(value))
     except (TypeError, ValueError):
         return value
+
+
+def purge_tensorboard_from(log_dir: Path, step: int) -> None:
+    """Makes TensorBoard drop the points at steps ≥ `step` that an earlier process wrote: a run killed after
+    writing an epoch's scalars but before progress.json recorded the epoch retrains it on resume, which would
+    draw each of those points twice. TensorBoard discards earlier events at steps ≥ S when it reads a SessionLog
+    START event at step S ("orphaned data"); one is written into every directory holding event files, in a file
+    whose name sorts after the earlier files (a later time) and before the ones this process writes next (its
+    "0" sorts before any pid)."""
+    stamp = time.time()
+    for directory in sorted({path.parent for path in Path(log_dir).rglob("events.out.tfevents.*")}):
+        name = f"events.out.tfevents.{int(stamp)}.{socket.gethostname()}.0.resume.v2"
+        with tf.io.TFRecordWriter(str(directory / name)) as writer:
+            writer.write(event_pb2.Event(wall_time=stamp, file_version="brain.Event:2").SerializeToString())
+            # Twice: TensorBoard takes the first START it reads in a run for the run's beginning, not a restart.
+            for _ in range(2):
+                writer.write(event_pb2.Event(wall_time=stamp, step=step, session_log=event_pb2.SessionLog(
+                    status=event_pb2.SessionLog.START)).SerializeToString())
+

@@ -7,6 +7,7 @@ on a run's export computes exactly what the run wrote to metrics.json.
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +15,33 @@ import keras
 import tensorflow as tf
 
 import tfregimes.models  # noqa: F401  (registers the zoo's custom layers, which `.keras` files name)
+from tfregimes.training.export import (  # noqa: F401  (registers the layer)
+    CorruptModelError,
+    carried_normalization,
+    split_input_normalization,
+)
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
 class ModelLoadError(Exception):
-    """A model path that holds neither a `.keras` file nor a SavedModel."""
+    """A model path that holds neither a `.keras` file nor a SavedModel, or one that cannot be read."""
+
+
+def normalization_to_load(path: str | os.PathLike, requested: str) -> str:
+    """The normalization to load the data with for the model at `path`. A tfregimes export normalizes its
+    inputs itself, so its data is loaded with `none`; `requested` (a `--normalization`) other than `auto` or
+    the one the export carries is refused. Any other model gets `requested` (auto: the dataset's default)."""
+    try:
+        carried = carried_normalization(path)
+    except CorruptModelError as error:
+        raise ModelLoadError(str(error)) from None
+    if carried is None:
+        return requested
+    if requested not in ("auto", carried):
+        raise ModelLoadError(f"{path} carries normalization {carried}; --normalization={requested} contradicts "
+                             "it. Drop --normalization: the model normalizes its inputs itself.")
+    return "none"
 
 
 def load_classifier(path: str | os.PathLike) -> LogitsFn:
@@ -28,10 +50,14 @@ def load_classifier(path: str | os.PathLike) -> LogitsFn:
     if path.is_dir() and (path / "saved_model" / "saved_model.pb").exists():
         path = path / "saved_model"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        model = keras.saving.load_model(str(path), compile=False)
+        model = _load_keras_file(path)
         return lambda images: model(images, training=False)
     if path.is_dir() and (path / "saved_model.pb").exists():
-        loaded = tf.saved_model.load(str(path))
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as error:  # noqa: BLE001  (a damaged protobuf or variables file: TF raises several kinds)
+            raise ModelLoadError(f"{path} holds a SavedModel that cannot be read ({type(error).__name__}: "
+                                 f"{_first_line(error)}); export or copy it again") from None
         if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
             return lambda images: loaded.serve(images)  # The closure keeps `loaded`, and so its variables, alive.
         signature = loaded.signatures.get("serving_default")
@@ -52,11 +78,41 @@ def load_keras_model(path: str | os.PathLike) -> keras.Model:
     if path.is_dir() and (path / "model.keras").is_file():
         path = path / "model.keras"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
-        return keras.saving.load_model(str(path), compile=False)
+        return _load_keras_file(path)
     if path.is_dir() and (path / "saved_model.pb").exists():
         raise ModelLoadError(f"{path} is a SavedModel, which holds no Keras model to differentiate with respect "
                              "to its weights; pass a .keras file or a run's export/ directory (with model.keras).")
     raise ModelLoadError(f"{path} is neither a .keras file nor a directory holding model.keras.")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
+def _load_keras_file(path: Path) -> keras.Model:
+    if not zipfile.is_zipfile(path):  # Keras would report a damaged zip as "File not found".
+        raise ModelLoadError(f"{path} is not a readable .keras file (not a complete zip archive); it may be "
+                             "truncated or damaged: copy or export it again")
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as error:  # noqa: BLE001  (a damaged member, or a layer this code does not know)
+        raise ModelLoadError(f"{path} is not a readable .keras file ({type(error).__name__}: "
+                             f"{_first_line(error)})") from None
+
+
+def check_classes(logits_fn: LogitsFn, data, split: str) -> str | None:
+    """Refuses a model with fewer outputs than the dataset has classes (its loss would index past the logits);
+    returns a note for one with more (the extra logits take part in the softmax), else None."""
+    images, _ = next(iter(data.evaluation(split, 1)))
+    outputs = int(logits_fn(images).shape[-1])
+    classes = data.info.num_classes
+    if outputs < classes:
+        raise ModelLoadError(f"the model outputs {outputs} classes but {data.info.name} has {classes} (labels "
+                             f"0..{classes - 1}); was it trained on another dataset?")
+    if outputs > classes:
+        return (f"note: the model outputs {outputs} classes, {data.info.name} has {classes}; the extra logits "
+                "take part in the softmax (was it trained on another dataset?)")
+    return None
 
 
 def _single_output(signature) -> str:

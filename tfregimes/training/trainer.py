@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfregimes.base import keras_private
-from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.base.run_dir import RunDirectory, RunLock, read_json, write_atomically, write_json
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
@@ -29,7 +29,7 @@ from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
 from tfregimes.training import config as config_lib
-from tfregimes.training import recording
+from tfregimes.training import export, recording
 from tfregimes.training.distribution import is_chief, precision_policy, prepare_devices, shard_by_data
 from tfregimes.training.exploration_controller import ExplorationController
 from tfregimes.training.phases import (
@@ -84,8 +84,9 @@ def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> Non
             differences.append(f"--{name}: recorded {recorded[name]!r}, given {given!r}")
     if differences:
         raise RunConfigMismatch(
-            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with "
-            f"--flagfile={run_dir.flags_path}, or start a new run with another --model_dir.")
+            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with: "
+            f"python -m tfregimes.train --flagfile={run_dir.flags_path} --model_dir={run_dir.root} (or start a new "
+            "run with another --model_dir).")
 
 
 def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequence[int],
@@ -156,6 +157,45 @@ def _profile_batches(text: str) -> tuple[int, int] | int:
     return (first, last)
 
 
+class WallClock:
+    """The run's wall time over all its processes, kept in progress.json (an EpochRecorder record)."""
+
+    name = "wall_seconds"
+
+    def __init__(self, before: float, started: float):
+        self.before, self.started = before, started  # Earlier processes' time; this one's start.
+
+    def history_fields(self, epochs_done: int) -> dict[str, Any]:
+        return {}
+
+    def state(self) -> float:
+        return self.before + time.perf_counter() - self.started
+
+
+def load_newest_checkpoint(model: RegimeModel, run_dir: RunDirectory, phases: list[Phase],
+                           config: config_lib.RunConfig, steps_per_epoch: int):
+    """Loads the newest checkpoint progress.json names that verifies against its checksum and loads, compiling
+    the model with the optimizer of the phase it was saved in (the checkpoint holds that optimizer's state);
+    says so when it had to skip a damaged one. Returns (its progress entry, the optimizer)."""
+    problems = []
+    for entry in run_dir.resume_candidates(run_dir.read_progress()):
+        problem = run_dir.checkpoint_problem(entry)
+        if problem is None:
+            optimizer = compile_for_phase(model, phases[entry["phase"]["index"]], config, steps_per_epoch)
+            try:
+                model.load_weights(str(run_dir.checkpoint_dir / entry["checkpoint"]))
+            except (OSError, ValueError, KeyError) as error:  # h5py's OSError for a truncated file, among others
+                problem = f"checkpoints/{entry['checkpoint']} is damaged ({str(error).splitlines()[0]})"
+        if problem is None:
+            if problems:
+                print(f"{run_dir.root}: {'; '.join(problems)}: resuming from {entry['checkpoint']} (after epoch "
+                      f"{entry['epochs_done']}) instead.", flush=True)
+            return entry, optimizer
+        problems.append(problem)
+    raise RunConfigError(f"no checkpoint of {run_dir.root} verifies or loads ({'; '.join(problems)}); start over "
+                         "with another --model_dir (or remove progress.json and checkpoints/).")
+
+
 def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None = None, *,
                        strategy: tf.distribute.Strategy | None = None) -> RunResult:
     """Trains (or resumes, or only reports) the run of `config`; returns its final metrics. `strategy`: the one the
@@ -169,8 +209,37 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     if strategy is None:
         strategy = prepare_devices(config.num_cpu_devices, config.strategy)  # Before anything touches a device.
     data = load_run_data(config)
-    with precision_policy(config.precision), strategy.scope():
-        return _train(config, data, run_dir, command, started)
+    if config.batch_size > data.info.num_train:
+        subset = " (--train_subset)" if config.train_subset else ""
+        raise RunConfigError(f"--batch_size={config.batch_size} exceeds the {data.info.num_train} training examples "
+                             f"of {config.dataset}{subset}; training drops the last partial batch, so no step would "
+                             f"run. Use --batch_size of at most {data.info.num_train}.")
+    run_dir, lock = claim_run_dir(run_dir, config, is_chief(strategy))
+    try:
+        if lock is not None:  # Another process may have written the run while this one loaded its data.
+            check_same_flags(run_dir, config)
+            if run_dir.metrics_path.exists():
+                return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
+        with precision_policy(config.precision), strategy.scope():
+            return _train(config, data, run_dir, command, started)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_run_dir(run_dir: RunDirectory, config: config_lib.RunConfig, chief: bool
+                  ) -> tuple[RunDirectory, RunLock | None]:
+    """The chief claims the run directory (a fresh default one, or --model_dir) and holds its lock until the run
+    ends; other workers of a cluster write nothing there and take no lock."""
+    if not chief:
+        return run_dir, None
+    if not config.model_dir:
+        run_dir = RunDirectory.claim_default(config.dataset, config.model)
+    lock = run_dir.lock()
+    if lock.took_over_from is not None:
+        print(f"Taking over {run_dir.root} from process {lock.took_over_from}, which ended without releasing it.",
+              flush=True)
+    return run_dir, lock
 
 
 def load_run_data(config: config_lib.RunConfig):
@@ -209,24 +278,31 @@ class _Progress:
     phase_record: PhaseRecord
     optimizer: keras.optimizers.Optimizer
     controller: ExplorationController | None
+    wall_clock: WallClock  # The run's wall time over all its processes.
 
 
 def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], steps_per_epoch: int,
-                     command, chief: bool) -> _Progress:
+                     command, chief: bool, started: float) -> _Progress:
     run_dir.create()
-    progress = run_dir.read_progress()
     phase_record = PhaseRecord()
-    # A checkpoint holds the optimizer of the phase that trained its last epoch: compile with that one to load it.
-    phase_record.current = phases[progress["phase"]["index"]] if progress else phases[0]
-    optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
+    progress, optimizer = None, None
+    if run_dir.read_progress():
+        # A checkpoint holds the optimizer of the phase that trained its last epoch: compiled with that one to load.
+        progress, optimizer = load_newest_checkpoint(model, run_dir, phases, config, steps_per_epoch)
+        phase_record.current = phases[progress["phase"]["index"]]
+    else:
+        phase_record.current = phases[0]
+        optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
     state = _Progress(int(progress["epochs_done"]) if progress else 0, [], phase_record, optimizer,
-                      _exploration_controller(optimizer, config))
+                      _exploration_controller(optimizer, config),
+                      WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started))
     if progress:
-        model.load_weights(str(run_dir.checkpoint_dir / progress["checkpoint"]))
         state.history = run_dir.read_history()[:state.initial_epoch]
         if state.controller is not None and "exploration" in progress:
             state.controller.restore(progress["exploration"])
         print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
+        if chief:
+            recording.purge_tensorboard_from(run_dir.tensorboard_dir, state.initial_epoch)
     elif chief:
         write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
     return state
@@ -251,9 +327,9 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
             state.optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
             state.controller = _exploration_controller(state.optimizer, config)
         controllers = [state.controller] if state.controller else []
-        recorder = recording.EpochRecorder(run_dir, state.history, records=[state.phase_record, *controllers],
-                                           divergence=divergence, is_chief=chief,
-                                           before_progress=[d.wait_for_files for d in diagnostics])
+        records = [state.phase_record, state.wall_clock, *controllers]
+        recorder = recording.EpochRecorder(run_dir, state.history, records=records, divergence=divergence,
+                                           is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(state.initial_epoch, phase.start_epoch)
         model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,
                                    start_epoch=start, num_epochs=phase.end_epoch)),
@@ -282,13 +358,14 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
             result = evaluate_classifier(lambda images: model(images, training=False),
                                          data.evaluation(split, config.eval_batch_size))
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
-    epochs_this_process = len(history) - state.initial_epoch
-    train_seconds = epoch_logs.train_seconds_total
+    # Timings of the whole run, over every process of a resumed one: history.csv holds each epoch's training time,
+    # progress.json the wall time up to its epoch.
+    train_seconds = sum(row.get("train_seconds") or 0.0 for row in history)
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
         "num_train": data.info.num_train, "num_test": data.info.num_test,
         "train_seconds": train_seconds,
-        "images_per_second": (epochs_this_process * steps_per_epoch * micro_batch_size(config) / train_seconds
+        "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
     })
     if state.controller is not None:
@@ -304,26 +381,27 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     strategy = tf.distribute.get_strategy()
     chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
     shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
-    state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief)
+    state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief, started)
     epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief, shard)
     metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
     if not divergence.diverged:
         # Every worker of a cluster exports (its reads of distributed variables are collectives); only the chief
         # keeps the result.
         if chief:
-            export_model(model.network, run_dir)
+            export_model(model.network, run_dir, data)
         else:
             with tempfile.TemporaryDirectory(prefix="tfregimes-worker-") as scratch:
-                export_model(model.network, RunDirectory(scratch))
-    metrics["wall_seconds"] = time.perf_counter() - started
+                export_model(model.network, RunDirectory(scratch), data)
+    metrics["wall_seconds"] = state.wall_clock.state()
+    metrics["wall_seconds_this_process"] = time.perf_counter() - started
     metrics["run_dir"] = str(run_dir.root)
     if chief:
         write_json(run_dir.metrics_path, metrics)
     return RunResult(run_dir, metrics)
 
 
-def export_model(network: keras.Model, run_dir: RunDirectory) -> None:
-    """A SavedModel with a serving signature (Keras `export`) and the `.keras` file, beside each other."""
-    run_dir.export_dir.mkdir(parents=True, exist_ok=True)
-    network.export(str(run_dir.saved_model_dir), format="tf_saved_model", verbose=False)
-    network.save(str(run_dir.keras_model_path))
+def export_model(network: keras.Model, run_dir: RunDirectory, data) -> None:
+    """A SavedModel with a serving signature (Keras `export`) and the `.keras` file, beside each other; both take
+    the inputs before normalization and carry the run's normalization (tfregimes.training.export)."""
+    export.export_model(network, run_dir.export_dir, input_shape=data.info.input_shape,
+                        normalization=data.info.normalization, stats=data.stats)

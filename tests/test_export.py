@@ -1,0 +1,72 @@
+"""Exports are self-contained: they take inputs as the dataset yields them before normalization (floats in [0, 1])
+and carry the run's normalization, so evaluating them anywhere gives the run's numbers (issue 12, item 1)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import run_cli, tiny_config
+
+from tfregimes.training import train_and_evaluate
+
+NORMALIZATIONS = ("none", "per_pixel", "per_channel")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One 1-epoch run per normalization on `synthetic` (whose default is none)."""
+    root = tmp_path_factory.mktemp("export_runs")
+    return {name: train_and_evaluate(tiny_config(root / name, epochs=1, lr_schedule="constant", lr_boundaries=(),
+                                                   normalization=name))
+            for name in NORMALIZATIONS}
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_every_export_evaluates_to_the_run_metrics(runs, normalization):
+    from tfregimes.data import load_dataset
+    from tfregimes.evaluation import (
+        evaluate_classifier,
+        load_classifier,
+        normalization_to_load,
+    )
+    result = runs[normalization]
+    for path in (result.run_dir.export_dir, result.run_dir.saved_model_dir, result.run_dir.keras_model_path):
+        # What the evaluate CLI does without --normalization: the export says what it carries.
+        data = load_dataset("synthetic", normalization=normalization_to_load(path, "auto"))
+        evaluation = evaluate_classifier(load_classifier(path), data.evaluation("test", 512))
+        assert evaluation["accuracy"] == result.metrics["test_accuracy"], path
+        assert math.isclose(evaluation["loss"], result.metrics["test_loss"], rel_tol=1e-6), path
+
+
+@pytest.mark.parametrize("normalization", ["per_pixel", "per_channel"])
+def test_the_saved_model_alone_takes_unnormalized_inputs(runs, normalization):
+    """Anyone's code: tf.saved_model.load and the serve endpoint on inputs in [0, 1] give the run's logits."""
+    import tensorflow as tf
+
+    from tfregimes.data import load_dataset
+    result = runs[normalization]
+    raw_x, labels = load_dataset("synthetic", normalization="none").arrays("test")
+    normalized_x, _ = load_dataset("synthetic", normalization=normalization).arrays("test")
+    loaded = tf.saved_model.load(str(result.run_dir.saved_model_dir))  # kept: its variables live as long as it
+    served = loaded.serve(raw_x).numpy()
+    from tfregimes.evaluation import load_keras_model, split_input_normalization
+    network, layer = split_input_normalization(load_keras_model(result.run_dir.keras_model_path))
+    assert layer.normalization == normalization
+    np.testing.assert_allclose(served, network(normalized_x, training=False).numpy(), rtol=1e-5, atol=1e-5)
+    accuracy = float(np.mean(np.argmax(served, axis=-1) == labels))
+    assert accuracy == result.metrics["test_accuracy"]
+
+
+def test_evaluate_cli_uses_the_carried_normalization_and_refuses_a_contradiction(runs, tmp_path):
+    result = runs["per_channel"]
+    output = tmp_path / "eval.json"
+    completed = run_cli("tfregimes.evaluate", f"--model={result.run_dir.export_dir}", "--dataset=synthetic",
+                        f"--output={output}")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(output.read_text())["accuracy"] == result.metrics["test_accuracy"]
+    assert "per_channel (carried by the model)" in completed.stdout
+    refused = run_cli("tfregimes.evaluate", f"--model={result.run_dir.keras_model_path}", "--dataset=synthetic",
+                      "--normalization=none")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "carries normalization per_channel; --normalization=none contradicts it" in refused.stderr

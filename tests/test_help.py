@@ -1,0 +1,39 @@
+"""`--help` lists tfregimes' own flags grouped by concern and exits 0 (issue 12, item 10)."""
+
+import re
+
+import pytest
+from conftest import run_cli
+
+TRAIN_GROUPS = ["Data", "Model", "Optimizer and schedule", "Regimes: run-time exploration and decay",
+                "Regimes: two phases", "Regimes: regularized steps", "Distribution and precision",
+                "Diagnostics during training", "Run"]
+
+
+def test_every_train_flag_is_in_exactly_one_help_group():
+    from absl import flags
+
+    from tfregimes import train_flags
+    defined = [flag.name for flag in flags.FLAGS.flags_by_module_dict()["tfregimes.train_flags"]]
+    grouped = [name for _, names in train_flags.HELP_GROUPS.groups for name in names]
+    assert sorted(grouped) == sorted(set(defined)) and len(grouped) == len(set(grouped))
+    assert [title for title, _ in train_flags.HELP_GROUPS.groups] == TRAIN_GROUPS
+
+
+@pytest.mark.parametrize("argument", ["--help", "--helpfull"])
+def test_train_help_shows_our_flags_grouped_and_exits_0(argument):
+    completed = run_cli("tfregimes.train", argument)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    text = completed.stdout
+    headings = re.findall(r"^(\S.*):$", text, flags=re.MULTILINE)
+    assert headings[:len(TRAIN_GROUPS)] == TRAIN_GROUPS
+    data = text.split("\nData:\n")[1].split("\nModel:\n")[0]
+    assert "  --dataset=digits" in data and "  --normalization=auto" in data and "--batch_size" not in data
+    assert text.index("--batch_size=64") < text.index("--transition_epoch=0") < text.index("--model_dir=")
+    assert "--tpu" not in text.split("Other flags")[0]  # absl's and TensorFlow's flags, if at all, come last
+
+
+def test_evaluate_help_exits_0_with_its_flags():
+    completed = run_cli("tfregimes.evaluate", "--help")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "--interpolation_bn=recompute" in completed.stdout and "--metrics_samples=2048" in completed.stdout
