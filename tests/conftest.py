@@ -35,3 +35,17 @@ def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300) -> su
     """Runs `python -m MODULE ARGS...` as a user would, capturing its output."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@pytest.fixture(scope="session")
+def sweep_dir(tmp_path_factory):
+    """A sweep directory of 4 tiny runs (batch size × seed) and one diverged point (tests/result_fixtures.py)."""
+    from result_fixtures import make_sweep
+    return make_sweep(tmp_path_factory.mktemp("sweep"))
+
+
+@pytest.fixture(scope="session")
+def diagnostics_run(tmp_path_factory):
+    """A tiny two-phase run with every training diagnostic and an evaluation.json."""
+    from result_fixtures import make_diagnostics_run
+    return make_diagnostics_run(tmp_path_factory.mktemp("diagnostics_run") / "run")
