@@ -105,8 +105,9 @@ def test_kendall_tau_against_a_hand_count_and_scipy():
 
 def test_ranking_leaves_out_diverged_runs_and_sorts_by_strength():
     gap = [0.1, 0.2, 0.3, 0.4, 0.5]
-    df = pd.DataFrame({"state": ["done"] * 5 + ["diverged"], "gap_accuracy": gap + [np.nan],
-                       "gap_loss": gap + [np.nan], "sharp": [1.0, 2.0, 3.0, 4.0, 5.0, 100.0],
+    # The diverged row has numbers (e.g. a point the sweep marked diverged): counted, it would break τ = ±1.
+    df = pd.DataFrame({"state": ["done"] * 5 + ["diverged"], "gap_accuracy": gap + [0.0],
+                       "gap_loss": gap + [0.0], "sharp": [1.0, 2.0, 3.0, 4.0, 5.0, 100.0],
                        "margin": [5.0, 4.0, 3.0, 2.0, 1.0, 100.0], "noise": [1.0, 3.0, 2.0, 2.5, 1.5, 0.0]})
     ranking = rank_measures(df, ["noise", "margin", "sharp"]).set_index("measure")
     assert ranking.loc["sharp", "tau/gap_accuracy"] == pytest.approx(1.0)

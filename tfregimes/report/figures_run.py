@@ -48,7 +48,7 @@ def learning_rate(record: RunRecord):
     if history is None or not has_values(history, "learning_rate"):
         return None
     figure, (axis,) = new_figure(1, f"{record.name}: learning rate", width=6)
-    axis.plot(*numeric(history, "learning_rate"), marker=".", drawstyle="steps-post", label="η (last step)")
+    axis.plot(*numeric(history, "learning_rate"), marker=".", drawstyle="steps-pre", label="η (last step of the epoch)")
     mark_events(axis, history)
     axis.set(xlabel=EPOCH_LABEL, ylabel="η (per step)", yscale="log", title="learning rate of the epoch's last step")
     axis.legend()
