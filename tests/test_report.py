@@ -173,3 +173,13 @@ def test_report_cli(sweep_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "report.md").exists() and (tmp_path / "figures" / "measures_vs_x.png").exists()
     assert "sharpness/full_eps1e-3" in result.stdout  # the ranking is printed
+
+
+def test_several_plain_run_directories_make_a_sweep_report(sweep_dir, tmp_path):
+    runs = [sweep_dir / "batch_size=16,seed=0", sweep_dir / "batch_size=64,seed=0", sweep_dir / "batch_size=64,seed=1"]
+    report = build_report(runs, tmp_path)
+    assert report.tables["runs"].attrs["varied_flags"] == ["batch_size", "seed"]
+    summary = report.tables["summary"].set_index("batch_size")
+    assert summary.loc[64, "done"] == 2 and summary.loc[16, "done"] == 1
+    assert np.isnan(summary.loc[16, "test_accuracy/std"])  # one run: no standard deviation
+    assert "Sweep `" not in report.documents["md"].read_text()  # no sweep.json: only the runs' own commands
