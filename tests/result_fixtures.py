@@ -71,6 +71,7 @@ def make_diagnostics_run(run_dir: Path) -> Path:
     """Two phases (the switch after epoch 2) and every training diagnostic, then an evaluation."""
     from tfregimes.training import train_and_evaluate
     config = tiny_config(run_dir, epochs=4, lr_boundaries=(1.0,), transition_epoch=2, phase2_learning_rate=0.01,
+                         hidden_sizes=(32, 16),  # three layers, so that their median is not their mean
                          diagnostics=("angular", "elr", "momentum", "margins"), margin_samples=128)
     train_and_evaluate(config, command=["python", "-m", "tfregimes.train", "--flagfile=flags/smoke.cfg",
                                         "--diagnostics=angular,elr,momentum,margins"])
