@@ -50,7 +50,10 @@ def metrics_vs_x(df: pd.DataFrame, x: str, columns: list[str], title: str):
     summary = summary[summary["done"] > 0]
     if summary.empty:
         return None
-    figure, axes = new_figure(len(columns), title, width=4.0)
+    per_row = min(3, len(columns))
+    figure, axes = new_figure(per_row, title, rows=-(-len(columns) // per_row), width=4.4)
+    for unused in axes[len(columns):]:
+        unused.set_visible(False)
     numeric_x, categories = _positions(summary[x].tolist())
     summary = summary.assign(_x=numeric_x)
     for axis, column in zip(axes, columns):
