@@ -71,8 +71,9 @@ def mark_events(axis, history: pd.DataFrame, label: bool = True) -> None:
         kinds = " + ".join(part.split(":")[0].strip() for part in text.split(";") if ":" in part)
         axis.axvline(epoch, color=EVENT_COLOR, linestyle=":", linewidth=1.2,
                      label="exploration decision" if label and i == 0 else None)
-        axis.annotate(kinds, (epoch, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
-                      color=EVENT_COLOR, ha="right", va="top")
+        axis.annotate(kinds, (epoch, 0.97), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                      color=EVENT_COLOR, ha="center", va="top",
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
 
 
 def numeric(history: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
