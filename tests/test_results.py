@@ -73,6 +73,8 @@ def test_plain_run_directories_vary_the_flags_that_differ(sweep_dir, diagnostics
 def test_unknown_group_flag_is_refused_naming_the_varied_flags(sweep_dir):
     with pytest.raises(ValueError, match="--group_by: momentum .*batch_size, learning_rate, seed"):
         group_summary(collect([sweep_dir]), ["momentum"])
+    with pytest.raises(ValueError, match="--columns: test_acc is not a column .* test_accuracy"):
+        group_summary(collect([sweep_dir]), ["batch_size"], ["test_acc"])
 
 
 def test_cli_writes_the_csv_and_prints_the_table(sweep_dir, tmp_path):

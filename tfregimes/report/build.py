@@ -136,11 +136,11 @@ def _run_report(record: RunRecord, figure_dir: Path, command: str):
                doc.Table(["flag", "value", "default"], flags_table.astype(str).values.tolist())]
     metrics = {k: v for k, v in record.metrics.items() if not isinstance(v, (dict, list))}
     blocks += [doc.Heading("Final metrics (metrics.json)"),
-               doc.Paragraph(f"State: {record.state}" + (f", at {record.metrics.get('diverged_at')}"
-                                                             if record.diverged else "") + "."),
+               doc.Paragraph(f"State: {record.state}" + (f" in {_where(record)}" if record.diverged else "") + "."),
                doc.Table(["metric", "value"], [[k, _text(v)] for k, v in metrics.items()])]
     figures = _run_figures(record, figure_dir)
-    blocks += [doc.Heading("Figures"), *_figure_blocks(figures, RUN_CAPTIONS)]
+    blocks += [doc.Heading("Figures"), *(_figure_blocks(figures, RUN_CAPTIONS) or
+                                         [doc.Paragraph("None: the run recorded no completed epoch (history.csv).")])]
     tables = {"flags": flags_table, "final_metrics": pd.DataFrame([metrics])}
     if record.evaluation is not None:
         table = minimum_metrics_table(record)
@@ -218,7 +218,7 @@ def _sweep_report(records: list[RunRecord], sweeps: list[dict], figure_dir: Path
 def _where(record: RunRecord) -> str:
     at = record.metrics.get("diverged_at")
     if isinstance(at, dict):
-        return f"diverged in epoch {at.get('epoch', 0) + 1} (1-based), batch {at.get('batch')}"
+        return f"epoch {at.get('epoch', 0) + 1} (1-based), batch {at.get('batch')}"
     return record.error or ""
 
 

@@ -36,6 +36,10 @@ def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
         raise ValueError(f"--group_by: {', '.join(unknown)} is not a column of the results; the varied flags "
                          f"are {', '.join(df.attrs.get('varied_flags', [])) or 'none'}")
     columns = list(default_columns(df) if columns is None else columns)
+    missing = [column for column in columns if column not in df.columns]
+    if missing:
+        raise ValueError(f"--columns: {', '.join(missing)} is not a column of the results; numeric columns: "
+                         f"{', '.join(default_columns(df))}")
     keys = df[group_by].astype(str).agg("|".join, axis=1) if group_by else pd.Series("", index=df.index)
     rows = []
     for key in dict.fromkeys(keys):  # first-seen order
