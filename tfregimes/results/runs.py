@@ -127,8 +127,9 @@ def read_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRecord]]:
 def load_runs(paths) -> tuple[list[RunRecord], list[dict[str, Any]]]:
     """(every run under `paths`, the sweep.json of each sweep among them). A path is a sweep directory (it holds
     sweep.json), a run directory (it holds flags.cfg or metrics.json), or a folder of run directories."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     records, sweeps = [], []
-    for path in [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]:
+    for path in paths:
         if (path / SWEEP_FILE).exists():
             sweep, sweep_records = read_sweep(path)
             sweeps.append({**sweep, "sweep_dir": str(path)})
