@@ -18,3 +18,17 @@ def tiny_run(tmp_path_factory):
     from tfregimes.training import train_and_evaluate
     config = tiny_config(tmp_path_factory.mktemp("tiny_run") / "run")
     return config, train_and_evaluate(config)
+
+
+@pytest.fixture(scope="session")
+def sweep_dir(tmp_path_factory):
+    """A sweep directory of 4 tiny runs (batch size × seed) and one diverged point (tests/result_fixtures.py)."""
+    from result_fixtures import make_sweep
+    return make_sweep(tmp_path_factory.mktemp("sweep"))
+
+
+@pytest.fixture(scope="session")
+def diagnostics_run(tmp_path_factory):
+    """A tiny two-phase run with every training diagnostic and an evaluation.json."""
+    from result_fixtures import make_diagnostics_run
+    return make_diagnostics_run(tmp_path_factory.mktemp("diagnostics_run") / "run")

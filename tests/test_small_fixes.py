@@ -22,7 +22,7 @@ def test_result_files_get_the_mode_new_files_get(tmp_path):
 
 
 def test_tensorflow_start_up_noise_is_filtered_but_a_gpu_failure_kept():
-    from tfregimes.quiet_start import is_noise
+    from tfregimes.base.quiet_start import is_noise
     cuinit = "E0000 00:00:1796165943.283472    8601 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error"
     assert is_noise(cuinit, has_nvidia_device=False) and not is_noise(cuinit, has_nvidia_device=True)
     assert not is_noise("E0000 something else went wrong", has_nvidia_device=False)

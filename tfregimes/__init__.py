@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from tfregimes.quiet_start import import_tensorflow as _import_tensorflow
+from tfregimes.base.quiet_start import import_tensorflow as _import_tensorflow
 
-_import_tensorflow()  # Without the C++ start-up lines (a cuInit error on every CPU start); see quiet_start.
+_import_tensorflow()  # Without the C++ start-up lines (a cuInit error on every CPU start); see base/quiet_start.py.

@@ -1,0 +1,90 @@
+"""tfregimes.results: one row per run read back from the run files, and mean ± std per group against numpy."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+from result_fixtures import SWEEP_POINTS
+
+from tfregimes.results import collect, group_summary, summary_markdown
+
+
+def test_one_row_per_sweep_point_with_its_files_numbers(sweep_dir):
+    df = collect([sweep_dir])
+    assert list(df["run"]) == [name for name, _ in SWEEP_POINTS]
+    assert df.attrs["varied_flags"] == ["batch_size", "learning_rate", "seed"]
+    for _, row in df.iterrows():
+        run_dir = sweep_dir / row["run"]
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert row["diverged"] == metrics["diverged"]
+        if metrics["diverged"]:
+            assert row["state"] == "diverged" and math.isnan(row["test_accuracy"])
+            continue
+        evaluation = json.loads((run_dir / "evaluation.json").read_text())
+        assert row["state"] == "done"
+        assert row["test_accuracy"] == metrics["test_accuracy"] and row["wall_seconds"] == metrics["wall_seconds"]
+        assert row["gap_accuracy"] == metrics["train_accuracy"] - metrics["test_accuracy"]
+        assert row["gap_loss"] == metrics["test_loss"] - metrics["train_loss"]
+        assert row["sharpness/full_eps1e-3"] == evaluation["sharpness"]["full_eps1e-3"]["value"]
+        assert row["margins"] == evaluation["margins"]["value"]
+        assert row["eval/test_accuracy"] == evaluation["accuracy"]
+        assert f"--batch_size={row['batch_size']}" in row["command"]
+    assert df.loc[df["state"] == "diverged", "learning_rate"].tolist() == [1e9]
+
+
+def test_group_means_and_sample_stds_equal_numpy_and_leave_diverged_runs_out(sweep_dir):
+    df = collect([sweep_dir])
+    summary = group_summary(df, ["batch_size"], ["test_loss", "margins"]).set_index("batch_size")
+    for batch_size in (16, 64):
+        done = df[(df["batch_size"] == batch_size) & (df["state"] == "done")]
+        assert len(done) == 2
+        for column in ("test_loss", "margins"):
+            assert summary.loc[batch_size, f"{column}/mean"] == pytest.approx(np.mean(done[column]), rel=1e-12)
+            assert summary.loc[batch_size, f"{column}/std"] == pytest.approx(np.std(done[column], ddof=1), rel=1e-12)
+            assert summary.loc[batch_size, f"{column}/n"] == 2
+    assert summary.loc[16, "runs"] == 3 and summary.loc[16, "diverged"] == 1 and summary.loc[64, "diverged"] == 0
+
+
+def test_default_groups_are_the_varied_flags_but_the_seed(sweep_dir):
+    summary = group_summary(collect([sweep_dir]))
+    assert summary.attrs["group_by"] == ["batch_size", "learning_rate"]
+    assert len(summary) == 3
+    text = summary_markdown(summary)
+    mean, std = summary.loc[0, "test_loss/mean"], summary.loc[0, "test_loss/std"]
+    assert "| 16 | 0.05 | 2 | 2 | 0 |" in text and f"{mean:.4g} ± {std:.4g}" in text
+    assert "| 16 | 1e+09 | 1 | 0 | 1 |" in text
+
+
+def test_plain_run_directories_vary_the_flags_that_differ(sweep_dir, diagnostics_run):
+    runs = [sweep_dir / SWEEP_POINTS[0][0], sweep_dir / SWEEP_POINTS[3][0]]
+    df = collect(runs)
+    assert df.attrs["varied_flags"] == ["batch_size", "seed"]
+    assert df["batch_size"].tolist() == [16, 64] and df["seed"].tolist() == [0, 1]
+    history = pd.read_csv(diagnostics_run / "history.csv")
+    row = collect([diagnostics_run]).iloc[0]
+    assert row["final/angular_update"] == history["angular_update"].iloc[-1]
+    assert row["final/momentum_scale"] == history["momentum_scale"].dropna().iloc[-1]
+    assert row["final/margin_median"] == history["margin_median"].iloc[-1]
+
+
+def test_unknown_group_flag_is_refused_naming_the_varied_flags(sweep_dir):
+    with pytest.raises(ValueError, match="--group_by: momentum .*batch_size, learning_rate, seed"):
+        group_summary(collect([sweep_dir]), ["momentum"])
+    with pytest.raises(ValueError, match="--columns: test_acc is not a column .* test_accuracy"):
+        group_summary(collect([sweep_dir]), ["batch_size"], ["test_acc"])
+
+
+def test_cli_writes_the_csv_and_prints_the_table(sweep_dir, tmp_path):
+    output = tmp_path / "runs.csv"
+    result = run_cli("tfregimes.results", str(sweep_dir), f"--output={output}", "--group_by=batch_size",
+                     "--columns=test_accuracy")
+    assert result.returncode == 0, result.stderr
+    assert "5 runs (4 done, 1 diverged)" in result.stdout
+    assert "| batch_size | runs | done | diverged | test_accuracy |" in result.stdout
+    written = pd.read_csv(output)
+    assert written["run"].tolist() == [name for name, _ in SWEEP_POINTS]
+    bad = run_cli("tfregimes.results", str(tmp_path / "nothing"))
+    assert bad.returncode == 2 and "not a run directory" in bad.stderr

@@ -1,0 +1,14 @@
+"""Reports: `build_report(paths, output_dir, ...)` turns a run directory, or a sweep / several runs, into
+report.md (or .html) with figures, the results table and the measure ranking. CLI: `python -m tfregimes.report`
+(tfregimes/cli/report.py)."""
+
+from tfregimes.report.build import (
+    FORMATS,
+    Report,
+    build_report,
+    default_x,
+    minimum_metrics_table,
+)
+from tfregimes.report.ranking import kendall, rank_measures
+
+__all__ = ["FORMATS", "Report", "build_report", "default_x", "kendall", "minimum_metrics_table", "rank_measures"]

@@ -1,0 +1,19 @@
+"""Results of many runs in one table: `collect(paths)` (one row per run) and `group_summary` (mean ± std over
+seeds per group). CLI: `python -m tfregimes.results` (tfregimes/cli/results.py)."""
+
+from tfregimes.results.collect import (
+           collect,
+           evaluation_metrics,
+           frame,
+           measure_columns,
+)
+from tfregimes.results.runs import (
+           RunRecord,
+           flags_differing_from_defaults,
+           load_runs,
+           varied_flags,
+)
+from tfregimes.results.table import group_summary, markdown_table, summary_markdown
+
+__all__ = ["RunRecord", "collect", "evaluation_metrics", "flags_differing_from_defaults", "frame",
+           "group_summary", "load_runs", "markdown_table", "measure_columns", "summary_markdown", "varied_flags"]

@@ -1,0 +1,106 @@
+"""One row per run: its varied flags, final metrics, evaluate metrics, final training diagnostics, state.
+
+Column names:
+  run, run_dir, state, diverged          what and where (a diverged run is a result: a row, left out of statistics)
+  <flag>                                 each varied flag (numbers where the value is one)
+  train_loss ... test_accuracy           metrics.json, full passes in inference mode at the end of training
+  gap_accuracy, gap_loss                 the generalization gap from those four numbers: train − test accuracy,
+                                         test − train loss (the only derived columns)
+  epochs_run, wall_seconds, train_seconds   metrics.json
+  eval/<split>_loss, eval/<split>_accuracy  the evaluate JSON's own loss and accuracy
+  <metric>, sharpness/<space_eps>        each minimum metric's `value` from the evaluate JSON
+  final/<diagnostic>                     the last logged value of each training diagnostic in history.csv
+  command                                how the run was started (flags.cfg "# Started as:")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from tfregimes.results.runs import (
+    RunRecord,
+    finite,
+    flag_value,
+    load_runs,
+    parse_value,
+    varied_flags,
+)
+
+FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+RUN_METRICS = ("epochs_run", "wall_seconds", "train_seconds")
+GAP_COLUMNS = ("gap_accuracy", "gap_loss")
+# history.csv columns the training diagnostics log (README "Diagnostics during training").
+DIAGNOSTIC_COLUMNS = ("angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
+                      "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean")
+# Keys of an evaluate JSON that are not metrics of the minimum.
+_EVALUATION_CONTEXT = frozenset({"model", "dataset", "split", "loss", "accuracy", "examples", "metrics_split",
+                                 "metric_settings", "interpolation"})
+
+
+def evaluation_metrics(evaluation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """{column: entry} for every minimum metric in an evaluate JSON: an entry is the metric's object (with its
+    `value`); sharpness has one per space and ε (`sharpness/full_eps1e-3`)."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for name, entry in (evaluation or {}).items():
+        if name in _EVALUATION_CONTEXT or not isinstance(entry, dict):
+            continue
+        if "value" in entry:
+            metrics[name] = entry
+        else:
+            metrics.update({f"{name}/{key}": item for key, item in entry.items()
+                            if isinstance(item, dict) and "value" in item})
+    return metrics
+
+
+def final_diagnostics(history: pd.DataFrame) -> dict[str, float]:
+    """{final/<name>: the last non-empty value} of each training diagnostic the run logged."""
+    values = {}
+    for name in DIAGNOSTIC_COLUMNS:
+        if name in history.columns:
+            logged = pd.to_numeric(history[name], errors="coerce").dropna()
+            if len(logged):
+                values[f"final/{name}"] = float(logged.iloc[-1])
+    return values
+
+
+def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"run": record.name, "run_dir": str(record.run_dir), "state": record.state,
+                           "diverged": record.diverged}
+    row.update({flag: parse_value(flag_value(record, flag)) for flag in flags})
+    metrics = record.metrics
+    row.update({name: finite(metrics.get(name)) for name in FINAL_METRICS + RUN_METRICS})
+    row["gap_accuracy"] = row["train_accuracy"] - row["test_accuracy"]
+    row["gap_loss"] = row["test_loss"] - row["train_loss"]
+    if record.evaluation:
+        split = record.evaluation.get("split", "test")
+        row[f"eval/{split}_loss"] = finite(record.evaluation.get("loss"))
+        row[f"eval/{split}_accuracy"] = finite(record.evaluation.get("accuracy"))
+    row.update({column: finite(entry["value"]) for column, entry in evaluation_metrics(record.evaluation).items()})
+    if record.state in ("done", "diverged"):
+        row.update(final_diagnostics(record.history()))
+    row["command"] = record.command
+    return row
+
+
+def frame(records: list[RunRecord]) -> pd.DataFrame:
+    flags = varied_flags(records)
+    df = pd.DataFrame([run_row(record, flags) for record in records])
+    df.attrs["varied_flags"] = flags
+    return df
+
+
+def collect(paths) -> pd.DataFrame:
+    """The runs under `paths` (sweep directories, run directories, folders of run directories) as a DataFrame,
+    one row per run (columns: this module's docstring). `df.attrs["varied_flags"]` names the varied flags:
+    a sweep's overrides, and the flags.cfg entries that differ across the runs."""
+    records, _ = load_runs(paths)
+    return frame(records)
+
+
+def measure_columns(df: pd.DataFrame) -> list[str]:
+    """The minimum metrics and final training diagnostics present in `df`, in column order."""
+    fixed = {"run", "run_dir", "state", "diverged", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
+             *df.attrs.get("varied_flags", [])}
+    return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]

@@ -1,0 +1,96 @@
+"""Mean ± standard deviation over seeds per group of runs, as a DataFrame and as a Markdown table.
+
+Statistics use only the runs that finished without diverging (state "done"); each group still counts its
+diverged and unfinished runs. The standard deviation is the sample one (ddof = 1; none for a single run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from tfregimes.results.collect import FINAL_METRICS, GAP_COLUMNS, measure_columns
+
+SEED_FLAG = "seed"
+
+
+def default_group_by(df: pd.DataFrame) -> list[str]:
+    """Every varied flag except the seed."""
+    return [flag for flag in df.attrs.get("varied_flags", []) if flag != SEED_FLAG]
+
+
+def default_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in (*FINAL_METRICS, *GAP_COLUMNS, *measure_columns(df)) if c in df.columns]
+
+
+def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
+                  columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per group: the group's flag values, `runs` (all), `done`, `diverged`, and for each column
+    `<column>/mean`, `<column>/std` over the group's done runs."""
+    group_by = list(default_group_by(df) if group_by is None else group_by)
+    unknown = [flag for flag in group_by if flag not in df.columns]
+    if unknown:
+        raise ValueError(f"--group_by: {', '.join(unknown)} is not a column of the results; the varied flags "
+                         f"are {', '.join(df.attrs.get('varied_flags', [])) or 'none'}")
+    columns = list(default_columns(df) if columns is None else columns)
+    missing = [column for column in columns if column not in df.columns]
+    if missing:
+        raise ValueError(f"--columns: {', '.join(missing)} is not a column of the results; numeric columns: "
+                         f"{', '.join(default_columns(df))}")
+    keys = df[group_by].astype(str).agg("|".join, axis=1) if group_by else pd.Series("", index=df.index)
+    rows = []
+    for key in dict.fromkeys(keys):  # first-seen order
+        group = df[keys == key]
+        done = group[group["state"] == "done"]
+        row = {flag: group[flag].iloc[0] for flag in group_by}
+        row.update(runs=len(group), done=len(done), diverged=int(group["diverged"].sum()))
+        for column in columns:
+            values = pd.to_numeric(done[column], errors="coerce").dropna().to_numpy(dtype=float)
+            row[f"{column}/mean"] = float(np.mean(values)) if len(values) else math.nan
+            row[f"{column}/std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+            row[f"{column}/n"] = len(values)
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    summary.attrs.update(group_by=group_by, columns=columns)
+    return summary
+
+
+def format_number(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.4g}"
+
+
+def mean_std_text(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "—"
+    return format_number(mean) if math.isnan(std) else f"{format_number(mean)} ± {format_number(std)}"
+
+
+def summary_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """(header, rows) of the summary as text: flag values, run counts, then mean ± std per column."""
+    group_by, columns = summary.attrs["group_by"], summary.attrs["columns"]
+    header = [*group_by, "runs", "done", "diverged", *columns]
+    rows = []
+    for row in summary.to_dict("records"):  # per-column types kept (iterrows would make every number a float)
+        rows.append([format_value(row[flag]) for flag in group_by] + [str(row[k]) for k in ("runs", "done", "diverged")]
+                    + [mean_std_text(row[f"{c}/mean"], row[f"{c}/std"]) for c in columns])
+    return header, rows
+
+
+def format_value(value) -> str:
+    """A flag value as a flag would be written: 0.05, 1e+09, 16."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def line(cells):
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    return markdown_table(*summary_cells(summary))
