@@ -157,6 +157,24 @@ def test_a_failing_run_is_failed_with_the_last_lines_of_its_log(tmp_path):
     assert "tfregimes.train exited with 2" in outcome["error"] and "missing.npz" in outcome["error"]
 
 
+def test_a_point_is_evaluated_on_its_own_data_and_its_tags_are_the_declared_ones(tiny_run, tmp_path):
+    from tfregimes.sweep.engine import evaluate_argv
+    config, result = tiny_run
+    run_dir = Path(result.run_dir.root)
+    job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"), train_argv=["--never-run"],
+                   evaluate_argv=evaluate_argv(config, run_dir, ["margins"]),
+                   evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)})
+    outcome = run_point(job)
+    assert outcome["state"] == "done", outcome
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    # The same test split, prepared as training prepared it: the trainer's own final test accuracy.
+    assert evaluation["accuracy"] == pytest.approx(result.metrics["test_accuracy"], abs=1e-6)
+    assert math.isfinite(evaluation["margins"]["value"])
+    written = {value.tag for event in read_events(run_dir / "tensorboard" / "evaluate")
+               for value in event.summary.value}
+    assert set(hparams.evaluate_metric_tags(["margins"])) == written
+
+
 # --- TensorBoard HParams -----------------------------------------------------------------------------------------
 
 def read_events(directory: Path) -> list:

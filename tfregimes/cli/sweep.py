@@ -10,6 +10,7 @@ Exit status: 0 when every point is done or diverged, 1 when a point failed, 2 wh
 """
 
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,6 +19,7 @@ from absl import app, flags  # noqa: E402
 
 from tfregimes import cli_common, config as config_lib, train_flags  # noqa: E402  (defines the training flags)
 from tfregimes.registry import UnknownNameError  # noqa: E402
+from tfregimes.sweep import hparams  # noqa: E402
 from tfregimes.sweep.executors import EXECUTORS, make_executor  # noqa: E402
 from tfregimes.sweep.ray_executor import RayUnavailableError  # noqa: E402
 from tfregimes.sweep.spec import SweepSpecError, expand, make_spec, validate_points  # noqa: E402
@@ -54,7 +56,7 @@ FLAGS = flags.FLAGS
 
 _EXECUTOR_FLAGS = {"local": ("max_parallel", "gpus"), "ray": ("ray_address", "cpus_per_run", "gpus_per_run",
                                                                "retries")}
-EXIT_FAILED, EXIT_REFUSED = 1, 2
+EXIT_FAILED, EXIT_REFUSED, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def base_flags() -> dict[str, str]:
@@ -79,20 +81,6 @@ def check_executor_flags() -> None:
 def _metric_names() -> list[str]:
     from tfregimes.diagnostics.minimum import MINIMUM_METRICS
     return MINIMUM_METRICS.names()
-
-
-def evaluate_tags(metrics: list[str]) -> list[str]:
-    """TensorBoard tags `tfregimes.evaluate --tensorboard_dir` writes for `metrics` with its default settings."""
-    if not metrics:
-        return []
-    from tfregimes.diagnostics.minimum.sharpness import SPACES, sharpness_key
-    tags = ["test/loss", "test/accuracy"]
-    for name in metrics:
-        if name == "sharpness":
-            tags += [f"train/sharpness/{sharpness_key(space, eps)}" for space in SPACES for eps in (1e-3, 5e-4)]
-        else:
-            tags.append(f"train/{name}")
-    return tags
 
 
 def local_gpus(text: str) -> list[str]:
@@ -134,15 +122,24 @@ def main(argv):
             return 0
         executor = executor_from_flags()
         threads = FLAGS.threads_per_run or (int(-(-FLAGS.cpus_per_run // 1)) if FLAGS.executor == "ray" else 0)
-        counts = run_sweep(spec, FLAGS.sweep_dir, executor, train_flags.parse_run_config, command=["python", "-m", "tfregimes.sweep", *sys.argv[1:]],
-                           threads_per_run=threads, evaluate_tags=evaluate_tags(FLAGS.metrics), cwd=os.getcwd())
+        counts = run_sweep(spec, FLAGS.sweep_dir, executor, train_flags.parse_run_config,
+                           command=["python", "-m", "tfregimes.sweep", *sys.argv[1:]], threads_per_run=threads,
+                           evaluate_tags=hparams.evaluate_metric_tags(FLAGS.metrics), cwd=os.getcwd())
     except (SweepSpecError, RayUnavailableError, UnknownNameError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the running points were stopped and stay `running`.
+        print(f"sweep: interrupted; rerun the same command to resume {FLAGS.sweep_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if counts["failed"] else 0
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def entry_point() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # Stop the points as Ctrl-C does, not leave them orphaned.
     cli_common.run(main)
 
 

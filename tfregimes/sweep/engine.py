@@ -122,8 +122,8 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[
             evaluate_argv=evaluate_argv(config, run_dir, spec.metrics) if spec.metrics else None,
             evaluation=str(run_dir / EVALUATION_FILE) if spec.metrics else None,
             cwd=str(Path(cwd).resolve()), env=child_threads_env(threads_per_run)))
-    for record in state.points:  # Failed points run again; their old error goes with the new attempt.
-        if record["state"] == "failed":
+    for record in state.to_run():  # Interrupted (`running`) and failed points wait their turn again.
+        if record["state"] != "pending":
             state.update(record["name"], state="pending")
     progress = Progress(state, out)
     skipped = len(points) - len(jobs)

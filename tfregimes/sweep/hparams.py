@@ -28,6 +28,20 @@ EVALUATE_GROUP = "evaluate"
 _SUFFIX = ".hparams"
 
 
+def evaluate_metric_tags(metrics: Sequence[str]) -> list[str]:
+    """The tags `tfregimes.evaluate --metrics=METRICS --tensorboard_dir` writes with its default settings."""
+    if not metrics:
+        return []
+    from tfregimes.diagnostics.minimum.sharpness import SPACES, sharpness_key
+    tags = ["test/loss", "test/accuracy"]
+    for name in metrics:
+        if name == "sharpness":
+            tags += [f"train/sharpness/{sharpness_key(space, eps)}" for space in SPACES for eps in (1e-3, 5e-4)]
+        else:
+            tags.append(f"train/{name}")
+    return tags
+
+
 def evaluate_metrics(metric_tags: Sequence[str]) -> list[tuple[str, str, str]]:
     """The metric rows of `tfregimes.evaluate --tensorboard_dir=RUN/tensorboard/evaluate` for its tags."""
     return [(EVALUATE_GROUP, tag, tag) for tag in metric_tags]
