@@ -175,6 +175,45 @@ def test_a_point_is_evaluated_on_its_own_data_and_its_tags_are_the_declared_ones
     assert set(hparams.evaluate_metric_tags(["margins"])) == written
 
 
+def test_run_sweep_records_the_contract_of_sweep_json_and_refuses_a_bad_point_before_writing(tiny_run, tmp_path):
+    import shutil
+
+    from tfregimes import train_flags
+    from tfregimes.sweep.engine import run_sweep
+    from tfregimes.sweep.local import LocalExecutor
+    config, result = tiny_run
+    base = {"dataset": "synthetic", "model": "mlp", "hidden_sizes": "32", "epochs": "3", "batch_size": "32",
+            "lr_boundaries": "2", "verbose": "0"}
+    with pytest.raises(SweepSpecError, match="point epochs-1: "):
+        run_sweep(make_spec(base, grid=["epochs=1,3"]), tmp_path / "bad", LocalExecutor(), train_flags.parse_run_config)
+    assert not (tmp_path / "bad").exists()
+    # A point whose training and evaluation are already there: the sweep only records them (no subprocess).
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(result.run_dir.root, sweep_dir / "seed-0")
+    (sweep_dir / "seed-0" / "evaluation.json").write_text("{}")
+    spec = make_spec(base, seeds=["0"], metrics=["margins"])
+    counts = run_sweep(spec, sweep_dir, LocalExecutor(), train_flags.parse_run_config, command=["c"],
+                       evaluate_tags=hparams.evaluate_metric_tags(["margins"]))
+    assert counts == {"pending": 0, "running": 0, "done": 1, "diverged": 0, "failed": 0}
+    recorded = json.loads((sweep_dir / "sweep.json").read_text())
+    assert recorded["spec"] == spec.to_json() and recorded["command"] == ["c"]
+    [point] = recorded["points"]
+    assert {k: point[k] for k in ("name", "run_dir", "overrides", "state", "log", "error", "evaluation")} == {
+        "name": "seed-0", "run_dir": "seed-0", "overrides": {"seed": "0"}, "state": "done",
+        "log": "seed-0/sweep.log", "error": None, "evaluation": "seed-0/evaluation.json"}
+    assert (sweep_dir / "base.cfg").read_text().splitlines()[1:] == [f"--{k}={v}" for k, v in base.items()]
+    assert (sweep_dir / point["log"]).exists()
+
+
+def test_the_local_pool_gives_each_point_the_least_busy_gpu():
+    from tfregimes.sweep.local import LocalExecutor
+    executor = LocalExecutor(max_parallel=3, gpus=["0", "1"])
+    assert [executor._take_gpu() for _ in range(3)] == ["0", "1", "0"]
+    executor._release_gpu("1")
+    assert executor._take_gpu() == "1"
+    assert LocalExecutor(max_parallel=2)._take_gpu() is None
+
+
 # --- TensorBoard HParams -----------------------------------------------------------------------------------------
 
 def read_events(directory: Path) -> list:

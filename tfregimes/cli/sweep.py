@@ -9,6 +9,7 @@ Exit status: 0 when every point is done or diverged, 1 when a point failed, 2 wh
 (a bad point, a spec that differs from the one --sweep_dir recorded, a missing executor).
 """
 
+import math
 import os
 import signal
 import sys
@@ -73,6 +74,8 @@ def check_executor_flags() -> None:
         given = [f"--{name}" for name in names if FLAGS[name].present]
         if given and executor != FLAGS.executor:
             raise SweepSpecError(f"{', '.join(given)} only applies with --executor={executor}; remove it")
+    if FLAGS["sample_seed"].present and not FLAGS.sample:
+        raise SweepSpecError("--sample_seed only applies with --sample=N; remove it or set that")
     unknown = sorted(set(FLAGS.metrics) - set(_metric_names()))
     if unknown:
         raise SweepSpecError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(_metric_names())}")
@@ -121,7 +124,7 @@ def main(argv):
             print(f"{len(points)} valid points:\n" + "\n".join(f"  {p.name}" for p in points))
             return 0
         executor = executor_from_flags()
-        threads = FLAGS.threads_per_run or (int(-(-FLAGS.cpus_per_run // 1)) if FLAGS.executor == "ray" else 0)
+        threads = FLAGS.threads_per_run or (math.ceil(FLAGS.cpus_per_run) if FLAGS.executor == "ray" else 0)
         counts = run_sweep(spec, FLAGS.sweep_dir, executor, train_flags.parse_run_config,
                            command=["python", "-m", "tfregimes.sweep", *sys.argv[1:]], threads_per_run=threads,
                            evaluate_tags=hparams.evaluate_metric_tags(FLAGS.metrics), cwd=os.getcwd())
