@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -71,6 +72,7 @@ def two_node_cluster(tmp_path):
         for node in (second, head):
             if node is not None:
                 kill_group(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_a_sweep_on_a_two_node_ray_cluster_survives_losing_a_node(tmp_path, two_node_cluster):
