@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from tfregimes.sweep import hparams
-from tfregimes.sweep.point import PointJob
+from tfregimes.sweep.point import PointJob, child_threads_env
 from tfregimes.sweep.spec import SweepSpec, base_flagfile_text, expand, point_argv, validate_points
 from tfregimes.sweep.state import SweepState
 from tfregimes.training.run_dir import write_atomically
@@ -96,7 +96,6 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[
               cwd: str | Path = ".", out: TextIO = sys.stdout) -> dict[str, int]:
     """Runs the sweep; returns the number of points in each state. Raises SweepSpecError before anything
     starts for a bad point or a spec that differs from the one the directory recorded."""
-    from tfregimes.sweep.point import child_threads_env
     sweep_dir = Path(sweep_dir).resolve()
     points = expand(spec)
     configs = validate_points(points, spec.base, parse)
