@@ -25,7 +25,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
 def test_every_export_evaluates_to_the_run_metrics(runs, normalization):
     from tfregimes.data import load_dataset
-    from tfregimes.evaluation import (
+    from tfregimes.training.scoring import (
         evaluate_classifier,
         load_classifier,
         normalization_to_load,
@@ -50,7 +50,7 @@ def test_the_saved_model_alone_takes_unnormalized_inputs(runs, normalization):
     normalized_x, _ = load_dataset("synthetic", normalization=normalization).arrays("test")
     loaded = tf.saved_model.load(str(result.run_dir.saved_model_dir))  # kept: its variables live as long as it
     served = loaded.serve(raw_x).numpy()
-    from tfregimes.evaluation import load_keras_model, split_input_normalization
+    from tfregimes.training.scoring import load_keras_model, split_input_normalization
     network, layer = split_input_normalization(load_keras_model(result.run_dir.keras_model_path))
     assert layer.normalization == normalization
     np.testing.assert_allclose(served, network(normalized_x, training=False).numpy(), rtol=1e-5, atol=1e-5)

@@ -6,7 +6,7 @@ from absl import flags
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tfregimes import train_flags
+from tfregimes.cli import train_flag_rules, train_flags
 
 FLAGS = flags.FLAGS
 NAMES = sorted(name for names in (names for _, names in train_flags.HELP_GROUPS.groups) for name in names)
@@ -36,7 +36,7 @@ def test_any_flags_are_a_config_or_a_flag_error(pairs):
     try:
         FLAGS(argv)
         config = train_flags.config_from_flags()
-        train_flags.check_flag_combinations(config)
+        train_flag_rules.check_flag_combinations(config)
     except flags.Error:
         pass  # What the CLI prints as one "FATAL Flags parsing error" line.
     finally:
@@ -44,5 +44,5 @@ def test_any_flags_are_a_config_or_a_flag_error(pairs):
 
 
 def test_the_fuzzed_flags_are_every_train_flag():
-    defined = {flag.name for flag in FLAGS.flags_by_module_dict()["tfregimes.train_flags"]}
+    defined = {flag.name for flag in FLAGS.flags_by_module_dict()["tfregimes.cli.train_flags"]}
     assert set(NAMES) == defined and "transition_epoch" in NAMES

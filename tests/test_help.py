@@ -13,8 +13,8 @@ TRAIN_GROUPS = ["Data", "Model", "Optimizer and schedule", "Regimes: run-time ex
 def test_every_train_flag_is_in_exactly_one_help_group():
     from absl import flags
 
-    from tfregimes import train_flags
-    defined = [flag.name for flag in flags.FLAGS.flags_by_module_dict()["tfregimes.train_flags"]]
+    from tfregimes.cli import train_flags
+    defined = [flag.name for flag in flags.FLAGS.flags_by_module_dict()["tfregimes.cli.train_flags"]]
     grouped = [name for _, names in train_flags.HELP_GROUPS.groups for name in names]
     assert sorted(grouped) == sorted(set(defined)) and len(grouped) == len(set(grouped))
     assert [title for title, _ in train_flags.HELP_GROUPS.groups] == TRAIN_GROUPS

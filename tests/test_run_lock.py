@@ -8,11 +8,11 @@ import sys
 import pytest
 from conftest import REPO, tiny_config
 
-from tfregimes.training.run_dir import RunDirectory, RunDirectoryBusyError
+from tfregimes.base.run_dir import RunDirectory, RunDirectoryBusyError
 
 HOLD_LOCK = """
 import sys, time
-from tfregimes.training.run_dir import RunDirectory
+from tfregimes.base.run_dir import RunDirectory
 lock = RunDirectory(sys.argv[1]).lock()
 print("locked", flush=True)
 time.sleep(120)

@@ -14,7 +14,7 @@ from tfregimes.training import train_and_evaluate
 
 
 def test_result_files_get_the_mode_new_files_get(tmp_path):
-    from tfregimes.training.run_dir import write_atomically
+    from tfregimes.base.run_dir import write_atomically
     umask = os.umask(0)
     os.umask(umask)
     write_atomically(tmp_path / "metrics.json", "{}")

@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from conftest import run_cli
 
-from tfregimes import train_flags
+from tfregimes.cli import train_flags
 from tfregimes.training import RunConfigMismatch, train_and_evaluate
 
 FLAGS = flags.FLAGS
@@ -59,7 +59,7 @@ TRAIN_FLAGS = ["--dataset=synthetic", "--model=mlp", "--hidden_sizes=8", "--epoc
 
 
 def _train_main(monkeypatch, tmp_path, *args):
-    from tfregimes import train
+    from tfregimes.cli import train
     try:
         FLAGS(["tfregimes.train", *TRAIN_FLAGS, f"--model_dir={tmp_path / 'run'}", *args])
         return train.main(["tfregimes.train"])
@@ -113,7 +113,7 @@ def damaged_models(tiny_run, tmp_path_factory):
 
 
 def test_damaged_models_are_named_as_damaged(damaged_models):
-    from tfregimes.evaluation import ModelLoadError, load_classifier, load_keras_model
+    from tfregimes.training.scoring import ModelLoadError, load_classifier, load_keras_model
     saved_model, keras_file = damaged_models
     with pytest.raises(ModelLoadError, match=f"{saved_model} holds a SavedModel that cannot be read"):
         load_classifier(saved_model)
@@ -143,7 +143,7 @@ def _npz_with_classes(tmp_path, num_classes):
 
 
 def test_a_model_with_fewer_classes_than_the_labels_is_refused_and_more_noted(tiny_run, tmp_path):
-    from tfregimes.evaluation import ModelLoadError, check_classes, load_classifier
+    from tfregimes.training.scoring import ModelLoadError, check_classes, load_classifier
     logits_fn = load_classifier(tiny_run[1].run_dir.export_dir)
     with pytest.raises(ModelLoadError, match=r"outputs 10 classes but npz:.* has 12 \(labels 0\.\.11\)"):
         check_classes(logits_fn, _npz_with_classes(tmp_path, 12), "test")

@@ -8,6 +8,7 @@ together, before any data or model is built.
 from __future__ import annotations
 
 from absl import flags
+from absl.testing import flagsaver
 
 from tfregimes.cli import common as cli_common
 from tfregimes.cli import train_flags  # noqa: F401  (defines the flags these rules check: import it first)
@@ -143,3 +144,28 @@ def check_flag_combinations(config: config_lib.RunConfig) -> None:
             build_phase_optimizer(phase, config, steps_per_epoch=1000)  # A nominal epoch: no data is loaded.
         except ValueError as error:
             raise flags.ValidationError(f"the flags of phase {phase.index + 1} do not fit together: {error}") from None
+
+
+class InvalidFlagsError(ValueError):
+    """A command line `tfregimes.train` would refuse; the message names the flag."""
+
+
+def parse_run_config(argv: list[str]) -> config_lib.RunConfig:
+    """The RunConfig `python -m tfregimes.train ARGV` would run, checked as its CLI checks it (the validators at
+    parse time, then `check_flag_combinations`), leaving this process's flags as they were. ARGV holds
+    `--name=value` arguments (no --flagfile). Raises InvalidFlagsError naming the flag (e.g. for each point of a
+    sweep before any starts)."""
+    was_parsed = FLAGS.is_parsed()
+    with flagsaver.flagsaver():
+        FLAGS.unparse_flags()  # A fresh state: defaults, nothing `present`.
+        try:
+            rest = FLAGS(["tfregimes.train", *argv])
+            if len(rest) > 1:
+                raise InvalidFlagsError(f"unexpected arguments {rest[1:]}; every setting is a --flag")
+            config = train_flags.config_from_flags()
+            check_flag_combinations(config)
+        except flags.Error as error:
+            raise InvalidFlagsError(str(error)) from None
+    if not was_parsed:
+        FLAGS.unparse_flags()
+    return config

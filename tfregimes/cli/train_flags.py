@@ -250,4 +250,3 @@ def config_from_flags() -> config_lib.RunConfig:
     values["diagnostics"] = tuple(values["diagnostics"])
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)
-

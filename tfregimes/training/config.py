@@ -94,7 +94,7 @@ class RunConfig:
     diagnostics: tuple[str, ...] = ()
     diagnostics_every: int = 1
     scale_invariant_only: bool = False
-    momentum_probe_examples: int = 0  # 0: 1 % of the examples between measurements (see diagnostics.training).
+    momentum_probe_examples: int = 0  # 0: 1 % of the examples between measurements (diagnostics/adapters).
     margin_samples: int = 1024
     margin_normalization: str = "total_variation"
     save_margins: str = ""
