@@ -92,6 +92,13 @@ def _batch_splits_into_sub_batches(values):
     return (values["batch_size"] // values["grad_accum_steps"]) % parts == 0
 
 
+@flags.multi_flags_validator(["regularizer", "grad_accum_steps"],
+                             message="--regularizer=proximal takes K optimizer steps per batch, which gradient "
+                                     "accumulation cannot split; set --grad_accum_steps=1")
+def _proximal_without_accumulation(values):
+    return values["regularizer"] != "proximal" or values["grad_accum_steps"] == 1
+
+
 @flags.multi_flags_validator(["strategy", "jit_compile"],
                              message="--jit_compile does not work with --strategy=mirrored here; drop one of them")
 def _no_xla_under_mirrored(values):

@@ -159,7 +159,7 @@ flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
                    "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
                    lower_bound=0.0)
 flags.DEFINE_float("proximal_lambda", _DEFAULT.proximal_lambda, "proximal: λ of (λ/2)‖x − x_k‖².", lower_bound=0.0)
-flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps, "proximal: inner gradient steps per batch.",
+flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps, "proximal: K, iterations of the optimizer on the proximal sub-problem per batch.",
                      lower_bound=1)
 flags.DEFINE_float("sam_rho", _DEFAULT.sam_rho, "sam: radius ρ of the ascent step.", lower_bound=0.0)
 flags.DEFINE_integer("sam_subbatches", _DEFAULT.sam_subbatches,

@@ -110,7 +110,9 @@ def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunCo
     """(Re)compiles `model` with a fresh optimizer and schedule for `phase`; returns the optimizer."""
     model.weight_decay = coupled_weight_decay(phase, config)
     model.global_clipnorm = config.global_clipnorm
-    model.compile(optimizer=build_phase_optimizer(phase, config, steps_per_epoch),
+    # Conservative training makes K optimizer steps per batch; its schedule counts them, so epochs stay epochs.
+    optimizer_steps = steps_per_epoch * getattr(model, "optimizer_steps_per_batch", 1)
+    model.compile(optimizer=build_phase_optimizer(phase, config, optimizer_steps),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=config.jit_compile)
