@@ -122,6 +122,37 @@ def test_fisher_with_beta_zero_is_the_plain_step():
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
+def bn_network():
+    """Batch norm makes a batch's loss differ from the mean of its sub-batches' losses."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(16, activation="relu")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def test_fisher_with_beta_zero_is_the_plain_step_with_batch_norm():
+    """β = 0 must differ from the baseline by nothing: L(B, w) on the whole batch, batch norm over all 16 examples."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 3, size=16).astype(np.int32)
+
+    def train(make_model):
+        network = bn_network()
+        model = compiled(make_model(network), keras.optimizers.SGD(0.5, momentum=0.9))
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        return [v.numpy() for v in network.weights]  # Moving statistics included.
+
+    plain = train(lambda n: RegimeModel(n, weight_decay=1e-3, decay_variables=n.trainable_variables))
+    fisher = train(lambda n: FisherRegularizedModel(n, weight_decay=1e-3, decay_variables=n.trainable_variables,
+                                                    fisher_beta=0.0, fisher_subbatches=4, clip_global_norm=0))
+    for a, b in zip(plain, fisher):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    regularized = train(lambda n: FisherRegularizedModel(n, fisher_beta=5.0, fisher_alpha=0.5, fisher_subbatches=4,
+                                                         clip_global_norm=0))
+    assert max(np.abs(a - b).max() for a, b in zip(plain, regularized)) > 1e-3  # β > 0 does change the step.
+
+
 def test_fisher_clips_the_total_gradient_by_its_global_norm():
     x, y = batch(8)
     alpha, beta, lr, wd, tau = 0.5, 3.0, 1.0, 0.01, 0.05
@@ -408,9 +439,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     single = tf.distribute.get_strategy()
-    # Each replica holds half the batch: 2 sub-batches on each of 2 replicas are the 4 of one device.
+    # fisher_subbatches counts sub-batches of the global batch: 4 are 2 on each of 2 replicas. SAM's are per replica.
     cases = [("fisher", dict(fisher_alpha=0.5, fisher_beta=3.0, clip_global_norm=0.05),
-              dict(fisher_subbatches=2), dict(fisher_subbatches=4)),
+              dict(fisher_subbatches=4), dict(fisher_subbatches=4)),
              ("sam", dict(sam_rho=0.2), dict(sam_subbatches=1), dict(sam_subbatches=2)),
              ("proximal", dict(proximal_lambda=0.5, proximal_steps=3), {}, {})]
     for name, common, on_mirrored, on_single in cases:

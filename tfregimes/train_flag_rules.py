@@ -86,7 +86,8 @@ def _regularizer_window_inside_training(values):
 
 @flags.multi_flags_validator(["batch_size", "grad_accum_steps", "regularizer", "fisher_subbatches", "sam_subbatches"],
                              message="the (micro-)batch, --batch_size / --grad_accum_steps, must be a multiple of "
-                                     "--fisher_subbatches (fisher) or --sam_subbatches (sam), per replica")
+                                     "--fisher_subbatches (fisher: sub-batches of the global batch) or "
+                                     "--sam_subbatches (sam: per replica)")
 def _batch_splits_into_sub_batches(values):
     parts = {"fisher": values["fisher_subbatches"], "sam": values["sam_subbatches"]}.get(values["regularizer"], 1)
     return (values["batch_size"] // values["grad_accum_steps"]) % parts == 0

@@ -153,7 +153,7 @@ flags.DEFINE_float("fisher_alpha", _DEFAULT.fisher_alpha, "fisher: step α of th
                    lower_bound=0.0)
 flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_α (the paper's grid: 10-125).",
                    lower_bound=0.0)
-flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches, "fisher: M sub-batches (4, 8, 16).",
+flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches, "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
                      lower_bound=1)
 flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
                    "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
