@@ -120,6 +120,36 @@ def test_adam_with_default_momentum_is_fine(parse):
     train_flags.check_flag_combinations(train_flags.config_from_flags())
 
 
+@pytest.mark.parametrize("args,epochs,boundaries", [
+    ([], 30, (15.0, 24.999)),  # The default job: 50 %, 83.33 % of 30 epochs.
+    (["--epochs=5"], 5, (2.5, 4.1665)),
+    (["--flagfile=flags/digits_cnn.cfg", "--epochs=10"], 10, (5.0, 8.333)),
+    (["--lr_boundaries=25%,3", "--epochs=8"], 8, (2.0, 3.0)),  # Shares and epochs mix.
+    (["--lr_boundaries=50%", "--transition_epoch=10", "--epochs=20"], 10, (5.0,)),  # A share of phase 1.
+])
+def test_boundaries_given_as_shares_follow_the_run(parse, args, epochs, boundaries):
+    from tfregimes.training.phases import phases_from_config
+    parse(*cli_common.expand_flagfiles(["prog", *[a.replace("flags/", f"{REPO}/flags/") for a in args]])[1:])
+    config = train_flags.config_from_flags()
+    train_flags.check_flag_combinations(config)
+    first = phases_from_config(config)[0]
+    assert first.epochs == epochs
+    assert first.lr_boundaries == pytest.approx(boundaries)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--lr_boundaries=100%"], "shares of the run inside (0%, 100%)"),
+    (["--lr_boundaries=0%"], "shares of the run inside (0%, 100%)"),
+    (["--lr_boundaries=60%,40%"], "--lr_boundaries must be increasing"),
+    (["--lr_boundaries=12", "--epochs=10"], "to follow the run's length, give them as shares of it, e.g. 50%,75%"),
+    (["--phase2_lr_boundaries=50%", "--transition_epoch=5"], "--phase2_lr_boundaries=['50%']: must be a comma"),
+])
+def test_out_of_range_boundaries_stay_errors(parse, args, message):
+    with pytest.raises(flags.IllegalFlagValueError) as error:
+        parse(*args)
+    assert message in str(error.value)
+
+
 def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):
     parse("--lr_schedule=cosine", "--epochs=10")
     train_flags.check_flag_combinations(train_flags.config_from_flags())

@@ -11,6 +11,7 @@ from absl import flags
 
 from tfregimes import cli_common
 from tfregimes import config as config_lib
+from tfregimes.optim import boundary_epochs, parse_boundary
 
 FLAGS = flags.FLAGS
 
@@ -30,9 +31,18 @@ def _all_numbers(kind):
 
 flags.register_validator("hidden_sizes", lambda v: len(v) > 0 and _all_numbers(int)(v) and all(int(x) > 0 for x in v),
                          message="must be a comma-separated list of positive integers, e.g. 256,128")
-for _name in ("lr_boundaries", "phase2_lr_boundaries"):
-    flags.register_validator(_name, _all_numbers(float),
-                             message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
+def _all_boundaries(values) -> bool:
+    try:
+        return all(not isinstance(b, float) or b >= 0 for b in map(parse_boundary, values))
+    except ValueError:
+        return False
+
+
+flags.register_validator("lr_boundaries", _all_boundaries,
+                         message="must be a comma-separated list of epochs (150,225) or of shares of the run inside "
+                                 "(0%, 100%) (50%,75%)")
+flags.register_validator("phase2_lr_boundaries", _all_numbers(float),
+                         message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
 
 
 def _valid_profile_batch(text: str) -> bool:
@@ -49,7 +59,7 @@ flags.register_validator("profile_batch", _valid_profile_batch,
 # --- Rules across flags ---------------------------------------------------------------------------------------
 def _increasing_inside(texts, low, high) -> bool:
     try:
-        boundaries = [float(b) for b in texts]
+        boundaries = list(boundary_epochs([parse_boundary(b) for b in texts], high))
     except ValueError:
         return True  # Reported by the single-flag validator.
     return all(low < b < high for b in boundaries) and boundaries == sorted(set(boundaries))
@@ -57,7 +67,8 @@ def _increasing_inside(texts, low, high) -> bool:
 
 @flags.multi_flags_validator(["lr_boundaries", "lr_schedule", "epochs", "transition_epoch"],
                              message="--lr_boundaries must be increasing epochs inside (0, --epochs), or inside "
-                                     "(0, --transition_epoch) with two phases")
+                                     "(0, --transition_epoch) with two phases; to follow the run's length, give "
+                                     "them as shares of it, e.g. 50%,75%")
 def _boundaries_inside_training(values):
     return values["lr_schedule"] != "step" or _increasing_inside(
         values["lr_boundaries"], 0, values["transition_epoch"] or values["epochs"])

@@ -18,7 +18,7 @@ from tfregimes.diagnostics.training import TRAINING_DIAGNOSTICS
 from tfregimes.diagnostics.training.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
 from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
-from tfregimes.optim import OPTIMIZERS, SCHEDULES
+from tfregimes.optim import OPTIMIZERS, SCHEDULES, parse_boundary
 from tfregimes.optim.exploration import DECAY_MODES
 from tfregimes.regimes import REGULARIZERS
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
@@ -87,7 +87,9 @@ flags.DEFINE_float("weight_decay", _DEFAULT.weight_decay,
                    lower_bound=0.0)
 flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, SCHEDULES.names(), "Learning-rate schedule.")
 flags.DEFINE_list("lr_boundaries", _csv(_DEFAULT.lr_boundaries),
-                  "Epochs at which the step schedule multiplies the learning rate by --lr_decay, e.g. 150,225.")
+                  "Where the step schedule multiplies the learning rate by --lr_decay: epochs (150,225) or shares of "
+                  "the run (50%,75%: of --epochs, or of --transition_epoch with two phases), which follow an "
+                  "overridden --epochs.")
 flags.DEFINE_float("lr_decay", _DEFAULT.lr_decay, "Factor of each step of the step schedule.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("min_lr", _DEFAULT.min_lr, "Final learning rate of cosine/poly/explore schedules.",
@@ -228,8 +230,8 @@ def config_from_flags() -> config_lib.RunConfig:
     """The RunConfig of the parsed command line."""
     values = {name: FLAGS[name].value for name in config_lib.field_names()}
     values["hidden_sizes"] = tuple(int(v) for v in values["hidden_sizes"])
-    for name in ("lr_boundaries", "phase2_lr_boundaries"):
-        values[name] = tuple(float(v) for v in values[name])
+    values["lr_boundaries"] = tuple(parse_boundary(v) for v in values["lr_boundaries"])
+    values["phase2_lr_boundaries"] = tuple(float(v) for v in values["phase2_lr_boundaries"])
     values["diagnostics"] = tuple(values["diagnostics"])
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)
