@@ -46,8 +46,8 @@ SHORT = " --epochs=2" + TINY  # For the 30-epoch jobs: flag parsing, the schedul
 
 PLANS = {
     # The install is what CI does (.ci/run); the job runs here with the installed package.
-    QUICK_START_SETUP + "python -m tfregimes.train": ("python -m tfregimes.train" + SHORT + " --model_dir={tmp}/default",
-                                                     "ok"),
+    QUICK_START_SETUP + "python -m tfregimes.train": (
+        "python -m tfregimes.train" + SHORT + " --model_dir={tmp}/default", "ok"),
     'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q':
         (None, "ci"),  # This suite itself; CI runs it verbatim (test_ci_runs_the_readme_test_command).
     "python -m tfregimes.train --flagfile=flags/digits_cnn.cfg": ("{cmd}" + SHORT + " --model_dir={tmp}/digits", "ok"),

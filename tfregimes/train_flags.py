@@ -155,13 +155,15 @@ flags.DEFINE_float("fisher_alpha", _DEFAULT.fisher_alpha, "fisher: step α of th
                    lower_bound=0.0)
 flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_α (the paper's grid: 10-125).",
                    lower_bound=0.0)
-flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches, "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
+flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches,
+                     "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
                      lower_bound=1)
 flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
                    "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
                    lower_bound=0.0)
 flags.DEFINE_float("proximal_lambda", _DEFAULT.proximal_lambda, "proximal: λ of (λ/2)‖x − x_k‖².", lower_bound=0.0)
-flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps, "proximal: K, iterations of the optimizer on the proximal sub-problem per batch.",
+flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps,
+                     "proximal: K, iterations of the optimizer on the proximal sub-problem per batch.",
                      lower_bound=1)
 flags.DEFINE_float("sam_rho", _DEFAULT.sam_rho, "sam: radius ρ of the ascent step.", lower_bound=0.0)
 flags.DEFINE_integer("sam_subbatches", _DEFAULT.sam_subbatches,
