@@ -45,7 +45,7 @@ class RunConfig:
     learning_rate: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.0  # No regularization unless asked for: flagfiles set their paper's.
     lr_schedule: str = "step"
     # Epochs (floats) or shares of the first phase ("50%", text), so that a shorter --epochs moves them along.
     lr_boundaries: tuple[float | str, ...] = ("50%", "83.33%")
