@@ -72,7 +72,7 @@ flags.DEFINE_float("bn_momentum", _DEFAULT.bn_momentum,
 flags.DEFINE_float("bn_epsilon", _DEFAULT.bn_epsilon, "Batch-norm epsilon.", lower_bound=0.0)
 flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_SCOPES),
                   "Which weights --weight_decay applies to: all; exclude_bn (no decay on normalization "
-                  "parameters; seed 000's ResNet-50 still decays the FC bias); exclude_bn_bias (nor on biases).")
+                  "parameters; the FC bias decays: seed 000); exclude_bn_bias (nor on biases). LARS honours it too.")
 
 # --- Optimization ---------------------------------------------------------------------------------------------
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)

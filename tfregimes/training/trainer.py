@@ -23,6 +23,7 @@ from tfregimes.diagnostics.training import diagnostic_callbacks
 from tfregimes.evaluation import evaluate_classifier
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
+from tfregimes.optim import LARS
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.training import callbacks as callbacks_lib
 from tfregimes.training.distribution import is_chief, make_strategy, precision_policy, shard_by_data, split_cpu
@@ -112,7 +113,10 @@ def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunCo
     model.global_clipnorm = config.global_clipnorm
     # Conservative training makes K optimizer steps per batch; its schedule counts them, so epochs stay epochs.
     optimizer_steps = steps_per_epoch * getattr(model, "optimizer_steps_per_batch", 1)
-    model.compile(optimizer=build_phase_optimizer(phase, config, optimizer_steps),
+    optimizer = build_phase_optimizer(phase, config, optimizer_steps)
+    if isinstance(optimizer, LARS):  # LARS decays inside its update: the variables of --weight_decay_scope.
+        optimizer.decay_only(model.decay_variables)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=config.jit_compile)
