@@ -462,3 +462,20 @@ def test_regularizers_under_mirrored_strategy_match_one_device():
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env,
                             timeout=300)
     assert "MIRRORED_OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_trainer_schedules_count_the_k_optimizer_steps_of_a_proximal_batch(tmp_path):
+    """Boundaries stay in epochs: with K = 3 and 2 batches per epoch, the boundary at epoch 1 is optimizer step 6."""
+    from conftest import tiny_config
+    from tfregimes.training.phases import phases_from_config
+    from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase
+    config = tiny_config(tmp_path, regularizer="proximal", proximal_steps=3, epochs=2, lr_boundaries=(1.0,),
+                         learning_rate=0.05)
+    model = build_network_and_wrapper(config, (3,), 4)
+    optimizer = compile_for_phase(model, phases_from_config(config)[0], config, steps_per_epoch=2)
+    x, y = batch(16)
+    model.train_on_batch(x, y)  # Batch 1 of epoch 0: optimizer steps 0-2.
+    assert int(optimizer.iterations.numpy()) == 3
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+    model.train_on_batch(x, y)  # Batch 2: steps 3-5; epoch 1 starts at step 6, with the decayed rate.
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.005)
