@@ -47,7 +47,8 @@ MUTANTS = (
            ("tests/test_optim.py", "-k", "trainer_decays_once")),
     Mutant("lars ignores the scope", "tfregimes/optim/lars.py", "if self._decayed[index] else 0.0",
            "if self._adapted[index] else 0.0", ("tests/test_optim.py", "-k", "decays_exactly")),
-    Mutant("lars epsilon differs", "tfregimes/optim/optimizers.py", "trust_coefficient: float = 0.001, epsilon: float = 1e-9",
+    Mutant("lars epsilon differs", "tfregimes/optim/optimizers.py",
+           "trust_coefficient: float = 0.001, epsilon: float = 1e-9",
            "trust_coefficient: float = 0.001, epsilon: float = 1e-8", ("tests/test_optim.py", "-k", "epsilon")),
     # (c): Keskar's networks.
     Mutant("f1 three hidden layers", "tfregimes/models/keskar.py", "hidden_sizes=(512,) * 5", "hidden_sizes=(512,) * 3",
@@ -73,8 +74,8 @@ MUTANTS = (
     # Items 3, 4: flagfiles and metrics.
     Mutant("seed 001 per-pixel", "flags/seed001/c7_two_phase.cfg", "--normalization=per_channel",
            "--normalization=per_pixel", ("tests/test_flags.py", "-k", "shipped and c7_two_phase")),
-    Mutant("seed 000 decays BN", "flags/seed000/cifar10_resnet20_base.cfg", "--weight_decay_scope=exclude_bn",
-           "--weight_decay_scope=all", ("tests/test_flags.py", "-k", "shipped and cifar10_resnet20")),
+    Mutant("seed 000 decays BN", "flags/seed000/cifar10_resnet20_base.cfg", "\n--weight_decay_scope=exclude_bn\n",
+           "\n--weight_decay_scope=all\n", ("tests/test_flags.py", "-k", "shipped and cifar10_resnet20")),
     Mutant("robustness frobenius default", "tfregimes/diagnostics/minimum/robustness.py",
            'def input_jacobian_norms(model: keras.Model, inputs: np.ndarray, *, norm: str = "spectral"',
            'def input_jacobian_norms(model: keras.Model, inputs: np.ndarray, *, norm: str = "frobenius"',
