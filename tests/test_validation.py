@@ -21,7 +21,8 @@ def _with(key, index, value):
 
 
 BAD_FILES = {
-    "nan_in_train": (_with("x_train", 7, np.nan), r"x_train holds 16 non-finite values \(NaN or inf\); the first in row 7"),
+    "nan_in_train": (_with("x_train", 7, np.nan),
+                     r"x_train holds 16 non-finite values \(NaN or inf\); the first in row 7"),
     "inf_in_test": (_with("x_test", 3, np.inf), r"x_test holds 16 non-finite values .*row 3"),
     "label_gap": (_with("y_train", 5, 99), r"y_train: class ids 4\.\.98 have no training example"),
     "label_beyond_num_classes": ({**_with("y_train", 5, 10), "num_classes": np.array(10)},

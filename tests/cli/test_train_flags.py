@@ -92,14 +92,101 @@ def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):
         cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'loop.cfg'}"])
 
 
-@pytest.mark.parametrize("flagfile", sorted(str(p.relative_to(REPO / "flags"))
-                                             for p in (REPO / "flags").rglob("*.cfg")
-                                             if "sweeps" not in p.parts))  # tfregimes.sweep's: tests/test_sweep.py
-def test_every_shipped_flagfile_parses_and_its_flags_fit_together(parse, flagfile):
+# What each shipped flagfile must resolve to: the papers' settings (section cited), as its comment says. A flagfile
+# missing here fails. Seed 000 A.2: per-pixel normalization (the CIFAR/SVHN default, "auto"), weight decay on all
+# but BN gamma/beta (the FC bias decays: exclude_bn), Goyal et al.'s batch/learning-rate rule; seed 001 C.1:
+# per-channel normalization, VGG-13-BN, batch 256, weight decay 1e-4; seed 004 appendix E and Table 1.
+_SEED000_FAMILIES = {
+    "cifar10_resnet20": dict(dataset="cifar10", model="resnet20", epochs=300, weight_decay=1e-4,
+                             augment="crop4_flip"),
+    "cifar100_wrn28_10": dict(dataset="cifar100", model="wrn28_10", epochs=250, weight_decay=5e-4,
+                              augment="crop4_flip"),
+    "svhn_wrn16_8": dict(dataset="svhn_cropped", model="wrn16_8", epochs=160, weight_decay=5e-4, dropout=0.5,
+                         svhn_extra=True, augment="none"),
+    "imagenet_resnet50": dict(dataset="imagenet2012", model="resnet50", epochs=100, weight_decay=1e-4,
+                              augment="imagenet", zero_init_residual=True),
+}
+_SEED000_COMMON = dict(weight_decay_scope="exclude_bn", normalization="auto", momentum=0.9)
+
+
+def _seed000(family, variant):
+    imagenet = family.startswith("imagenet")
+    small, large, reference = (256, 8192, 256) if imagenet else (128, 2048, 128)
+    variants = {
+        "base": {},
+        "small_batch": dict(batch_size=small, learning_rate=0.1, optimizer="sgd", lr_schedule="step"),
+        "large_batch": dict(batch_size=large, learning_rate=0.1, reference_batch_size=reference, warmup_epochs=5.0,
+                            lr_schedule="step"),
+        "lars": dict(batch_size=large, optimizer="lars", warmup_epochs=5.0, lars_trust_coefficient=0.001),
+        "explore": dict(batch_size=large, learning_rate=0.1, reference_batch_size=reference, warmup_epochs=5.0,
+                        lr_schedule="explore"),
+    }
+    return {**_SEED000_COMMON, **_SEED000_FAMILIES[family], **variants[variant]}
+
+
+_SEED001_COMMON = dict(dataset="cifar10", model="vgg13_bn", batch_size=256, weight_decay=1e-4,
+                       weight_decay_scope="all", normalization="per_channel", optimizer="sgd")
+_SEED004_MODELS = {  # Appendix E: (model, epochs, batch, lr, nesterov, weight decay, boundaries).
+    "cnn": ("plain_cnn6", 200, 128, 0.01, True, 1e-4, (100.0, 150.0)),
+    "densenet_bc": ("densenet_bc", 300, 64, 0.1, True, 1e-4, (150.0, 225.0)),
+    "wrn28_2": ("wrn28_2", 200, 128, 0.1, True, 5e-4, (60.0, 120.0, 160.0)),
+    "resnet20": ("preact_resnet20", 164, 128, 0.1, False, 1e-4, (82.0, 123.0)),
+}
+_FISHER = dict(regularizer="fisher", fisher_alpha=1e-4, fisher_beta=20.0, fisher_subbatches=8, clip_global_norm=5.0)
+
+
+def _seed004(dataset, model, fisher):
+    name, epochs, batch, lr, nesterov, decay, boundaries = _SEED004_MODELS[model]
+    return dict(dataset=dataset, model=name, epochs=epochs, batch_size=batch, learning_rate=lr, nesterov=nesterov,
+                weight_decay=decay, weight_decay_scope="all", lr_boundaries=boundaries, augment="crop4_flip",
+                momentum=0.9, normalization="auto", **(_FISHER if fisher else dict(regularizer="none")))
+
+
+def expected_flagfile_values():
+    expected = {
+        "base/sgd_step.cfg": dict(optimizer="sgd", momentum=0.9, lr_schedule="step", lr_decay=0.1, weight_decay=0.0),
+        "digits_cnn.cfg": dataclasses.asdict(config_lib.RunConfig()),  # The default job, spelled out.
+        "smoke.cfg": dict(dataset="synthetic", model="mlp", epochs=2, weight_decay=0.0),
+        "fashion_mnist_cnn.cfg": dict(dataset="fashion_mnist", model="cnn_small", epochs=15, weight_decay=5e-4),
+        "cifar100_wrn.cfg": _seed000("cifar100_wrn28_10", "small_batch"),  # Seed 000's headline run.
+        "seed001/c5_phase1_momentum.cfg": dict(_SEED001_COMMON, learning_rate=0.1, momentum=0.9,
+                                               augment="crop4_flip", transition_epoch=100),
+        "seed001/c5_phase1_no_momentum.cfg": dict(_SEED001_COMMON, learning_rate=0.9236708571873865, momentum=0.0,
+                                                  augment="crop4_flip", transition_epoch=100),
+        "seed001/c7_two_phase.cfg": dict(_SEED001_COMMON, learning_rate=0.9236708571873865, momentum=0.0,
+                                         augment="none", phase2_learning_rate=0.005, phase2_momentum=0.95),
+        "seed001/c7_baseline_three_stage.cfg": dict(_SEED001_COMMON, learning_rate=0.1, momentum=0.9,
+                                                    augment="none", lr_schedule="step"),
+        "seed004/fisher.cfg": dict(_FISHER, dataset="digits"),
+    }
+    for family in _SEED000_FAMILIES:
+        for variant in ("base", "small_batch", "large_batch", "lars", "explore"):
+            expected[f"seed000/{family}_{variant}.cfg"] = _seed000(family, variant)
+    for dataset in ("cifar10", "cifar100"):
+        for model in _SEED004_MODELS:
+            if (dataset, model) == ("cifar100", "resnet20"):
+                continue  # Not in the paper's Table 1.
+            expected[f"seed004/{dataset}_{model}.cfg"] = _seed004(dataset, model, fisher=False)
+            expected[f"seed004/{dataset}_{model}_fisher.cfg"] = _seed004(dataset, model, fisher=True)
+    return expected
+
+
+SHIPPED_FLAGFILES = sorted(str(p.relative_to(REPO / "flags")) for p in (REPO / "flags").rglob("*.cfg")
+                           if "sweeps" not in p.parts)  # tfregimes.sweep's: tests/sweep/test_sweep.py
+
+
+def test_every_shipped_flagfile_has_its_paper_values_listed():
+    assert SHIPPED_FLAGFILES == sorted(expected_flagfile_values())
+
+
+@pytest.mark.parametrize("flagfile", SHIPPED_FLAGFILES)
+def test_every_shipped_flagfile_parses_fits_together_and_has_its_paper_values(parse, flagfile):
     parse(*cli_common.expand_flagfiles([f"--flagfile={REPO / 'flags' / flagfile}"]))
     config = train_flags.config_from_flags()
     train_flag_rules.check_flag_combinations(config)
-    assert config.epochs >= 1
+    expected = expected_flagfile_values()[flagfile]
+    got = {name: getattr(config, name) for name in expected}
+    assert got == expected  # Values parsed from text: exact.
 
 
 @pytest.mark.parametrize("args,message", [
@@ -119,6 +206,36 @@ def test_ignored_or_conflicting_flags_fail_before_training(parse, args, message)
 def test_adam_with_default_momentum_is_fine(parse):
     parse("--optimizer=adam", "--learning_rate=0.001")
     train_flag_rules.check_flag_combinations(train_flags.config_from_flags())
+
+
+@pytest.mark.parametrize("args,epochs,boundaries", [
+    ([], 30, (15.0, 24.999)),  # The default job: 50 %, 83.33 % of 30 epochs.
+    (["--epochs=5"], 5, (2.5, 4.1665)),
+    (["--flagfile=flags/digits_cnn.cfg", "--epochs=10"], 10, (5.0, 8.333)),
+    (["--lr_boundaries=25%,3", "--epochs=8"], 8, (2.0, 3.0)),  # Shares and epochs mix.
+    (["--lr_boundaries=50%", "--transition_epoch=10", "--epochs=20"], 10, (5.0,)),  # A share of phase 1.
+])
+def test_boundaries_given_as_shares_follow_the_run(parse, args, epochs, boundaries):
+    from tfregimes.training.phases import phases_from_config
+    parse(*cli_common.expand_flagfiles(["prog", *[a.replace("flags/", f"{REPO}/flags/") for a in args]])[1:])
+    config = train_flags.config_from_flags()
+    train_flags.check_flag_combinations(config)
+    first = phases_from_config(config)[0]
+    assert first.epochs == epochs
+    assert first.lr_boundaries == pytest.approx(boundaries)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--lr_boundaries=100%"], "shares of the run inside (0%, 100%)"),
+    (["--lr_boundaries=0%"], "shares of the run inside (0%, 100%)"),
+    (["--lr_boundaries=60%,40%"], "--lr_boundaries must be increasing"),
+    (["--lr_boundaries=12", "--epochs=10"], "to follow the run's length, give them as shares of it, e.g. 50%,75%"),
+    (["--phase2_lr_boundaries=50%", "--transition_epoch=5"], "--phase2_lr_boundaries=['50%']: must be a comma"),
+])
+def test_out_of_range_boundaries_stay_errors(parse, args, message):
+    with pytest.raises(flags.IllegalFlagValueError) as error:
+        parse(*args)
+    assert message in str(error.value)
 
 
 def test_cosine_with_fewer_epochs_than_the_default_boundaries_is_fine(parse):

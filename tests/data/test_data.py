@@ -372,3 +372,32 @@ def test_keras_fit_resumes_on_the_finite_epoch_range():
     assert history.epoch == [1, 2, 3]
     assert not [w for w in caught if "ran out of data" in str(w.message)]
     assert history.history["val_accuracy"][-1] > 0.9  # the synthetic classes are separable
+
+
+def test_imagenet_train_augmentation_is_seed_000s_recipe_with_its_constants():
+    """Seed 000 A.2, re-derived here with the paper's numbers written out: shorter side to a random size in
+    [256, 384], random 224 crop, flip, brightness ±32/255, hue ±0.1, saturation and contrast in [0.6, 1.4]."""
+    from tfregimes.data.augmentation import imagenet_train_augment
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, size=(300, 400, 3)), tf.uint8)
+
+    def by_hand(seed):
+        seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 7, alg="philox"))
+        size = tf.random.stateless_uniform([], seeds[0], minval=256, maxval=385, dtype=tf.int32, alg="philox")
+        scale = tf.cast(size, tf.float32) / 300.0
+        resized = tf.image.resize(tf.cast(image, tf.float32) / 255.0,
+                                  tf.maximum(tf.cast(tf.round(tf.constant([300.0, 400.0]) * scale), tf.int32), size))
+        out = tf.image.stateless_random_crop(resized, [224, 224, 3], seeds[1])
+        out = tf.image.stateless_random_flip_left_right(out, seeds[2])
+        out = tf.image.stateless_random_brightness(out, 32 / 255, seeds[3])
+        out = tf.image.stateless_random_hue(out, 0.1, seeds[4])
+        out = tf.image.stateless_random_saturation(out, 0.6, 1.4, seeds[5])
+        out = tf.image.stateless_random_contrast(out, 0.6, 1.4, seeds[6])
+        return tf.clip_by_value(out, 0.0, 1.0), int(size)
+
+    sizes = set()
+    for seed in range(6):
+        seed = tf.constant([seed, 11], tf.int32)
+        expected, size = by_hand(seed)
+        sizes.add(size)
+        np.testing.assert_allclose(imagenet_train_augment(image, seed).numpy(), expected.numpy(), atol=1e-6)
+    assert len(sizes) > 1 and all(256 <= s <= 384 for s in sizes)  # The draw does vary inside the range.

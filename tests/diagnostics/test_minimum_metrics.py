@@ -25,6 +25,7 @@ from tfregimes.diagnostics.minimum import (
     model_sharpness,
     plot_interpolation,
     power_iteration,
+    robustness,
     write_interpolation_csv,
 )
 from tfregimes.training.scoring import ModelLoadError, load_keras_model
@@ -210,14 +211,19 @@ def test_robustness_of_a_linear_model_is_its_weight_norm():
     model = keras.Sequential([keras.Input((2, 2, 3)), keras.layers.Flatten(), keras.layers.Dense(NUM_CLASSES)])
     kernel, bias = (w.astype(np.float64) for w in model.get_weights())
     images = np.random.default_rng(7).normal(size=(9, 2, 2, 3)).astype(np.float32)
-    frobenius = input_jacobian_norms(model, images, output="logits", batch_size=4)
+    frobenius = input_jacobian_norms(model, images, norm="frobenius", output="logits", batch_size=4)
     np.testing.assert_allclose(frobenius, np.sum(kernel ** 2), rtol=1e-5)
     spectral = input_jacobian_norms(model, images, norm="spectral", output="logits")
     np.testing.assert_allclose(spectral, np.linalg.norm(kernel, 2) ** 2, rtol=1e-5)
     logits = images.reshape(9, -1).astype(np.float64) @ kernel + bias
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    expected = [np.sum(((np.diag(p) - np.outer(p, p)) @ kernel.T) ** 2) for p in probabilities]
+    jacobians = [(np.diag(p) - np.outer(p, p)) @ kernel.T for p in probabilities]
+    expected = [np.sum(j ** 2) for j in jacobians]
+    np.testing.assert_allclose(input_jacobian_norms(model, images, norm="frobenius"), expected, rtol=1e-4)
+    # The default is seed 004 §7.1's ‖·‖₂ (the spectral norm) of the softmax output's Jacobian.
+    expected = [np.linalg.norm(j, 2) ** 2 for j in jacobians]
     np.testing.assert_allclose(input_jacobian_norms(model, images), expected, rtol=1e-4)
+    assert robustness(model, images)["norm"] == "spectral" == MetricSettings().robustness_norm
 
 
 # --- 1-D interpolation ---

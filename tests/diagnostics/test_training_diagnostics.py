@@ -142,6 +142,26 @@ def test_effective_learning_rate_callback_logs_eqs_9_10_27():
     assert logs["tuning_factor"] == pytest.approx(600 * 0.3 * 1e-3 / (20 * 0.5))
 
 
+@pytest.mark.parametrize("loss_scaled,decoupled", [(True, 0.0), (False, 2e-3), (True, 2e-3)])
+def test_tuning_factor_is_logged_under_loss_scaling_and_counts_decoupled_decay(loss_scaled, decoupled):
+    network = dense_network()
+    model = RegimeModel(network, weight_decay=1e-3, decay_variables=network.trainable_variables)
+    optimizer = keras.optimizers.SGD(0.3, momentum=0.5, weight_decay=decoupled or None)
+    if loss_scaled:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model(tf.zeros((1, 2)))
+    model.optimizer.build(model.trainable_variables)
+    callback = EffectiveLearningRate(num_train=600, batch_size=20)
+    callback.set_model(model)
+    callback.set_params({"epochs": 1})
+    callback.on_train_begin()
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    # Coupled λ works through the momentum buffer (÷(1 − μ)); decoupled λ_d shrinks by ηλ_d per step directly.
+    assert logs["tuning_factor"] == pytest.approx(600 * 0.3 * (1e-3 / 0.5 + decoupled) / 20)
+
+
 # --- momentum scale and alignment (seed 001 eqs. 3, 4, §3.1) ----------------------------------------------------
 
 @pytest.mark.parametrize("mu", [0.5, 0.9])

@@ -228,15 +228,17 @@ def test_optimizer_serialization_round_trip(name, kwargs):
 
 # --- LARS --------------------------------------------------------------------------------------
 
-def lars_reference(w, v, g, *, lr, momentum, weight_decay, trust, eps, adapted):
-    """One LARS step in NumPy (You et al. 2017, Algorithm 1); returns (w, v)."""
+def lars_reference(w, v, g, *, lr, momentum, weight_decay, trust, eps, adapted, decayed=None):
+    """One LARS step in NumPy (You et al. 2017, Algorithm 1); returns (w, v). `decayed` (default: `adapted`)
+    says whether this variable takes the weight decay."""
+    weight_decay = weight_decay if (adapted if decayed is None else decayed) else 0.0
     if adapted:
         w_norm, g_norm = np.linalg.norm(w), np.linalg.norm(g)
         local_lr = trust * w_norm / (g_norm + weight_decay * w_norm + eps) \
             if w_norm > 0 and g_norm > 0 else 1.0
         v = momentum * v + lr * local_lr * (g + weight_decay * w)
     else:
-        v = momentum * v + lr * g
+        v = momentum * v + lr * (g + weight_decay * w)
     return w - v, v
 
 
@@ -293,6 +295,56 @@ def test_lars_matches_numpy_reference_for_kernel_and_excluded_bias(in_tf_functio
     plain = expected_two_steps(KERNEL, KERNEL_GRADS, adapted=False)[1]
     assert np.abs(steps[1][0] - plain).max() > 0.1
     assert optimizer.weight_decay is None  # Keras' decoupled pass stays off.
+
+
+@pytest.mark.parametrize("decayed", [(True, True), (False, True), (True, False)])
+def test_lars_decays_exactly_the_variables_it_is_told(decayed):
+    """The trainer's --weight_decay_scope reaches LARS: e.g. seed 000 decays the FC bias (rank 1, not adapted)."""
+    kernel_decayed, bias_decayed = decayed
+    optimizer = make_lars()
+    variables = [keras.Variable(np.array(x, np.float32)) for x in (KERNEL, BIAS)]
+    optimizer.decay_only([v for v, d in zip(variables, decayed) if d])
+    for grads in zip(KERNEL_GRADS, BIAS_GRADS):
+        optimizer.apply([tf.constant(g, tf.float32) for g in grads], variables)
+    for variable, start, grads, adapted, is_decayed in zip(variables, (KERNEL, BIAS), (KERNEL_GRADS, BIAS_GRADS),
+                                                           (True, False), decayed):
+        w, v = start, np.zeros_like(start)
+        for g in grads:
+            w, v = lars_reference(w, v, g, adapted=adapted, decayed=is_decayed, **HYPER)
+        np.testing.assert_allclose(variable.numpy(), w, rtol=1e-5)
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        optimizer.decay_only([])
+
+
+def test_lars_epsilon_is_the_same_in_the_class_and_the_builder():
+    assert build_optimizer("lars", learning_rate=0.1).epsilon == LARS().epsilon == 1e-9
+
+
+def test_lars_in_the_trainer_decays_once_and_honours_the_scope(tmp_path):
+    """One step of the trainer's model under LARS equals a NumPy LARS step on the data gradient: the decay is
+    LARS' alone (not added again as coupled decay) and reaches exactly --weight_decay_scope's variables."""
+    from conftest import tiny_config
+
+    from tfregimes.training.phases import phases_from_config
+    from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase
+    wd, lr, trust = 0.05, 0.5, 0.02
+    config = tiny_config(tmp_path, optimizer="lars", learning_rate=lr, momentum=0.9, weight_decay=wd,
+                         lars_trust_coefficient=trust, lr_schedule="constant", lr_boundaries=(),
+                         weight_decay_scope="exclude_bn")
+    model = build_network_and_wrapper(config, (6,), 3)
+    compile_for_phase(model, phases_from_config(config)[0], config, steps_per_epoch=10)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 3, size=16)
+    before = [v.numpy().astype(np.float64) for v in model.network.trainable_variables]
+    with tf.GradientTape() as tape:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, model.network(x, training=True))
+    grads = [g.numpy().astype(np.float64) for g in tape.gradient(loss, model.network.trainable_variables)]
+    model.train_on_batch(x, y)
+    hyper = dict(HYPER, lr=lr, weight_decay=wd, trust=trust, eps=1e-9)
+    for variable, w, g in zip(model.network.trainable_variables, before, grads):
+        # exclude_bn: every kernel and bias of the MLP decays (it has no normalization layer); biases not adapted.
+        expected, _ = lars_reference(w, np.zeros_like(w), g, adapted=w.ndim > 1, decayed=True, **hyper)
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-4, atol=1e-6, err_msg=variable.path)
 
 
 def test_lars_uses_unit_local_lr_for_zero_weights():

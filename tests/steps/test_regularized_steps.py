@@ -127,6 +127,37 @@ def test_fisher_with_beta_zero_is_the_plain_step():
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
+def bn_network():
+    """Batch norm makes a batch's loss differ from the mean of its sub-batches' losses."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6,))
+    h = keras.layers.Dense(16, activation="relu")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    return keras.Model(inputs, keras.layers.Dense(3)(h))
+
+
+def test_fisher_with_beta_zero_is_the_plain_step_with_batch_norm():
+    """β = 0 must differ from the baseline by nothing: L(B, w) on the whole batch, batch norm over all 16 examples."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 3, size=16).astype(np.int32)
+
+    def train(make_model):
+        network = bn_network()
+        model = compiled(make_model(network), keras.optimizers.SGD(0.5, momentum=0.9))
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        return [v.numpy() for v in network.weights]  # Moving statistics included.
+
+    plain = train(lambda n: RegimeModel(n, weight_decay=1e-3, decay_variables=n.trainable_variables))
+    fisher = train(lambda n: FisherRegularizedModel(n, weight_decay=1e-3, decay_variables=n.trainable_variables,
+                                                    fisher_beta=0.0, fisher_subbatches=4, clip_global_norm=0))
+    for a, b in zip(plain, fisher):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    regularized = train(lambda n: FisherRegularizedModel(n, fisher_beta=5.0, fisher_alpha=0.5, fisher_subbatches=4,
+                                                         clip_global_norm=0))
+    assert max(np.abs(a - b).max() for a, b in zip(plain, regularized)) > 1e-3  # β > 0 does change the step.
+
+
 def test_fisher_clips_the_total_gradient_by_its_global_norm():
     x, y = batch(8)
     alpha, beta, lr, wd, tau = 0.5, 3.0, 1.0, 0.01, 0.05
@@ -275,6 +306,69 @@ def test_one_proximal_step_is_the_plain_step():
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
+def adam_on_the_sub_problem(params, batches, *, lam, steps, lr, weight_decay, beta1=0.9, beta2=0.999, eps=1e-7):
+    """Textbook Adam (Kingma & Ba, Algorithm 1) run `steps` times per batch on F(x) = f_B(x) + λ_wd/2‖x‖² +
+    λ/2‖x − x_k‖², x_k the weights at the batch's start; moments and step count carry across batches."""
+    params = [p.copy() for p in params]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    t = 0
+    for x, y in batches:
+        anchor = [p.copy() for p in params]
+        for _ in range(steps):
+            t += 1
+            data = ce_gradients(params[0], params[1], x, y)
+            for i, (p, g_data, a) in enumerate(zip(params, data, anchor)):
+                g = g_data + weight_decay * p + lam * (p - a)
+                m[i] = beta1 * m[i] + (1 - beta1) * g
+                v[i] = beta2 * v[i] + (1 - beta2) * g * g
+                m_hat, v_hat = m[i] / (1 - beta1 ** t), v[i] / (1 - beta2 ** t)
+                params[i] = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return params, t
+
+
+def test_proximal_with_adam_takes_k_adam_iterations_on_the_sub_problem():
+    """K = 3 with Adam (Keskar's large-batch optimizer): the next iterate is Adam's 3rd iterate on the proximal
+    sub-problem, not one Adam step on a pseudo-gradient (which stays within ~1 % of plain Adam)."""
+    batches = [batch(16, seed=0), batch(16, seed=1)]
+    lam, lr, wd, steps = 2.0, 0.05, 0.01, 3
+    network = linear_model()
+    w0 = weights64(network)
+    model = compiled(build_regime_model("proximal", network, weight_decay=wd,
+                                        decay_variables=network.trainable_variables, proximal_lambda=lam,
+                                        proximal_steps=steps), keras.optimizers.Adam(lr, epsilon=1e-10))
+    logs = [model.train_on_batch(x, y, return_dict=True) for x, y in batches]
+    batches64 = [(x.astype(np.float64), y) for x, y in batches]
+    expected, updates = adam_on_the_sub_problem(w0, batches64, lam=lam, steps=steps, lr=lr, weight_decay=wd,
+                                                eps=1e-10)
+    for after, want in zip(network.trainable_variables, expected):
+        # ε → 0 in both: Keras adds ε to √v before the bias correction, the textbook after it.
+        np.testing.assert_allclose(after.numpy(), want, rtol=2e-5, atol=2e-6)
+    assert int(model.optimizer.iterations.numpy()) == updates == 6
+    after_first, _ = adam_on_the_sub_problem(w0, batches64[:1], lam=lam, steps=steps, lr=lr, weight_decay=wd)
+    distance = np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after_first, w0)))
+    assert logs[0]["proximal_distance"] == pytest.approx(distance, rel=1e-4)
+    # The sub-problem's iterate is far from one plain Adam step (the ~lr-sized move of the old pseudo-gradient).
+    one_adam_step, _ = adam_on_the_sub_problem(w0, batches64[:1], lam=0.0, steps=1, lr=lr, weight_decay=wd)
+    assert max(np.abs(a - b).max() for a, b in zip(after_first, one_adam_step)) > 0.5 * lr
+
+
+def test_proximal_window_off_is_one_plain_step_and_keeps_the_schedule_count():
+    x, y = batch(16)
+    network, reference = linear_model(), linear_model()
+    model = compiled(build_regime_model("proximal", network, proximal_lambda=0.5, proximal_steps=3),
+                     keras.optimizers.SGD(0.1, momentum=0.9))
+    plain = compiled(RegimeModel(reference), keras.optimizers.SGD(0.1, momentum=0.9))
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[RegularizerWindow(start_epoch=1)])
+    plain.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    for a, b in zip(reference.get_weights(), network.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+    assert int(model.optimizer.iterations.numpy()) == 3  # One step, counted as K for the schedule.
+    model.set_regularizer_active(True)  # Retraces: the next batch takes K steps.
+    model.train_on_batch(x, y)
+    assert int(model.optimizer.iterations.numpy()) == 6
+
+
 # -- registry, fit, distribution ----------------------------------------------------------------------------
 
 def test_registry_and_factory_options():
@@ -350,9 +444,9 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     single = tf.distribute.get_strategy()
-    # Each replica holds half the batch: 2 sub-batches on each of 2 replicas are the 4 of one device.
+    # fisher_subbatches counts sub-batches of the global batch: 4 are 2 on each of 2 replicas. SAM's are per replica.
     cases = [("fisher", dict(fisher_alpha=0.5, fisher_beta=3.0, clip_global_norm=0.05),
-              dict(fisher_subbatches=2), dict(fisher_subbatches=4)),
+              dict(fisher_subbatches=4), dict(fisher_subbatches=4)),
              ("sam", dict(sam_rho=0.2), dict(sam_subbatches=1), dict(sam_subbatches=2)),
              ("proximal", dict(proximal_lambda=0.5, proximal_steps=3), {}, {})]
     for name, common, on_mirrored, on_single in cases:
@@ -373,3 +467,21 @@ def test_regularizers_under_mirrored_strategy_match_one_device():
     result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env,
                             timeout=300)
     assert "MIRRORED_OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_trainer_schedules_count_the_k_optimizer_steps_of_a_proximal_batch(tmp_path):
+    """Boundaries stay in epochs: with K = 3 and 2 batches per epoch, the boundary at epoch 1 is optimizer step 6."""
+    from conftest import tiny_config
+
+    from tfregimes.training.phases import phases_from_config
+    from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase
+    config = tiny_config(tmp_path, regularizer="proximal", proximal_steps=3, epochs=2, lr_boundaries=(1.0,),
+                         learning_rate=0.05)
+    model = build_network_and_wrapper(config, (3,), 4)
+    optimizer = compile_for_phase(model, phases_from_config(config)[0], config, steps_per_epoch=2)
+    x, y = batch(16)
+    model.train_on_batch(x, y)  # Batch 1 of epoch 0: optimizer steps 0-2.
+    assert int(optimizer.iterations.numpy()) == 3
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.05)
+    model.train_on_batch(x, y)  # Batch 2: steps 3-5; epoch 1 starts at step 6, with the decayed rate.
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(0.005)

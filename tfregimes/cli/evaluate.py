@@ -93,7 +93,8 @@ flags.DEFINE_float("hessian_tolerance", 1e-3, "hessian_top stops when its estima
                    "fraction.", lower_bound=0.0)
 flags.DEFINE_integer("hessian_probes", 20, "Hutchinson probes of hessian_trace and hessian_frobenius.",
                      lower_bound=1)
-flags.DEFINE_enum("robustness_norm", "frobenius", list(NORMS), "Norm of the input-output Jacobian.")
+flags.DEFINE_enum("robustness_norm", "spectral", list(NORMS),
+                  "Norm of the input-output Jacobian: spectral (seed 004 §7.1's ‖·‖₂) or frobenius.")
 flags.DEFINE_enum("robustness_output", "probabilities", list(OUTPUTS), "Differentiate the softmax "
                   "probabilities (seed 004) or the logits.")
 HELP_GROUPS.begin("Interpolation")

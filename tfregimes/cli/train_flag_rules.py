@@ -12,6 +12,7 @@ from absl.testing import flagsaver
 
 from tfregimes.cli import common as cli_common
 from tfregimes.cli import train_flags  # noqa: F401  (defines the flags these rules check: import it first)
+from tfregimes.optim import boundary_epochs, parse_boundary
 from tfregimes.training import config as config_lib
 from tfregimes.training.options import flag_rules
 from tfregimes.training.phases import build_phase_optimizer, phases_from_config
@@ -34,9 +35,18 @@ def _all_numbers(kind):
 
 flags.register_validator("hidden_sizes", lambda v: len(v) > 0 and _all_numbers(int)(v) and all(int(x) > 0 for x in v),
                          message="must be a comma-separated list of positive integers, e.g. 256,128")
-for _name in ("lr_boundaries", "phase2_lr_boundaries"):
-    flags.register_validator(_name, _all_numbers(float),
-                             message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
+def _all_boundaries(values) -> bool:
+    try:
+        return all(not isinstance(b, float) or b >= 0 for b in map(parse_boundary, values))
+    except ValueError:
+        return False
+
+
+flags.register_validator("lr_boundaries", _all_boundaries,
+                         message="must be a comma-separated list of epochs (150,225) or of shares of the run inside "
+                                 "(0%, 100%) (50%,75%)")
+flags.register_validator("phase2_lr_boundaries", _all_numbers(float),
+                         message="must be a comma-separated list of non-negative epochs, e.g. 150,225")
 
 
 def _valid_profile_batch(text: str) -> bool:
@@ -53,7 +63,7 @@ flags.register_validator("profile_batch", _valid_profile_batch,
 # --- Rules across flags ---------------------------------------------------------------------------------------
 def _increasing_inside(texts, low, high) -> bool:
     try:
-        boundaries = [float(b) for b in texts]
+        boundaries = list(boundary_epochs([parse_boundary(b) for b in texts], high))
     except ValueError:
         return True  # Reported by the single-flag validator.
     return all(low < b < high for b in boundaries) and boundaries == sorted(set(boundaries))
@@ -61,7 +71,8 @@ def _increasing_inside(texts, low, high) -> bool:
 
 @flags.multi_flags_validator(["lr_boundaries", "lr_schedule", "epochs", "transition_epoch"],
                              message="--lr_boundaries must be increasing epochs inside (0, --epochs), or inside "
-                                     "(0, --transition_epoch) with two phases")
+                                     "(0, --transition_epoch) with two phases; to follow the run's length, give "
+                                     "them as shares of it, e.g. 50%,75%")
 def _boundaries_inside_training(values):
     return values["lr_schedule"] != "step" or _increasing_inside(
         values["lr_boundaries"], 0, values["transition_epoch"] or values["epochs"])
@@ -90,10 +101,18 @@ def _regularizer_window_inside_training(values):
 
 @flags.multi_flags_validator(["batch_size", "grad_accum_steps", "regularizer", "fisher_subbatches", "sam_subbatches"],
                              message="the (micro-)batch, --batch_size / --grad_accum_steps, must be a multiple of "
-                                     "--fisher_subbatches (fisher) or --sam_subbatches (sam), per replica")
+                                     "--fisher_subbatches (fisher: sub-batches of the global batch) or "
+                                     "--sam_subbatches (sam: per replica)")
 def _batch_splits_into_sub_batches(values):
     parts = {"fisher": values["fisher_subbatches"], "sam": values["sam_subbatches"]}.get(values["regularizer"], 1)
     return (values["batch_size"] // values["grad_accum_steps"]) % parts == 0
+
+
+@flags.multi_flags_validator(["regularizer", "grad_accum_steps"],
+                             message="--regularizer=proximal takes K optimizer steps per batch, which gradient "
+                                     "accumulation cannot split; set --grad_accum_steps=1")
+def _proximal_without_accumulation(values):
+    return values["regularizer"] != "proximal" or values["grad_accum_steps"] == 1
 
 
 @flags.multi_flags_validator(["strategy", "jit_compile"],

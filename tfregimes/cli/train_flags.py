@@ -17,7 +17,7 @@ from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
 from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
 from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
-from tfregimes.optim import OPTIMIZERS, SCHEDULES
+from tfregimes.optim import OPTIMIZERS, SCHEDULES, parse_boundary
 from tfregimes.optim.exploration import DECAY_MODES
 from tfregimes.steps import REGULARIZERS
 from tfregimes.training import config as config_lib
@@ -77,7 +77,7 @@ flags.DEFINE_float("bn_momentum", _DEFAULT.bn_momentum,
 flags.DEFINE_float("bn_epsilon", _DEFAULT.bn_epsilon, "Batch-norm epsilon.", lower_bound=0.0)
 flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_SCOPES),
                   "Which weights --weight_decay applies to: all; exclude_bn (no decay on normalization "
-                  "parameters; seed 000's ResNet-50 still decays the FC bias); exclude_bn_bias (nor on biases).")
+                  "parameters; the FC bias decays: seed 000); exclude_bn_bias (nor on biases). LARS honours it too.")
 
 # --- Optimization ---------------------------------------------------------------------------------------------
 HELP_GROUPS.begin("Optimizer and schedule")
@@ -93,7 +93,9 @@ flags.DEFINE_float("weight_decay", _DEFAULT.weight_decay,
                    lower_bound=0.0)
 flags.DEFINE_enum("lr_schedule", _DEFAULT.lr_schedule, SCHEDULES.names(), "Learning-rate schedule.")
 flags.DEFINE_list("lr_boundaries", _csv(_DEFAULT.lr_boundaries),
-                  "Epochs at which the step schedule multiplies the learning rate by --lr_decay, e.g. 150,225.")
+                  "Where the step schedule multiplies the learning rate by --lr_decay: epochs (150,225) or shares of "
+                  "the run (50%,75%: of --epochs, or of --transition_epoch with two phases), which follow an "
+                  "overridden --epochs.")
 flags.DEFINE_float("lr_decay", _DEFAULT.lr_decay, "Factor of each step of the step schedule.",
                    lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("min_lr", _DEFAULT.min_lr, "Final learning rate of cosine/poly/explore schedules.",
@@ -162,13 +164,15 @@ flags.DEFINE_float("fisher_alpha", _DEFAULT.fisher_alpha, "fisher: step α of th
                    lower_bound=0.0)
 flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_α (the paper's grid: 10-125).",
                    lower_bound=0.0)
-flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches, "fisher: M sub-batches (4, 8, 16).",
+flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches,
+                     "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
                      lower_bound=1)
 flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
                    "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
                    lower_bound=0.0)
 flags.DEFINE_float("proximal_lambda", _DEFAULT.proximal_lambda, "proximal: λ of (λ/2)‖x − x_k‖².", lower_bound=0.0)
-flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps, "proximal: inner gradient steps per batch.",
+flags.DEFINE_integer("proximal_steps", _DEFAULT.proximal_steps,
+                     "proximal: K, iterations of the optimizer on the proximal sub-problem per batch.",
                      lower_bound=1)
 flags.DEFINE_float("sam_rho", _DEFAULT.sam_rho, "sam: radius ρ of the ascent step.", lower_bound=0.0)
 flags.DEFINE_integer("sam_subbatches", _DEFAULT.sam_subbatches,
@@ -245,8 +249,8 @@ def config_from_flags() -> config_lib.RunConfig:
     """The RunConfig of the parsed command line."""
     values = {name: FLAGS[name].value for name in config_lib.field_names()}
     values["hidden_sizes"] = tuple(int(v) for v in values["hidden_sizes"])
-    for name in ("lr_boundaries", "phase2_lr_boundaries"):
-        values[name] = tuple(float(v) for v in values[name])
+    values["lr_boundaries"] = tuple(parse_boundary(v) for v in values["lr_boundaries"])
+    values["phase2_lr_boundaries"] = tuple(float(v) for v in values["phase2_lr_boundaries"])
     values["diagnostics"] = tuple(values["diagnostics"])
     values["verbose"] = int(values["verbose"])
     return config_lib.RunConfig(**values)

@@ -4,6 +4,18 @@ F1 and F2 are batch-normalized MLPs (variants of `mlp`). C1/C3 (shallow, AlexNet
 C2/C4 (deep, VGG-like) follow the layouts of the authors' public `network_zoo.py`
 (`shallownet`, `deepnet`): every conv and hidden dense layer is followed by BN and ReLU, and the
 dropout rates are part of the architecture (`options.dropout` does not change them).
+
+Where these builds differ from the authors' zoo (Keras 1 code; found by the audit of issue 11), and why:
+- No conv (or hidden dense) bias: BN follows every one and its β makes a bias redundant. The zoo's layers keep
+  theirs: C1 has 64 + 64 + 384 + 192 = 704 more parameters, C2/C4 4,224 + 512 = 4,736 more; the function class
+  is the same.
+- He-normal initialization of the convolutions (`layers.CONV_INITIALIZER`), Glorot-uniform for dense layers
+  (Keras' default); the zoo uses Keras 1's default, Glorot-uniform, everywhere. This changes the starting point,
+  hence the minimum a run reaches, not the architecture.
+- Inference-mode BN at test time (moving averages, momentum `--bn_momentum`); the zoo evaluates with batch
+  statistics. Loss, accuracy and every metric at a minimum here (sharpness included, whose maximization runs in
+  inference mode) see the fixed moving statistics; with batch statistics a perturbation of the weights is also
+  partly normalized away, so sharpness values are not comparable one to one with Keskar et al.'s tables.
 """
 
 from __future__ import annotations

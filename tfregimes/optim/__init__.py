@@ -14,13 +14,15 @@ from tfregimes.optim.schedules import (
     LinearWarmup,
     PolynomialSchedule,
     StepSchedule,
+    boundary_epochs,
     build_schedule,
     epochs_to_steps,
     linear_scaled_learning_rate,
+    parse_boundary,
 )
 
 __all__ = [
     "LARS", "OPTIMIZERS", "SCHEDULES", "ConstantSchedule", "CosineSchedule", "LinearWarmup",
-    "PolynomialSchedule", "StepSchedule", "build_optimizer", "build_schedule", "epochs_to_steps",
-    "linear_scaled_learning_rate",
+    "PolynomialSchedule", "StepSchedule", "boundary_epochs", "build_optimizer", "build_schedule",
+    "epochs_to_steps", "linear_scaled_learning_rate", "parse_boundary",
 ]

@@ -10,9 +10,13 @@ For each adapted variable w with gradient g (You et al. 2017, Algorithm 1):
     w ← w − v
 
 with local_lr = 1 when ‖w‖ = 0 or ‖g‖ = 0 (a freshly zero-initialised variable, or one that gets
-no gradient), as the TF Model Garden and apex implementations do. Excluded variables (by default
-every variable of rank ≤ 1: biases and BatchNorm γ/β) take a plain momentum step without decay:
-v ← momentum · v + learning_rate · g; w ← w − v.
+no gradient), as the TF Model Garden and apex implementations do. Variables excluded from adaptation
+(by default every variable of rank ≤ 1: biases and BatchNorm γ/β) take a plain momentum step:
+v ← momentum · v + learning_rate · (g + weight_decay · w); w ← w − v.
+
+Which variables decay is a separate choice (`decay_only`, the trainer's `--weight_decay_scope`): a
+variable outside it takes its step with weight_decay = 0 (its trust ratio too). Without `decay_only`,
+the adapted variables decay and the excluded ones do not (You et al.'s and the Model Garden's default).
 
 `weight_decay` here is LARS' own, coupled decay. Keras' decoupled decay pass (the base class'
 `weight_decay`) is switched off, so the decay is applied exactly once.
@@ -36,9 +40,9 @@ class LARS(keras.optimizers.Optimizer):
     Args:
         learning_rate: float or `LearningRateSchedule` (the global rate of You et al.).
         momentum: μ in [0, 1).
-        weight_decay: β of You et al., applied inside the trust ratio to adapted variables only.
+        weight_decay: β of You et al., applied inside the trust ratio (see `decay_only` for which variables).
         trust_coefficient: η of You et al. (0.001 in the paper).
-        epsilon: added to the trust ratio's denominator.
+        epsilon: added to the trust ratio's denominator (1e-9, as the TF Model Garden's LARS).
         exclude_vectors: exclude variables of rank ≤ 1 (biases, BatchNorm γ/β) from adaptation
             and weight decay.
         exclude_from_adaptation: regular expressions; a variable whose `path` (e.g.
@@ -47,7 +51,7 @@ class LARS(keras.optimizers.Optimizer):
     """
 
     def __init__(self, learning_rate=0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001, epsilon: float = 1e-8,
+                 trust_coefficient: float = 0.001, epsilon: float = 1e-9,
                  exclude_vectors: bool = True, exclude_from_adaptation: Sequence[str] = (),
                  global_clipnorm: float | None = None, name: str | None = None, **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=None,
@@ -66,12 +70,24 @@ class LARS(keras.optimizers.Optimizer):
             exclude_from_adaptation = [exclude_from_adaptation]
         self.exclude_from_adaptation = [str(p) for p in exclude_from_adaptation]
         self._excluded_variable_keys = set()
+        self._decayed_variable_keys: set | None = None  # None: decay exactly the adapted variables.
 
     def exclude_variables(self, variables: Iterable) -> None:
         """Excludes these variable objects from adaptation and decay; call before `build`."""
         if self.built:
             raise ValueError("exclude_variables must be called before the optimizer is built")
         self._excluded_variable_keys.update(keras_private.optimizer_variable_key(self, v) for v in variables)
+
+    def decay_only(self, variables: Iterable) -> None:
+        """Applies weight decay to exactly these variable objects (adapted or not); call before `build`."""
+        if self.built:
+            raise ValueError("decay_only must be called before the optimizer is built")
+        self._decayed_variable_keys = {self._var_key(v) for v in variables}
+
+    def is_decayed(self, variable) -> bool:
+        if self._decayed_variable_keys is None:
+            return self.is_adapted(variable)
+        return self._var_key(variable) in self._decayed_variable_keys
 
     def is_adapted(self, variable) -> bool:
         """Whether `variable` gets the trust-ratio step (else a plain momentum step)."""
@@ -90,6 +106,7 @@ class LARS(keras.optimizers.Optimizer):
         # Decided once here, where the variables still carry their Keras paths; update_step
         # receives the backend variables and looks the decision up by index.
         self._adapted = tuple(self.is_adapted(v) for v in variables)
+        self._decayed = tuple(self.is_decayed(v) for v in variables)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
@@ -97,8 +114,8 @@ class LARS(keras.optimizers.Optimizer):
         gradient = ops.cast(ops.convert_to_tensor(gradient), dtype)
         index = keras_private.optimizer_variable_index(self, variable)
         velocity = self.velocities[index]
+        weight_decay = ops.cast(self.lars_weight_decay if self._decayed[index] else 0.0, dtype)
         if self._adapted[index]:
-            weight_decay = ops.cast(self.lars_weight_decay, dtype)
             weight_norm = ops.sqrt(ops.sum(ops.square(variable)))
             grad_norm = ops.sqrt(ops.sum(ops.square(gradient)))
             trust_ratio = self.trust_coefficient * weight_norm / (
@@ -108,7 +125,7 @@ class LARS(keras.optimizers.Optimizer):
             local_lr = ops.where(both_nonzero, trust_ratio, ops.ones_like(trust_ratio))
             step = learning_rate * local_lr * (gradient + weight_decay * variable)
         else:
-            step = learning_rate * gradient
+            step = learning_rate * (gradient + weight_decay * variable)
         self.assign(velocity, ops.cast(self.momentum, dtype) * velocity + step)
         self.assign_sub(variable, velocity)
 

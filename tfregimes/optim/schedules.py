@@ -36,6 +36,24 @@ def epochs_to_steps(epochs: float, steps_per_epoch: int) -> int:
     return int(round(epochs * steps_per_epoch))
 
 
+def parse_boundary(text: str) -> float | str:
+    """A step boundary as written: epochs (`15`, `22.5`) as a float, or a share of the run (`50%`) as text.
+
+    A share follows the run's length, so `--epochs=10` after a flagfile moves its boundaries with it."""
+    text = str(text).strip()
+    if text.endswith("%"):
+        percent = float(text[:-1])  # ValueError for anything else.
+        if not 0 < percent < 100:
+            raise ValueError(f"a boundary given as a share of the run must be inside (0%, 100%), got {text}")
+        return f"{percent:g}%"
+    return float(text)
+
+
+def boundary_epochs(boundaries: Sequence[float | str], total_epochs: float) -> tuple[float, ...]:
+    """Boundaries in epochs: shares of the run (`"50%"`) resolved against `total_epochs`, epochs kept as given."""
+    return tuple(total_epochs * float(b[:-1]) / 100 if isinstance(b, str) else float(b) for b in boundaries)
+
+
 def linear_scaled_learning_rate(base_lr: float, batch_size: int | None,
                                 reference_batch_size: int | None) -> float:
     """Linear scaling rule, Goyal et al. 2017 §2.1 (used by seed 000 A.2): lr = base_lr · B / B_ref.
@@ -267,7 +285,13 @@ def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epo
     if not 0 <= min_lr < peak_lr:
         raise ValueError(f"min_lr must be in [0, peak learning rate {peak_lr}), got {min_lr}")
 
-    options = {"boundaries": tuple(epochs_to_steps(b, steps_per_epoch) for b in boundaries),
+    if any(b <= warmup_epochs for b in boundaries):
+        raise ValueError(f"step-schedule boundaries must lie after the warm-up ({warmup_epochs} epochs), "
+                         f"got {tuple(boundaries)}")
+    # A boundary inside the run acts from the first step after the warm-up at the earliest: in a run of a few steps
+    # per epoch, a share such as 50 % of one epoch would otherwise round onto the first step.
+    first_step = epochs_to_steps(warmup_epochs, steps_per_epoch) + 1
+    options = {"boundaries": tuple(max(first_step, epochs_to_steps(b, steps_per_epoch)) for b in boundaries),
                "decay": decay, "min_lr": min_lr, "power": power,
                "transition_steps": epochs_to_steps(transition_epochs, steps_per_epoch),
                "decay_interval_steps": epochs_to_steps(decay_interval_epochs, steps_per_epoch),

@@ -5,11 +5,17 @@
 which to first order is α · 1/M Σ_i ‖g_i‖² (§6), an estimate of α·tr(I(w)). A step minimizes L(B, w) + β R_α(w),
 clips the total gradient's global norm at τ and hands it to any optimizer.
 
-Cost. With g_i constant, ∇R_α = 1/M Σ_i [∇L(B_i, w) − ∇L(B_i, w − α g_i)], and 1/M Σ_i ∇L(B_i, w) is also ∇L(B, w)
-when L(B, w) is taken as the mean of the sub-batch losses. So one pass over the sub-batches at w (the g_i) and one at
-the perturbed weights (M forward/backward passes of B/M examples each) give everything: about twice a plain step.
-The price is that batch normalization sees sub-batches of B/M (ghost batch norm) in the loss term too; without
-batch normalization the mean of the sub-batch losses is exactly L(B, w), and β = 0 is exactly the plain step.
+The loss term is the baseline's. L(B, w) is computed on the whole batch, as the plain step computes it, so batch
+norm normalizes over the same examples in both and a "+regularizer vs baseline" comparison differs only by β R_α:
+β = 0 is exactly the plain step, batch norm included (tested). Only R_α runs the network on sub-batches B_i, as
+Algorithm 1 defines it (batch norm then sees B/M examples in those passes, like ghost batch norm).
+
+M counts sub-batches of the GLOBAL batch: with n replicas each replica splits its share into M/n, so adding
+devices does not change what is regularized (M must be a multiple of the replica count).
+
+Cost. With g_i constant, ∇R_α = 1/M Σ_i [∇L(B_i, w) − ∇L(B_i, w − α g_i)]: one pass over the sub-batches at w (the
+g_i) and one at the perturbed weights, plus the whole-batch pass for L(B, w). A network without moving statistics
+(no batch norm) skips that pass: there the mean of the sub-batch gradients is exactly ∇L(B, w).
 
 L̃ uses one-hot labels ỹ (§3.1); the datasets here give hard integer labels, for which the compiled sparse
 cross-entropy is L̃ itself.
@@ -31,7 +37,7 @@ class FisherRegularizedModel(RegularizedModel):
 
     fisher_alpha: α of eq. 6 (the paper uses 1e-4 throughout).
     fisher_beta: β, the penalty's weight (the paper validates over 10–125).
-    fisher_subbatches: M, sub-batches per replica batch (4, 8 or 16 in the paper).
+    fisher_subbatches: M, sub-batches of the global batch (4, 8 or 16 in the paper); each replica takes M/n.
     clip_global_norm: τ, the global-norm clip of the total gradient (1, 5, 10 or 15 in the paper); 0 or None: no clip.
     """
 
@@ -76,10 +82,19 @@ class FisherRegularizedModel(RegularizedModel):
                     "regularized_loss": (loss + self.beta * penalty) * replicas}, tf.shape(x)[0])
         return loss, logits, gradients
 
+    def subbatches_per_replica(self) -> int:
+        replicas = num_replicas()
+        if self.subbatches % replicas:
+            raise ValueError(f"fisher_subbatches ({self.subbatches}) counts sub-batches of the global batch and must "
+                             f"be a multiple of the {replicas} replicas")
+        return self.subbatches // replicas
+
     def regularized_gradients(self, x, y, weights, state, scale):
         """(L, R_α, logits, new state, ∇[L + β R_α + weight decay] · scale), losses per replica as Keras scales them."""
         # Keras divides each replica's loss by the replica count n; g_i is the sub-batch's own gradient.
         true_gradient_factor = tf.cast(num_replicas(), tf.float32) / scale
+        is_float = [s.dtype.is_floating for s in state]
+        has_moving_statistics = any(is_float)
 
         def sub_batch(x_i, y_i, state_i):
             loss, logits, new_state, gradients = self.loss_and_gradients(weights, state_i, x_i, y_i, scale)
@@ -90,11 +105,20 @@ class FisherRegularizedModel(RegularizedModel):
                 perturbed, state_i, x_i, y_i, scale)
             return [gradients, perturbed_gradients], [loss, loss - perturbed_loss], logits, new_state
 
-        (at_w, at_perturbed), (loss, penalty), logits, new_state = self.sub_batch_loop(
-            self.subbatches, x, y, state, sub_batch, num_gradients=2, num_scalars=2)
+        if has_moving_statistics:  # L(B, w) on the whole batch, as the baseline: batch norm over the same examples.
+            loss, logits, full_state, grad_loss = self.loss_and_gradients(weights, state, x, y, scale)
+            loop_state = [o if f else n for o, n, f in zip(state, full_state, is_float)]
+        else:
+            loop_state = state
+        (at_w, at_perturbed), (sub_loss, penalty), sub_logits, sub_state = self.sub_batch_loop(
+            self.subbatches_per_replica(), x, y, loop_state, sub_batch, num_gradients=2, num_scalars=2)
+        if has_moving_statistics:  # Moving statistics from the whole-batch pass; seed state from the last pass.
+            new_state = [n if f else c for n, c, f in zip(full_state, sub_state, is_float)]
+        else:  # Without batch statistics the mean of the sub-batch losses and gradients is exactly L(B, w)'s.
+            loss, logits, new_state, grad_loss = sub_loss, sub_logits, sub_state, at_w
         decay = self.decay_gradients(weights)
         beta = self.beta
-        # ∇L + β ∇R_α = (1 + β) mean_i ∇L(B_i, w) − β mean_i ∇L(B_i, w − α g_i)   (eq. 6 with g_i constant)
-        gradients = [(1.0 + beta) * g_w - beta * g_p + d * tf.cast(scale, d.dtype)
-                     for g_w, g_p, d in zip(at_w, at_perturbed, decay)]
+        # ∇L(B, w) + β ∇R_α = ∇L(B, w) + β mean_i [∇L(B_i, w) − ∇L(B_i, w − α g_i)]   (eq. 6 with g_i constant)
+        gradients = [g_l + beta * (g_w - g_p) + d * tf.cast(scale, d.dtype)
+                     for g_l, g_w, g_p, d in zip(grad_loss, at_w, at_perturbed, decay)]
         return loss, penalty, logits, new_state, gradients

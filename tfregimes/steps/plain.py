@@ -105,9 +105,13 @@ class RegimeModel(keras.Model):
         if self.global_clipnorm:  # Gradients carry the loss scale (mixed precision): clip in the same units.
             scale = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
             gradients = clip_global_norm_across_replicas(gradients, self.global_clipnorm * scale)
-        # As Keras' own train_step: track the per-example loss, undoing the division by the replica count.
-        keras_private.loss_tracker(self).update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         self.optimizer.apply(gradients, self.trainable_variables)
+        return self.step_logs(x, y, loss, logits)
+
+    def step_logs(self, x, y, loss, logits) -> dict:
+        """The step's logs, as Keras' own train_step makes them: the per-example loss (undoing the division by
+        the replica count) and the compiled metrics."""
+        keras_private.loss_tracker(self).update_state(loss * num_replicas(), sample_weight=tf.shape(x)[0])
         logs = self.compute_metrics(x, y, logits)
         return _as_vectors(logs) if is_multi_worker(self.distribute_strategy) else logs
 

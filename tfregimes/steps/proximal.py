@@ -2,17 +2,22 @@
 
 Each outer step approximately solves the proximal sub-problem on the current batch B,
 
-    x_{k+1} ≈ argmin_x  f_B(x) + (λ/2) ‖x − x_k‖²,
+    x_{k+1} ≈ argmin_x  F(x) = f_B(x) + (λ/2) ‖x − x_k‖²,
 
-with K gradient steps from x_k at the optimizer's current learning rate η:
-x_{j+1} = x_j − η [∇f_B(x_j) + λ (x_j − x_k)]. The optimizer then receives the pseudo-gradient
-Σ_j [∇f_B(x_j) + λ (x_j − x_k)] = (x_k − x_K)/η, so plain SGD lands exactly on x_K, and momentum or Adam treat the
-proximal displacement as their gradient (the sub-problem composes with any optimizer). K = 1 is the plain step.
-f_B includes weight decay. The inner gradients are all-reduced, so every replica follows the same inner path and the
-result equals single-device training on the global batch.
+by K iterations of the run's own optimizer on F, from x_k: x_{k+1} is the K-th iterate, whatever the optimizer
+(Keskar et al. solve the sub-problem inexactly with a few iterations of Adam, their large-batch optimizer). The
+optimizer's state carries over, as in any run of it: momentum, Adam's moments and its step counter advance K times
+per batch, so learning-rate schedules are built on K optimizer steps per batch (the trainer does this) and keep
+their boundaries in epochs. Under plain SGD the inner path is x_{j+1} = x_j − η[∇f_B(x_j) + λ(x_j − x_k)].
+f_B includes coupled weight decay; decoupled decay and LARS' decay act inside each of the K optimizer steps, and
+`global_clipnorm` clips each inner gradient. K = 1 is the plain step.
 
-Keskar et al. solve the sub-problem with a few (3) inner iterations and λ = 1e-3; the seed text stops before those
-values, so the defaults follow the published paper.
+Each inner gradient is a replica's share of the global batch's (Keras sums the shares across replicas inside
+`optimizer.apply`), so every replica follows the same inner path and the result equals one device on the global
+batch. Batch-norm moving statistics update once per batch, from the pass at x_k.
+
+Keskar et al. use K = 3 and λ = 1e-3; the seed text stops before those values, so the defaults follow the
+published paper.
 """
 
 from __future__ import annotations
@@ -22,18 +27,20 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from tfregimes.steps.plain import global_norm, num_replicas
-from tfregimes.steps.regularized import RegularizedModel
+from tfregimes.steps.plain import clip_global_norm_across_replicas, global_norm, num_replicas
+from tfregimes.steps.regularized import RegularizedModel, values_of
 
 
 class ProximalModel(RegularizedModel):
-    """Conservative training. Logs `proximal_distance`, ‖x_K − x_k‖, the length of the inner path's chord.
+    """Conservative training. Logs `proximal_distance`, ‖x_K − x_k‖, how far a batch moved the weights.
 
-    proximal_lambda: λ, the weight of the proximal term (0 gives K plain steps on the same batch).
-    proximal_steps: K, inner gradient steps per batch (each one forward and backward pass).
+    proximal_lambda: λ, the weight of the proximal term (0 gives K optimizer steps on the same batch).
+    proximal_steps: K, optimizer iterations on the sub-problem per batch (each one forward and backward pass).
 
-    Inner steps synchronize the replicas, which MirroredStrategy cannot do inside tf.cond, so outside the
-    regularizer's window the step still makes K passes and then uses the first one's gradient (the plain step).
+    Outside the regularizer's window a batch takes one plain optimizer step, and the step counter is advanced by
+    K − 1 more so that the schedule stays on epochs (Adam's bias correction reads that counter too: (1 − β^t)
+    differs from the plain run's only while β^t is not negligible, i.e. in the first few hundred steps). The
+    number of optimizer calls is fixed when a step is traced, so switching the window retraces the step.
     """
 
     extra_metric_names = ("proximal_distance",)
@@ -48,39 +55,49 @@ class ProximalModel(RegularizedModel):
         super().__init__(network, weight_decay=weight_decay, decay_variables=decay_variables, **kwargs)
         self.lam = float(proximal_lambda)
         self.steps = int(proximal_steps)
+        self._traced_active = True  # What the traced step does; kept equal to `regularizer_active`.
 
-    def global_gradients(self, weights, state, x, y, scale):
-        """(loss, logits, new state, true gradient of f over the GLOBAL batch at `weights`)."""
-        loss, logits, new_state, gradients = self.loss_and_gradients(weights, state, x, y, scale)
-        decay = self.decay_gradients(weights)
-        gradients = [g / tf.cast(scale, g.dtype) + d for g, d in zip(gradients, decay)]
-        if num_replicas() > 1:  # Per-replica losses are divided by n, so the sum is the global mean's gradient.
-            gradients = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        return loss, logits, new_state, gradients
+    @property
+    def optimizer_steps_per_batch(self) -> int:
+        return self.steps
 
-    def compute_gradients(self, x, y):
+    def set_regularizer_active(self, active: bool) -> None:
+        super().set_regularizer_active(active)
+        if bool(active) != self._traced_active:
+            self._traced_active = bool(active)
+            if self.train_function is not None:
+                self.make_train_function(force=True)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if sample_weight is not None:
+            raise ValueError("RegimeModel does not support sample weights")
+        if not self._traced_active or self.steps == 1:
+            self.track({"proximal_distance": tf.constant(0.0)}, tf.shape(x)[0])
+            logs = super().train_step(data)  # The plain step.
+            if self.steps > 1:
+                self.optimizer.iterations.assign_add(self.steps - 1)
+            return logs
+
         origin, state = self.current_values()
-        scale = self.loss_scale()
-        learning_rate = tf.cast(self.optimizer.learning_rate, tf.float32)  # The rate of the step being taken.
         is_float = [s.dtype.is_floating for s in state]
-
-        iterate, step_state = origin, state
-        pseudo_gradient = [tf.zeros_like(w) for w in origin]
-        for inner_step in range(self.steps):  # Unrolled: K is small, and the all-reduce cannot sit in a loop.
-            loss, logits, new_state, gradients = self.global_gradients(iterate, step_state, x, y, scale)
+        coefficient = self.lam / num_replicas()  # Each replica adds its share of the global batch's term.
+        step_state = state
+        weights = origin
+        for inner_step in range(self.steps):  # Unrolled: K is small, and optimizer.apply synchronizes replicas.
+            scale = self.loss_scale()
+            loss, logits, new_state, gradients = self.plain_gradients(x, y, weights, step_state, scale)
             if inner_step == 0:
-                first_loss, first_logits, first_state, first_gradients = loss, logits, new_state, gradients
-            proximal = [g + self.lam * (x_j - x_k) for g, x_j, x_k in zip(gradients, iterate, origin)]
-            pseudo_gradient = [s + p for s, p in zip(pseudo_gradient, proximal)]
-            iterate = [x_j - learning_rate * p for x_j, p in zip(iterate, proximal)]
-            # Moving statistics update once, from the pass at x_k; seed state advances every pass.
+                first_loss, first_logits, first_state = loss, logits, new_state
+            factor = scale * coefficient
+            gradients = [g + tf.cast(factor, g.dtype) * (w - w0) for g, w, w0 in zip(gradients, weights, origin)]
+            if self.global_clipnorm:
+                gradients = clip_global_norm_across_replicas(gradients, self.global_clipnorm * scale)
+            self.optimizer.apply(gradients, self.trainable_variables)
+            # Seed state (dropout) advances every pass; moving statistics come from the pass at x_k alone.
             step_state = [o if f else n for o, n, f in zip(state, new_state, is_float)]
-
-        active = tf.convert_to_tensor(self.regularizer_active)
-        chosen = [tf.where(active, p, g) for p, g in zip(pseudo_gradient, first_gradients)]
+            weights = values_of(self.network.trainable_variables)
         self.assign_state([s if f else n for s, n, f in zip(first_state, step_state, is_float)])
-        distance = tf.where(active, learning_rate * global_norm(pseudo_gradient), 0.0)
+        distance = global_norm([w - w0 for w, w0 in zip(weights, origin)])
         self.track({"proximal_distance": distance}, tf.shape(x)[0])
-        # Every replica holds the same global pseudo-gradient; the optimizer sums the replicas' shares.
-        share = tf.cast(scale, tf.float32) / num_replicas()
-        return first_loss, first_logits, [g * tf.cast(share, g.dtype) for g in chosen]
+        return self.step_logs(x, y, first_loss, first_logits)

@@ -55,6 +55,10 @@ class RegularizedModel(RegimeModel):
         self._decayed = frozenset(id(v) for v in self.decay_variables)
         self.extra_trackers = {name: keras.metrics.Mean(name=name) for name in self.extra_metric_names}
 
+    def set_regularizer_active(self, active: bool) -> None:
+        """Switches the regularizer on or off (`RegularizerWindow` calls this at each epoch's start)."""
+        self.regularizer_active.assign(bool(active))
+
     # -- evaluation at arbitrary weights ---------------------------------------------------------------------
 
     def current_values(self) -> tuple[Tensors, Tensors]:

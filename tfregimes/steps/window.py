@@ -29,7 +29,7 @@ class RegularizerWindow(keras.callbacks.Callback):
         return self.start_epoch <= epoch and (self.end_epoch is None or epoch < self.end_epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not hasattr(self.model, "regularizer_active"):
+        if not hasattr(self.model, "set_regularizer_active"):
             raise TypeError(f"{type(self.model).__name__} has no regularizer to switch; "
                             "build it with tfregimes.steps.build_regime_model")
-        self.model.regularizer_active.assign(self.is_active(epoch))
+        self.model.set_regularizer_active(self.is_active(epoch))

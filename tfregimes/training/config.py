@@ -45,9 +45,10 @@ class RunConfig:
     learning_rate: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.0  # No regularization unless asked for: flagfiles set their paper's.
     lr_schedule: str = "step"
-    lr_boundaries: tuple[float, ...] = (15.0, 25.0)
+    # Epochs (floats) or shares of the first phase ("50%", text), so that a shorter --epochs moves them along.
+    lr_boundaries: tuple[float | str, ...] = ("50%", "83.33%")
     lr_decay: float = 0.1
     min_lr: float = 0.0
     lr_power: float = 1.0

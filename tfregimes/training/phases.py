@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from tfregimes.optim import build_optimizer, build_schedule
+from tfregimes.optim import boundary_epochs, build_optimizer, build_schedule
 from tfregimes.training.config import RunConfig
 from tfregimes.training.options import builder_arguments
 
@@ -31,7 +31,7 @@ class Phase:
     momentum: float
     nesterov: bool
     lr_schedule: str
-    lr_boundaries: tuple[float, ...]  # In epochs of the whole run.
+    lr_boundaries: tuple[float, ...]  # In epochs of the whole run (shares of the first phase resolved).
     decoupled_weight_decay: float
 
     @property
@@ -45,7 +45,8 @@ class Phase:
 def phases_from_config(config: RunConfig) -> list[Phase]:
     end_of_first = config.transition_epoch or config.epochs
     phases = [Phase(0, 0, end_of_first, config.optimizer, config.learning_rate, config.momentum, config.nesterov,
-                    config.lr_schedule, config.lr_boundaries, config.decoupled_weight_decay)]
+                    config.lr_schedule, boundary_epochs(config.lr_boundaries, end_of_first),
+                    config.decoupled_weight_decay)]
     if config.transition_epoch:
         phases.append(Phase(1, config.transition_epoch, config.epochs, config.phase2_optimizer,
                             config.phase2_learning_rate, config.phase2_momentum, config.phase2_nesterov,

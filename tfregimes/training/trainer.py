@@ -24,6 +24,7 @@ from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
+from tfregimes.optim import LARS
 from tfregimes.optim.exploration import ExplorationSchedule
 from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
@@ -119,7 +120,12 @@ def compile_for_phase(model: RegimeModel, phase: Phase, config: config_lib.RunCo
     """(Re)compiles `model` with a fresh optimizer and schedule for `phase`; returns the optimizer."""
     model.weight_decay = coupled_weight_decay(phase, config)
     model.global_clipnorm = config.global_clipnorm
-    model.compile(optimizer=build_phase_optimizer(phase, config, steps_per_epoch),
+    # Conservative training makes K optimizer steps per batch; its schedule counts them, so epochs stay epochs.
+    optimizer_steps = steps_per_epoch * getattr(model, "optimizer_steps_per_batch", 1)
+    optimizer = build_phase_optimizer(phase, config, optimizer_steps)
+    if isinstance(optimizer, LARS):  # LARS decays inside its update: the variables of --weight_decay_scope.
+        optimizer.decay_only(model.decay_variables)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=config.jit_compile)

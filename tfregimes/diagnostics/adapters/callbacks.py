@@ -190,8 +190,9 @@ class EffectiveLearningRate(EpochDiagnostic):
     """Seed 002 eqs. 9, 10 and 27 with the learning rate of the epoch's last step and the weights at its end.
 
     Logs `weight_norm` (‖x‖), `effective_lr` (η/‖x‖²), `effective_lr_per_epoch` (ηN/(‖x‖²B)) and, for SGD,
-    `tuning_factor` (Nηλ/(B(1−μ)), λ the RegimeModel's coupled weight decay, μ the optimizer's momentum; it
-    changes only with the schedule and between phases).
+    `tuning_factor` (Nηλ/(B(1−μ)), λ the RegimeModel's coupled weight decay, μ the optimizer's momentum, plus
+    Nηλ_d/B for decoupled decay λ_d; also under mixed precision's LossScaleOptimizer; it changes only with the
+    schedule and between phases). Other optimizers (Adam, LARS) have no eq. 27: not logged.
     """
 
     def __init__(self, *, num_train: int, batch_size: int, scale_invariant_only: bool = False, **kwargs):
@@ -215,10 +216,12 @@ class EffectiveLearningRate(EpochDiagnostic):
         logs["effective_lr"] = learning_rate.effective_learning_rate(lr, squared_norm)
         logs["effective_lr_per_epoch"] = learning_rate.effective_learning_rate_per_epoch(
             lr, squared_norm, num_train=self.num_train, batch_size=self.batch_size)
-        if isinstance(optimizer, keras.optimizers.SGD):
+        inner = getattr(optimizer, "inner_optimizer", optimizer)  # Inside a LossScaleOptimizer (mixed_float16).
+        if isinstance(inner, keras.optimizers.SGD):
             logs["tuning_factor"] = learning_rate.tuning_factor(
                 num_train=self.num_train, learning_rate=lr, weight_decay=getattr(self.model, "weight_decay", 0.0),
-                batch_size=self.batch_size, momentum=float(optimizer.momentum))
+                batch_size=self.batch_size, momentum=float(inner.momentum),
+                decoupled_weight_decay=float(inner.weight_decay or 0.0))
 
 
 class MomentumDiagnostic(EpochDiagnostic):

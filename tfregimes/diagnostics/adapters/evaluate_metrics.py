@@ -41,7 +41,7 @@ class MetricSettings:
     hessian_iterations: int = 20
     hessian_tolerance: float = 1e-3
     hessian_probes: int = 20
-    robustness_norm: str = "frobenius"
+    robustness_norm: str = "spectral"  # Seed 004 §7.1 writes ‖·‖₂.
     robustness_output: str = "probabilities"
     margin_normalization: str = "total_variation"
     save_margins: str | None = None  # An .npy path for the per-example margins.

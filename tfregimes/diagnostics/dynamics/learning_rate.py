@@ -30,12 +30,17 @@ def effective_learning_rate_per_epoch(learning_rate: float, squared_norm: float,
 
 
 def tuning_factor(*, num_train: int, learning_rate: float, weight_decay: float, batch_size: int,
-                  momentum: float = 0.0) -> float:
-    """Seed 002 eq. 27: N·η·λ / (B·(1 − μ)); λ is coupled L2 decay (λ·w in the gradient), μ heavy-ball momentum."""
+                  momentum: float = 0.0, decoupled_weight_decay: float = 0.0) -> float:
+    """Seed 002 eq. 27: N·η·λ / (B·(1 − μ)); λ is coupled L2 decay (λ·w in the gradient), μ heavy-ball momentum.
+
+    Decoupled decay λ_d (Keras': w ← w − η·λ_d·w after each step, outside the momentum buffer) is not in seed 002;
+    it shrinks the weights by η·λ_d per step, as coupled decay (1 − μ)·λ_d does through the buffer, so it adds
+    N·η·λ_d / B: the factor is N·η·(λ/(1 − μ) + λ_d) / B.
+    """
     _check_counts(num_train, batch_size)
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-    return num_train * learning_rate * weight_decay / (batch_size * (1.0 - momentum))
+    return num_train * learning_rate * (weight_decay / (1.0 - momentum) + decoupled_weight_decay) / batch_size
 
 
 def _check_counts(num_train: int, batch_size: int) -> None:

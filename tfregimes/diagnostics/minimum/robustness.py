@@ -3,9 +3,9 @@
     robustness = (1/N) Σ_{x∈S} ‖J_x[f_w(x)]‖²
 
 with f_w(x) the softmax output (seed 004 §3.1: f_w(x)_i is the probability of class i) and J_x its Jacobian with
-respect to the (normalized) input, K × D per example. The norm is the Frobenius norm by default (the issue's
-definition, and Sokolić et al.'s regularizer); seed 004 writes ‖·‖₂, the spectral norm, offered as
-norm="spectral". output="logits" differentiates the logits instead.
+respect to the (normalized) input, K × D per example. The norm is seed 004's ‖·‖₂, the spectral norm (largest
+singular value), by default; norm="frobenius" gives Sokolić et al.'s Frobenius form. output="logits"
+differentiates the logits instead.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ NORMS = ("frobenius", "spectral")
 OUTPUTS = ("probabilities", "logits")
 
 
-def input_jacobian_norms(model: keras.Model, inputs: np.ndarray, *, norm: str = "frobenius",
+def input_jacobian_norms(model: keras.Model, inputs: np.ndarray, *, norm: str = "spectral",
                          output: str = "probabilities", batch_size: int = 64) -> np.ndarray:
     """‖J_x[f_w(x)]‖² per example, float64. Inference mode (BN moving statistics, no dropout)."""
     if norm not in NORMS:
@@ -45,7 +45,7 @@ def input_jacobian_norms(model: keras.Model, inputs: np.ndarray, *, norm: str = 
                            for i in range(0, len(inputs), batch_size)])
 
 
-def robustness(model: keras.Model, inputs: np.ndarray, *, norm: str = "frobenius", output: str = "probabilities",
+def robustness(model: keras.Model, inputs: np.ndarray, *, norm: str = "spectral", output: str = "probabilities",
                batch_size: int = 64) -> dict:
     """The mean of ‖J_x[f_w(x)]‖² over `inputs`, with its settings."""
     values = input_jacobian_norms(model, inputs, norm=norm, output=output, batch_size=batch_size)
