@@ -237,3 +237,29 @@ def config_from_flags() -> config_lib.RunConfig:
 
 # Validators and combination checks live beside the definitions; importing them registers the validators.
 from tfregimes.train_flag_rules import check_flag_combinations  # noqa: E402,F401
+
+
+class InvalidFlagsError(ValueError):
+    """A command line `tfregimes.train` would refuse; the message names the flag."""
+
+
+def parse_run_config(argv: list[str]) -> config_lib.RunConfig:
+    """The RunConfig `python -m tfregimes.train ARGV` would run, checked as its CLI checks it (the validators at
+    parse time, then `check_flag_combinations`), leaving this process's flags as they were. ARGV holds
+    `--name=value` arguments (no --flagfile). Raises InvalidFlagsError naming the flag (e.g. for each point of a
+    sweep before any starts)."""
+    from absl.testing import flagsaver
+    was_parsed = FLAGS.is_parsed()
+    with flagsaver.flagsaver():
+        FLAGS.unparse_flags()  # A fresh state: defaults, nothing `present`.
+        try:
+            rest = FLAGS(["tfregimes.train", *argv])
+            if len(rest) > 1:
+                raise InvalidFlagsError(f"unexpected arguments {rest[1:]}; every setting is a --flag")
+            config = config_from_flags()
+            check_flag_combinations(config)
+        except flags.Error as error:
+            raise InvalidFlagsError(str(error)) from None
+    if not was_parsed:
+        FLAGS.unparse_flags()
+    return config

@@ -1,0 +1,138 @@
+"""`run_sweep`: validate every point, record the sweep, run what is not finished, report.
+
+Nothing starts before every point has passed the training CLI's own flag parsing and checks and the spec matches
+what an existing sweep.json recorded; then each unfinished point (pending, interrupted or failed) becomes a
+`PointJob` for the executor, and sweep.json follows every start and end.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from tfregimes.sweep import hparams
+from tfregimes.sweep.point import PointJob
+from tfregimes.sweep.spec import SweepSpec, base_flagfile_text, expand, point_argv, validate_points
+from tfregimes.sweep.state import SweepState
+from tfregimes.training.run_dir import write_atomically
+
+BASE_FLAGFILE = "base.cfg"
+EVALUATION_FILE = "evaluation.json"
+
+
+def evaluate_argv(config, run_dir: Path, metrics: Sequence[str]) -> list[str]:
+    """`tfregimes.evaluate` flags for a point: its data prepared exactly as its training saw it (dataset,
+    normalization, the same fixed --train_subset drawn with its --seed)."""
+    argv = [f"--model={run_dir / 'export'}", f"--dataset={config.dataset}",
+            f"--normalization={config.normalization}", f"--train_subset={config.train_subset}",
+            f"--train_subset_seed={config.seed}", f"--metrics={','.join(metrics)}",
+            f"--output={run_dir / EVALUATION_FILE}", f"--tensorboard_dir={run_dir / 'tensorboard' / 'evaluate'}"]
+    if config.data_dir:
+        argv.append(f"--data_dir={config.data_dir}")
+    if config.download:
+        argv.append("--download")
+    return argv
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
+
+
+class Progress:
+    """The executor's events: sweep.json follows them, and a progress line is printed."""
+
+    def __init__(self, state: SweepState, out: TextIO, every_seconds: float = 30.0):
+        self.state = state
+        self.out = out
+        self.every_seconds = every_seconds  # Between lines when nothing starts or ends.
+        self.started_at = self._printed_at = time.monotonic()
+        self.walls: list[float] = []
+        self._lock = threading.Lock()
+
+    def started(self, name: str, gpu: str | None = None) -> None:
+        self.state.update(name, state="running", error=None, **({"gpu": gpu} if gpu is not None else {}))
+        self.tick(force=True)
+
+    def finished(self, name: str, outcome: dict[str, Any]) -> None:
+        record = self.state.point(name)
+        evaluation = (f"{record['run_dir']}/{EVALUATION_FILE}"
+                      if outcome["state"] == "done" and self.state.data["spec"]["metrics"] else None)
+        self.state.update(name, state=outcome["state"], error=outcome.get("error"), evaluation=evaluation,
+                          wall_seconds=outcome.get("wall_seconds"))
+        if outcome.get("wall_seconds"):
+            self.walls.append(outcome["wall_seconds"])
+        if outcome["state"] == "failed":
+            print(f"sweep: point {name} failed; last lines of {record['log']}:\n{outcome.get('error')}",
+                  file=self.out, flush=True)
+        self.tick(force=True)
+
+    def line(self) -> str:
+        counts = self.state.counts()
+        finished = counts["done"] + counts["diverged"]
+        elapsed = time.monotonic() - self.started_at
+        left = counts["pending"]
+        estimate = "?"
+        if self.walls and (left or counts["running"]):
+            mean = sum(self.walls) / len(self.walls)
+            estimate = _duration(mean * (left + counts["running"]) / max(counts["running"], 1))
+        return (f"sweep: {finished}/{len(self.state.points)} finished ({counts['done']} done, "
+                f"{counts['diverged']} diverged, {counts['failed']} failed), {counts['running']} running, "
+                f"{left} left | {_duration(elapsed)} elapsed, ~{estimate} to go")
+
+    def tick(self, force: bool = False) -> None:
+        with self._lock:
+            if force or time.monotonic() - self._printed_at >= self.every_seconds:
+                self._printed_at = time.monotonic()
+                print(self.line(), file=self.out, flush=True)
+
+
+def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[[list[str]], Any], *,
+              command: Sequence[str] = (), threads_per_run: int = 0, evaluate_tags: Sequence[str] = (),
+              cwd: str | Path = ".", out: TextIO = sys.stdout) -> dict[str, int]:
+    """Runs the sweep; returns the number of points in each state. Raises SweepSpecError before anything
+    starts for a bad point or a spec that differs from the one the directory recorded."""
+    from tfregimes.sweep.point import child_threads_env
+    sweep_dir = Path(sweep_dir).resolve()
+    points = expand(spec)
+    configs = validate_points(points, spec.base, parse)
+    state = SweepState(sweep_dir, spec.to_json(), command, points)
+    base_flagfile = sweep_dir / BASE_FLAGFILE
+    write_atomically(base_flagfile, base_flagfile_text(spec.base))
+
+    varied = {point.name: {flag: getattr(configs[point.name], flag) for flag in point.overrides}
+              for point in points}
+    metrics = list(hparams.TRAINER_METRICS) + hparams.evaluate_metrics(evaluate_tags)
+    hparams.write_experiment(sweep_dir, varied, metrics)
+    for point in points:
+        hparams.write_session(sweep_dir / point.name / "tensorboard", point.name, varied[point.name])
+
+    by_name = {point.name: point for point in points}
+    jobs = []
+    for record in state.to_run():
+        run_dir = sweep_dir / record["run_dir"]
+        config = configs[record["name"]]
+        jobs.append(PointJob(
+            name=record["name"], run_dir=str(run_dir), log=str(sweep_dir / record["log"]),
+            train_argv=point_argv(str(base_flagfile), by_name[record["name"]], str(run_dir)),
+            evaluate_argv=evaluate_argv(config, run_dir, spec.metrics) if spec.metrics else None,
+            evaluation=str(run_dir / EVALUATION_FILE) if spec.metrics else None,
+            cwd=str(Path(cwd).resolve()), env=child_threads_env(threads_per_run)))
+    for record in state.to_run():  # Interrupted (`running`) and failed points wait their turn again.
+        if record["state"] != "pending":
+            state.update(record["name"], state="pending")
+    progress = Progress(state, out)
+    skipped = len(points) - len(jobs)
+    print(f"sweep: {len(points)} points in {sweep_dir}, {skipped} already finished, {len(jobs)} to run",
+          file=out, flush=True)
+    if jobs:
+        executor.run(jobs, progress)
+    counts = state.counts()
+    print(f"sweep: finished in {_duration(time.monotonic() - progress.started_at)}: "
+          + ", ".join(f"{counts[s]} {s}" for s in ("done", "diverged", "failed") if counts[s] or s == "done"),
+          file=out, flush=True)
+    return counts
