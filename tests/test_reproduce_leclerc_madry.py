@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from leclerc_madry import convex, lr_momentum  # noqa: E402
+from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
 
 
 def test_gradient_descent_loss_equals_its_closed_form():
@@ -83,6 +83,28 @@ def test_curve_gap_interpolates_the_reference_curve():
     assert lr_momentum.curve_gap(x_ref, y_ref, np.array([0.5, 1.0, 1.5]), np.array([1.0, 1.0, 0.0])) == 0.25
 
 
+def test_two_phase_bins_and_paired_difference():
+    def runs(accuracy_of):
+        return [{"transition_epoch": t, "seed": 0, "diverged": False, "test_accuracy": accuracy_of(t)}
+                for t in (1, 3, 6, 9, 12, 15, 19)]
+    # Bins of [1, 19] by 4: [1, 5.5), [5.5, 10), [10, 14.5), [14.5, 19].
+    with_momentum = runs(lambda t: 0.5 + t / 100)
+    without = runs(lambda t: 0.5 + t / 100 - 0.01)
+    baseline = [{"transition_epoch": 0, "seed": s, "diverged": False, "test_accuracy": a}
+                for s, a in enumerate((0.60, 0.64, 0.62))]
+    analysis = two_phase.analyse({"baseline": baseline, "with_momentum": with_momentum,
+                                  "without_momentum": without}, epochs=20)
+    assert [b["count"] for b in analysis["bins"]["with_momentum"]] == [2, 2, 1, 2]
+    assert [b["median"] for b in analysis["bins"]["with_momentum"]] == pytest.approx([0.52, 0.575, 0.62, 0.67])
+    assert analysis["baseline"]["median"] == pytest.approx(0.62)
+    assert analysis["baseline"]["std"] == pytest.approx(0.02)
+    assert analysis["paired_difference"]["mean"] == pytest.approx(0.01)
+    assert [v for _, v, _ in two_phase.verdicts(analysis)] == ["holds", "holds"]  # 0.67 ≥ 0.62; 0.01 ≤ 0.02.
+    worse = two_phase.analyse({"baseline": baseline, "with_momentum": runs(lambda t: 0.3),
+                               "without_momentum": runs(lambda t: 0.6)}, epochs=20)
+    assert [v for _, v, _ in two_phase.verdicts(worse)] == ["does not hold", "does not hold"]
+
+
 def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
     result = subprocess.run([sys.executable, "scripts/reproduce_leclerc_madry.py", "--smoke", f"--output={output}",
@@ -103,5 +125,14 @@ def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path
         name = lr_momentum.Point(run["momentum"], run["learning_rate"], run["seed"]).name
         metrics = json.loads((work / "smoke" / name / "metrics.json").read_text())
         assert run["test_accuracy"] == metrics["test_accuracy"] and metrics["epochs_run"] == 2
+    phases = json.loads((output / "two_phase.json").read_text())["runs"]
+    assert set(phases) == {"baseline", "with_momentum", "without_momentum"}
+    for name, points in phases.items():
+        state = json.loads((work / "smoke" / name / "sweep.json").read_text())
+        assert [p["state"] for p in state["points"]] == ["done"] * len(points)
+        for point, run in zip(state["points"], points):
+            metrics = json.loads((work / "smoke" / name / point["run_dir"] / "metrics.json").read_text())
+            assert run["test_accuracy"] == metrics["test_accuracy"]
+    assert "## Two phases against three stages" in page
     assert (output / "convex_baseline.png").stat().st_size > 10_000
     assert (output / "lr_momentum.png").stat().st_size > 10_000
