@@ -149,7 +149,8 @@ def write_section(results: dict, output: Path, seconds: float, command: str) -> 
     for m in results["momenta"].values():
         c = m["curves"]
         rows.append(f"| {m['momentum']} | {m['best_learning_rate']:.3g} | {m['initial_loss']:.3g} | "
-                    f"{m['final_loss']:.3g} | {c['scale'][-1]:.3f} | {m['scale_limit']:.3g} | {c['alignment'][-1]:.4f} |")
+                    f"{m['final_loss']:.3g} | {c['scale'][-1]:.3f} | {m['scale_limit']:.3g} | "
+                    f"{c['alignment'][-1]:.4f} |")
     claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(results)]
     text = "\n".join([
         "## Convex baseline (§3, Figure 2; appendix C.3)", "",

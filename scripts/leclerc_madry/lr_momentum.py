@@ -122,7 +122,8 @@ def analyse(records: list[dict], grid: Setting) -> dict:
             predicted = base_lr * (1 - mu) / (1 - BASELINE_MOMENTUM)
             matches[mu] = {"matched_lr": float(matched), "predicted_lr": predicted,
                            "ratio": float(matched / predicted), "l2": distances[matched]}
-    return {"momenta": list(grid.momenta), "learning_rates": lrs.tolist(), "accuracy": {str(mu): acc.tolist() for mu, acc in accuracy.items()},
+    return {"momenta": list(grid.momenta), "learning_rates": lrs.tolist(),
+            "accuracy": {str(mu): acc.tolist() for mu, acc in accuracy.items()},
             "best_lr": {str(mu): lr for mu, lr in best.items()},
             "peak_accuracy": {str(mu): float(np.nanmax(acc)) for mu, acc in accuracy.items() if np.isfinite(acc).any()},
             "best_effective_step": {str(mu): lr / (1 - mu) for mu, lr in best.items()},
@@ -151,7 +152,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
     within = all(1 / (grid_step * 1.01) <= r <= grid_step * 1.01 for r in ratios) if ratios else False
     out.append(("The η matching the baseline's early loss curve is ≈ η_base (1 − μ)/(1 − μ_base) (appendix B)",
                 "holds" if within else "does not hold",
-                f"baseline μ={analysis['baseline']['momentum']}, η={analysis['baseline']['learning_rate']:.3g} (its best); "
+                f"baseline μ={analysis['baseline']['momentum']}, "
+                f"η={analysis['baseline']['learning_rate']:.3g} (its best); "
                 + ", ".join(f"μ={mu}: matched η={m['matched_lr']:.3g}, predicted {m['predicted_lr']:.3g} "
                             f"(ratio {m['ratio']:.2f})" for mu, m in matches.items())))
     return out

@@ -25,6 +25,7 @@ from tfregimes.training.run_dir import write_atomically
 PHASE1 = {"with_momentum": ["--learning_rate=0.1", "--momentum=0.9"],  # Seed 001 C.5.
           "without_momentum": ["--learning_rate=0.9236708571873865", "--momentum=0"]}  # Seed 001 C.7.
 BINS = 4
+REPO = Path(__file__).resolve().parents[2]
 
 
 def sweep_commands(work_dir: Path, smoke: bool, seed: int) -> dict[str, list[str]]:
@@ -91,7 +92,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
     close = all(v >= min(base["accuracies"]) for v in best.values())
     out = [("The two-phase schedule matches or beats the three-stage schedule for at least one transition epoch",
             "holds" if beats else ("partly" if close else "does not hold"),
-            f"three-stage median {100 * base['median']:.1f} % (seeds {', '.join(f'{100 * a:.1f}' for a in base['accuracies'])}); "
+            f"three-stage median {100 * base['median']:.1f} % (seeds "
+            f"{', '.join(f'{100 * a:.1f}' for a in base['accuracies'])}); "
             "best bin median " + ", ".join(f"{name.replace('_', ' ')}: {100 * v:.1f} %" for name, v in best.items()))]
     diff = analysis["paired_difference"]
     noise = base["std"]
@@ -131,7 +133,7 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
     started = time.time()
     commands = sweep_commands(work_dir, smoke, seed)
-    for name, argv in commands.items():
+    for argv in commands.values():
         print(f"[two_phase] {' '.join(argv[1:])}", flush=True)
         subprocess.run(argv, check=True)  # A failed point fails the part: its log is in the sweep directory.
     runs = {name: read_sweep(work_dir / name) for name in commands}
@@ -145,10 +147,11 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -
     for i, b in enumerate(analysis["bins"]["with_momentum"]):
         cells = [analysis["bins"][n][i] for n in PHASE1]
         rows.append(f"| {b['low']:.1f}–{b['high']:.1f} | "
-                    + " | ".join(f"{100 * c['median']:.1f}, {c['count']}" for c in cells) + " |")
+                    + " | ".join(f"{100 * c['median']:.1f}, {c['count']}" if c["count"] else "no draw, 0"
+                                 for c in cells) + " |")
     claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     train_minutes = sum(r["wall_seconds"] for rs in runs.values() for r in rs) / 60
-    sweeps = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values())
+    sweeps = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values()).replace(f"{REPO}/", "")
     text = "\n".join([
         "## Two phases against three stages (§4.2, Figure 7; appendix C.7)", "",
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
