@@ -1,0 +1,77 @@
+"""python scripts/reproduce_leclerc_madry.py [--part=PART ...] [--smoke] [--output=DIR]
+
+Reproduces seed 001 (Leclerc & Madry 2020, "The Two Regimes of Deep Network Training") at CPU scale and writes
+docs/results/leclerc_madry/: one section per part (`<part>.md`, its JSON and figures) and README.md, which gathers
+the sections that exist, so a part can be rerun alone.
+
+- `convex` (seconds): §3 Figure 2, heavy ball on a quadratic of condition number 1e5; momentum alignment s_t and
+  scale r_t computed by tfregimes' `momentum` diagnostic functions.
+- `lr_momentum` (about 15 min on 2 cores): §3.2 Figure 4 and appendix B, test accuracy against the learning rate
+  for several momenta on MNIST-1D, trained with tfregimes, and the learning rate matching a baseline's early loss.
+- `two_phase` (about 15 min): §4.2 Figure 7, two independent phases against the three-stage step schedule over
+  randomly drawn transition epochs, with and without momentum in phase 1, run as sweeps (`python -m tfregimes.sweep`).
+
+`--smoke` runs each part's whole pipeline on tiny sizes in well under a minute (for the test suite).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
+
+from tfregimes.training.run_dir import write_atomically  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = {"convex": convex.run, "lr_momentum": lr_momentum.run, "two_phase": two_phase.run}
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the paper to run (repeat or comma-free list).")
+    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per part: checks the pipeline, reproduces nothing.")
+    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "leclerc_madry"), "Folder of the results page.")
+    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "leclerc_madry"),
+                        "Run directories of the network parts; a rerun resumes and reuses finished runs.")
+    flags.DEFINE_integer("seed", 0, "Seed of the convex part's matrix and start; the network parts' first seed.")
+
+
+def write_page(output: Path) -> None:
+    """README.md: the title and every part's section that exists, in the order of PARTS."""
+    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
+    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
+    text = "\n".join(["# Seed 001 (Leclerc & Madry 2020) at CPU scale", "",
+                      "Made by `scripts/reproduce_leclerc_madry.py`; each section gives its command and wall time.",
+                      "", *sections,
+                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
+    output.mkdir(parents=True, exist_ok=True)
+    write_atomically(output / "README.md", text)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    # TensorFlow's INFO lines for every SavedModel the runs export, and its retracing warnings: each run of a part
+    # traces its own functions once, which TensorFlow reports as retracing after five runs in one process.
+    logging.set_verbosity(logging.ERROR)
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    output = Path(FLAGS.output)
+    command = " ".join(["python scripts/reproduce_leclerc_madry.py", *sys.argv[1:]])
+    for part in FLAGS.part:
+        kwargs = {"work_dir": Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")} if part != "convex" else {}
+        for claim, verdict, numbers in PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
+                                                   **kwargs):
+            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
+    write_page(output)
+    print(f"wrote {output / 'README.md'}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,137 @@
+"""scripts/reproduce_leclerc_madry.py: heavy ball on a quadratic against closed forms, the LR × momentum analysis on
+constructed runs whose answer is known, and the --smoke pipeline end to end."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "scripts"))
+from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
+
+
+def test_gradient_descent_loss_equals_its_closed_form():
+    # μ = 0: in A's eigenbasis c_i ← (1 − 2ηλ_i) c_i, so f_T = Σ λ_i (1 − 2ηλ_i)^{2T} c_i².
+    a, eigenvalues, basis = convex.make_quadratic(6, 1e3, seed=3)
+    start = np.random.default_rng(4).standard_normal(6)
+    c, lrs, steps = basis.T @ start, np.array([1e-5, 1e-4, 4e-4]), 200
+    expected = [np.sum(eigenvalues * (1 - 2 * lr * eigenvalues) ** (2 * steps) * c ** 2) for lr in lrs]
+    np.testing.assert_allclose(convex.final_losses_in_eigenbasis(eigenvalues, c, 0.0, lrs, steps), expected,
+                               rtol=1e-9)
+    curves = convex.heavy_ball_curves(a, start, 0.0, float(lrs[1]), steps, record_at=[steps])
+    np.testing.assert_allclose(curves["loss"][-1], expected[1], rtol=1e-8)
+
+
+def test_eigenbasis_grid_equals_the_original_basis_with_momentum():
+    a, eigenvalues, basis = convex.make_quadratic(8, 1e4, seed=0)
+    start = np.random.default_rng(1).standard_normal(8)
+    grid = convex.final_losses_in_eigenbasis(eigenvalues, basis.T @ start, 0.9, [3e-6, 3e-5, 1.0], 150)
+    direct = convex.heavy_ball_curves(a, start, 0.9, 3e-5, 150, record_at=[])["loss"][-1]
+    np.testing.assert_allclose(grid[1], direct, rtol=1e-8)
+    assert grid[2] == np.inf  # η = 1 diverges (η·2λ_max ≫ 2(1 + μ)): recorded as inf, not NaN.
+
+
+def test_scale_and_alignment_reach_the_one_dimensional_closed_form():
+    # f = w² (λ = 1): w_t ∝ ρ^t with ρ the larger root of ρ² − (1 + μ − 2η)ρ + μ = 0 (overdamped), so
+    # v_t = w_t − w_{t−1} = w_t (1 − 1/ρ) and r_t = |v_t| / (η·2|w_t|) → (1/ρ − 1)/(2η); v points at x* = 0.
+    mu, lr = 0.9, 1e-4
+    rho = max(np.roots([1.0, -(1 + mu - 2 * lr), mu]).real)
+    curves = convex.heavy_ball_curves(np.array([[1.0]]), [1.0], mu, lr, 3000, record_at=[3000])
+    np.testing.assert_allclose(curves["scale"][-1], (1 / rho - 1) / (2 * lr), rtol=1e-6)
+    np.testing.assert_allclose(curves["alignment"][-1], 1.0, atol=1e-12)
+    assert abs(curves["scale"][-1] * (1 - mu) - 1) < 0.03  # ≈ 1/(1 − μ) when 2η ≪ (1 − μ)².
+
+
+def constructed_runs(lrs, shift_exponent: float):
+    """Runs whose accuracy and loss curves depend on η/(1 − μ)^shift_exponent only (1: the paper's claim exactly)."""
+    records = []
+    for mu in lr_momentum.MOMENTA:
+        for lr in lrs:
+            step = lr / (1 - mu) ** shift_exponent
+            accuracy = 0.9 - 0.1 * (np.log10(step) + 1) ** 2  # Best at step 0.1.
+            losses = [float(np.exp(-step * epoch)) for epoch in range(1, 7)]
+            diverged = step > 5
+            records.append({"momentum": mu, "learning_rate": lr, "seed": 0, "diverged": diverged,
+                            "test_accuracy": float("nan") if diverged else accuracy, "epoch_losses": losses})
+    return records
+
+
+def test_analysis_finds_the_collapse_when_accuracy_depends_on_the_step_only():
+    lrs = tuple(float(x) for x in np.logspace(-3, 1, 9))  # Grid step 10^0.5: 1 − μ = 0.1 is exactly two steps.
+    grid = lr_momentum.Setting(lr_momentum.MOMENTA, lrs, (0,), epochs=6, train_subset=0)
+    analysis = lr_momentum.analyse(constructed_runs(lrs, 1.0), grid)
+    assert analysis["best_lr"] == pytest.approx({"0.0": 0.1, "0.5": lrs[np.argmin(np.abs(np.array(lrs) - 0.05))],
+                                                 "0.9": 0.01})
+    assert analysis["curve_gap"]["0.9"]["effective"] == pytest.approx(0.0, abs=1e-12)  # Shifted copies coincide.
+    assert analysis["curve_gap"]["0.9"]["raw"] > 0.1
+    assert analysis["matches"]["0.0"]["matched_lr"] == pytest.approx(0.1)  # 0.01 / (1 − 0.9): the same step.
+    assert analysis["matches"]["0.0"]["ratio"] == pytest.approx(1.0)
+    verdicts = dict((claim[:20], verdict) for claim, verdict, _ in lr_momentum.verdicts(analysis))
+    assert list(verdicts.values()) == ["holds", "holds"]
+    # Momentum that does nothing (accuracy depends on η alone): no collapse, and the matched η is η_base itself.
+    unshifted = lr_momentum.analyse(constructed_runs(lrs, 0.0), grid)
+    assert unshifted["matches"]["0.0"]["matched_lr"] == pytest.approx(unshifted["baseline"]["learning_rate"])
+    assert [verdict for _, verdict, _ in lr_momentum.verdicts(unshifted)] == ["does not hold", "does not hold"]
+
+
+def test_curve_gap_interpolates_the_reference_curve():
+    x_ref, y_ref = np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.0, np.nan])
+    assert lr_momentum.curve_gap(x_ref, y_ref, np.array([0.5, 1.0, 1.5]), np.array([1.0, 1.0, 0.0])) == 0.25
+
+
+def test_two_phase_bins_and_paired_difference():
+    def runs(accuracy_of):
+        return [{"transition_epoch": t, "seed": 0, "diverged": False, "test_accuracy": accuracy_of(t)}
+                for t in (1, 3, 6, 9, 12, 15, 19)]
+    # Bins of [1, 19] by 4: [1, 5.5), [5.5, 10), [10, 14.5), [14.5, 19].
+    with_momentum = runs(lambda t: 0.5 + t / 100)
+    without = runs(lambda t: 0.5 + t / 100 - 0.01)
+    baseline = [{"transition_epoch": 0, "seed": s, "diverged": False, "test_accuracy": a}
+                for s, a in enumerate((0.60, 0.64, 0.62))]
+    analysis = two_phase.analyse({"baseline": baseline, "with_momentum": with_momentum,
+                                  "without_momentum": without}, epochs=20)
+    assert [b["count"] for b in analysis["bins"]["with_momentum"]] == [2, 2, 1, 2]
+    assert [b["median"] for b in analysis["bins"]["with_momentum"]] == pytest.approx([0.52, 0.575, 0.62, 0.67])
+    assert analysis["baseline"]["median"] == pytest.approx(0.62)
+    assert analysis["baseline"]["std"] == pytest.approx(0.02)
+    assert analysis["paired_difference"]["mean"] == pytest.approx(0.01)
+    assert [v for _, v, _ in two_phase.verdicts(analysis)] == ["holds", "holds"]  # 0.67 ≥ 0.62; 0.01 ≤ 0.02.
+    worse = two_phase.analyse({"baseline": baseline, "with_momentum": runs(lambda t: 0.3),
+                               "without_momentum": runs(lambda t: 0.6)}, epochs=20)
+    assert [v for _, v, _ in two_phase.verdicts(worse)] == ["does not hold", "does not hold"]
+
+
+def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path):
+    output, work = tmp_path / "page", tmp_path / "work"
+    result = subprocess.run([sys.executable, "scripts/reproduce_leclerc_madry.py", "--smoke", f"--output={output}",
+                             f"--work_dir={work}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (output / "README.md").read_text()
+    assert "## Convex baseline" in page and "## Learning rate and momentum" in page
+    convex_results = json.loads((output / "convex.json").read_text())
+    assert set(convex_results["momenta"]) == {"0.0", "0.5", "0.9", "0.95"}
+    for entry in convex_results["momenta"].values():
+        assert entry["final_loss"] == pytest.approx(min(entry["grid_final_loss"]), rel=1e-6)  # The grid's best η.
+        assert f"| {entry['momentum']} | {entry['best_learning_rate']:.3g} |" in page
+    for claim, verdict, _ in convex.verdicts(convex_results):
+        assert f"**{claim}**: {verdict}." in page
+    runs = json.loads((output / "lr_momentum.json").read_text())["runs"]
+    assert len(runs) == 4
+    for run in runs:  # Every number comes from the run's own directory.
+        name = lr_momentum.Point(run["momentum"], run["learning_rate"], run["seed"]).name
+        metrics = json.loads((work / "smoke" / name / "metrics.json").read_text())
+        assert run["test_accuracy"] == metrics["test_accuracy"] and metrics["epochs_run"] == 2
+    phases = json.loads((output / "two_phase.json").read_text())["runs"]
+    assert set(phases) == {"baseline", "with_momentum", "without_momentum"}
+    for name, points in phases.items():
+        state = json.loads((work / "smoke" / name / "sweep.json").read_text())
+        assert [p["state"] for p in state["points"]] == ["done"] * len(points)
+        for point, run in zip(state["points"], points):
+            metrics = json.loads((work / "smoke" / name / point["run_dir"] / "metrics.json").read_text())
+            assert run["test_accuracy"] == metrics["test_accuracy"]
+    assert "## Two phases against three stages" in page
+    assert (output / "convex_baseline.png").stat().st_size > 10_000
+    assert (output / "lr_momentum.png").stat().st_size > 10_000
