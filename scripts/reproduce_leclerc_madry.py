@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
 
-from tfregimes.training.run_dir import write_atomically  # noqa: E402
+from tfregimes.base.run_dir import write_atomically  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = {"convex": convex.run, "lr_momentum": lr_momentum.run, "two_phase": two_phase.run}

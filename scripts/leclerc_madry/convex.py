@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfregimes.diagnostics.training.momentum import momentum_alignment, momentum_scale
-from tfregimes.training.run_dir import write_atomically
+from tfregimes.base.run_dir import write_atomically
+from tfregimes.diagnostics.dynamics.momentum import momentum_alignment, momentum_scale
 
 MOMENTA = (0.0, 0.5, 0.9, 0.95)  # Seed 001 appendix C.3.
 LATE = 30  # The verdicts average the last LATE of the ~300 log-spaced recorded steps.

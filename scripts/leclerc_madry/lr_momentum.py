@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfregimes.config import RunConfig
+from tfregimes.base.run_dir import write_atomically
 from tfregimes.training import train_and_evaluate
-from tfregimes.training.run_dir import write_atomically
+from tfregimes.training.config import RunConfig
 
 MOMENTA = (0.0, 0.5, 0.9)  # Figure 4's three momenta.
 BASELINE_MOMENTUM = 0.9

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfregimes.training.run_dir import write_atomically
+from tfregimes.base.run_dir import write_atomically
 
 PHASE1 = {"with_momentum": ["--learning_rate=0.1", "--momentum=0.9"],  # Seed 001 C.5.
           "without_momentum": ["--learning_rate=0.9236708571873865", "--momentum=0"]}  # Seed 001 C.7.
