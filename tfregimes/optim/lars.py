@@ -82,12 +82,12 @@ class LARS(keras.optimizers.Optimizer):
         """Applies weight decay to exactly these variable objects (adapted or not); call before `build`."""
         if self.built:
             raise ValueError("decay_only must be called before the optimizer is built")
-        self._decayed_variable_keys = {self._var_key(v) for v in variables}
+        self._decayed_variable_keys = {keras_private.optimizer_variable_key(self, v) for v in variables}
 
     def is_decayed(self, variable) -> bool:
         if self._decayed_variable_keys is None:
             return self.is_adapted(variable)
-        return self._var_key(variable) in self._decayed_variable_keys
+        return keras_private.optimizer_variable_key(self, variable) in self._decayed_variable_keys
 
     def is_adapted(self, variable) -> bool:
         """Whether `variable` gets the trust-ratio step (else a plain momentum step)."""

@@ -61,12 +61,20 @@ def _interpolate(first, second, alpha: float, clipped: list | None = None) -> li
     return values
 
 
+def _nested_layers(model: keras.Model):
+    """Every layer of `model`, also inside nested models (an export's network behind its input normalization)."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _nested_layers(layer)
+
+
 class _ZeroMomentum:
     """Sets every batch-norm layer's momentum to 0 while inside, so that a training-mode call returns the batch's
     own statistics as the layer's new moving statistics."""
 
     def __init__(self, model: keras.Model):
-        self.layers = [layer for layer in model._flatten_layers()
+        self.layers = [layer for layer in _nested_layers(model)
                        if hasattr(layer, _MEAN) and hasattr(layer, "momentum")]
 
     def __enter__(self):
