@@ -66,7 +66,7 @@ def test_evaluate_cli_uses_the_carried_normalization_and_refuses_a_contradiction
     assert completed.returncode == 0, completed.stderr
     assert json.loads(output.read_text())["accuracy"] == result.metrics["test_accuracy"]
     assert "per_channel (carried by the model)" in completed.stdout
-    refused = run_cli("tfregimes.evaluate", f"--model={result.run_dir.keras_model_path}", "--dataset=synthetic",
-                      "--normalization=none")
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "carries normalization per_channel; --normalization=none contradicts it" in refused.stderr
+    from tfregimes.evaluation import ModelLoadError, normalization_to_load
+    with pytest.raises(ModelLoadError, match="carries normalization per_channel; --normalization=none contradicts it"):
+        normalization_to_load(result.run_dir.keras_model_path, "none")
+    assert normalization_to_load(result.run_dir.saved_model_dir, "per_channel") == "none"  # Agreeing is fine.

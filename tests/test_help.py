@@ -20,20 +20,26 @@ def test_every_train_flag_is_in_exactly_one_help_group():
     assert [title for title, _ in train_flags.HELP_GROUPS.groups] == TRAIN_GROUPS
 
 
-@pytest.mark.parametrize("argument", ["--help", "--helpfull"])
-def test_train_help_shows_our_flags_grouped_and_exits_0(argument):
-    completed = run_cli("tfregimes.train", argument)
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    text = completed.stdout
+@pytest.mark.parametrize("argument", ["--help", "-h", "--helpfull"])
+def test_train_help_shows_our_flags_grouped_and_exits_0(argument, monkeypatch, capsys):
+    from tfregimes import cli_common, train, train_flags
+    monkeypatch.setattr("sys.argv", ["tfregimes.train", "--epochs=3", argument])
+    monkeypatch.setitem(__import__("sys").modules, "__main__", train)
+    with pytest.raises(SystemExit) as exited:
+        cli_common.run(train.main, train_flags.HELP_GROUPS)
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("python -m tfregimes.train [--flagfile")
     headings = re.findall(r"^(\S.*):$", text, flags=re.MULTILINE)
     assert headings[:len(TRAIN_GROUPS)] == TRAIN_GROUPS
     data = text.split("\nData:\n")[1].split("\nModel:\n")[0]
     assert "  --dataset=digits" in data and "  --normalization=auto" in data and "--batch_size" not in data
     assert text.index("--batch_size=64") < text.index("--transition_epoch=0") < text.index("--model_dir=")
     assert "--tpu" not in text.split("Other flags")[0]  # absl's and TensorFlow's flags, if at all, come last
+    assert ("Other flags (absl, TensorFlow):" in text) == (argument == "--helpfull")
 
 
-def test_evaluate_help_exits_0_with_its_flags():
+def test_evaluate_help_exits_0_with_its_flags():  # A real process: the exit status is the one a shell sees.
     completed = run_cli("tfregimes.evaluate", "--help")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "--interpolation_bn=recompute" in completed.stdout and "--metrics_samples=2048" in completed.stdout
