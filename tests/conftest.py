@@ -5,9 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-
-# Re-exported only for test modules written before helpers.py existed (other branches); import from helpers.
-from helpers import REPO, run_cli, tiny_config  # noqa: F401
+from helpers import tiny_config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from conftest import tiny_config
+from helpers import tiny_config
 
 # (name, overrides): batch size × seed, and one learning rate that diverges at once.
 SWEEP_POINTS = [

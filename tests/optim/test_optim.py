@@ -323,7 +323,7 @@ def test_lars_epsilon_is_the_same_in_the_class_and_the_builder():
 def test_lars_in_the_trainer_decays_once_and_honours_the_scope(tmp_path):
     """One step of the trainer's model under LARS equals a NumPy LARS step on the data gradient: the decay is
     LARS' alone (not added again as coupled decay) and reaches exactly --weight_decay_scope's variables."""
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from tfregimes.training.phases import phases_from_config
     from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase

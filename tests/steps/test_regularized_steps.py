@@ -471,7 +471,7 @@ def test_regularizers_under_mirrored_strategy_match_one_device():
 
 def test_trainer_schedules_count_the_k_optimizer_steps_of_a_proximal_batch(tmp_path):
     """Boundaries stay in epochs: with K = 3 and 2 batches per epoch, the boundary at epoch 1 is optimizer step 6."""
-    from conftest import tiny_config
+    from helpers import tiny_config
 
     from tfregimes.training.phases import phases_from_config
     from tfregimes.training.trainer import build_network_and_wrapper, compile_for_phase

@@ -131,5 +131,10 @@ def main(argv):
     RUNNERS[FLAGS.suite](FLAGS.suite)
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """`python -m tfregimes.benchmark`."""
     cli_common.run(main)
+
+
+if __name__ == "__main__":
+    entry_point()

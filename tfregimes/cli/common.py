@@ -84,12 +84,13 @@ class HelpGroups:
 HELP_ARGUMENTS = {"--help": False, "-h": False, "-?": False, "--helpshort": False, "--helpfull": True}
 
 
-def run(main, help_groups: HelpGroups | None = None) -> None:
+def run(main, help_groups: HelpGroups | None = None, doc: str | None = None) -> None:
     """absl's app.run, after inlining --flagfile arguments (see `expand_flagfiles`). `--help` (or -h,
-    --helpshort) prints the module's doc and `help_groups`, `--helpfull` also names absl's own flags; both exit 0."""
+    --helpshort) prints `doc` (the front end's docstring; default the __main__ module's) and `help_groups`,
+    `--helpfull` also names absl's own flags; both exit 0."""
     helps = [HELP_ARGUMENTS[argument] for argument in sys.argv[1:] if argument in HELP_ARGUMENTS]
     if helps and help_groups is not None:
-        print((sys.modules["__main__"].__doc__ or "").strip())
+        print((doc if doc is not None else sys.modules["__main__"].__doc__ or "").strip())
         print(help_groups.text(full=any(helps)))
         sys.exit(0)
     try:

@@ -255,5 +255,10 @@ def write_scalars(log_dir: str, result: dict) -> None:
     writer.close()
 
 
+def entry_point() -> None:
+    """`python -m tfregimes.evaluate`."""
+    cli_common.run(main, HELP_GROUPS, doc=__doc__)
+
+
 if __name__ == "__main__":
-    cli_common.run(main, HELP_GROUPS)
+    entry_point()

@@ -74,5 +74,10 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """`python -m tfregimes.models`."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -44,5 +44,10 @@ def main(argv):
     return 0
 
 
+def entry_point() -> None:
+    """`python -m tfregimes.train`."""
+    cli_common.run(main, train_flags.HELP_GROUPS, doc=__doc__)
+
+
 if __name__ == "__main__":
-    cli_common.run(main, train_flags.HELP_GROUPS)
+    entry_point()

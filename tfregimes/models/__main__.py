@@ -1,8 +1,6 @@
 """`python -m tfregimes.models`: the documented entry point; the front end is `tfregimes.cli.models`."""
 
-import sys
-
-from tfregimes.cli.models import main
+from tfregimes.cli.models import entry_point
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

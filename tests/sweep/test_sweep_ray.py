@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_cli, tiny_config
+from helpers import run_cli, tiny_config
 
 from tfregimes.training import train_and_evaluate
 
@@ -66,7 +66,7 @@ def test_evaluate_cli_uses_the_carried_normalization_and_refuses_a_contradiction
     assert completed.returncode == 0, completed.stderr
     assert json.loads(output.read_text())["accuracy"] == result.metrics["test_accuracy"]
     assert "per_channel (carried by the model)" in completed.stdout
-    from tfregimes.evaluation import ModelLoadError, normalization_to_load
+    from tfregimes.training.scoring import ModelLoadError, normalization_to_load
     with pytest.raises(ModelLoadError, match="carries normalization per_channel; --normalization=none contradicts it"):
         normalization_to_load(result.run_dir.keras_model_path, "none")
     assert normalization_to_load(result.run_dir.saved_model_dir, "per_channel") == "none"  # Agreeing is fine.

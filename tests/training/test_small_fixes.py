@@ -8,7 +8,7 @@ import stat
 import subprocess
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from tfregimes.training import train_and_evaluate
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from result_fixtures import make_explore_run
 from scipy import stats
 

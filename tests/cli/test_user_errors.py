@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 from absl import flags
-from conftest import run_cli
+from helpers import run_cli
 
 from tfregimes.cli import train_flags
 from tfregimes.training import RunConfigMismatch, train_and_evaluate

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 TRAIN_GROUPS = ["Data", "Model", "Optimizer and schedule", "Regimes: run-time exploration and decay",
                 "Regimes: two phases", "Regimes: regularized steps", "Distribution and precision",
@@ -22,11 +22,12 @@ def test_every_train_flag_is_in_exactly_one_help_group():
 
 @pytest.mark.parametrize("argument", ["--help", "-h", "--helpfull"])
 def test_train_help_shows_our_flags_grouped_and_exits_0(argument, monkeypatch, capsys):
-    from tfregimes import cli_common, train, train_flags
+    from tfregimes.cli import common as cli_common
+    from tfregimes.cli import train, train_flags
     monkeypatch.setattr("sys.argv", ["tfregimes.train", "--epochs=3", argument])
     monkeypatch.setitem(__import__("sys").modules, "__main__", train)
     with pytest.raises(SystemExit) as exited:
-        cli_common.run(train.main, train_flags.HELP_GROUPS)
+        cli_common.run(train.main, train_flags.HELP_GROUPS, doc=train.__doc__)
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith("python -m tfregimes.train [--flagfile")

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 from result_fixtures import SWEEP_POINTS
 
 from tfregimes.results import collect, group_summary, summary_markdown

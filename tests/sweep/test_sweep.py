@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from tfregimes.sweep import hparams
 from tfregimes.sweep.point import PointJob, run_point

@@ -5,7 +5,7 @@ epoch's progress.json would leave it; resuming a snapshot must end with the unin
 import shutil
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 
 from tfregimes.training import callbacks as callbacks_lib
 from tfregimes.training import train_and_evaluate

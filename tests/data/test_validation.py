@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from conftest import run_cli, tiny_config
+from helpers import run_cli, tiny_config
 
 
 def _arrays(**changes):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_config
+from helpers import REPO, tiny_config
 
 from tfregimes.base.run_dir import RunDirectory, RunDirectoryBusyError
 
