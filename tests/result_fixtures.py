@@ -57,7 +57,10 @@ def make_sweep(sweep_dir: Path) -> Path:
     for name, overrides in SWEEP_POINTS:
         run_dir = sweep_dir / name
         changes = {k: (float(v) if k == "learning_rate" else int(v)) for k, v in overrides.items()}
-        result = train_and_evaluate(tiny_config(run_dir, epochs=2, lr_boundaries=(1.0,), **changes),
+        # Coupled weight decay makes the η = 1e9 point overflow to a non-finite loss (without it the loss of the
+        # exploding logits stays finite): that point diverges.
+        config = tiny_config(run_dir, epochs=2, lr_boundaries=(1.0,), weight_decay=5e-4, **changes)
+        result = train_and_evaluate(config,
                                     command=["python", "-m", "tfregimes.train", "--flagfile=flags/smoke.cfg",
                                              *(f"--{k}={v}" for k, v in overrides.items())])
         diverged = result.metrics["diverged"]

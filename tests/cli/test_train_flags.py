@@ -219,7 +219,7 @@ def test_boundaries_given_as_shares_follow_the_run(parse, args, epochs, boundari
     from tfregimes.training.phases import phases_from_config
     parse(*cli_common.expand_flagfiles(["prog", *[a.replace("flags/", f"{REPO}/flags/") for a in args]])[1:])
     config = train_flags.config_from_flags()
-    train_flags.check_flag_combinations(config)
+    train_flag_rules.check_flag_combinations(config)
     first = phases_from_config(config)[0]
     assert first.epochs == epochs
     assert first.lr_boundaries == pytest.approx(boundaries)

@@ -70,7 +70,7 @@ def _train_main(monkeypatch, tmp_path, *args):
 def test_an_unwritable_model_dir_is_one_line(monkeypatch, tmp_path, capsys):
     import errno
 
-    from tfregimes.training import run_dir
+    from tfregimes.base import run_dir
 
     def refuse(self):
         raise PermissionError(errno.EACCES, "Permission denied", str(self.root))
@@ -84,7 +84,7 @@ def test_an_unwritable_model_dir_is_one_line(monkeypatch, tmp_path, capsys):
 def test_a_full_disk_is_one_line_and_the_run_stays_resumable(monkeypatch, tmp_path, capsys):
     import errno
 
-    from tfregimes.training import run_dir
+    from tfregimes.base import run_dir
 
     real_write = run_dir.write_atomically
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from helpers import tiny_config
 
-from tfregimes.training import callbacks as callbacks_lib
+from tfregimes.training import recording as callbacks_lib
 from tfregimes.training import train_and_evaluate
 
 SCENARIOS = {

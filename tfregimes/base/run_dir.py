@@ -234,12 +234,15 @@ def _format_cell(value: Any) -> str:
     return str(value)
 
 
-def _parse_cell(text: str) -> Any:
-    if text == "":
-        return None
+def parse_number(text: str) -> Any:
+    """`text` as an int or a float where it is one, else the text itself."""
     for kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             pass
     return text
+
+
+def _parse_cell(text: str) -> Any:
+    return None if text == "" else parse_number(text)

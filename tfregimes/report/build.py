@@ -218,7 +218,7 @@ def _sweep_report(records: list[RunRecord], sweeps: list[dict], figure_dir: Path
 def _where(record: RunRecord) -> str:
     at = record.metrics.get("diverged_at")
     if isinstance(at, dict):
-        return f"epoch {at.get('epoch', 0) + 1} (1-based), batch {at.get('batch')}"
+        return f"epoch {at.get('epoch')} (1-based, as history.csv counts), batch {at.get('batch')}"
     return record.error or ""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from tfregimes.base.run_dir import parse_number
 from tfregimes.training.config import RunConfig, format_flag_value
 
 SWEEP_FILE = "sweep.json"
@@ -177,14 +178,7 @@ def flag_value(record: RunRecord, name: str) -> str | None:
 
 def parse_value(text: str | None) -> Any:
     """A flag value as a number where it is one, so that axes sort numerically."""
-    if text is None:
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return None if text is None else parse_number(text)
 
 
 def flags_differing_from_defaults(flags: dict[str, str]) -> dict[str, tuple[str, str]]:
