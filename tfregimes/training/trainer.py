@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfregimes.base import keras_private
-from tfregimes.base.run_dir import RunDirectory, RunLock, read_json, write_atomically, write_json
+from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
 from tfregimes.data import load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
@@ -40,15 +40,14 @@ from tfregimes.training.phases import (
     coupled_weight_decay,
     phases_from_config,
 )
+from tfregimes.training.run_claim import (
+    RunConfigError,
+    WallClock,
+    check_same_flags,
+    claim_run_dir,
+    resolve_run_dir,
+)
 from tfregimes.training.scoring import evaluate_classifier
-
-
-class RunConfigError(ValueError):
-    """Settings that cannot run; the message names the flag."""
-
-
-class RunConfigMismatch(RunConfigError):
-    """An existing run directory was started with other flags than the ones given now."""
 
 
 @dataclasses.dataclass
@@ -63,31 +62,6 @@ def model_options(config: config_lib.RunConfig) -> ModelOptions:
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(ModelOptions)}
     values["ghost_batch_size"] = config.ghost_batch_size or None
     return ModelOptions(**values)
-
-
-def resolve_run_dir(config: config_lib.RunConfig) -> RunDirectory:
-    if config.model_dir:
-        return RunDirectory(config.model_dir)
-    return RunDirectory.new_default(config.dataset, config.model)
-
-
-def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> None:
-    """Refuses to resume a run directory whose recorded flags differ from `config` (presentation flags aside)."""
-    if not run_dir.flags_path.exists():
-        return
-    recorded = config_lib.parse_flagfile_values(run_dir.flags_path.read_text())
-    differences = []
-    for name in config_lib.field_names():
-        if name in config_lib.PRESENTATION_FIELDS or name not in recorded:
-            continue
-        given = config_lib.format_flag_value(getattr(config, name))
-        if recorded[name] != given:
-            differences.append(f"--{name}: recorded {recorded[name]!r}, given {given!r}")
-    if differences:
-        raise RunConfigMismatch(
-            f"{run_dir.root} holds a run started with other flags ({'; '.join(differences)}). Resume it with: "
-            f"python -m tfregimes.train --flagfile={run_dir.flags_path} --model_dir={run_dir.root} (or start a new "
-            "run with another --model_dir).")
 
 
 def build_network_and_wrapper(config: config_lib.RunConfig, input_shape: Sequence[int],
@@ -163,21 +137,6 @@ def _profile_batches(text: str) -> tuple[int, int] | int:
     return (first, last)
 
 
-class WallClock:
-    """The run's wall time over all its processes, kept in progress.json (an EpochRecorder record)."""
-
-    name = "wall_seconds"
-
-    def __init__(self, before: float, started: float):
-        self.before, self.started = before, started  # Earlier processes' time; this one's start.
-
-    def history_fields(self, epochs_done: int) -> dict[str, Any]:
-        return {}
-
-    def state(self) -> float:
-        return self.before + time.perf_counter() - self.started
-
-
 def load_newest_checkpoint(model: RegimeModel, run_dir: RunDirectory, phases: list[Phase],
                            config: config_lib.RunConfig, steps_per_epoch: int):
     """Loads the newest checkpoint progress.json names that verifies against its checksum and loads, compiling
@@ -231,21 +190,6 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     finally:
         if lock is not None:
             lock.release()
-
-
-def claim_run_dir(run_dir: RunDirectory, config: config_lib.RunConfig, chief: bool
-                  ) -> tuple[RunDirectory, RunLock | None]:
-    """The chief claims the run directory (a fresh default one, or --model_dir) and holds its lock until the run
-    ends; other workers of a cluster write nothing there and take no lock."""
-    if not chief:
-        return run_dir, None
-    if not config.model_dir:
-        run_dir = RunDirectory.claim_default(config.dataset, config.model)
-    lock = run_dir.lock()
-    if lock.took_over_from is not None:
-        print(f"Taking over {run_dir.root} from process {lock.took_over_from}, which ended without releasing it.",
-              flush=True)
-    return run_dir, lock
 
 
 def load_run_data(config: config_lib.RunConfig):
