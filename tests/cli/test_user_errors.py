@@ -8,7 +8,7 @@ import pytest
 from absl import flags
 from helpers import run_cli
 
-from tfregimes.cli import train_flags
+from tfregimes.cli import train_flag_rules, train_flags  # noqa: F401  (the rules module registers the validators)
 from tfregimes.training import RunConfigMismatch, train_and_evaluate
 
 FLAGS = flags.FLAGS
