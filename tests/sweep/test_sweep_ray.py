@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # noqa: F401  (the test extra installs Ray: the executor is tested on a real cluster, never skipped)
 from helpers import REPO
-
-ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install -e ".[ray]"')
 
 
 def free_port() -> int:
