@@ -125,17 +125,23 @@ def test_tuning_factor_of_seed_002_yellow_cells():
         == pytest.approx(0.01)
 
 
-def test_effective_learning_rate_callback_logs_eqs_9_10_27():
-    network = dense_network()
-    model = compiled(network, lr=0.3, momentum_=0.5, weight_decay=1e-3)
-    kernel, bias = network.trainable_variables
-    kernel.assign([[3.0, 0.0], [0.0, 4.0]]), bias.assign([0.0, 0.0])  # ‖x‖² = 25
+def effective_lr_logs(model) -> dict:
+    """The logs EffectiveLearningRate adds at the end of one epoch of 600 examples in batches of 20."""
     callback = EffectiveLearningRate(num_train=600, batch_size=20)
     callback.set_model(model)
     callback.set_params({"epochs": 1})
     callback.on_train_begin()
     logs = {}
     callback.on_epoch_end(0, logs)
+    return logs
+
+
+def test_effective_learning_rate_callback_logs_eqs_9_10_27():
+    network = dense_network()
+    model = compiled(network, lr=0.3, momentum_=0.5, weight_decay=1e-3)
+    kernel, bias = network.trainable_variables
+    kernel.assign([[3.0, 0.0], [0.0, 4.0]]), bias.assign([0.0, 0.0])  # ‖x‖² = 25
+    logs = effective_lr_logs(model)
     assert logs["weight_norm"] == pytest.approx(5.0)
     assert logs["effective_lr"] == pytest.approx(0.3 / 25)
     assert logs["effective_lr_per_epoch"] == pytest.approx(0.3 * 600 / (25 * 20))
@@ -152,12 +158,7 @@ def test_tuning_factor_is_logged_under_loss_scaling_and_counts_decoupled_decay(l
     model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model(tf.zeros((1, 2)))
     model.optimizer.build(model.trainable_variables)
-    callback = EffectiveLearningRate(num_train=600, batch_size=20)
-    callback.set_model(model)
-    callback.set_params({"epochs": 1})
-    callback.on_train_begin()
-    logs = {}
-    callback.on_epoch_end(0, logs)
+    logs = effective_lr_logs(model)
     # Coupled λ works through the momentum buffer (÷(1 − μ)); decoupled λ_d shrinks by ηλ_d per step directly.
     assert logs["tuning_factor"] == pytest.approx(600 * 0.3 * (1e-3 / 0.5 + decoupled) / 20)
 
