@@ -352,7 +352,7 @@ def test_callbacks_add_their_keys_and_do_not_change_training(tmp_path):
         for layer, angle in record["layers"].items():
             assert scalars[(f"angular_update/{layer}", record["epoch"] - 1)] == pytest.approx(angle, rel=1e-6)
     assert waited == [0, 1]  # called at each epoch's end, before progress.json names that epoch
-    assert len(list((tmp_path / "diagnostics" / "momentum_snapshots").glob("step-*.npz"))) == 2
+    assert len(list((tmp_path / "diagnostics" / "momentum_snapshots").glob("epoch-*.npz"))) == 2
 
 
 def test_background_files_run_in_order_and_wait_raises_their_errors():

@@ -35,6 +35,19 @@ def test_every_diagnostic_lands_in_the_history_of_a_run(tmp_path):
     assert 0 < last["angular_update"] < 3.15
 
 
+def test_momentum_alignment_keeps_every_epoch_of_both_phases(tmp_path):
+    # A phase switch starts a fresh optimizer whose step count restarts: snapshots keyed by step would let phase
+    # 2's replace phase 1's. Each epoch's snapshot stays, and s_t is measured against the run's final weights.
+    config = tiny_config(tmp_path / "run", epochs=4, lr_boundaries=(1.0,), transition_epoch=2,
+                         phase2_learning_rate=0.01, diagnostics=("momentum",))
+    train_and_evaluate(config)
+    alignment = json.loads((tmp_path / "run" / "diagnostics" / "momentum_alignment.json").read_text())
+    assert [record["epoch"] for record in alignment] == [1, 2, 3, 4]
+    assert alignment[-1]["distance_to_final"] == 0.0 and alignment[0]["distance_to_final"] > 0.0
+    snapshots = sorted(p.name for p in (tmp_path / "run" / "diagnostics" / "momentum_snapshots").glob("*.npz"))
+    assert snapshots == [f"epoch-{epoch:06d}.npz" for epoch in (1, 2, 3, 4)]
+
+
 def test_unknown_diagnostic_and_margin_or_probe_flags_without_their_diagnostic_fail():
     with pytest.raises(flags.IllegalFlagValueError, match="--diagnostics=\\['sharpness'\\]: must be"):
         flags.FLAGS(["prog", "--diagnostics=sharpness"])

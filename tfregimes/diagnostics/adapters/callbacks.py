@@ -299,7 +299,7 @@ class MomentumDiagnostic(EpochDiagnostic):
                                                  learning_rate=lr, weights=weights, velocity=velocity))
 
     def on_train_end(self, logs=None):
-        if self.store.steps():
+        if self.store.epochs():
             self._write_alignment()
         super().on_train_end(logs)
 

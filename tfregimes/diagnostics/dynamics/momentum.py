@@ -137,7 +137,9 @@ class MomentumSnapshot:
 
 
 class SnapshotStore:
-    """Snapshots kept in memory, or as `step-NNNNNNNNN.npz` files in `directory` (which survive a resume).
+    """Snapshots kept in memory, or as `epoch-NNNNNN.npz` files in `directory` (which survive a resume), one per
+    epoch: keyed by epoch, not optimizer step, because a phase switch starts a fresh optimizer whose step count
+    restarts, and phase 2's snapshots would replace phase 1's.
 
     Files are written on the `background` thread (`BackgroundFiles`), so that training goes on while one is
     written; reading waits for the writes in flight.
@@ -150,7 +152,7 @@ class SnapshotStore:
 
     def add(self, snapshot: MomentumSnapshot) -> None:
         if self.directory is None:
-            self._in_memory[snapshot.step] = snapshot
+            self._in_memory[snapshot.epoch] = snapshot
             return
         self.background.submit(self._write, snapshot)
 
@@ -164,31 +166,31 @@ class SnapshotStore:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, epoch=snapshot.epoch, step=snapshot.step, learning_rate=snapshot.learning_rate,
                      weights=snapshot.weights, velocity=snapshot.velocity)
-        os.replace(tmp, self.directory / f"step-{snapshot.step:09d}.npz")
+        os.replace(tmp, self.directory / f"epoch-{snapshot.epoch:06d}.npz")
 
-    def steps(self) -> list[int]:
+    def epochs(self) -> list[int]:
         self.wait()
         if self.directory is None:
             return sorted(self._in_memory)
-        return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("step-*.npz"))
+        return sorted(int(p.stem.split("-")[1]) for p in self.directory.glob("epoch-*.npz"))
 
-    def load(self, step: int) -> MomentumSnapshot:
+    def load(self, epoch: int) -> MomentumSnapshot:
         self.wait()
         if self.directory is None:
-            return self._in_memory[step]
-        with np.load(self.directory / f"step-{step:09d}.npz") as data:
+            return self._in_memory[epoch]
+        with np.load(self.directory / f"epoch-{epoch:06d}.npz") as data:
             return MomentumSnapshot(epoch=int(data["epoch"]), step=int(data["step"]),
                                     learning_rate=float(data["learning_rate"]), weights=data["weights"],
                                     velocity=data["velocity"])
 
 
 def alignment_series(store: SnapshotStore, final_weights: np.ndarray) -> list[dict]:
-    """Seed 001 eq. 3 for every stored snapshot against `final_weights` (x*), one dict per snapshot in step order:
+    """Seed 001 eq. 3 for every stored snapshot against `final_weights` (x*), one dict per snapshot in epoch order:
     epoch, step, alignment, and ‖x* − x_t‖ (the alignment is NaN where that distance is 0)."""
     final = np.asarray(final_weights, np.float64)
     records = []
-    for step in store.steps():
-        snapshot = store.load(step)
+    for epoch in store.epochs():
+        snapshot = store.load(epoch)
         records.append({"epoch": snapshot.epoch, "step": snapshot.step,
                         "alignment": momentum_alignment([snapshot.velocity], [snapshot.weights], [final]),
                         "distance_to_final": float(np.linalg.norm(final - snapshot.weights))})
