@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.results import collect
 
 PHASE1 = {"with_momentum": ["--learning_rate=0.1", "--momentum=0.9"],  # Seed 001 C.5.
           "without_momentum": ["--learning_rate=0.9236708571873865", "--momentum=0"]}  # Seed 001 C.7.
@@ -46,15 +47,13 @@ def sweep_commands(work_dir: Path, smoke: bool, seed: int) -> dict[str, list[str
 
 
 def read_sweep(sweep_dir: Path) -> list[dict]:
-    """(transition epoch, test accuracy, diverged, wall seconds) of every point, from its run directory."""
-    state = json.loads((sweep_dir / "sweep.json").read_text())
-    out = []
-    for point in state["points"]:
-        metrics = json.loads((sweep_dir / point["run_dir"] / "metrics.json").read_text())
-        out.append({"name": point["name"], "transition_epoch": int(point["overrides"].get("transition_epoch", 0)),
-                    "seed": int(point["overrides"]["seed"]), "diverged": bool(metrics["diverged"]),
-                    "test_accuracy": metrics["test_accuracy"], "wall_seconds": metrics["wall_seconds"]})
-    return out
+    """(transition epoch, test accuracy, diverged, wall seconds) of every point, as `tfregimes.results` reads it."""
+    df = collect([sweep_dir])
+    return [{"name": row["run"],
+             "transition_epoch": int(row["transition_epoch"]) if "transition_epoch" in df.columns else 0,
+             "seed": int(row["seed"]), "diverged": bool(row["diverged"]),
+             "test_accuracy": None if row["diverged"] else float(row["test_accuracy"]),
+             "wall_seconds": float(row["wall_seconds"])} for _, row in df.iterrows()]
 
 
 def bin_medians(runs: list[dict], epochs: int, bins: int = BINS) -> list[dict]:
