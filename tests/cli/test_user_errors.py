@@ -48,6 +48,8 @@ def test_evaluate_summary_counts_the_examples_the_json_reports(tiny_run, tmp_pat
     assert completed.returncode == 0, completed.stderr
     evaluation = json.loads(output.read_text())
     assert evaluation["examples"] == 256 and evaluation["metrics_examples"] == 100
+    assert evaluation["command"].startswith("python -m tfregimes.evaluate --model=") and "--metrics_samples=100" in \
+        evaluation["command"]
     assert "(test split, 256 examples)" in completed.stdout
     assert "on the train split (a fixed sample of 100 of its 512 examples)" in completed.stdout
 

@@ -13,6 +13,7 @@ training split); they need the Keras model (a `.keras` file or a run's export/ d
 
 import dataclasses
 import os
+import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -200,7 +201,9 @@ def main(argv):
     except (ModelLoadError, DatasetUnavailableError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = {"model": FLAGS.model, "dataset": FLAGS.dataset, "split": FLAGS.split,
+    # The command, so an evaluation file says how to repeat it (a run directory records its flags the same way).
+    result = {"command": " ".join(shlex.quote(part) for part in ["python", "-m", "tfregimes.evaluate", *sys.argv[1:]]),
+              "model": FLAGS.model, "dataset": FLAGS.dataset, "split": FLAGS.split,
               "normalization": carried or data.info.normalization,
               "normalization_carried_by_model": carried is not None,
               **evaluate_classifier(logits_fn, data.evaluation(FLAGS.split, FLAGS.batch_size))}
