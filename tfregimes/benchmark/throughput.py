@@ -4,6 +4,8 @@ For each job (a network, a dataset, a batch size), in one process, images per se
 - `trainer`: the tfregimes trainer's epoch: its model wrapper (`RegimeModel`), optimizer and schedule, input
   pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint
   and history), built by the trainer's own functions; without the test-split evaluation, which is not training;
+- `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile` (when asked for): the trainer's epoch
+  with that one change (`--precision`, `--jit_compile`), timed in the same rounds;
 - `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
   sparse cross-entropy, on the same `tf.data` input (the dataset's `train` pipeline), with no callback but the clock;
 - `torch_eager`, `torch_compile`: the PyTorch twin of the network (`torch_reference`, the same parameter count)
@@ -64,6 +66,7 @@ class ThroughputSetting:
     precision: str = "float32"
     jit_compile: bool = False
     torch: bool = True  # Time the PyTorch twins when PyTorch is installed.
+    trainer_variants: tuple[str, ...] = ()  # More trainer variants, each with one change (TRAINER_VARIANTS).
 
     def run_config(self) -> RunConfig:
         return RunConfig(dataset=self.dataset, model=self.model, batch_size=self.batch_size, seed=self.seed,
@@ -117,21 +120,33 @@ class _TorchRunner:
         return [self.trainer.epoch()[0] for _ in range(epochs)]
 
 
+TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
+
+
+def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRunner:
+    """The trainer's model, optimizer, schedule and per-epoch callbacks for `config`, built by its own functions."""
+    with precision_policy(config.precision):
+        seed_run(config)  # The trainer's kernels (op determinism by default) and initial weights.
+        model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
+        compile_for_phase(model, phases_from_config(config)[0], config, data.steps_per_epoch(config.batch_size))
+    run_dir.create()
+    callbacks = epoch_callbacks(
+        before_diagnostics=[recording.EpochLogs(), recording.DivergenceMonitor()], diagnostics=[],
+        writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recording.EpochRecorder(run_dir, [])])
+    return _KerasRunner(model, data, config, callbacks)
+
+
 def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int, str]:
     """{variant: runner}, steps per epoch, and what became of PyTorch ("2.x" or why it was skipped)."""
     config = setting.run_config()
     data = load_run_data(config)
-    phase = phases_from_config(config)[0]
     steps = data.steps_per_epoch(config.batch_size)
-    seed_run(config)  # The trainer's kernels (op determinism by default) and initial weights.
-    trainer_model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
-    compile_for_phase(trainer_model, phase, config, steps)
-    run_dir = RunDirectory(scratch / "trainer")
-    run_dir.create()
-    trainer_callbacks = epoch_callbacks(
-        before_diagnostics=[recording.EpochLogs(), recording.DivergenceMonitor()], diagnostics=[],
-        writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recording.EpochRecorder(run_dir, [])])
-    runners = {"trainer": _KerasRunner(trainer_model, data, config, trainer_callbacks)}
+    runners = {"trainer": _trainer_runner(config, data, RunDirectory(scratch / "trainer"))}
+    for change in setting.trainer_variants:
+        if change not in TRAINER_VARIANTS:
+            raise ValueError(f"unknown trainer variant {change!r}; known: {', '.join(TRAINER_VARIANTS)}")
+        changed = config.replace(jit_compile=True) if change == "jit_compile" else config.replace(precision=change)
+        runners[f"trainer_{change}"] = _trainer_runner(changed, data, RunDirectory(scratch / change))
 
     keras.utils.set_random_seed(setting.seed)
     network = build_model(setting.model, input_shape=data.info.input_shape, num_classes=data.info.num_classes)
@@ -163,7 +178,7 @@ def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
     if min(setting.epochs, setting.rounds, setting.batch_size) < 1:
         raise ValueError("epochs, rounds and batch_size must be >= 1")
     with tempfile.TemporaryDirectory(prefix="tfregimes-throughput-") as scratch, \
-            precision_policy(setting.precision):
+            precision_policy(setting.precision):  # The policy the networks are built under.
         runners, steps, torch_status = build_runners(setting, Path(scratch))
         images_per_epoch = steps * setting.batch_size
         for name, runner in runners.items():
@@ -208,9 +223,9 @@ def throughput_report(results: list[dict]) -> str:
                      f"per epoch, {setting['precision']}{', XLA' if setting['jit_compile'] else ''}; medians of "
                      f"{setting['rounds']} interleaved rounds; PyTorch: {job['torch']}; load average "
                      f"{job['machine']['load_average_1min']} on {job['machine']['cpus']} CPUs")
-        lines.append(f"  {'variant':<14} {'images/s':>9} {'× keras_fit':>11}  rounds (images/s)")
+        lines.append(f"  {'variant':<24} {'images/s':>9} {'× keras_fit':>11}  rounds (images/s)")
         for name, timing in job["variants"].items():
-            lines.append(f"  {name:<14} {timing['images_per_s']:>9.0f} {timing['ratio_to_keras_fit']:>11.2f}  "
+            lines.append(f"  {name:<24} {timing['images_per_s']:>9.0f} {timing['ratio_to_keras_fit']:>11.2f}  "
                          + " ".join(f"{v:.0f}" for v in timing["round_images_per_s"]))
     lines.append(json.dumps({"jobs": results}))
     return "\n".join(lines)

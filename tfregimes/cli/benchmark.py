@@ -47,6 +47,7 @@ from tfregimes.benchmark.minimum_metrics import (  # noqa: E402
 from tfregimes.benchmark.suites import SUITES, suite_variants  # noqa: E402
 from tfregimes.benchmark.throughput import (  # noqa: E402
     DEFAULT_JOBS,
+    TRAINER_VARIANTS,
     ThroughputSetting,
     throughput_report,
     time_throughput,
@@ -66,7 +67,8 @@ EPOCH_FLAGS = ("dataset", "train_subset", "diagnostics", "diagnostics_every", "e
 MINIMUM_FLAGS = ("variants", "input_shape", "num_classes", "samples")
 SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS,
                MINIMUM_SUITE: MINIMUM_FLAGS,
-               THROUGHPUT_SUITE: ("dataset", "train_subset", "epochs", "jit_compile", "precision", "torch")}
+               THROUGHPUT_SUITE: ("dataset", "train_subset", "epochs", "jit_compile", "precision", "torch",
+                                  "trainer_variants")}
 _DIAG = DiagnosticsSetting()
 
 flags.DEFINE_enum("suite", None, sorted(SUITE_FLAGS), "The suite to time.", required=True)
@@ -112,6 +114,10 @@ flags.DEFINE_integer("samples", MinimumSetting.samples, "Examples N' per unit of
 flags.DEFINE_enum("precision", ThroughputSetting.precision, ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy of the Keras variants (PyTorch trains in float32).")
 flags.DEFINE_boolean("torch", ThroughputSetting.torch, "Time the PyTorch twins when PyTorch is installed.")
+flags.DEFINE_list("trainer_variants", [], "Also time the trainer's epoch with one change each, in the same rounds: "
+                  f"any of {', '.join(TRAINER_VARIANTS)}.")
+flags.register_validator("trainer_variants", lambda names: all(n in TRAINER_VARIANTS for n in names),
+                         message=f"must be any of {', '.join(TRAINER_VARIANTS)}")
 FLAGS = flags.FLAGS
 
 
@@ -171,7 +177,8 @@ def throughput_jobs() -> list[ThroughputSetting]:
     """Without --model the two default jobs; with it one job (--dataset and --batch_size, or the default job's)."""
     common = {"train_subset": FLAGS.train_subset, "epochs": FLAGS.epochs or ThroughputSetting.epochs,
               "rounds": FLAGS.rounds if FLAGS["rounds"].present else ThroughputSetting.rounds, "seed": FLAGS.seed,
-              "precision": FLAGS.precision, "jit_compile": FLAGS.jit_compile, "torch": FLAGS.torch}
+              "precision": FLAGS.precision, "jit_compile": FLAGS.jit_compile, "torch": FLAGS.torch,
+              "trainer_variants": tuple(FLAGS.trainer_variants)}
     if not FLAGS["model"].present:
         if FLAGS["dataset"].present or FLAGS["batch_size"].present:
             raise app.UsageError("--dataset and --batch_size need --model in --suite=throughput (without --model "
