@@ -114,8 +114,9 @@ class SubsetStatistics:
 
     def jacobian(self, inputs: np.ndarray, labels: np.ndarray) -> tf.Tensor:
         step = self.chunk_size
-        return tf.concat([self._jacobian(self._weights, inputs[i:i + step], labels[i:i + step])
-                          for i in range(0, len(inputs), step)], axis=0)
+        blocks = [self._jacobian(self._weights, inputs[i:i + step], labels[i:i + step])
+                  for i in range(0, len(inputs), step)]
+        return blocks[0] if len(blocks) == 1 else tf.concat(blocks, axis=0)  # One block: no copy of J.
 
     def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
         return gram_statistics(gram_matrix(self.jacobian(inputs, labels)), self.flat_model.num_weights)
