@@ -18,7 +18,8 @@ are slow) and `epochs` timed ones, continuing its own training; a Keras epoch is
 the list to one last in it. A variant's round value is its images/s over the timed epochs; `ratio_to_keras_fit`
 is the median over rounds of (variant / keras_fit of the same round), so a change in a shared machine's load
 touches both sides alike; `images_per_s` is the median of the rounds. Augmentation is off in every variant
-(PyTorch has none here); `deterministic` (the trainer's default, process-wide) applies to both Keras variants.
+(PyTorch has none here); `deterministic` (the trainer's default) turns on TensorFlow's op determinism for the whole
+process, so for every Keras variant, and Keras then compiles without XLA: XLA variants need deterministic=False.
 """
 
 from __future__ import annotations
@@ -67,11 +68,23 @@ class ThroughputSetting:
     jit_compile: bool = False
     torch: bool = True  # Time the PyTorch twins when PyTorch is installed.
     trainer_variants: tuple[str, ...] = ()  # More trainer variants, each with one change (TRAINER_VARIANTS).
+    deterministic: bool = True  # The trainer's default; TensorFlow's op determinism is process-wide.
+
+    def check(self) -> None:
+        if min(self.epochs, self.rounds, self.batch_size) < 1:
+            raise ValueError("epochs, rounds and batch_size must be >= 1")
+        unknown = sorted(set(self.trainer_variants) - set(TRAINER_VARIANTS))
+        if unknown:
+            raise ValueError(f"unknown trainer variant {', '.join(unknown)}; known: {', '.join(TRAINER_VARIANTS)}")
+        if self.deterministic and (self.jit_compile or "jit_compile" in self.trainer_variants):
+            # Keras silently compiles without XLA while op determinism is on (keras trainer.model_supports_jit).
+            raise ValueError("XLA needs --nodeterministic: TensorFlow's op determinism turns Keras' jit_compile off")
 
     def run_config(self) -> RunConfig:
         return RunConfig(dataset=self.dataset, model=self.model, batch_size=self.batch_size, seed=self.seed,
                          train_subset=self.train_subset, learning_rate=self.learning_rate, lr_schedule="constant",
-                         precision=self.precision, jit_compile=self.jit_compile, augment="none")
+                         precision=self.precision, jit_compile=self.jit_compile, augment="none",
+                         deterministic=self.deterministic)
 
 
 class _KerasClock:
@@ -143,8 +156,6 @@ def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int,
     steps = data.steps_per_epoch(config.batch_size)
     runners = {"trainer": _trainer_runner(config, data, RunDirectory(scratch / "trainer"))}
     for change in setting.trainer_variants:
-        if change not in TRAINER_VARIANTS:
-            raise ValueError(f"unknown trainer variant {change!r}; known: {', '.join(TRAINER_VARIANTS)}")
         changed = config.replace(jit_compile=True) if change == "jit_compile" else config.replace(precision=change)
         runners[f"trainer_{change}"] = _trainer_runner(changed, data, RunDirectory(scratch / change))
 
@@ -175,8 +186,7 @@ def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int,
 
 def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
     """One job's JSON result; see the module docstring for the method."""
-    if min(setting.epochs, setting.rounds, setting.batch_size) < 1:
-        raise ValueError("epochs, rounds and batch_size must be >= 1")
+    setting.check()
     with tempfile.TemporaryDirectory(prefix="tfregimes-throughput-") as scratch, \
             precision_policy(setting.precision):  # The policy the networks are built under.
         runners, steps, torch_status = build_runners(setting, Path(scratch))

@@ -15,10 +15,11 @@ subset of N' = --samples examples against an independent γ̂ baseline, and one 
 minimum, in one process, and prints a table, then, as its last line, a JSON object {"variants": {name: {"ms": …,
 "ratio_to_baseline": …, "round_ratios": […]}}, "values": {…}, "setting": {…}}.
 
---suite=throughput [--model=M --dataset=D --batch_size=B --train_subset=0 --epochs=1 --rounds=3 --precision=float32
---jit_compile --notorch]: images/s of the trainer's epoch, plain model.fit, and PyTorch eager and torch.compile on
-the same network (when PyTorch is installed), interleaved in one process; without --model the two jobs ResNet-20
-(synthetic32, batch 128) and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …, "variants":
+--suite=throughput [--model=M --dataset=D --batch_size=B --train_subset=0 --epochs=1 --rounds=3
+--precision=float32 --jit_compile --notorch --trainer_variants=mixed_bfloat16,jit_compile --nodeterministic]:
+images/s of the trainer's epoch, plain model.fit, and PyTorch eager and torch.compile on the same network (when
+PyTorch is installed), interleaved in one process; without --model the two jobs ResNet-20 (synthetic32, batch 128)
+and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …, "variants":
 {name: {"images_per_s": …, "ratio_to_keras_fit": …}}, "torch": …}]}.
 
 --model, --batch_size, --rounds and --seed serve every suite, with each suite's own defaults; a flag that only the
@@ -68,7 +69,7 @@ MINIMUM_FLAGS = ("variants", "input_shape", "num_classes", "samples")
 SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS,
                MINIMUM_SUITE: MINIMUM_FLAGS,
                THROUGHPUT_SUITE: ("dataset", "train_subset", "epochs", "jit_compile", "precision", "torch",
-                                  "trainer_variants")}
+                                  "trainer_variants", "deterministic")}
 _DIAG = DiagnosticsSetting()
 
 flags.DEFINE_enum("suite", None, sorted(SUITE_FLAGS), "The suite to time.", required=True)
@@ -116,6 +117,8 @@ flags.DEFINE_enum("precision", ThroughputSetting.precision, ["float32", "mixed_f
 flags.DEFINE_boolean("torch", ThroughputSetting.torch, "Time the PyTorch twins when PyTorch is installed.")
 flags.DEFINE_list("trainer_variants", [], "Also time the trainer's epoch with one change each, in the same rounds: "
                   f"any of {', '.join(TRAINER_VARIANTS)}.")
+flags.DEFINE_boolean("deterministic", ThroughputSetting.deterministic,
+                     "TensorFlow's op determinism, as the trainer's --deterministic (process-wide; XLA needs it off).")
 flags.register_validator("trainer_variants", lambda names: all(n in TRAINER_VARIANTS for n in names),
                          message=f"must be any of {', '.join(TRAINER_VARIANTS)}")
 FLAGS = flags.FLAGS
@@ -178,7 +181,7 @@ def throughput_jobs() -> list[ThroughputSetting]:
     common = {"train_subset": FLAGS.train_subset, "epochs": FLAGS.epochs or ThroughputSetting.epochs,
               "rounds": FLAGS.rounds if FLAGS["rounds"].present else ThroughputSetting.rounds, "seed": FLAGS.seed,
               "precision": FLAGS.precision, "jit_compile": FLAGS.jit_compile, "torch": FLAGS.torch,
-              "trainer_variants": tuple(FLAGS.trainer_variants)}
+              "trainer_variants": tuple(FLAGS.trainer_variants), "deterministic": FLAGS.deterministic}
     if not FLAGS["model"].present:
         if FLAGS["dataset"].present or FLAGS["batch_size"].present:
             raise app.UsageError("--dataset and --batch_size need --model in --suite=throughput (without --model "
