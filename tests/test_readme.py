@@ -81,7 +81,8 @@ PLANS = {
     "python -m tfregimes.benchmark --suite=regularizers --variants=fisher_m8 --rounds=5": (
         "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
-    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --trainer_variants=mixed_bfloat16,jit_compile --nodeterministic": (
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --trainer_variants=mixed_bfloat16,jit_compile "
+    "--nodeterministic": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
     "--model=cnn_small --dataset=fashion_mnist --batch_size=128 --train_subset=4096 --rounds=3 --notorch "
