@@ -108,7 +108,8 @@ def build_variants(setting: MinimumSetting) -> tuple[dict[str, Callable[[], obje
 
 
 def time_minimum_metrics(setting: MinimumSetting, *, only: tuple[str, ...] = (), log=print) -> dict:
-    """The JSON result: {"variants": {name: {"ms", "ratio_to_baseline", "round_ratios"}}, "values", "setting"}."""
+    """The JSON result: {"variants": {name: {"ms", "ratio_to_baseline", "cpu_ratio_to_baseline", "round_ratios",
+    "round_cpu_ratios"}}, "values", "setting", "machine"}."""
     if setting.rounds < 1 or setting.samples < 1:
         raise ValueError("rounds and samples must be >= 1")
     variants, values = build_variants(setting)
@@ -144,7 +145,8 @@ def time_minimum_metrics(setting: MinimumSetting, *, only: tuple[str, ...] = (),
     result = {name: {"ms": round(float(np.median(round_ms[name])), 1),
                      "ratio_to_baseline": round(float(np.median(round_ratios[name])), 3),
                      "cpu_ratio_to_baseline": round(float(np.median(cpu_ratios[name])), 3),
-                     "round_ratios": [round(r, 3) for r in round_ratios[name]]} for name in variants}
+                     "round_ratios": [round(r, 3) for r in round_ratios[name]],
+                     "round_cpu_ratios": [round(r, 3) for r in cpu_ratios[name]]} for name in variants}
     return {"variants": result, "values": values, "setting": dataclasses.asdict(setting), "machine": machine_state()}
 
 
