@@ -76,6 +76,9 @@ PLANS = {
     "python -m tfregimes.benchmark --suite=minimum_metrics --rounds=7": (
         "{cmd} --model=mlp --input_shape=8,8,1 --samples=10 --rounds=1 --variants=fisher_statistics", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
+    "--suite=minimum_metrics --rounds=9 --variants=fisher_statistics,jacobian_only": (
+        "{cmd} --model=mlp --input_shape=8,8,1 --samples=10 --rounds=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
     "--suite=throughput --train_subset=1024 --rounds=3": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
     "python -m tfregimes.benchmark --suite=regularizers --variants=fisher_m8 --rounds=5": (
