@@ -81,6 +81,14 @@ PLANS = {
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
     "--suite=throughput --train_subset=1024 --rounds=3": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
+    "python -m tfregimes.benchmark --suite=throughput --model=cnn_small --train_subset=256 --rounds=2": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --nodeterministic": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
     "python -m tfregimes.benchmark --suite=regularizers --variants=fisher_m8 --rounds=5": (
         "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
