@@ -99,11 +99,11 @@ PLANS = {
     "--model=cnn_small --dataset=fashion_mnist --batch_size=128 --train_subset=4096 --rounds=3 --notorch "
     "--trainer_variants=mixed_bfloat16,jit_compile --nodeterministic": (
         "{cmd} --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
-    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --train_subset=8192 "
-    "--model_dir=runs/perf/float32": ("{cmd} --dataset=digits" + TINY + " --epochs=1 --model_dir={tmp}/f32", "ok"),
-    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --train_subset=8192 "
+    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --lr_boundaries=2 --train_subset=8192 "
+    "--model_dir=runs/perf/float32": ("{cmd} --dataset=digits" + TINY + " --model_dir={tmp}/f32", "ok"),
+    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --lr_boundaries=2 --train_subset=8192 "
     "--precision=mixed_bfloat16 --model_dir=runs/perf/bfloat16": (
-        "{cmd} --dataset=digits" + TINY + " --epochs=1 --model_dir={tmp}/bf16", "ok"),
+        "{cmd} --dataset=digits" + TINY + " --model_dir={tmp}/bf16", "ok"),
     "python -m tfregimes.evaluate --model=RUN/export --dataset=digits --output=eval.json": ("{cmd}", "after_run"),
     "python -m tfregimes.evaluate --model=RUN/export/model.keras --dataset=digits --split=train": (
         "{cmd}", "after_run"),
