@@ -31,7 +31,7 @@ GROUPS = ("tfregimes", "tfregimes.diagnostics")
 # `python -m` entry points: two-line shims into tfregimes.cli, above every layer.
 ENTRY_POINTS = ("tfregimes.train", "tfregimes.evaluate")
 # Heavy optional dependencies a function may import on first use (seconds to import, or only some runs need them).
-LAZY_IMPORTS = frozenset({"tensorflow_datasets", "sklearn", "mnist1d", "matplotlib", "scipy", "ray"})
+LAZY_IMPORTS = frozenset({"tensorflow_datasets", "sklearn", "mnist1d", "matplotlib", "scipy", "ray", "torch"})
 # The one import a group package makes: the package's __init__ imports TensorFlow through it, with TensorFlow's C++
 # start-up lines filtered, before any other module can import TensorFlow (base imports nothing of tfregimes).
 GROUP_IMPORTS = {"tfregimes": frozenset({"tfregimes.base.quiet_start"})}

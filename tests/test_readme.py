@@ -72,6 +72,38 @@ PLANS = {
     "python -m tfregimes.benchmark --suite=regularizers": (
         "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1 "
         "--variants=proximal", "json"),
+    # Performance: the measured commands, on tiny jobs (the last line must be the suite's JSON).
+    "python -m tfregimes.benchmark --suite=minimum_metrics --rounds=7": (
+        "{cmd} --model=mlp --input_shape=8,8,1 --samples=10 --rounds=1 --variants=fisher_statistics", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
+    "--suite=minimum_metrics --rounds=9 --variants=fisher_statistics,jacobian_only": (
+        "{cmd} --model=mlp --input_shape=8,8,1 --samples=10 --rounds=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
+    "--suite=throughput --train_subset=1024 --rounds=3": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
+    "python -m tfregimes.benchmark --suite=throughput --model=cnn_small --train_subset=256 --rounds=2": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --nodeterministic": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
+    "python -m tfregimes.benchmark --suite=regularizers --variants=fisher_m8 --rounds=5": (
+        "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --trainer_variants=mixed_bfloat16,jit_compile "
+    "--nodeterministic": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
+    "--model=cnn_small --dataset=fashion_mnist --batch_size=128 --train_subset=4096 --rounds=3 --notorch "
+    "--trainer_variants=mixed_bfloat16,jit_compile --nodeterministic": (
+        "{cmd} --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
+    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --lr_boundaries=2 --train_subset=8192 "
+    "--model_dir=runs/perf/float32": ("{cmd} --dataset=digits" + TINY + " --model_dir={tmp}/f32", "ok"),
+    "python -m tfregimes.train --flagfile=flags/fashion_mnist_cnn.cfg --epochs=3 --lr_boundaries=2 --train_subset=8192 "
+    "--precision=mixed_bfloat16 --model_dir=runs/perf/bfloat16": (
+        "{cmd} --dataset=digits" + TINY + " --model_dir={tmp}/bf16", "ok"),
     "python -m tfregimes.evaluate --model=RUN/export --dataset=digits --output=eval.json": ("{cmd}", "after_run"),
     "python -m tfregimes.evaluate --model=RUN/export/model.keras --dataset=digits --split=train": (
         "{cmd}", "after_run"),
@@ -99,7 +131,7 @@ PLANS = {
     # command with --smoke (and its outputs in a scratch folder).
     "python scripts/reproduce_leclerc_madry.py": (None, "smoke_tested"),
 }
-WAVES = (("ok", "help", "json", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
+WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
          ("report", "results"))
 
 
@@ -165,6 +197,8 @@ def check(key, expectation, process, tmp):
     assert process.returncode == 0, report
     if expectation == "json":
         assert "proximal" in json.loads(out.strip().splitlines()[-1]), report
+    elif expectation == "json_line":
+        assert isinstance(json.loads(out.strip().splitlines()[-1]), dict), report
     elif expectation == "after_run":
         assert re.search(r"accuracy", out), report
     elif expectation == "multi_worker":

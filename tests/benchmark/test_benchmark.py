@@ -1,6 +1,9 @@
-"""The benchmarks (tfregimes.benchmark): tiny-setting runs of the regularizers and diagnostics suites and their JSON."""
+"""The benchmarks (tfregimes.benchmark): tiny-setting runs of the regularizers, diagnostics, minimum_metrics and
+throughput suites and their JSON."""
 
+import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
@@ -22,6 +25,11 @@ from tfregimes.benchmark import (
     time_diagnostics,
     time_variants,
 )
+from tfregimes.benchmark.minimum_metrics import BASELINE as MINIMUM_BASELINE
+from tfregimes.benchmark.minimum_metrics import MinimumSetting, baseline_log_det, time_minimum_metrics
+from tfregimes.benchmark.throughput import ThroughputSetting
+from tfregimes.benchmark.torch_reference import TorchTrainer, build_torch_twin
+from tfregimes.models import build_model
 from tfregimes.training.config import RunConfig
 
 TINY = Setting(model="mlp", input_shape=(8, 8, 1), num_classes=10, batch_size=16, warmup_steps=1, steps=1,
@@ -158,3 +166,85 @@ def test_cli_refuses_a_flag_of_the_other_suite(suite, flag):
     assert result.returncode != 0
     assert f"{flag.split('=')[0]} applies to --suite=" in result.stderr and f"not to --suite={suite}" in result.stderr
     assert "Timing suite" not in result.stdout  # Refused before anything ran.
+
+
+# --- minimum_metrics: γ̂ per subset against an independent baseline ---
+
+def test_minimum_metrics_times_each_variant_against_the_baseline_and_both_routes_agree():
+    setting = MinimumSetting(model="mlp", input_shape=(8, 8, 1), samples=12, rounds=2)
+    result = time_minimum_metrics(setting, log=lambda line: None)
+    variants = result["variants"]
+    assert list(variants) == [MINIMUM_BASELINE, "fisher_statistics", "jacobian_only", "svd_of_jacobian",
+                              "loss_and_gradient", "hessian_vector_product"]
+    assert variants[MINIMUM_BASELINE]["round_ratios"] == [1.0] * 2
+    for timing in variants.values():
+        assert len(timing["round_ratios"]) == 2 and timing["ms"] > 0
+        assert timing["ratio_to_baseline"] == pytest.approx(np.median(timing["round_ratios"]), abs=2e-3)
+        assert timing["cpu_ratio_to_baseline"] == pytest.approx(np.median(timing["round_cpu_ratios"]), abs=2e-3)
+    values = result["values"]  # γ̂ by the library's Gram-matrix route and by the independent baseline.
+    assert values["weights"] == 50826 and np.isfinite(values["log_det"])
+    assert values["log_det"] == pytest.approx(values["baseline_log_det"], rel=1e-9)
+    only = time_minimum_metrics(dataclasses.replace(setting, rounds=1), only=("jacobian_only",),
+                                log=lambda line: None)
+    assert list(only["variants"]) == [MINIMUM_BASELINE, "jacobian_only"]
+    with pytest.raises(ValueError, match="no minimum_metrics variant nope; the variants are: baseline_logdet"):
+        time_minimum_metrics(setting, only=("nope",), log=lambda line: None)
+
+
+def test_baseline_log_det_is_the_cholesky_route_of_an_independent_gram_matrix():
+    gram = np.array([[4.0, 2.0], [2.0, 5.0]])
+    assert baseline_log_det(gram) == pytest.approx(math.log(16.0))  # det = 20 − 4
+
+
+def test_cli_runs_the_minimum_metrics_suite_and_ends_with_the_json_line():
+    result = run_cli("tfregimes.benchmark", "--suite=minimum_metrics", "--model=mlp", "--input_shape=8,8,1",
+                     "--samples=10", "--rounds=1", "--variants=fisher_statistics", timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(last) == {"variants", "values", "setting", "machine"}
+    assert set(last["variants"]) == {"baseline_logdet", "fisher_statistics"} and last["setting"]["samples"] == 10
+    refused = run_cli("tfregimes.benchmark", "--suite=minimum_metrics", "--batch_size=8", timeout=120)
+    assert refused.returncode != 0 and "--samples sets its examples" in refused.stderr
+
+
+# --- throughput: the trainer's epoch against model.fit (and PyTorch when installed) ---
+
+def test_cli_runs_the_throughput_suite_on_a_tiny_job_and_ends_with_the_json_line():
+    result = run_cli("tfregimes.benchmark", "--suite=throughput", "--model=mlp", "--dataset=digits",
+                     "--batch_size=32", "--train_subset=128", "--rounds=2", "--notorch", timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (job,) = json.loads(result.stdout.strip().splitlines()[-1])["jobs"]
+    assert (job["model"], job["dataset"], job["batch_size"], job["steps_per_epoch"]) == ("mlp", "digits", 32, 4)
+    assert job["torch"] == "skipped: --notorch" and set(job["variants"]) == {"trainer", "keras_fit"}
+    keras_fit, trainer = job["variants"]["keras_fit"], job["variants"]["trainer"]
+    assert keras_fit["ratio_to_keras_fit"] == 1.0 and len(trainer["round_images_per_s"]) == 2
+    ratios = [t / k for t, k in zip(trainer["round_images_per_s"], keras_fit["round_images_per_s"])]
+    assert trainer["ratio_to_keras_fit"] == pytest.approx(np.median(ratios), rel=2e-3)
+    assert trainer["images_per_s"] == pytest.approx(np.median(trainer["round_images_per_s"]), rel=1e-3)
+    assert set(job["machine"]) == {"cpus", "load_average_1min", "threads"}
+    refused = run_cli("tfregimes.benchmark", "--suite=throughput", "--dataset=digits", timeout=120)
+    assert refused.returncode != 0 and "--dataset and --batch_size need --model" in refused.stderr
+
+
+@pytest.mark.parametrize("name, input_shape", [("resnet20", (32, 32, 3)), ("cnn_small", (8, 8, 1))])
+def test_pytorch_twins_hold_the_keras_networks_parameter_counts(name, input_shape):
+    pytest.importorskip("torch", reason="PyTorch is the optional [bench] extra")
+    network = build_model(name, input_shape=input_shape, num_classes=10)
+    count = sum(int(np.prod(v.shape)) for v in network.trainable_variables)
+    twin = build_torch_twin(name, input_shape, 10, count)
+    images = np.random.default_rng(0).normal(size=(4, *input_shape)).astype(np.float32)
+    trainer = TorchTrainer(twin, images, np.arange(4) % 10, 2, learning_rate=0.01, compiled=False)
+    seconds, loss = trainer.epoch()
+    assert trainer.steps == 2 and seconds > 0 and np.isfinite(loss)
+    with pytest.raises(AssertionError, match="not the same network"):
+        build_torch_twin(name, input_shape, 10, count + 1)
+
+
+def test_throughput_settings_refuse_xla_under_op_determinism_and_unknown_variants():
+    with pytest.raises(ValueError, match="XLA needs --nodeterministic"):
+        ThroughputSetting(trainer_variants=("jit_compile",)).check()
+    with pytest.raises(ValueError, match="XLA needs --nodeterministic"):
+        ThroughputSetting(jit_compile=True).check()
+    with pytest.raises(ValueError, match="unknown trainer variant fp8; known: mixed_bfloat16"):
+        ThroughputSetting(trainer_variants=("fp8",)).check()
+    ThroughputSetting(trainer_variants=("jit_compile", "mixed_bfloat16"), deterministic=False).check()

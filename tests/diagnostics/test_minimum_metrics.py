@@ -23,11 +23,13 @@ from tfregimes.diagnostics.minimum import (
     interpolation_curve,
     maximize_in_box,
     model_sharpness,
+    per_example_loss_jacobian,
     plot_interpolation,
     power_iteration,
     robustness,
     write_interpolation_csv,
 )
+from tfregimes.diagnostics.minimum.fisher_information import jacobian_statistics
 from tfregimes.training.scoring import ModelLoadError, load_keras_model
 
 NUM_CLASSES = 3
@@ -168,6 +170,45 @@ def test_fisher_with_the_whole_set_and_one_trial_uses_every_example():
     np.testing.assert_array_equal(stats.subsets[0], np.arange(10))
     with pytest.raises(ValueError, match="exceeds the 69 weights"):
         fisher_statistics(model, *tiny_data(80), samples=70, trials=1)
+
+
+def svd_log_det(jacobian: np.ndarray) -> tuple[float, float]:
+    """(2 Σ ln σ_i(J), σ_max(J)²) by numpy's SVD of J itself: independent of the Gram-matrix route."""
+    singular_values = np.linalg.svd(np.asarray(jacobian, np.float64), compute_uv=False)
+    return 2.0 * float(np.sum(np.log(singular_values))), float(singular_values[0] ** 2)
+
+
+def test_fisher_log_det_from_the_gram_matrix_equals_the_svd_of_the_jacobian_to_float64_precision():
+    model, (x, y) = tiny_model(7, hidden=8), tiny_data(40, seed=7)  # W = 5·8 + 8 + 2·8 + 8·3 + 3 = 91
+    stats = fisher_statistics(model, x, y, samples=20, trials=3, seed=1, chunk_size=7)
+    for t, subset in enumerate(stats.subsets):
+        log_det, top = svd_log_det(per_example_loss_jacobian(model, x[subset], y[subset], chunk_size=7))
+        assert abs(stats.log_dets[t] - log_det) <= 1e-11 * abs(log_det)
+        assert stats.spectral_radii[t] == pytest.approx(top / 20, rel=1e-12)
+    jacobian = np.random.default_rng(0).normal(size=(30, 500)).astype(np.float32) * np.geomspace(1, 1e-6, 30)[:, None]
+    log_det, top = svd_log_det(jacobian)  # Rows of norms 1 … 1e-6: ln|J Jᵀ| ≈ −800, still to float64 precision.
+    assert jacobian_statistics(jacobian)[0] == pytest.approx(log_det, rel=1e-12)
+    assert jacobian_statistics(jacobian)[1] == pytest.approx(top / 30, rel=1e-12)
+
+
+def test_a_singular_j_jt_gives_a_nan_log_det_and_says_so():
+    full = np.random.default_rng(1).integers(-3, 4, size=(6, 40)).astype(np.float32)  # Sums of these are exact.
+    combination, repeat, zero_row = full.copy(), full.copy(), full.copy()
+    combination[4] = full[0] - 2 * full[2]
+    repeat[5] = full[1]
+    zero_row[3] = 0.0
+    assert jacobian_statistics(full)[0] == pytest.approx(svd_log_det(full)[0], rel=1e-12)
+    for jacobian in (combination, repeat, zero_row):
+        log_det, spectral, frobenius = jacobian_statistics(jacobian)
+        assert math.isnan(log_det) and np.isfinite(spectral) and np.isfinite(frobenius)
+    model, (x, y) = tiny_model(5, hidden=6), tiny_data(10)
+    x[7], y[7] = x[2], y[2]  # The same example twice: two equal rows of J.
+    stats = fisher_statistics(model, x, y, samples=10, trials=1)
+    metrics = stats.metrics()
+    assert math.isnan(metrics["fisher_logdet"]["value"]) and metrics["fisher_logdet"]["singular_trials"] == 1
+    assert metrics["fisher_logdet"]["status"].startswith("singular: J Jᵀ is singular")
+    assert np.isfinite(metrics["spectral_radius"]["value"]) and np.isfinite(metrics["frobenius"]["value"])
+    assert fisher_statistics(model, *tiny_data(10), samples=10, trials=1).metrics()["fisher_logdet"]["status"] == "ok"
 
 
 # --- Hessian: power iteration and Hutchinson ---

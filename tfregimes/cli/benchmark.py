@@ -1,4 +1,4 @@
-"""python -m tfregimes.benchmark --suite=regularizers|diagnostics [flags]
+"""python -m tfregimes.benchmark --suite=regularizers|diagnostics|minimum_metrics|throughput [flags]
 
 --suite=regularizers [--model=resnet20 --batch_size=128 --steps=3 --rounds=5]: times the suite's training-step
 variants in one process on the same network and synthetic batch and prints a table, then, as its last line, a JSON
@@ -10,7 +10,19 @@ diagnostics and prints a table, then, as its last line, a JSON object {"plain": 
 {"epoch_ms": …, "overhead_percent": …, "overhead_percent_iqr": […], "callback_ms": …, "callback_percent": …,
 "first_epoch_extra_ms": …}, "setting": {…}}.
 
---model, --batch_size, --rounds and --seed serve both suites, with each suite's own defaults; a flag that only the
+--suite=minimum_metrics [--model=resnet20 --samples=100 --rounds=5 --variants=...]: times γ̂ and its companions per
+subset of N' = --samples examples against an independent γ̂ baseline, and one unit of the other metrics at a
+minimum, in one process, and prints a table, then, as its last line, a JSON object {"variants": {name: {"ms": …,
+"ratio_to_baseline": …, "round_ratios": […]}}, "values": {…}, "setting": {…}}.
+
+--suite=throughput [--model=M --dataset=D --batch_size=B --train_subset=0 --epochs=1 --rounds=3
+--precision=float32 --jit_compile --notorch --trainer_variants=mixed_bfloat16,jit_compile --nodeterministic]:
+images/s of the trainer's epoch, plain model.fit, and PyTorch eager and torch.compile on the same network (when
+PyTorch is installed), interleaved in one process; without --model the two jobs ResNet-20 (synthetic32, batch 128)
+and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …, "variants":
+{name: {"images_per_s": …, "ratio_to_keras_fit": …}}, "torch": …}]}.
+
+--model, --batch_size, --rounds and --seed serve every suite, with each suite's own defaults; a flag that only the
 other suite reads is refused.
 """
 
@@ -28,7 +40,19 @@ from tfregimes.benchmark.diagnostics_overhead import (  # noqa: E402
     diagnostics_report,
     time_diagnostics,
 )
+from tfregimes.benchmark.minimum_metrics import (  # noqa: E402
+    MinimumSetting,
+    minimum_metrics_report,
+    time_minimum_metrics,
+)
 from tfregimes.benchmark.suites import SUITES, suite_variants  # noqa: E402
+from tfregimes.benchmark.throughput import (  # noqa: E402
+    DEFAULT_JOBS,
+    TRAINER_VARIANTS,
+    ThroughputSetting,
+    throughput_report,
+    time_throughput,
+)
 from tfregimes.benchmark.timing import Setting, report, time_variants  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
 from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS  # noqa: E402
@@ -36,10 +60,16 @@ from tfregimes.models import model_names  # noqa: E402
 from tfregimes.training import RunConfigError  # noqa: E402
 
 DIAGNOSTICS_SUITE = "diagnostics"
+MINIMUM_SUITE = "minimum_metrics"
+THROUGHPUT_SUITE = "throughput"
 # The flags each kind of suite reads besides the shared ones (suite, model, batch_size, rounds, seed).
 STEP_FLAGS = ("variants", "input_shape", "num_classes", "warmup_steps", "steps", "jit_compile")
 EPOCH_FLAGS = ("dataset", "train_subset", "diagnostics", "diagnostics_every", "epochs", "trainer_epoch")
-SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS}
+MINIMUM_FLAGS = ("variants", "input_shape", "num_classes", "samples")
+SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS,
+               MINIMUM_SUITE: MINIMUM_FLAGS,
+               THROUGHPUT_SUITE: ("dataset", "train_subset", "epochs", "jit_compile", "precision", "torch",
+                                  "trainer_variants", "deterministic")}
 _DIAG = DiagnosticsSetting()
 
 flags.DEFINE_enum("suite", None, sorted(SUITE_FLAGS), "The suite to time.", required=True)
@@ -78,6 +108,19 @@ flags.DEFINE_integer("epochs", _DIAG.epochs, "Timed epochs per variant and round
 flags.DEFINE_boolean("trainer_epoch", _DIAG.trainer_epoch,
                      "Time the trainer's whole epoch (test-split evaluation, TensorBoard, checkpoint); "
                      "--notrainer_epoch: the training alone.")
+# --suite=minimum_metrics.
+flags.DEFINE_integer("samples", MinimumSetting.samples, "Examples N' per unit of work (γ̂: per subset).",
+                     lower_bound=1)
+# --suite=throughput.
+flags.DEFINE_enum("precision", ThroughputSetting.precision, ["float32", "mixed_float16", "mixed_bfloat16"],
+                  "Keras mixed-precision policy of the Keras variants (PyTorch trains in float32).")
+flags.DEFINE_boolean("torch", ThroughputSetting.torch, "Time the PyTorch twins when PyTorch is installed.")
+flags.DEFINE_list("trainer_variants", [], "Also time the trainer's epoch with one change each, in the same rounds: "
+                  f"any of {', '.join(TRAINER_VARIANTS)}.")
+flags.DEFINE_boolean("deterministic", ThroughputSetting.deterministic,
+                     "TensorFlow's op determinism, as the trainer's --deterministic (process-wide; XLA needs it off).")
+flags.register_validator("trainer_variants", lambda names: all(n in TRAINER_VARIANTS for n in names),
+                         message=f"must be any of {', '.join(TRAINER_VARIANTS)}")
 FLAGS = flags.FLAGS
 
 
@@ -119,7 +162,53 @@ def run_diagnostics_suite(suite: str) -> None:
     print(diagnostics_report(timing), flush=True)
 
 
-RUNNERS = {**{name: run_step_suite for name in SUITES.names()}, DIAGNOSTICS_SUITE: run_diagnostics_suite}
+def run_minimum_suite(suite: str) -> None:
+    setting = MinimumSetting(model=FLAGS.model, input_shape=tuple(int(d) for d in FLAGS.input_shape),
+                             num_classes=FLAGS.num_classes, samples=FLAGS.samples, rounds=FLAGS.rounds,
+                             seed=FLAGS.seed)
+    if FLAGS["batch_size"].present:
+        raise app.UsageError(f"--batch_size does not apply to --suite={suite}: --samples sets its examples")
+    print(f"Timing suite {suite!r} on {setting.model}, N' = {setting.samples}", flush=True)
+    try:
+        result = time_minimum_metrics(setting, only=tuple(FLAGS.variants), log=lambda line: print(line, flush=True))
+    except ValueError as error:  # An unknown --variants name; the message lists the valid ones.
+        raise app.UsageError(str(error)) from None
+    print(minimum_metrics_report(result), flush=True)
+
+
+def throughput_jobs() -> list[ThroughputSetting]:
+    """Without --model the two default jobs; with it one job (--dataset and --batch_size, or the default job's)."""
+    common = {"train_subset": FLAGS.train_subset, "epochs": FLAGS.epochs or ThroughputSetting.epochs,
+              "rounds": FLAGS.rounds if FLAGS["rounds"].present else ThroughputSetting.rounds, "seed": FLAGS.seed,
+              "precision": FLAGS.precision, "jit_compile": FLAGS.jit_compile, "torch": FLAGS.torch,
+              "trainer_variants": tuple(FLAGS.trainer_variants), "deterministic": FLAGS.deterministic}
+    if not FLAGS["model"].present:
+        if FLAGS["dataset"].present or FLAGS["batch_size"].present:
+            raise app.UsageError("--dataset and --batch_size need --model in --suite=throughput (without --model "
+                                 "it runs its default jobs: " + ", ".join(f"{m} on {d}" for m, d, _ in DEFAULT_JOBS))
+        return [ThroughputSetting(model=m, dataset=d, batch_size=b, **common) for m, d, b in DEFAULT_JOBS]
+    defaults = {m: (d, b) for m, d, b in DEFAULT_JOBS}.get(FLAGS.model)
+    if defaults is None and not FLAGS["dataset"].present:
+        raise app.UsageError(f"--suite=throughput --model={FLAGS.model} needs --dataset")
+    dataset = FLAGS.dataset if FLAGS["dataset"].present else defaults[0]
+    batch_size = FLAGS.batch_size if FLAGS["batch_size"].present else (defaults or (None, FLAGS.batch_size))[1]
+    return [ThroughputSetting(model=FLAGS.model, dataset=dataset, batch_size=batch_size, **common)]
+
+
+def run_throughput_suite(suite: str) -> None:
+    results = []
+    for setting in throughput_jobs():
+        print(f"Timing suite {suite!r}: {setting.model} on {setting.dataset}, batch {setting.batch_size}",
+              flush=True)
+        try:
+            results.append(time_throughput(setting, log=lambda line: print(line, flush=True)))
+        except (ValueError, RunConfigError) as error:  # e.g. a model that cannot take the dataset's inputs.
+            raise app.UsageError(str(error)) from None
+    print(throughput_report(results), flush=True)
+
+
+RUNNERS = {**{name: run_step_suite for name in SUITES.names()}, DIAGNOSTICS_SUITE: run_diagnostics_suite,
+           MINIMUM_SUITE: run_minimum_suite, THROUGHPUT_SUITE: run_throughput_suite}
 
 
 def main(argv):

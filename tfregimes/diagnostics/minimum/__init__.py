@@ -7,6 +7,7 @@ iteration and Hutchinson on Hessian-vector products), robustness (seed 004 §7.1
 
 from tfregimes.diagnostics.minimum.fisher_information import (
                                                    FisherStatistics,
+                                                   SubsetStatistics,
                                                    fisher_statistics,
                                                    per_example_loss_jacobian,
 )
@@ -27,7 +28,7 @@ from tfregimes.diagnostics.minimum.robustness import input_jacobian_norms, robus
 from tfregimes.diagnostics.minimum.sharpness import SharpnessResult, maximize_in_box, model_sharpness, sharpness_key
 
 __all__ = [
-    "FisherStatistics", "FlatModel", "SharpnessResult",
+    "FisherStatistics", "FlatModel", "SharpnessResult", "SubsetStatistics",
     "fisher_statistics", "hessian_top_eigenvalue",
     "hessian_trace_and_frobenius", "hutchinson", "input_jacobian_norms", "interpolation_alphas",
     "interpolation_curve", "maximize_in_box", "model_sharpness", "per_example_loss_jacobian", "plot_interpolation",

@@ -1,0 +1,241 @@
+"""Training throughput against plain Keras and PyTorch: `python -m tfregimes.benchmark --suite=throughput`.
+
+For each job (a network, a dataset, a batch size), in one process, images per second of:
+- `trainer`: the tfregimes trainer's epoch: its model wrapper (`RegimeModel`), optimizer and schedule, input
+  pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint
+  and history), built by the trainer's own functions; without the test-split evaluation, which is not training;
+- `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile` (when asked for): the trainer's epoch
+  with that one change (`--precision`, `--jit_compile`), timed in the same rounds;
+- `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
+  sparse cross-entropy, on the same `tf.data` input (the dataset's `train` pipeline), with no callback but the clock;
+- `torch_eager`, `torch_compile`: the PyTorch twin of the network (`torch_reference`, the same parameter count)
+  trained by SGD + momentum on the same in-memory examples, eagerly and with `torch.compile`, in float32. When
+  PyTorch is not installed these two are skipped and the result says so.
+
+Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
+`rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran
+are slow) and `epochs` timed ones, continuing its own training; a Keras epoch is timed from a callback first in
+the list to one last in it. A variant's round value is its images/s over the timed epochs; `ratio_to_keras_fit`
+is the median over rounds of (variant / keras_fit of the same round), so a change in a shared machine's load
+touches both sides alike; `images_per_s` is the median of the rounds. Augmentation is off in every variant
+(PyTorch has none here); `deterministic` (the trainer's default) turns on TensorFlow's op determinism for the whole
+process, so for every Keras variant, and Keras then compiles without XLA: XLA variants need deterministic=False.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.benchmark import torch_reference
+from tfregimes.models import build_model
+from tfregimes.training import recording
+from tfregimes.training.config import RunConfig
+from tfregimes.training.distribution import precision_policy
+from tfregimes.training.phases import phases_from_config
+from tfregimes.training.trainer import (
+    build_network_and_wrapper,
+    compile_for_phase,
+    epoch_callbacks,
+    load_run_data,
+    seed_run,
+)
+
+KERAS_FIT = "keras_fit"
+# The issue's two jobs: ResNet-20 on 32×32×3 at batch 128, and the default job's digits CNN (RunConfig()).
+DEFAULT_JOBS = (("resnet20", "synthetic32", 128), ("cnn_small", "digits", 64))
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputSetting:
+    model: str = "resnet20"
+    dataset: str = "synthetic32"
+    batch_size: int = 128
+    train_subset: int = 0  # 0: the whole training split.
+    epochs: int = 1  # Timed epochs per variant and round (after one untimed lead epoch).
+    rounds: int = 3
+    seed: int = 0
+    learning_rate: float = 0.05
+    precision: str = "float32"
+    jit_compile: bool = False
+    torch: bool = True  # Time the PyTorch twins when PyTorch is installed.
+    trainer_variants: tuple[str, ...] = ()  # More trainer variants, each with one change (TRAINER_VARIANTS).
+    deterministic: bool = True  # The trainer's default; TensorFlow's op determinism is process-wide.
+
+    def check(self) -> None:
+        if min(self.epochs, self.rounds, self.batch_size) < 1:
+            raise ValueError("epochs, rounds and batch_size must be >= 1")
+        unknown = sorted(set(self.trainer_variants) - set(TRAINER_VARIANTS))
+        if unknown:
+            raise ValueError(f"unknown trainer variant {', '.join(unknown)}; known: {', '.join(TRAINER_VARIANTS)}")
+        if self.deterministic and (self.jit_compile or "jit_compile" in self.trainer_variants):
+            # Keras silently compiles without XLA while op determinism is on (keras trainer.model_supports_jit).
+            raise ValueError("XLA needs --nodeterministic: TensorFlow's op determinism turns Keras' jit_compile off")
+
+    def run_config(self) -> RunConfig:
+        return RunConfig(dataset=self.dataset, model=self.model, batch_size=self.batch_size, seed=self.seed,
+                         train_subset=self.train_subset, learning_rate=self.learning_rate, lr_schedule="constant",
+                         precision=self.precision, jit_compile=self.jit_compile, augment="none",
+                         deterministic=self.deterministic)
+
+
+class _KerasClock:
+    """`first` and `last` callbacks: the wall time of each epoch from on_epoch_begin to on_epoch_end."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        clock = self
+
+        class First(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                clock._started = time.perf_counter()
+
+        class Last(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                clock.seconds.append(time.perf_counter() - clock._started)
+
+        self.first, self.last = First(), Last()
+
+
+class _KerasRunner:
+    """Fits `model` for a given number of epochs on the data's train pipeline, continuing its epoch count."""
+
+    def __init__(self, model, data, config: RunConfig, callbacks: list[keras.callbacks.Callback]):
+        self.model, self.data, self.config, self.callbacks = model, data, config, callbacks
+        self.steps = data.steps_per_epoch(config.batch_size)
+        self.clock = _KerasClock()
+        self.next_epoch = 0
+
+    def run(self, epochs: int) -> list[float]:
+        start, self.clock.seconds = self.next_epoch, []
+        # One epoch of data more than the fit runs: an epoch that ends the data is slower.
+        dataset = self.data.train(self.config.batch_size, seed=self.config.seed, start_epoch=start,
+                                  num_epochs=start + epochs + 1)
+        self.model.fit(dataset, epochs=start + epochs, initial_epoch=start, steps_per_epoch=self.steps,
+                       callbacks=[self.clock.first, *self.callbacks, self.clock.last], verbose=0, shuffle=False)
+        self.next_epoch = start + epochs
+        return self.clock.seconds
+
+
+class _TorchRunner:
+    def __init__(self, trainer: torch_reference.TorchTrainer):
+        self.trainer, self.steps = trainer, trainer.steps
+
+    def run(self, epochs: int) -> list[float]:
+        return [self.trainer.epoch()[0] for _ in range(epochs)]
+
+
+TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
+
+
+def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRunner:
+    """The trainer's model, optimizer, schedule and per-epoch callbacks for `config`, built by its own functions."""
+    with precision_policy(config.precision):
+        seed_run(config)  # The trainer's kernels (op determinism by default) and initial weights.
+        model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
+        compile_for_phase(model, phases_from_config(config)[0], config, data.steps_per_epoch(config.batch_size))
+    run_dir.create()
+    callbacks = epoch_callbacks(
+        before_diagnostics=[recording.EpochLogs(), recording.DivergenceMonitor()], diagnostics=[],
+        writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recording.EpochRecorder(run_dir, [])])
+    return _KerasRunner(model, data, config, callbacks)
+
+
+def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int, str]:
+    """{variant: runner}, steps per epoch, and what became of PyTorch ("2.x" or why it was skipped)."""
+    config = setting.run_config()
+    data = load_run_data(config)
+    steps = data.steps_per_epoch(config.batch_size)
+    runners = {"trainer": _trainer_runner(config, data, RunDirectory(scratch / "trainer"))}
+    for change in setting.trainer_variants:
+        changed = config.replace(jit_compile=True) if change == "jit_compile" else config.replace(precision=change)
+        runners[f"trainer_{change}"] = _trainer_runner(changed, data, RunDirectory(scratch / change))
+
+    keras.utils.set_random_seed(setting.seed)
+    network = build_model(setting.model, input_shape=data.info.input_shape, num_classes=data.info.num_classes)
+    network.compile(optimizer=keras.optimizers.SGD(setting.learning_rate, momentum=0.9),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                    jit_compile=setting.jit_compile)
+    runners[KERAS_FIT] = _KerasRunner(network, data, config, [])
+
+    if not setting.torch:
+        return runners, steps, "skipped: --notorch"
+    if not torch_reference.torch_available():
+        return runners, steps, "skipped: PyTorch is not installed (pip install -e .[bench])"
+    if setting.model not in torch_reference.TWINS:
+        return runners, steps, f"skipped: no PyTorch twin of {setting.model}"
+    images, labels = data.arrays("train")
+    parameters = sum(int(np.prod(v.shape)) for v in network.trainable_variables)
+    for name, compiled in (("torch_eager", False), ("torch_compile", True)):
+        twin = torch_reference.build_torch_twin(setting.model, data.info.input_shape, data.info.num_classes,
+                                                parameters)
+        runners[name] = _TorchRunner(torch_reference.TorchTrainer(
+            twin, images, labels, setting.batch_size, learning_rate=setting.learning_rate, compiled=compiled,
+            seed=setting.seed))
+    return runners, steps, torch_reference.torch_version()
+
+
+def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
+    """One job's JSON result; see the module docstring for the method."""
+    setting.check()
+    with tempfile.TemporaryDirectory(prefix="tfregimes-throughput-") as scratch, \
+            precision_policy(setting.precision):  # The policy the networks are built under.
+        runners, steps, torch_status = build_runners(setting, Path(scratch))
+        images_per_epoch = steps * setting.batch_size
+        for name, runner in runners.items():
+            started = time.perf_counter()
+            runner.run(1)
+            log(f"  {name}: built and trained one epoch in {time.perf_counter() - started:.1f} s")
+        rounds = {name: [] for name in runners}
+        for round_index in range(setting.rounds):
+            for name, runner in runners.items():
+                runner.run(1)  # The lead epoch.
+                seconds = runner.run(setting.epochs)
+                rounds[name].append(images_per_epoch * len(seconds) / sum(seconds))
+            log(f"  round {round_index + 1}/{setting.rounds}: "
+                + ", ".join(f"{name} {values[-1]:.0f}/s" for name, values in rounds.items()))
+    base = rounds[KERAS_FIT]
+    variants = {}
+    for name, values in rounds.items():
+        ratios = [value / reference for value, reference in zip(values, base)]
+        variants[name] = {"images_per_s": round(float(np.median(values)), 1),
+                          "ratio_to_keras_fit": round(float(np.median(ratios)), 3),
+                          "round_images_per_s": [round(v, 1) for v in values]}
+    return {"model": setting.model, "dataset": setting.dataset, "batch_size": setting.batch_size,
+            "steps_per_epoch": steps, "torch": torch_status, "variants": variants,
+            "setting": dataclasses.asdict(setting), "machine": machine_state()}
+
+
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def machine_state() -> dict:
+    """What the numbers were measured under: CPUs, the thread variables set, the load average (other processes)."""
+    return {"cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
+            "threads": {name: os.environ.get(name, "default") for name in THREAD_VARIABLES}}
+
+
+def throughput_report(results: list[dict]) -> str:
+    """A table per job, then the JSON result {"jobs": [...]} as the LAST line."""
+    lines = []
+    for job in results:
+        setting = job["setting"]
+        lines.append(f"{job['model']} on {job['dataset']}, batch {job['batch_size']}, {job['steps_per_epoch']} steps "
+                     f"per epoch, {setting['precision']}{', XLA' if setting['jit_compile'] else ''}; medians of "
+                     f"{setting['rounds']} interleaved rounds; PyTorch: {job['torch']}; load average "
+                     f"{job['machine']['load_average_1min']} on {job['machine']['cpus']} CPUs")
+        lines.append(f"  {'variant':<24} {'images/s':>9} {'× keras_fit':>11}  rounds (images/s)")
+        for name, timing in job["variants"].items():
+            lines.append(f"  {name:<24} {timing['images_per_s']:>9.0f} {timing['ratio_to_keras_fit']:>11.2f}  "
+                         + " ".join(f"{v:.0f}" for v in timing["round_images_per_s"]))
+    lines.append(json.dumps({"jobs": results}))
+    return "\n".join(lines)
