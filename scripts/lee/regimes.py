@@ -6,8 +6,8 @@ batch 128 (small) and 2048 (large, ×16), with Goyal et al.'s linear scaling and
 the training loss improves plus extra exploration epochs after it flattens, then a step decay chosen at run time.
 Our scale-down (a 2-core CPU): MNIST-1D (4,000 / 1,000 examples, offline), tfregimes' `mlp` (256, 128), batch 32
 against batch 1000 (×31.25, near Goyal's ×32), the same number of epochs for every regime, weight decay on all
-weights (`exclude_bn`: the MLP has no BN). The epoch budget was chosen from pilot runs so that the large batch
-under the Goyal schedule falls short of the small batch (README of the results says which pilots).
+weights (`exclude_bn`: the MLP has no BN), 5 seeds. The epoch budget (30) was chosen from pilot runs so that the
+large batch under the Goyal schedule falls short of the small batch (`setting()` says which pilots).
 """
 
 from __future__ import annotations
@@ -53,9 +53,13 @@ def setting(smoke: bool, seed: int) -> Setting:
         return Setting(epochs=3, small_batch=32, large_batch=256, learning_rate=0.02, weight_decay=5e-4,
                        warmup_epochs=1, lars_learning_rate=10.0, flat_window=1, flat_tolerance=0.5,
                        extra_exploration_epochs=0, decay_interval_epochs=1, seeds=(seed,), train_subset=512)
-    return Setting(epochs=40, small_batch=32, large_batch=1000, learning_rate=0.02, weight_decay=5e-4,
+    # Pilots (one seed each): at 30 epochs batch 1000 under the Goyal schedule reached 64.3 % against 67–68 % for
+    # batch 32; at 40 and 60 epochs the two were within a point (68.3 vs 68.4, 69.2 vs 69.1). LARS: η = 10 beat
+    # η = 2 (60 epochs) and η = 30 (30 epochs, did not train). Exploration: seed 000's CIFAR-10 flagfile scaled by
+    # 30/300 epochs (20 extra epochs → 2, a decay every 30 → 3); the flatness window and tolerance as there.
+    return Setting(epochs=30, small_batch=32, large_batch=1000, learning_rate=0.02, weight_decay=5e-4,
                    warmup_epochs=5, lars_learning_rate=10.0, flat_window=5, flat_tolerance=0.01,
-                   extra_exploration_epochs=3, decay_interval_epochs=4, seeds=(seed, seed + 1, seed + 2))
+                   extra_exploration_epochs=2, decay_interval_epochs=3, seeds=tuple(range(seed, seed + 5)))
 
 
 def regime_flags(s: Setting) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ def test_regimes_parse_as_train_would_with_goyal_scaling():
         assert (config.batch_size, config.warmup_epochs, config.epochs) == (1000, 5, small.epochs)
     assert (large.reference_batch_size, explore.reference_batch_size) == (32, 32)
     assert (lars.optimizer, lars.reference_batch_size, lars.lars_trust_coefficient) == ("lars", 0, 0.001)
-    assert (explore.lr_schedule, explore.flat_window, explore.extra_exploration_epochs) == ("explore", 5, 3)
+    assert (explore.lr_schedule, explore.flat_window, explore.extra_exploration_epochs) == ("explore", 5, 2)
     assert large.lr_schedule == small.lr_schedule == lars.lr_schedule == "step"
 
 
