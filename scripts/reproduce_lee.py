@@ -41,11 +41,13 @@ def define_flags() -> None:
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "lee"),
                         "Sweep directories; a rerun resumes them and reuses finished runs.")
     flags.DEFINE_integer("seed", 0, "First seed of every regime's runs.")
+    flags.DEFINE_bool("parallel_sweeps", False, "Run the four regimes' sweeps at once (four one-thread processes) "
+                      "instead of one after the other; --smoke always does.")
 
 
 def write_page(output: Path) -> None:
     """README.md: the title, the setting and every part's section that exists, in the order of PARTS."""
-    names = ["setting", *PARTS]
+    names = ["verdicts", "setting", *PARTS]
     found = [(output / f"{name}.md").read_text() for name in names if (output / f"{name}.md").exists()]
     missing = [name for name in PARTS if not (output / f"{name}.md").exists()]
     text = "\n".join(["# Seed 000 (Lee et al., appendix) at CPU scale", "",
@@ -61,15 +63,18 @@ def main(argv):
     output, work_dir = Path(FLAGS.output), Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
     command = " ".join(["python scripts/reproduce_lee.py", *sys.argv[1:]])
-    sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke)
+    sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
     frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
     output.mkdir(parents=True, exist_ok=True)
     writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
                "curves": lambda: sections.write_curves(output, runs, setting.epochs),
                "margins": lambda: sections.write_margins(output, runs)}
+    verdicts = []
     for part in FLAGS.part:
         for claim, verdict, numbers in writers[part]():
             print(f"[{part}] {verdict}: {claim}\n    {numbers}")
+            verdicts.append(f"- {claim}: **{verdict}** ({part}).")
+    write_atomically(output / "verdicts.md", "\n".join(["## Verdicts", "", *verdicts, ""]))
     sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
     write_page(output)
     print(f"wrote {output / 'README.md'}")

@@ -63,7 +63,9 @@ def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
                 if column in c:
                     values = [math.nan if v is None else (100 * v if column == "val_accuracy" else v)
                               for v in c[column]]
-                    ax.plot(c["epoch"], values, color=colors[regime], alpha=0.35, linewidth=0.8)
+                    strong = column == "learning_rate"  # Identical across seeds but for exploration's decisions.
+                    ax.plot(c["epoch"], values, color=colors[regime], alpha=0.8 if strong else 0.35,
+                            linewidth=1.2 if strong else 0.8)
             if r["decay_epoch"]:
                 for ax in axes:
                     ax.axvline(r["decay_epoch"], color=colors[regime], linestyle=":", linewidth=1)
@@ -74,7 +76,7 @@ def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
     axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss (thin: seeds)")
     axes[1].set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
     axes[2].set(xlabel="epoch", ylabel="learning rate", yscale="log",
-                title="Learning rate (dotted: run-time decay points)")
+                title="Learning rate (dotted: run-time decay points)\nLARS: its global rate, before the trust ratio")
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)

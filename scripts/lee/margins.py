@@ -82,6 +82,7 @@ def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     regimes = list(analysis["curves"])
+    twins = []
     fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 3.8), facecolor="white", sharey=True)
     for ax, regime, color in zip(np.atleast_1d(axes), regimes, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         c = analysis["curves"][regime]
@@ -94,8 +95,23 @@ def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], pa
             if r.get("decay_epoch"):
                 ax.axvline(r["decay_epoch"], color="gray", linestyle=":", linewidth=1)
         ax.axhline(0, color="gray", linewidth=0.5)
+        # A.1 compares the accumulated margin with the training loss curve: the mean loss on a second axis.
+        losses = [r["curves"]["loss"] for r in runs[regime] if not r["diverged"] and "loss" in r["curves"]]
+        if losses:
+            epochs = min(len(loss) for loss in losses)
+            twin = ax.twinx()
+            twin.plot(c["epoch"][:epochs] if c["epoch"] else range(1, epochs + 1),
+                      np.mean([[math.nan if v is None else v for v in loss[:epochs]] for loss in losses], axis=0),
+                      color="gray", linewidth=1, label="training loss (right)")
+            twin.tick_params(labelsize=7)
+            twins.append(twin)
+            twin.legend(fontsize=7, loc="lower right")
         ax.set(title=labels[regime], xlabel="epoch")
         ax.grid(alpha=0.3)
+    if twins:  # One loss scale for every panel, so the regimes compare.
+        low, high = min(t.get_ylim()[0] for t in twins), max(t.get_ylim()[1] for t in twins)
+        for twin in twins:
+            twin.set_ylim(max(low, 0.0), high)
     np.atleast_1d(axes)[0].set_ylabel("normalized margin (seed 000 A.1)")
     np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.suptitle("Margin distribution over training (dotted: run-time decay of each exploration run)", fontsize=10)
