@@ -46,13 +46,18 @@ def define_flags() -> None:
 
 
 def write_page(output: Path) -> None:
-    """README.md: the title, the setting and every part's section that exists, in the order of PARTS."""
-    names = ["verdicts", "setting", *PARTS]
-    found = [(output / f"{name}.md").read_text() for name in names if (output / f"{name}.md").exists()]
-    missing = [name for name in PARTS if not (output / f"{name}.md").exists()]
+    """README.md: the title, every claim's verdict, the setting and every part's section that exists, in the order
+    of PARTS."""
+    sections = {name: (output / f"{name}.md").read_text() for name in ["setting", *PARTS]
+                if (output / f"{name}.md").exists()}
+    # A claim line reads "- **claim**: verdict. numbers."; the summary keeps the claim and the verdict.
+    claims = [line.split(". ", 1)[0] + f". ({name})" for name in PARTS if name in sections
+              for line in sections[name].splitlines() if line.startswith("- **")]
+    missing = [name for name in PARTS if name not in sections]
     text = "\n".join(["# Seed 000 (Lee et al., appendix) at CPU scale", "",
                       "Made by `scripts/reproduce_lee.py`; the setting gives the command and wall time.", "",
-                      *found, *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
+                      "Verdicts (each section's claims give the numbers):", "", *claims, "", *sections.values(),
+                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
     write_atomically(output / "README.md", text)
 
 
@@ -69,12 +74,9 @@ def main(argv):
     writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
                "curves": lambda: sections.write_curves(output, runs, setting.epochs),
                "margins": lambda: sections.write_margins(output, runs)}
-    verdicts = []
     for part in FLAGS.part:
         for claim, verdict, numbers in writers[part]():
             print(f"[{part}] {verdict}: {claim}\n    {numbers}")
-            verdicts.append(f"- {claim}: **{verdict}** ({part}).")
-    write_atomically(output / "verdicts.md", "\n".join(["## Verdicts", "", *verdicts, ""]))
     sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
     write_page(output)
     print(f"wrote {output / 'README.md'}")

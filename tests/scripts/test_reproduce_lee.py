@@ -118,7 +118,10 @@ def test_smoke_run_writes_the_page_from_the_run_directories(tmp_path):
     page = (output / "README.md").read_text()
     for section in ("## Setting", "## Final test accuracy", "## Learning curves", "## Margin distribution"):
         assert section in page
-    table = json.loads((output / "accuracy.json").read_text())["analysis"]["regimes"]
+    analysis = json.loads((output / "accuracy.json").read_text())["analysis"]
+    for claim, verdict, _ in accuracy.verdicts(analysis):  # In the section and in the summary at the top.
+        assert page.count(f"**{claim}**: {verdict}.") == 2
+    table = analysis["regimes"]
     saved = json.loads((output / "curves.json").read_text())["runs"]
     s = regimes.setting(smoke=True, seed=0)
     for regime in regimes.REGIMES:
