@@ -3,7 +3,9 @@ points of extended exploration marked (each run's `exploration.decay_epoch` in m
 lines of its history.csv).
 
 Claim: extended exploration keeps the peak rate past the point where the hand-tuned step schedule first decays
-(50 % of the epochs), the decay being decided at run time from the flattening training loss.
+(50 % of the epochs), the decay being decided at run time from the flattening training loss. tfregimes' rule
+(README, "Run-time exploration and decay") counts any relative improvement below the tolerance as flat, a rise
+of the loss included: the controller's record below says which it saw.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def analyse(runs: dict[str, list[dict]], epochs: int) -> dict:
     explore = runs["explore"]
     return {"epochs": epochs, "first_step_decay": epochs / 2,
             "decisions": [{"seed": r["seed"], "flat_epoch": r["flat_epoch"], "decay_epoch": r["decay_epoch"],
-                           "events": r["curves"]["lr_events"]} for r in explore],
+                           "test_accuracy": r["test_accuracy"], "events": r["curves"]["lr_events"]} for r in explore],
             "mean": {regime: {column: mean_curve(rs, column)[1] for column in
                               ("loss", "val_accuracy", "learning_rate")} for regime, rs in runs.items()}}
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from lee.accuracy import difference
+from lee.accuracy import by_decision, difference
 
 QUARTILES = ("margin_q1", "margin_median", "margin_q3", "margin_mean")
 
@@ -53,6 +53,7 @@ def analyse(runs: dict[str, list[dict]]) -> dict:
             "final": {regime: {"values": v, "mean": float(np.mean(v)) if v else math.nan,
                                "std": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan}
                       for regime, v in finals.items()},
+            "explore_by_decision": {name: final_margins(rs) for name, rs in by_decision(runs["explore"]).items()},
             "explore_vs_large": difference(finals["explore"], finals["large_batch"]),
             "small_vs_large": difference(finals["small_batch"], finals["large_batch"])}
 

@@ -26,7 +26,8 @@ def write_setting(output: Path, s: regimes.Setting, commands: dict[str, list[str
         "## Setting", "",
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
         f"time in all (one thread each, on 2 CPU cores shared with other jobs); this invocation took {minutes:.1f} "
-        "min. It ran these sweeps (rerunning one resumes it):", "", sweeps, "",
+        "min (runs finished before are reused, not rerun). It ran these sweeps (rerunning one resumes it):", "",
+        sweeps, "",
         regimes.__doc__.split("\n\n", 1)[1].strip(), "",
         f"Sizes: {s.epochs} epochs for every regime; small batch {s.small_batch} at η = {s.learning_rate:g}; large "
         f"batch {s.large_batch} at η = {s.learning_rate:g} × {s.large_batch}/{s.small_batch} = "
@@ -58,12 +59,13 @@ def write_curves(output: Path, runs: dict[str, list[dict]], epochs: int) -> list
     curves.plot(runs, regimes.LABELS, output / "curves.png")
     write_atomically(output / "curves.json", json.dumps({"analysis": analysis, "runs": {
         regime: [{k: v for k, v in r.items()} for r in rs] for regime, rs in runs.items()}}))
-    decisions = ["| seed | loss flat after epoch | decay from epoch | controller's record (history.csv `lr_event`) |",
-                 "|---|---|---|---|"]
+    decisions = ["| seed | loss flat after epoch | decay from epoch | test accuracy (%) | controller's record "
+                 "(history.csv `lr_event`) |", "|---|---|---|---|---|"]
     for d in analysis["decisions"]:
         events = "; ".join(f"epoch {e}: {t}" for e, t in sorted(d["events"].items())) or "none"
+        accuracy_text = "diverged" if d["test_accuracy"] is None else f"{100 * d['test_accuracy']:.1f}"
         decisions.append(f"| {d['seed']} | {d['flat_epoch'] or 'never'} | {d['decay_epoch'] or 'never'} | "
-                         f"{events} |")
+                         f"{accuracy_text} | {events} |")
     text = "\n".join([
         "## Learning curves with the run-time decay points (appendix A.3, Figures 4–7)", "",
         curves.__doc__.split("\n\n", 1)[1].strip(), "", "![learning curves](curves.png)", "", *decisions, "",
@@ -83,6 +85,10 @@ def write_margins(output: Path, runs: dict[str, list[dict]]) -> list:
         table.append(f"| {regimes.LABELS[regime]} | " + " | ".join(
             f"{c[q][-1]:.4f}" if c["epoch"] else "—" for q in margins.QUARTILES[:3])
             + f" | {final['mean']:.4f} ± {final['std']:.4f} |".replace("± nan", "(one run)"))
+    for name, values in analysis["explore_by_decision"].items():
+        if values:
+            table.append(f"| … exploration runs whose controller {name} | | | | "
+                         f"{', '.join(f'{v:.4f}' for v in values)} (per seed) |")
     text = "\n".join([
         "## Margin distribution over training (appendix A.1, Figure 1)", "",
         margins.__doc__.split("\n\n", 1)[1].strip(), "", "Last epoch, mean over seeds:", "", *table, "",
