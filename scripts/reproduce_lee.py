@@ -6,8 +6,8 @@ and figure) and README.md, which gathers the sections that exist, so a part can 
 
 Every part reads the same four sweeps (small batch, large batch with Goyal et al.'s linear scaling and warm-up,
 large batch with LARS, large batch with extended exploration and the run-time decay; MNIST-1D, `mlp`, same epochs,
-5 seeds), made by `python -m tfregimes.sweep`; the first part to run makes them (about 20 min on one core) and the
-others reuse them (a sweep rerun skips finished points).
+5 seeds), made by `python -m tfregimes.sweep`; the first part to run makes them (17 min with --parallel_sweeps
+on 2 shared cores) and the others reuse them (a sweep rerun skips finished points).
 - `accuracy`: final test accuracy per regime, mean ± std (seed 000's tables), and the large-batch gap.
 - `curves`: learning curves with the run-time decay points marked (appendix A.3).
 - `margins`: the normalized margin distribution over training per regime (appendix A.1, Figure 1).
