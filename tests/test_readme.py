@@ -130,6 +130,8 @@ PLANS = {
     # The full reproduction takes about 35 min; tests/scripts/test_reproduce_leclerc_madry.py runs this very
     # command with --smoke (and its outputs in a scratch folder).
     "python scripts/reproduce_leclerc_madry.py": (None, "smoke_tested"),
+    # About 17 min (--parallel_sweeps); tests/scripts/test_reproduce_lee.py runs it with --smoke.
+    "python scripts/reproduce_lee.py": (None, "smoke_tested"),
 }
 WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
          ("report", "results"))

@@ -1,0 +1,121 @@
+"""Seed 000 appendix A.1 / Figure 1 at CPU scale: the margin distribution over training, per regime.
+
+The `margins` training diagnostic logs, at every epoch, the first-order margins of 1,024 training examples (Jiang
+et al. 2018, seed 000 eq. 12: d = (f_y − f_c)/‖∇_x f_y − ∇_x f_c‖₂, c the highest other logit), normalized by
+√(total variation of x), as quartiles (`margin_q1`, `margin_median`, `margin_q3`) and `margin_mean`, the mean
+inside the inter-quartile range (A.1: "we ignore the margins smaller than the first quartile and larger than the
+third quartile"). Our copy of seed 000 has A.1's method but not Figure 1's curves: A.1 says the analysis is there to
+understand "the impact of the length of exploration phase on the generalization performance". Claims we test:
+1. after the same epochs, extended exploration leaves larger normalized margins than the large batch under the
+   Goyal schedule (inter-quartile mean at the last epoch);
+2. the small batch's margins are larger than the large batch's (the gap shows in the margins too).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lee.accuracy import by_decision, difference
+
+QUARTILES = ("margin_q1", "margin_median", "margin_q3", "margin_mean")
+
+
+def mean_curves(runs: list[dict]) -> dict[str, list[float]]:
+    """Per epoch, the mean over the regime's finished runs of each margin quartile (NaN where none logged)."""
+    done = [r["curves"] for r in runs if not r["diverged"] and "margin_mean" in r["curves"]]
+    if not done:
+        return {"epoch": []}
+    epochs = min(len(c["epoch"]) for c in done)
+    out = {"epoch": done[0]["epoch"][:epochs]}
+    for name in QUARTILES:
+        values = np.array([[math.nan if v is None else v for v in c[name][:epochs]] for c in done], dtype=float)
+        with np.errstate(all="ignore"):
+            out[name] = [float(np.nanmean(column)) if np.isfinite(column).any() else math.nan
+                         for column in values.T]
+    return out
+
+
+def final_margins(runs: list[dict]) -> list[float]:
+    """The last logged inter-quartile mean margin of each finished run."""
+    out = []
+    for r in runs:
+        values = [v for v in r["curves"].get("margin_mean", []) if v is not None and math.isfinite(v)]
+        if not r["diverged"] and values:
+            out.append(values[-1])
+    return out
+
+
+def analyse(runs: dict[str, list[dict]]) -> dict:
+    finals = {regime: final_margins(rs) for regime, rs in runs.items()}
+    return {"curves": {regime: mean_curves(rs) for regime, rs in runs.items()},
+            "final": {regime: {"values": v, "mean": float(np.mean(v)) if v else math.nan,
+                               "std": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan}
+                      for regime, v in finals.items()},
+            "explore_by_decision": {name: final_margins(rs) for name, rs in by_decision(runs["explore"]).items()},
+            "explore_vs_large": difference(finals["explore"], finals["large_batch"]),
+            "small_vs_large": difference(finals["small_batch"], finals["large_batch"])}
+
+
+def _verdict(d: dict) -> str:
+    if d["significant"]:
+        return "holds" if d["difference"] > 0 else "does not hold"
+    return "partly" if d["difference"] > 0 else "does not hold"
+
+
+def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
+    final = analysis["final"]
+    means = ", ".join(f"{name.replace('_', ' ')} {s['mean']:.4f}" for name, s in final.items())
+    out = []
+    for key, claim in (("explore_vs_large", "Extended exploration ends with larger normalized margins than the "
+                        "large batch under the Goyal schedule"),
+                       ("small_vs_large", "The small batch ends with larger normalized margins than the large batch")):
+        d = analysis[key]
+        out.append((claim, _verdict(d), f"difference of the last epoch's inter-quartile mean margin "
+                    f"{d['difference']:+.4f} ± {d['se']:.4f} (standard error; 'partly': positive but within "
+                    f"2 standard errors); means: {means}"))
+    return out
+
+
+def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    regimes = list(analysis["curves"])
+    twins = []
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 3.8), facecolor="white", sharey=True)
+    for ax, regime, color in zip(np.atleast_1d(axes), regimes, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        c = analysis["curves"][regime]
+        if c["epoch"]:
+            ax.fill_between(c["epoch"], c["margin_q1"], c["margin_q3"], color=color, alpha=0.25,
+                            label="q1–q3 (mean over seeds)")
+            ax.plot(c["epoch"], c["margin_median"], color=color, label="median")
+            ax.plot(c["epoch"], c["margin_mean"], color="black", linestyle="--", label="inter-quartile mean")
+        for r in runs[regime]:
+            if r.get("decay_epoch"):
+                ax.axvline(r["decay_epoch"], color="gray", linestyle=":", linewidth=1)
+        ax.axhline(0, color="gray", linewidth=0.5)
+        # A.1 compares the accumulated margin with the training loss curve: the mean loss on a second axis.
+        losses = [r["curves"]["loss"] for r in runs[regime] if not r["diverged"] and "loss" in r["curves"]]
+        if losses:
+            epochs = min(len(loss) for loss in losses)
+            twin = ax.twinx()
+            twin.plot(c["epoch"][:epochs] if c["epoch"] else range(1, epochs + 1),
+                      np.mean([[math.nan if v is None else v for v in loss[:epochs]] for loss in losses], axis=0),
+                      color="gray", linewidth=1, label="training loss (right)")
+            twin.tick_params(labelsize=7)
+            twins.append(twin)
+            twin.legend(fontsize=7, loc="lower right")
+        ax.set(title=labels[regime], xlabel="epoch")
+        ax.grid(alpha=0.3)
+    if twins:  # One loss scale for every panel, so the regimes compare.
+        low, high = min(t.get_ylim()[0] for t in twins), max(t.get_ylim()[1] for t in twins)
+        for twin in twins:
+            twin.set_ylim(max(low, 0.0), high)
+    np.atleast_1d(axes)[0].set_ylabel("normalized margin (seed 000 A.1)")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    fig.suptitle("Margin distribution over training (dotted: run-time decay of each exploration run)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,87 @@
+"""python scripts/reproduce_lee.py [--part=PART ...] [--smoke] [--output=DIR]
+
+Reproduces seed 000 (Lee et al., appendix: large batch with extended exploration and a decay chosen at run time)
+at CPU scale and writes docs/results/lee/: the setting (`setting.md`), one section per part (`<part>.md`, its JSON
+and figure) and README.md, which gathers the sections that exist, so a part can be rerun alone.
+
+Every part reads the same four sweeps (small batch, large batch with Goyal et al.'s linear scaling and warm-up,
+large batch with LARS, large batch with extended exploration and the run-time decay; MNIST-1D, `mlp`, same epochs,
+5 seeds), made by `python -m tfregimes.sweep`; the first part to run makes them (17 min with --parallel_sweeps
+on 2 shared cores) and the others reuse them (a sweep rerun skips finished points).
+- `accuracy`: final test accuracy per regime, mean ± std (seed 000's tables), and the large-batch gap.
+- `curves`: learning curves with the run-time decay points marked (appendix A.3).
+- `margins`: the normalized margin distribution over training per regime (appendix A.1, Figure 1).
+
+`--smoke` runs the whole pipeline on tiny sizes in under a minute (for the test suite).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+from lee import records, regimes, sections  # noqa: E402
+
+from tfregimes.base.run_dir import write_atomically  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = ("accuracy", "curves", "margins")
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the appendix to write (repeat the flag).")
+    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per run: checks the pipeline, reproduces nothing.")
+    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "lee"), "Folder of the results page.")
+    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "lee"),
+                        "Sweep directories; a rerun resumes them and reuses finished runs.")
+    flags.DEFINE_integer("seed", 0, "First seed of every regime's runs.")
+    flags.DEFINE_bool("parallel_sweeps", False, "Run the four regimes' sweeps at once (four one-thread processes) "
+                      "instead of one after the other; --smoke always does.")
+
+
+def write_page(output: Path) -> None:
+    """README.md: the title, every claim's verdict, the setting and every part's section that exists, in the order
+    of PARTS."""
+    sections = {name: (output / f"{name}.md").read_text() for name in ["setting", *PARTS]
+                if (output / f"{name}.md").exists()}
+    # A claim line reads "- **claim**: verdict. numbers."; the summary keeps the claim and the verdict.
+    claims = [line.split(". ", 1)[0] + f". ({name})" for name in PARTS if name in sections
+              for line in sections[name].splitlines() if line.startswith("- **")]
+    missing = [name for name in PARTS if name not in sections]
+    text = "\n".join(["# Seed 000 (Lee et al., appendix) at CPU scale", "",
+                      "Made by `scripts/reproduce_lee.py`; the setting gives the command and wall time.", "",
+                      "Verdicts (each section's claims give the numbers):", "", *claims, "", *sections.values(),
+                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
+    write_atomically(output / "README.md", text)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    started = time.time()
+    output, work_dir = Path(FLAGS.output), Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
+    setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
+    command = " ".join(["python scripts/reproduce_lee.py", *sys.argv[1:]])
+    sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+    frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
+    output.mkdir(parents=True, exist_ok=True)
+    writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
+               "curves": lambda: sections.write_curves(output, runs, setting.epochs),
+               "margins": lambda: sections.write_margins(output, runs)}
+    for part in FLAGS.part:
+        for claim, verdict, numbers in writers[part]():
+            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
+    sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
+    write_page(output)
+    print(f"wrote {output / 'README.md'}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
