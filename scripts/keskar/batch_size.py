@@ -102,13 +102,14 @@ def plot(analysis: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
+        train: bool = True) -> list[tuple[str, str, str]]:
     started = time.time()
     config = setting(smoke, seed)
     batches = ",".join(str(b) for b in config.figure4_batches)
     commands = {"sb_lb": sb_lb_command(config, work_dir),
                 "batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
-    run_sweeps(commands, "batch_size")
+    run_sweeps(commands, "batch_size", train)
     rows = [r for name in commands for r in read_rows(work_dir / name)]
     analysis = analyse(rows)
     output.mkdir(parents=True, exist_ok=True)

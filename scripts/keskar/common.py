@@ -86,7 +86,11 @@ def sb_lb_command(config: Setting, work_dir: Path) -> list[str]:
                          [f"--grid=batch_size={config.small_batch},{config.large_batch}"])
 
 
-def run_sweeps(commands: dict[str, list[str]], label: str) -> None:
+def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -> None:
+    """Runs (or resumes) each sweep; with `train` false only says that the page reads what has finished."""
+    if not train:
+        print(f"[{label}] --notrain: reading the runs that finished, training nothing", flush=True)
+        return
     for argv in commands.values():
         print(f"[{label}] {shown(argv)}", flush=True)
         subprocess.run(argv, check=True, cwd=REPO)  # A failed point fails the part: its log is in the sweep.
@@ -125,8 +129,9 @@ def row(record: RunRecord) -> dict:
 
 
 def read_rows(sweep_dir: Path) -> list[dict]:
-    records, _ = load_runs([sweep_dir])
-    return [row(record) for record in records]
+    """The finished (done or diverged) runs of a sweep; unfinished points are left out."""
+    records, _ = load_runs([sweep_dir]) if (sweep_dir / "sweep.json").exists() else ([], [])
+    return [row(record) for record in records if record.state in ("done", "diverged")]
 
 
 def mean_std(values) -> tuple[float, float]:

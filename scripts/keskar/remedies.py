@@ -55,6 +55,9 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
     lb_gap = analysis["lb"]["gap_to_sb"]
     for name, table in (("augmented", "Table 6"), ("conservative", "Table 7")):
         remedy = analysis[name]
+        if not remedy["runs"]:
+            out.append((f"{name.capitalize()} LB (Table {table[-1]})", "not run", "no finished run"))
+            continue
         gap = remedy["gap_to_sb"]
         closes = np.isfinite(gap) and gap < lb_gap
         verdict = ("holds" if closes and gap <= max(lb_gap / 2, 0) else "partly" if closes else "does not hold")
@@ -101,13 +104,14 @@ def plot(analysis: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
+        train: bool = True) -> list[tuple[str, str, str]]:
     started = time.time()
     config = setting(smoke, seed)
     commands = {"sb_lb": sb_lb_command(config, work_dir)}
     commands.update({name: sweep_command(config, work_dir / name, flags)
                      for name, flags in remedy_flags(config.augment, config.large_batch).items()})
-    run_sweeps(commands, "remedies")
+    run_sweeps(commands, "remedies", train)
     base = read_rows(work_dir / "sb_lb")
     rows = {"sb": group(base, batch_size=config.small_batch), "lb": group(base, batch_size=config.large_batch),
             **{name: group(read_rows(work_dir / name)) for name in commands if name != "sb_lb"}}

@@ -121,7 +121,7 @@ def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
         loss_axis.axvline(x, color="gray", linewidth=0.8)
     lines = loss_axis.get_legend_handles_labels()
     more = accuracy_axis.get_legend_handles_labels()
-    loss_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper center")
+    loss_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
@@ -140,15 +140,18 @@ def table_rows(analysis: dict) -> list[str]:
     return rows
 
 
-def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
+        train: bool = True) -> list[tuple[str, str, str]]:
     started = time.time()
     config = setting(smoke, seed)
     sweep = sb_lb_command(config, work_dir)
-    run_sweeps({"sb_lb": sweep}, "table")
+    run_sweeps({"sb_lb": sweep}, "table", train)
     rows = read_rows(work_dir / "sb_lb")
     curves, evaluations = [], []
     for s in config.seeds:
         prefix = work_dir / "sb_lb" / f"interpolation_seed{s}"
+        if not train and not Path(f"{prefix}.json").exists():
+            continue
         argv = interpolation_command(config, rows, s, prefix)
         evaluations.append(argv)
         if not Path(f"{prefix}.json").exists():  # Written last: a finished interpolation is reused.
