@@ -16,8 +16,10 @@ training examples, run by the sweep engine after each point.
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +101,15 @@ def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -
 def shown(argv: list[str]) -> str:
     """A command as the page shows it: `python ...`, paths relative to the repository."""
     return " ".join(["python", *argv[1:]]).replace(f"{REPO}/", "")
+
+
+def invocation(results: Path, command: str, started: float, train: bool) -> dict:
+    """The command that trained a part and how long it took: this one, or with --notrain (pages only) the one
+    `results` (the part's JSON) recorded, so that rewriting a page keeps the training run's wall time."""
+    if train:
+        return {"command": command, "minutes": (time.time() - started) / 60}
+    recorded = json.loads(results.read_text()).get("invocation") if results.exists() else None
+    return recorded or {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
 
 
 def weight_norm(run_dir: Path) -> float:

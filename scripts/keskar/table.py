@@ -24,6 +24,7 @@ from keskar.common import (
     Setting,
     describe,
     group,
+    invocation,
     pm,
     read_rows,
     run_sweeps,
@@ -159,9 +160,10 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         curves.append(read_curve(Path(f"{prefix}.csv")))
     analysis = analyse(rows, curves, config)
+    record = invocation(output / "table.json", command, started, train)
     output.mkdir(parents=True, exist_ok=True)
     plot_interpolation(curves, output / "table_interpolation.png")
-    write_atomically(output / "table.json", json.dumps({"analysis": analysis, "runs": rows,
+    write_atomically(output / "table.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record,
                                                         "curves": [{k: v.tolist() for k, v in c.items()}
                                                                    for c in curves]}, default=str))
     statuses = sorted({status for r in rows for status in r["status"].values()})
@@ -169,9 +171,9 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
     train_minutes = sum(r["wall_seconds"] or 0 for r in rows) / 60
     text = "\n".join([
         "## SB against LB: accuracy, sharpness and weight norm (Tables 2–4), interpolation (Figure 3)", "",
-        f"Command: `{command}`. The {len(rows)} trainings took {train_minutes:.1f} min of wall time in all (their "
-        f"`wall_seconds`; 2 CPU cores shared with other work); this invocation, sharpness and interpolation "
-        f"included, took {(time.time() - started) / 60:.1f} min. It ran:", "",
+        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
+        f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
+        f"{train_minutes:.1f} min). It ran:", "",
         f"    {shown(sweep)}", *(f"    {shown(argv)}" for argv in evaluations), "",
         describe(config), "",
         *table_rows(analysis), "",
