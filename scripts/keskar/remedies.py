@@ -65,14 +65,19 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
         # The paper compares minima at the same (near-100 %) training accuracy: a remedy whose runs stopped short of
         # the target is compared at another point of training, so it can support the claim only partly.
         short = remedy["reached"] < remedy["runs"]
-        verdict = "partly" if short and verdict == "holds" else verdict
+        # A gap no larger than the seed-to-seed spread of SB's and LB's test accuracy leaves little to close.
+        noise = max(analysis["sb"]["test_accuracy"][1], analysis["lb"]["test_accuracy"][1])
+        within_noise = lb_gap <= noise
+        verdict = "partly" if (short or within_noise) and verdict == "holds" else verdict
         out.append((f"{name.capitalize()} LB raises test accuracy towards SB's ({table})", verdict,
                     f"test accuracy SB {pm(analysis['sb']['test_accuracy'], 100)} %, LB "
                     f"{pm(analysis['lb']['test_accuracy'], 100)} %, {name} LB {pm(remedy['test_accuracy'], 100)} % "
                     f"(gap to SB {100 * lb_gap:+.2f} → {100 * gap:+.2f} points; reached the target "
                     f"{remedy['reached']}/{remedy['runs']}, epochs {pm(remedy['epochs_run'], digits=1)}"
                     + (f"; train accuracy {pm(remedy['train_accuracy'], 100)} %: not at the target, so not the "
-                       "paper's comparison" if short else "") + ")"))
+                       "paper's comparison" if short else "")
+                    + (f"; the SB–LB gap is within the seeds' spread ({100 * noise:.2f} points)" if within_noise
+                       else "") + ")"))
         sharp = [remedy["sharpness"][k][0] for k in TABLE_KEYS]
         sb_sharp = [analysis["sb"]["sharpness"][k][0] for k in TABLE_KEYS]
         lb_sharp = [analysis["lb"]["sharpness"][k][0] for k in TABLE_KEYS]

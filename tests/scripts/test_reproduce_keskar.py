@@ -94,6 +94,9 @@ def test_remedy_verdicts_compare_with_sb_and_plain_lb():
         run["reached_target"] = True
     analysis = remedies.analyse({"sb": sb, "lb": lb, "augmented": augmented, "conservative": conservative})
     assert [v for _, v, _ in remedies.verdicts(analysis)][:2] == ["holds", "holds"]
+    lb[0]["test_accuracy"], lb[1]["test_accuracy"] = 0.80, 0.92  # LB's spread (6 points) swamps its 4-point gap.
+    analysis = remedies.analyse({"sb": sb, "lb": lb, "augmented": augmented, "conservative": conservative})
+    assert [v for _, v, _ in remedies.verdicts(analysis)][:2] == ["partly", "holds"]
 
 
 @pytest.fixture(scope="module")
