@@ -132,6 +132,8 @@ PLANS = {
     "python scripts/reproduce_leclerc_madry.py": (None, "smoke_tested"),
     # About 17 min (--parallel_sweeps); tests/scripts/test_reproduce_lee.py runs it with --smoke.
     "python scripts/reproduce_lee.py": (None, "smoke_tested"),
+    # tests/scripts/test_reproduce_keskar.py runs this command with --smoke.
+    "python scripts/reproduce_keskar.py": (None, "smoke_tested"),
 }
 WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
          ("report", "results"))

@@ -129,6 +129,7 @@ def _keskar_deep(classes):
 
 @pytest.mark.parametrize("name,input_shape,count", [
     ("f1", (28, 28, 1), _dense(784, 512) + 4 * _dense(512, 512) + 5 * _bn(512) + _dense(512, 10, bias=True)),
+    ("f1_narrow", (28, 28, 1), _dense(784, 128) + 4 * _dense(128, 128) + 5 * _bn(128) + _dense(128, 10, bias=True)),
     ("f2", (360,), _dense(360, 512) + 6 * _dense(512, 512) + 7 * _bn(512) + _dense(512, 1973, bias=True)),
     ("c1", (32, 32, 3), _keskar_shallow(10)),
     ("c3", (32, 32, 3), _keskar_shallow(100)),
@@ -140,7 +141,8 @@ def test_keskar_networks_have_the_published_layout_exactly(name, input_shape, co
     assert _trainable_count(model) == count
     dense_units = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     conv_filters = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-    expected_dense = {"f1": [512] * 5 + [10], "f2": [512] * 7 + [1973], "c1": [384, 192, 10], "c3": [384, 192, 100],
+    expected_dense = {"f1": [512] * 5 + [10], "f1_narrow": [128] * 5 + [10], "f2": [512] * 7 + [1973],
+                      "c1": [384, 192, 10], "c3": [384, 192, 100],
                       "c2": [512, 10], "c4": [512, 100]}[name]
     assert dense_units == expected_dense
     assert conv_filters == {"c1": [64, 64], "c3": [64, 64], "c2": list(DEEP_FILTERS),

@@ -1,0 +1,173 @@
+"""What every part of the seed 003 reproduction shares: the CPU-scale setting, the sweeps that train it, and the
+rows read back from the run directories (tfregimes.results) with the weight norm of each minimum.
+
+Keskar et al. (seed 003) train F1 (784 inputs, 5 batch-normalized ReLU layers of 512, appendix B.1) on MNIST with
+Adam at batch 256 (SB) and at 10 % of the training set (LB), each run until its training accuracy is ~99–100 %
+(Table 2), and measure the ε-sharpness of the minimum (their eq. 3/4) in the full space and in a random
+100-dimensional subspace at ε = 1e-3 and 5e-4 with 10 iterations of L-BFGS-B (Tables 3–4). Scaled down to fit 2
+CPU cores: F1 at a quarter of its width (`--model=f1_narrow`: 5 batch-normalized ReLU layers of 128, 168,458
+weights instead of 1,460,234), a fixed 10,000-example subset of Fashion-MNIST (MNIST is not available offline), so
+LB is 1,000 (the paper's LB/SB ratio is ~23, ours ~4); training stops at the first epoch whose running training
+accuracy reaches 99 % (`--stop_at_train_accuracy`), at most 40 epochs. Sharpness is
+`python -m tfregimes.evaluate --metrics=sharpness` at its defaults (the paper's ε, p = 100, 10 iterations) on 2,048
+training examples, run by the sweep engine after each point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tfregimes.results.runs import RunRecord, load_runs
+
+REPO = Path(__file__).resolve().parents[2]
+SHARPNESS_KEYS = ("full_eps1e-3", "full_eps5e-4", "subspace_eps1e-3", "subspace_eps5e-4")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    dataset: str
+    model_flags: tuple[str, ...]
+    train_subset: int
+    small_batch: int
+    large_batch: int  # 10 % of the training set (seed 003 §2.2).
+    figure4_batches: tuple[int, ...]  # Figure 4's batch sizes besides SB and LB, which the table part trains.
+    seeds: tuple[int, ...]
+    target: float  # --stop_at_train_accuracy.
+    max_epochs: int  # A run that has not reached the target by then stops and says so.
+    learning_rate: float
+    augment: str  # The remedy "data augmentation" (seed 003 Table 6).
+    max_parallel: int
+
+
+def setting(smoke: bool, seed: int) -> Setting:
+    if smoke:  # Seconds: a tiny MLP on digits; reproduces nothing.
+        return Setting("digits", ("--model=mlp", "--hidden_sizes=16"), 400, 20, 40, (80,), (seed,), 0.5, 2, 1e-2,
+                       "crop1_flip", 2)
+    return Setting("fashion_mnist", ("--model=f1_narrow",), 10_000, 256, 1_000, (64, 128, 512),
+                   (seed, seed + 1, seed + 2), 0.99, 40, 1e-3, "crop1_flip", 2)
+
+
+def describe(config: Setting) -> str:
+    """The setting in words, for each section of the page."""
+    model = " ".join(config.model_flags).replace("--model=", "")
+    return (f"Setting: `{model}` on a fixed {config.train_subset:,}-example training subset of `{config.dataset}` "
+            f"(chosen by the seed, as the initialization is) and its full test split; Adam at a constant "
+            f"{config.learning_rate:g}; SB = {config.small_batch}, LB = {config.large_batch} (10 % of the training "
+            f"set); each run stops at the first epoch whose running training accuracy reaches "
+            f"{100 * config.target:g} % (`--stop_at_train_accuracy={config.target}`), or after {config.max_epochs} "
+            f"epochs, saying so; seeds {list(config.seeds)}. Mean ± sample std over the seeds.")
+
+
+def train_flags(config: Setting) -> list[str]:
+    """The training flags every run shares: Adam at a constant rate (seed 003 uses Adam's defaults), stopped at the
+    target; no validation pass during training (the final metrics.json evaluates both splits)."""
+    return [f"--dataset={config.dataset}", *config.model_flags, f"--train_subset={config.train_subset}",
+            "--optimizer=adam", f"--learning_rate={config.learning_rate}", "--lr_schedule=constant",
+            f"--epochs={config.max_epochs}", f"--stop_at_train_accuracy={config.target}",
+            f"--eval_every={config.max_epochs + 1}", "--verbose=0"]
+
+
+def sweep_command(config: Setting, sweep_dir: Path, varied: list[str]) -> list[str]:
+    """`python -m tfregimes.sweep` over `varied` (--grid/--seeds/fixed flags) with sharpness after each point."""
+    seeds = ",".join(str(s) for s in config.seeds)
+    return [sys.executable, "-m", "tfregimes.sweep", *train_flags(config), *varied, f"--seeds={seeds}",
+            "--metrics=sharpness", "--threads_per_run=1", f"--max_parallel={config.max_parallel}",
+            f"--sweep_dir={sweep_dir}"]
+
+
+def sb_lb_command(config: Setting, work_dir: Path) -> list[str]:
+    """SB and LB from the same initialization (same --seed: same initial weights and training subset)."""
+    return sweep_command(config, work_dir / "sb_lb",
+                         [f"--grid=batch_size={config.small_batch},{config.large_batch}"])
+
+
+def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -> None:
+    """Runs (or resumes) each sweep; with `train` false only says that the page reads what has finished."""
+    if not train:
+        print(f"[{label}] --notrain: reading the runs that finished, training nothing", flush=True)
+        return
+    for argv in commands.values():
+        print(f"[{label}] {shown(argv)}", flush=True)
+        subprocess.run(argv, check=True, cwd=REPO)  # A failed point fails the part: its log is in the sweep.
+
+
+def shown(argv: list[str]) -> str:
+    """A command as the page shows it: `python ...`, paths relative to the repository."""
+    return " ".join(["python", *argv[1:]]).replace(f"{REPO}/", "")
+
+
+def invocation(results: Path, command: str, started: float, train: bool) -> dict:
+    """The command that trained a part and how long it took: this one, or with --notrain (pages only) the one
+    `results` (the part's JSON) recorded, so that rewriting a page keeps the training run's wall time."""
+    if train:
+        return {"command": command, "minutes": (time.time() - started) / 60}
+    recorded = json.loads(results.read_text()).get("invocation") if results.exists() else None
+    return recorded or {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
+
+
+def weight_norm(run_dir: Path) -> float:
+    """‖x‖₂ of the trained weights the sharpness box is built around (FlatModel's vector: every trainable
+    variable), read from the run's export."""
+    from tfregimes.diagnostics.minimum.flat_model import FlatModel
+    from tfregimes.training.export import split_input_normalization
+    from tfregimes.training.scoring import load_keras_model
+    network, _ = split_input_normalization(load_keras_model(run_dir / "export"))
+    return float(np.linalg.norm(FlatModel(network).weights()))
+
+
+def row(record: RunRecord) -> dict:
+    """One run: its varied settings, final metrics, stop, sharpness (value and L-BFGS-B status) and weight norm."""
+    metrics, flags = record.metrics, record.flags
+    sharpness = (record.evaluation or {}).get("sharpness", {})
+    done = record.state == "done"
+    return {"run": record.name, "batch_size": int(flags["batch_size"]), "seed": int(flags["seed"]),
+            "augment": flags.get("augment", "none"), "regularizer": flags.get("regularizer", "none"),
+            "state": record.state, "train_accuracy": metrics.get("train_accuracy"),
+            "test_accuracy": metrics.get("test_accuracy"), "train_loss": metrics.get("train_loss"),
+            "test_loss": metrics.get("test_loss"), "epochs_run": metrics.get("epochs_run"),
+            "reached_target": metrics.get("reached_target"), "stopped_at_epoch": metrics.get("stopped_at_epoch"),
+            "wall_seconds": metrics.get("wall_seconds"),
+            "sharpness": {key: sharpness[key]["value"] for key in SHARPNESS_KEYS if key in sharpness},
+            "status": {key: sharpness[key]["status"] for key in SHARPNESS_KEYS if key in sharpness},
+            "weight_norm": weight_norm(record.run_dir) if done else None}
+
+
+def read_rows(sweep_dir: Path) -> list[dict]:
+    """The finished (done or diverged) runs of a sweep; unfinished points are left out."""
+    records, _ = load_runs([sweep_dir]) if (sweep_dir / "sweep.json").exists() else ([], [])
+    return [row(record) for record in records if record.state in ("done", "diverged")]
+
+
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of the finite values; NaN when there are none."""
+    values = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if not len(values):
+        return float("nan"), float("nan")
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def group(rows: list[dict], **match) -> list[dict]:
+    """The finished runs whose fields equal `match`."""
+    return [r for r in rows if r["state"] == "done" and all(r[k] == v for k, v in match.items())]
+
+
+def summary(rows: list[dict]) -> dict:
+    """Mean ± std over a group's runs of every number the tables show, and how many reached the target."""
+    out = {"runs": len(rows), "reached": sum(bool(r["reached_target"]) for r in rows)}
+    for name in ("train_accuracy", "test_accuracy", "weight_norm", "epochs_run"):
+        out[name] = mean_std(r[name] for r in rows)
+    out["sharpness"] = {key: mean_std(r["sharpness"].get(key) for r in rows) for key in SHARPNESS_KEYS}
+    out["statuses"] = sorted({status for r in rows for status in r["status"].values()})
+    return out
+
+
+def pm(pair, scale: float = 1.0, digits: int = 2) -> str:
+    mean, std = pair
+    return "n/a" if not np.isfinite(mean) else f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"

@@ -1,0 +1,185 @@
+"""Seed 003 Tables 2–4 and Figure 3 at CPU scale: SB against LB from the same initialization, each trained to the
+target training accuracy; accuracy, ε-sharpness (full space and random 100-dim subspace, ε = 1e-3 and 5e-4) and
+weight norm of each minimum; loss and accuracy along the line from the SB minimum (a = 0) to the LB one (a = 1).
+
+Claims: LB minima generalize worse than SB minima at the same (near-100 %) training accuracy (Table 2); LB minima
+are sharper in the full space and in random subspaces (Tables 3–4); along the SB→LB line the loss rises more
+steeply around the LB minimum than around the SB one (Figure 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keskar.common import (
+    REPO,
+    SHARPNESS_KEYS,
+    Setting,
+    describe,
+    group,
+    invocation,
+    pm,
+    read_rows,
+    run_sweeps,
+    sb_lb_command,
+    setting,
+    shown,
+    summary,
+)
+from tfregimes.base.run_dir import write_atomically
+
+INTERPOLATION_POINTS = 31  # a in [−1, 2] in steps of 0.1, as tfregimes.evaluate's default.
+
+
+def interpolation_command(config: Setting, rows: list[dict], seed: int, prefix: Path) -> list[str]:
+    """`tfregimes.evaluate` from the seed's SB minimum to its LB minimum on that run's training subset."""
+    sb, lb = (next(r for r in rows if r["seed"] == seed and r["batch_size"] == b)
+              for b in (config.small_batch, config.large_batch))
+    sweep = prefix.parent
+    return [sys.executable, "-m", "tfregimes.evaluate", f"--model={sweep / sb['run'] / 'export'}",
+            f"--interpolate_with={sweep / lb['run'] / 'export'}", f"--dataset={config.dataset}",
+            f"--train_subset={config.train_subset}", f"--train_subset_seed={seed}",
+            f"--interpolation_points={INTERPOLATION_POINTS}", f"--interpolation_output={prefix}",
+            f"--output={prefix}.json"]
+
+
+def read_curve(path: Path) -> dict[str, np.ndarray]:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {key: np.array([float(r[key]) for r in rows]) for key in rows[0]}
+
+
+def local_rise(curve: dict[str, np.ndarray], at: float, key: str = "train_loss") -> float:
+    """Mean rise of `key` one grid step (0.1 of the SB→LB distance) either side of a = `at`: the same distance in
+    weight space on both ends, so the two ends' rises compare their curvature along the line."""
+    alphas = curve["alpha"]
+    i = int(np.argmin(np.abs(alphas - at)))
+    return float((curve[key][i - 1] + curve[key][i + 1]) / 2 - curve[key][i])
+
+
+def analyse(rows: list[dict], curves: list[dict[str, np.ndarray]], config: Setting) -> dict:
+    sb, lb = group(rows, batch_size=config.small_batch), group(rows, batch_size=config.large_batch)
+    pairs = [(a, b) for a in sb for b in lb if a["seed"] == b["seed"]]
+    return {"sb": summary(sb), "lb": summary(lb),
+            "paired_test_gap": [a["test_accuracy"] - b["test_accuracy"] for a, b in pairs],
+            "paired_sharpness_ratio": {key: [b["sharpness"][key] / a["sharpness"][key] for a, b in pairs
+                                             if a["sharpness"].get(key) and key in b["sharpness"]]
+                                       for key in SHARPNESS_KEYS},
+            "rise": [{"sb": local_rise(c, 0.0), "lb": local_rise(c, 1.0)} for c in curves]}
+
+
+def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
+    sb, lb, gaps = analysis["sb"], analysis["lb"], analysis["paired_test_gap"]
+    out = []
+    reached = f"(reached the target: SB {sb['reached']}/{sb['runs']}, LB {lb['reached']}/{lb['runs']})"
+    verdict = ("holds" if gaps and all(g > 0 for g in gaps) else "partly" if gaps and np.mean(gaps) > 0
+               else "does not hold")
+    out.append(("LB minima generalize worse than SB minima at the same training accuracy (Table 2)", verdict,
+                f"test accuracy SB {pm(sb['test_accuracy'], 100)} %, LB {pm(lb['test_accuracy'], 100)} %; "
+                f"train SB {pm(sb['train_accuracy'], 100)} %, LB {pm(lb['train_accuracy'], 100)} % {reached}; "
+                "SB − LB test accuracy per seed: " + ", ".join(f"{100 * g:+.2f}" for g in gaps) + " points"))
+    ratios = analysis["paired_sharpness_ratio"]
+    sharper = {key: bool(values) and all(v > 1 for v in values) for key, values in ratios.items()}
+    verdict = "holds" if all(sharper.values()) else "partly" if any(sharper.values()) else "does not hold"
+    out.append(("LB minima are sharper than SB minima, in the full space and in random 100-dim subspaces at "
+                "ε = 1e-3 and 5e-4 (Tables 3–4)", verdict,
+                "; ".join(f"{key}: SB {pm(sb['sharpness'][key])}, LB {pm(lb['sharpness'][key])} "
+                          f"(LB/SB per seed {', '.join(f'{v:.2f}' for v in ratios[key])})" for key in SHARPNESS_KEYS)))
+    rises = analysis["rise"]
+    steeper = [r["lb"] > r["sb"] for r in rises]
+    verdict = "holds" if rises and all(steeper) else "partly" if any(steeper) else "does not hold"
+    out.append(("Along the SB→LB line the training loss rises more steeply around the LB minimum (Figure 3)",
+                verdict, "rise of the training loss 0.1 of the way out on either side, SB end vs LB end, per seed: "
+                + ", ".join(f"{r['sb']:.4f} vs {r['lb']:.4f}" for r in rises)))
+    return out
+
+
+def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, loss_axis = plt.subplots(figsize=(7, 4.2), facecolor="white")
+    accuracy_axis = loss_axis.twinx()
+    for i, curve in enumerate(curves):
+        for split, style in (("train", "-"), ("test", "--")):
+            label = i == 0
+            loss_axis.semilogy(curve["alpha"], curve[f"{split}_loss"], style, color="tab:blue", alpha=0.8,
+                               label=f"{split} cross-entropy" if label else None)
+            accuracy_axis.plot(curve["alpha"], 100 * curve[f"{split}_accuracy"], style, color="tab:red",
+                               alpha=0.8, label=f"{split} accuracy" if label else None)
+    loss_axis.set(xlabel="a   (θ = a·θ_LB + (1 − a)·θ_SB; one line per seed)",
+                  title="SB (a = 0) to LB (a = 1) minimum, seed 003 Fig. 3")
+    loss_axis.set_ylabel("cross-entropy", color="tab:blue")
+    accuracy_axis.set_ylabel("accuracy (%)", color="tab:red")
+    for x in (0, 1):
+        loss_axis.axvline(x, color="gray", linewidth=0.8)
+    lines = loss_axis.get_legend_handles_labels()
+    more = accuracy_axis.get_legend_handles_labels()
+    loss_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def table_rows(analysis: dict) -> list[str]:
+    header = ("| | train acc. (%) | test acc. (%) | epochs run | reached | weight norm ‖x‖₂ | "
+              + " | ".join(f"φ {key}" for key in SHARPNESS_KEYS) + " |")
+    rows = [header, "|---" * (6 + len(SHARPNESS_KEYS)) + "|"]
+    for name in ("sb", "lb"):
+        s = analysis[name]
+        rows.append(f"| {name.upper()} | {pm(s['train_accuracy'], 100)} | {pm(s['test_accuracy'], 100)} | "
+                    f"{pm(s['epochs_run'], digits=1)} | {s['reached']}/{s['runs']} | "
+                    f"{pm(s['weight_norm'], digits=1)} | "
+                    + " | ".join(pm(s["sharpness"][key]) for key in SHARPNESS_KEYS) + " |")
+    return rows
+
+
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
+        train: bool = True) -> list[tuple[str, str, str]]:
+    started = time.time()
+    config = setting(smoke, seed)
+    sweep = sb_lb_command(config, work_dir)
+    run_sweeps({"sb_lb": sweep}, "table", train)
+    rows = read_rows(work_dir / "sb_lb")
+    curves, evaluations = [], []
+    for s in config.seeds:
+        prefix = work_dir / "sb_lb" / f"interpolation_seed{s}"
+        if not train and not Path(f"{prefix}.json").exists():
+            continue
+        argv = interpolation_command(config, rows, s, prefix)
+        evaluations.append(argv)
+        if not Path(f"{prefix}.json").exists():  # Written last: a finished interpolation is reused.
+            print(f"[table] {shown(argv)}", flush=True)
+            subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        curves.append(read_curve(Path(f"{prefix}.csv")))
+    analysis = analyse(rows, curves, config)
+    record = invocation(output / "table.json", command, started, train)
+    output.mkdir(parents=True, exist_ok=True)
+    plot_interpolation(curves, output / "table_interpolation.png")
+    write_atomically(output / "table.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record,
+                                                        "curves": [{k: v.tolist() for k, v in c.items()}
+                                                                   for c in curves]}, default=str))
+    statuses = sorted({status for r in rows for status in r["status"].values()})
+    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
+    train_minutes = sum(r["wall_seconds"] or 0 for r in rows) / 60
+    text = "\n".join([
+        "## SB against LB: accuracy, sharpness and weight norm (Tables 2–4), interpolation (Figure 3)", "",
+        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
+        f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
+        f"{train_minutes:.1f} min). It ran:", "",
+        f"    {shown(sweep)}", *(f"    {shown(argv)}" for argv in evaluations), "",
+        describe(config), "",
+        *table_rows(analysis), "",
+        "φ: ε-sharpness in percent (seed 003 eq. 3/4); `full` is the whole weight space, `subspace` a random "
+        "100-dimensional one (the same matrix A for every run). L-BFGS-B status of every maximization: "
+        + "; ".join(f"`{s}`" for s in statuses) + " (10 iterations: the paper's budget, so the maxima are inexact).",
+        "", "![SB to LB interpolation](table_interpolation.png)", "", "### Claims", "", *claims, ""])
+    write_atomically(output / "table.md", text)
+    return verdicts(analysis)
