@@ -168,15 +168,14 @@ def test_cli_explains_a_model_option_the_model_does_not_use(tmp_path):
     assert "Traceback" not in completed.stderr
 
 
-def test_headline_flagfile_without_its_data_stops_within_seconds_with_the_instructions(tmp_path):
+def test_headline_flagfile_without_its_data_stops_before_building_with_the_instructions(tmp_path):
     """The design card's `--flagfile=flags/cifar100_wrn.cfg`: seed 000's WRN-28-10 on CIFAR-100; no data here."""
     (tmp_path / "empty").mkdir()
-    started = time.monotonic()
     completed = run_cli("tfregimes.train", "--flagfile=flags/cifar100_wrn.cfg", f"--data_dir={tmp_path / 'empty'}",
                         f"--model_dir={tmp_path / 'run'}")
-    elapsed = time.monotonic() - started
     assert completed.returncode == 2, completed.stderr[-2000:]
     assert "cifar100" in completed.stderr and "tfds build" in completed.stderr
     assert "Traceback" not in completed.stderr
-    assert not (tmp_path / "run").exists()  # Stopped before anything was built or written.
-    assert elapsed < 60, elapsed  # Interpreter and TensorFlow start-up only (a few seconds on an idle machine).
+    # Stopped before anything was built or written: the check runs before the model is built, so it costs start-up
+    # only (a wall-clock assertion here failed under load without saying anything about the code).
+    assert not (tmp_path / "run").exists()
