@@ -2,7 +2,6 @@
 and whole reports of a tiny sweep and of a run with every training diagnostic."""
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -130,10 +129,8 @@ def test_sweep_figures_plot_seed_means_and_stds(sweep_dir):
         assert (high - low) / 2 == pytest.approx(std)
 
 
-def test_sweep_report_builds_fast_with_every_section(sweep_dir, tmp_path):
-    start = time.perf_counter()
+def test_sweep_report_has_every_section(sweep_dir, tmp_path):
     report = build_report([sweep_dir], tmp_path / "report", formats=("md", "html"))
-    assert time.perf_counter() - start < 60
     text = report.documents["md"].read_text()
     assert set(report.figures) == {"accuracy_gap_vs_x", "measures_vs_x", "learning_curves"}
     assert all(path.stat().st_size > 10_000 for path in report.figures.values())
@@ -154,9 +151,7 @@ def test_sweep_report_builds_fast_with_every_section(sweep_dir, tmp_path):
 
 
 def test_run_report_has_every_figure_and_the_minimum_metrics(diagnostics_run, tmp_path):
-    start = time.perf_counter()
     report = build_report(diagnostics_run, tmp_path / "report")
-    assert time.perf_counter() - start < 60
     assert set(report.figures) == {"learning_curves", "learning_rate", "angular_update", "effective_lr",
                                    "momentum", "margins"}
     evaluation = json.loads((diagnostics_run / "evaluation.json").read_text())
