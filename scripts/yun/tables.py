@@ -61,9 +61,12 @@ def verdict(analysis: dict, claim: str) -> tuple[str, str, str]:
     columns = analysis["columns"]
     ranks = [c["marked_rank"] for c in columns]
     top_two = sum(1 for r in ranks if r is not None and r <= 2)
-    verdict_text = ("holds" if top_two == len(columns) else
-                    "partly" if top_two * 2 >= len(columns) else "does not hold")
     predicted = -1.0 if analysis["axis"] == "num_train" else 1.0
+    # Partly: the marked cell wins in half the columns *and* the best λ moves with N or B as eq. 27 says; columns
+    # next to the reference pass by their window alone when the best λ ignores N or B.
+    follows = math.isfinite(analysis["best_slope"]) and abs(analysis["best_slope"] - predicted) < 0.5
+    verdict_text = ("holds" if top_two == len(columns) else
+                    "partly" if top_two * 2 >= len(columns) and follows else "does not hold")
     label = "N" if analysis["axis"] == "num_train" else "B"
     numbers = (f"marked cell best or second best in {top_two} of {len(columns)} columns ("
                + ", ".join(f"{label}={c[analysis['axis']]}: rank {c['marked_rank']} of {len(c['order'])}"

@@ -14,7 +14,7 @@ from yun.setting import Column, Setting, read_column, run_column, setting
 
 PARTS = {
     "sizes": {"axis": "num_train", "label": "N",
-              "title": "Tables 1: tuning λ for several training-set sizes N (§5.1, Table 1b; Figure 3)"},
+              "title": "Table 1: tuning λ for several training-set sizes N (§5.1, Table 1b; Figure 3)"},
     "batch": {"axis": "batch_size", "label": "B",
               "title": "Table 3: tuning λ for several batch sizes B (§5.1, Table 3b; Figure 4)"},
 }
