@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from tfregimes.cli.train_flag_rules import parse_run_config
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
 from tfregimes.results import collect
+from tfregimes.sweep.engine import run_sweep
+from tfregimes.sweep.executors import make_executor
+from tfregimes.sweep.spec import make_spec
+from tfregimes.training.config import field_names, format_flag_value
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +97,9 @@ def setting(smoke: bool) -> Setting:
     if smoke:
         return Setting(sizes=(64, 512), batch_sizes=(64, 128), offsets=(0,), seeds=(0,), epochs=2,
                        reference_weight_decay=2.5e-3)
-    return Setting(sizes=(256, 512, 1024, 2048), batch_sizes=(64, 128, 256), offsets=(-2, -1, 0, 1, 2),
+    # Table 3 gets one more column, B = 256, beside the shared B = 64 (the budget: every run costs ~20 s of
+    # TensorFlow start-up, tracing and export on top of seconds of training).
+    return Setting(sizes=(256, 512, 1024, 2048), batch_sizes=(64, 256), offsets=(-2, -1, 0, 1, 2),
                    seeds=(0, 1, 2), epochs=EPOCHS, reference_weight_decay=REFERENCE_WEIGHT_DECAY)
 
 
@@ -113,17 +120,28 @@ def train_flags(grid: Setting, column: Column) -> list[str]:
 
 
 def sweep_argv(grid: Setting, column: Column, work_dir: Path, max_parallel: int) -> list[str]:
+    """The `python -m tfregimes.sweep` command of a column (what `run_column` runs in-process, and records)."""
     decays = ",".join(f"{grid.weight_decay(j):.6g}" for j in grid.row_exponents(column))
-    return [sys.executable, "-m", "tfregimes.sweep", *train_flags(grid, column), f"--grid=weight_decay={decays}",
+    return ["python", "-m", "tfregimes.sweep", *train_flags(grid, column), f"--grid=weight_decay={decays}",
             f"--seeds={','.join(str(s) for s in grid.seeds)}", "--threads_per_run=1",
             f"--max_parallel={max_parallel}", f"--sweep_dir={work_dir / column.name}"]
 
 
 def run_column(grid: Setting, column: Column, work_dir: Path, max_parallel: int, tag: str) -> None:
-    """Runs (or resumes, or skips as finished) the column's sweep; a failed point fails the part."""
+    """Runs (or resumes, or reads back as finished) the column's sweep with the sweep engine's library, as
+    `sweep_argv` would from the command line (one TensorFlow start-up for every column, not one per sweep command);
+    a failed point fails the part."""
     argv = sweep_argv(grid, column, work_dir, max_parallel)
-    print(f"[{tag}] {' '.join(argv[1:])}", flush=True)
-    subprocess.run(argv, check=True)
+    print(f"[{tag}] {' '.join(argv)}", flush=True)
+    flags = train_flags(grid, column)
+    config = parse_run_config(flags)
+    base = {name: format_flag_value(getattr(config, name)) for name in (f[2:].partition("=")[0] for f in flags)}
+    decays = argv[len(flags) + 3].removeprefix("--grid=")
+    spec = make_spec(base, grid=[decays], seeds=[str(s) for s in grid.seeds], flag_names=field_names())
+    counts = run_sweep(spec, work_dir / column.name, make_executor("local", max_parallel=max_parallel),
+                       parse_run_config, command=argv, threads_per_run=1, cwd=REPO)
+    if counts["failed"]:
+        raise RuntimeError(f"{counts['failed']} point(s) of {work_dir / column.name} failed: their logs are there")
 
 
 def read_column(grid: Setting, column: Column, work_dir: Path) -> list[dict]:
@@ -131,6 +149,8 @@ def read_column(grid: Setting, column: Column, work_dir: Path) -> list[dict]:
     df = collect([work_dir / column.name])
     records = []
     for _, row in df.iterrows():
+        if row["state"] not in ("done", "diverged"):  # A sweep stopped before its end: its finished runs.
+            continue
         history_path = Path(row["run_dir"]) / "history.csv"  # A run diverged in its first epoch has none.
         history = pd.read_csv(history_path) if history_path.exists() else pd.DataFrame({"angular_update": []})
         records.append({"num_train": column.num_train, "batch_size": column.batch_size,
