@@ -57,10 +57,14 @@ def analyse_angular(records: list[dict], grid: Setting, columns: list[Column]) -
                     "marked_first_epoch": curves[marked][0] if curves.get(marked) else math.nan})
     values = [c["marked_settled"] for c in out if math.isfinite(c["marked_settled"])]
     firsts = [c["marked_first_epoch"] for c in out if math.isfinite(c["marked_first_epoch"])]
+    # The window's last epoch alone (the end of the first phase): reported beside the verdict, not used by it.
+    lasts = [curves_last for c in out if (curve := c["curves"].get(str(c["marked"])))
+             and math.isfinite(curves_last := curve[window(grid.epochs)[1] - 1])]
     return {"window": list(window(grid.epochs)), "epochs": grid.epochs,
             "tuning_factor": grid.marked_tuning_factor, "predicted": predicted, "columns": out,
             "spread": max(values) / min(values) if values else math.nan,
             "first_epoch_spread": max(firsts) / min(firsts) if firsts else math.nan,
+            "phase_end": lasts, "phase_end_spread": max(lasts) / min(lasts) if lasts else math.nan,
             "row_ratio": float(np.exp(np.mean(np.log(row_ratios)))) if row_ratios else math.nan,
             "ratio_to_predicted": float(np.exp(np.mean(np.log(values)))) / predicted if values else math.nan}
 
@@ -76,7 +80,9 @@ def verdicts(analysis: dict, label: str) -> list[tuple[str, str, str]]:
             "after the transient (Figure 3)", common,
             f"mean Δθ over epochs {start + 1}–{stop} (rad): {settled}; spread max/min {spread:.3f}, against "
             f"×{step:.3f} per ×2 step of λ next to the marked cells (holds: spread ≤ √step, partly: ≤ step); "
-            f"spread in epoch 1 (the transient) {analysis['first_epoch_spread']:.3f}")]
+            f"spread in epoch 1 (the transient) {analysis['first_epoch_spread']:.3f}, in epoch {stop} alone (the "
+            f"first phase's last) {analysis['phase_end_spread']:.3f} ("
+            + ", ".join(f"{v:.4f}" for v in analysis["phase_end"]) + ")")]
     ratio = analysis["ratio_to_predicted"]
     close = ("holds" if 0.8 <= ratio <= 1.25 else "partly" if 0.5 <= ratio <= 2.0 else "does not hold") \
         if math.isfinite(ratio) else "does not hold"

@@ -70,10 +70,23 @@ def verdict(analysis: dict, claim: str) -> tuple[str, str, str]:
     label = "N" if analysis["axis"] == "num_train" else "B"
     numbers = (f"marked cell best or second best in {top_two} of {len(columns)} columns ("
                + ", ".join(f"{label}={c[analysis['axis']]}: rank {c['marked_rank']} of {len(c['order'])}"
-                           for c in columns)
+                           + gap_text(c) for c in columns)
                + f"); slope of log2(best λ) against log2 {label}: {analysis['best_slope']:.2f} "
                f"(eq. 27: {predicted:+.0f}; a λ that ignores {label}: 0)")
     return claim, verdict_text, numbers
+
+
+def gap_text(column: dict) -> str:
+    """How far the marked cell trails the best one, against the best cell's seed-to-seed std; and whether the best
+    sits at the edge of the rows run (the best λ of the column may then lie outside them)."""
+    best, marked = column["cells"].get(str(column["best"])), column["cells"].get(str(column["marked"]))
+    if best is None or marked is None or column["best"] == column["marked"]:
+        return ""
+    text = f", {100 * (best['mean'] - marked['mean']):.2f} points below the best (its std {100 * best['std']:.2f})"
+    rows = [int(j) for j in column["cells"]]
+    if column["best"] in (min(rows), max(rows)):
+        text += ", the best at the window's edge"
+    return text
 
 
 def cell_text(cell: dict | None, rank: int | None, marked: bool) -> str:
