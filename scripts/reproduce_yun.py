@@ -39,6 +39,8 @@ def define_flags() -> None:
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "yun"),
                         "Sweep directories, one per table column; a rerun resumes and reuses finished runs.")
     flags.DEFINE_integer("max_parallel", 1, "Runs at once in each sweep (one thread each).", lower_bound=1)
+    flags.DEFINE_bool("train", True, "--notrain: write the pages from the runs already in --work_dir, training "
+                      "nothing (e.g. from a sweep stopped before its end: its finished runs).")
 
 
 def write_page(output: Path) -> None:
@@ -69,7 +71,7 @@ def main(argv):
     for part in FLAGS.part:
         run = transfer.run if part == "transfer" else (lambda *a, _p=part, **k: tables_part.run_part(_p, *a, **k))
         for claim, verdict, numbers in run(output, smoke=FLAGS.smoke, command=command, work_dir=work_dir,
-                                           max_parallel=FLAGS.max_parallel):
+                                           max_parallel=FLAGS.max_parallel, train=FLAGS.train):
             print(f"[{part}] {verdict}: {claim}\n    {numbers}")
     write_page(output)
     print(f"wrote {output / 'README.md'}")

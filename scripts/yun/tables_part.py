@@ -50,11 +50,15 @@ def write_section(part: str, grid: Setting, analysis: dict, records: list[dict],
                  f"Angular update per epoch of the marked cells ({label} varies)", label)
     write_atomically(output / f"{part}.json", json.dumps({"analysis": analysis, "runs": records}))
     diverged = sum(r["diverged"] for r in records)
+    planned = len(analysis["table"]["columns"]) * len(grid.offsets) * len(grid.seeds)
+    unfinished = (f" Only {len(records)} of the {planned} planned runs had finished when the page was written: the "
+                  "cells count the runs they have." if len(records) < planned else "")
     text = "\n".join([
         f"## {spec['title']}", "",
         f"Command: `{command}`. The {len(records)} runs took {sum(r['wall_seconds'] for r in records) / 60:.1f} min "
         f"of wall time in all (the sum of their `wall_seconds`, 2 CPU cores shared with other work; runs of other "
-        f"parts reused, not rerun); this invocation took {seconds / 60:.1f} min. {diverged} run(s) diverged.", "",
+        f"parts reused, not rerun); this invocation took {seconds / 60:.1f} min. {diverged} run(s) diverged."
+        + unfinished, "",
         describe(grid, part), "", "Test accuracy (%):", "", *tables.markdown(analysis["table"], grid), "",
         f"![angular update per epoch, {part}]({part}.png)", "", "### Claims", "",
         *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims], ""])
@@ -62,12 +66,12 @@ def write_section(part: str, grid: Setting, analysis: dict, records: list[dict],
     return claims
 
 
-def run_part(part: str, output: Path, *, smoke: bool, command: str, work_dir: Path,
-             max_parallel: int) -> list[tuple[str, str, str]]:
+def run_part(part: str, output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel: int,
+             train: bool = True) -> list[tuple[str, str, str]]:
     started = time.time()
     grid = setting(smoke)
     cols = columns(grid, part)
-    for column in cols:
+    for column in cols if train else ():
         run_column(grid, column, work_dir, max_parallel, part)
     records = [r for column in cols for r in read_column(grid, column, work_dir)]
     analysis = {"table": tables.analyse_table(records, grid, cols, PARTS[part]["axis"]),

@@ -69,11 +69,12 @@ def verdicts(a: dict) -> list[tuple[str, str, str]]:
              f"time against {a['wall_seconds_full'] / 60:.1f} min on N")]
 
 
-def run(output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel: int) -> list[tuple[str, str, str]]:
+def run(output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel: int,
+        train: bool = True) -> list[tuple[str, str, str]]:
     started = time.time()
     grid = setting(smoke)
     cols = [Column(min(grid.sizes), grid.base_batch_size), Column(max(grid.sizes), grid.base_batch_size)]
-    for column in cols:  # Finished sweeps of the `sizes` part are read back, not rerun.
+    for column in cols if train else ():  # Finished sweeps of the `sizes` part are read back, not rerun.
         run_column(grid, column, work_dir, max_parallel, "transfer")
     records = [r for column in cols for r in read_column(grid, column, work_dir)]
     analysis = analyse_transfer(records, grid)
