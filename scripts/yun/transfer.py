@@ -45,6 +45,10 @@ def analyse_transfer(records: list[dict], grid: Setting) -> dict:
             "best_accuracy": best_cell["mean"] if best_cell else math.nan,
             "best_std": best_cell["std"] if best_cell else math.nan,
             "rows_full": len(on_full["order"]),
+            "small_best_at_edge": on_small["best"] in (min(on_small["cells"]), max(on_small["cells"])),
+            "full_span": (max(c["mean"] for c in on_full["cells"].values() if math.isfinite(c["mean"]))
+                          - min(c["mean"] for c in on_full["cells"].values() if math.isfinite(c["mean"])))
+            if on_full["order"] else math.nan,
             "accuracy_small": {f"{grid.weight_decay(j):.4g}": c["mean"] for j, c in on_small["cells"].items()},
             "accuracy_full": {f"{grid.weight_decay(j):.4g}": c["mean"] for j, c in on_full["cells"].items()},
             "wall_seconds_small": on_small["wall_seconds"], "wall_seconds_full": on_full["wall_seconds"]}
@@ -65,8 +69,11 @@ def verdicts(a: dict) -> list[tuple[str, str, str]]:
              f"N = {a['full']}, rank {rank} of {a['rows_full']} there ({100 * a['transferred_accuracy']:.2f} %); "
              f"best λ on N = {a['full']}: {fmt(a['best_full'])} ({100 * a['best_accuracy']:.2f} % ± "
              f"{100 * noise:.2f} over seeds), {a['steps_from_best']} ×2 step(s) away, accuracy "
-             f"{100 * gap:.2f} points lower; the search on N/8 cost {a['wall_seconds_small'] / 60:.1f} min of wall "
-             f"time against {a['wall_seconds_full'] / 60:.1f} min on N")]
+             f"{100 * gap:.2f} points lower, while the means on N = {a['full']} span {100 * a['full_span']:.2f} "
+             "points" + ("; the best on the subset is at the edge of its window (its best λ may lie beyond)"
+                         if a["small_best_at_edge"] else "")
+             + f"; the search on N/8 cost {a['wall_seconds_small'] / 60:.1f} min of wall time against "
+             f"{a['wall_seconds_full'] / 60:.1f} min on N")]
 
 
 def run(output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel: int,
