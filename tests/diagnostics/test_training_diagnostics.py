@@ -125,6 +125,16 @@ def test_tuning_factor_of_seed_002_yellow_cells():
         == pytest.approx(0.01)
 
 
+def test_equilibrium_angular_update_of_eq_27():
+    # cos Δθ = 1 − T: T = 10/128 (seed 002's yellow cells) gives arccos(118/128); T = 1 a right angle.
+    assert learning_rate.equilibrium_angular_update(10 / 128) == pytest.approx(math.acos(118 / 128), rel=1e-12)
+    assert learning_rate.equilibrium_angular_update(1.0) == pytest.approx(math.pi / 2, rel=1e-12)
+    assert learning_rate.equilibrium_angular_update(0.0) == 0.0
+    assert learning_rate.equilibrium_angular_update(1e-6) == pytest.approx(math.sqrt(2e-6), rel=1e-6)
+    with pytest.raises(ValueError, match="tuning factor"):
+        learning_rate.equilibrium_angular_update(2.5)
+
+
 def effective_lr_logs(model) -> dict:
     """The logs EffectiveLearningRate adds at the end of one epoch of 600 examples in batches of 20."""
     callback = EffectiveLearningRate(num_train=600, batch_size=20)

@@ -43,6 +43,16 @@ def tuning_factor(*, num_train: int, learning_rate: float, weight_decay: float, 
     return num_train * learning_rate * (weight_decay / (1.0 - momentum) + decoupled_weight_decay) / batch_size
 
 
+def equilibrium_angular_update(tuning_factor_value: float) -> float:
+    """Seed 002 eq. 27 (eq. 18 for μ = 0): ⟨Y_t, Y_t+η⟩ ≈ 1 − N·η·λ/(B(1 − μ)), so the angular update per epoch
+    that the tuning factor T predicts once the weight norm has settled is Δθ = arccos(1 − T) radians (≈ √(2T) for
+    small T). The paper derives it assuming the weights barely move within the interval (§4); defined for
+    0 ≤ T ≤ 2."""
+    if not 0.0 <= tuning_factor_value <= 2.0:
+        raise ValueError(f"the tuning factor must be in [0, 2] for arccos(1 - T), got {tuning_factor_value}")
+    return math.acos(1.0 - tuning_factor_value)
+
+
 def _check_counts(num_train: int, batch_size: int) -> None:
     if num_train < 1 or batch_size < 1:
         raise ValueError(f"num_train and batch_size must be positive, got {num_train} and {batch_size}")

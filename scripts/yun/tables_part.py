@@ -1,0 +1,80 @@
+"""The parts `sizes` (seed 002 Table 1 and Figure 3: columns N at one batch size) and `batch` (Table 3 and
+Figure 4: columns B at the largest N), each a table of test accuracies with its marked cells and the angular
+update of those cells, written as `<part>.md`, `<part>.json` and `<part>.png`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tfregimes.base.run_dir import write_atomically
+from yun import angular, tables
+from yun.setting import Column, Setting, read_column, run_column, setting
+
+PARTS = {
+    "sizes": {"axis": "num_train", "label": "N",
+              "title": "Table 1: tuning λ for several training-set sizes N (§5.1, Table 1b; Figure 3)"},
+    "batch": {"axis": "batch_size", "label": "B",
+              "title": "Table 3: tuning λ for several batch sizes B (§5.1, Table 3b; Figure 4)"},
+}
+
+
+def columns(grid: Setting, part: str) -> list[Column]:
+    if part == "sizes":
+        return [Column(n, grid.base_batch_size) for n in grid.sizes]
+    return [Column(max(grid.sizes), b) for b in grid.batch_sizes]
+
+
+def describe(grid: Setting, part: str) -> str:
+    fixed = (f"B = {grid.base_batch_size}" if part == "sizes" else f"N = {max(grid.sizes)}")
+    return (f"`scale_invariant_resnet_tiny` with the ImageNet stem on Fashion-MNIST training subsets of N examples "
+            f"(test: the full 10,000-image test split), {fixed}, ghost batch {grid.ghost_batch_size}, SGD "
+            f"η = {grid.learning_rate}, μ = {grid.momentum}, coupled weight decay λ on every weight, {grid.epochs} "
+            f"epochs with η ÷10 at 50 % and 75 %, no augmentation, seeds {list(grid.seeds)}. ◆: the marked cells, "
+            f"tuning factor Nηλ/(B(1 − μ)) = {grid.marked_tuning_factor:.4g} (eq. 27; the paper's yellow cells); "
+            "**bold**: the column's best mean, (2nd) its second best; mean ± sample std over the runs that did not "
+            "diverge (the paper's rule, §5.1); blank: not run (each column runs the marked λ and two ×2 steps "
+            "either side).")
+
+
+def write_section(part: str, grid: Setting, analysis: dict, records: list[dict], output: Path, seconds: float,
+                  command: str) -> list[tuple[str, str, str]]:
+    spec = PARTS[part]
+    label = spec["label"]
+    claims = [tables.verdict(analysis["table"],
+                             f"The best or second-best λ of every {label} column is the marked one (equal tuning "
+                             "factor)"),
+              *angular.verdicts(analysis["angular"], label)]
+    angular.plot(analysis["angular"], output / f"{part}.png",
+                 f"Angular update per epoch of the marked cells ({label} varies)", label)
+    write_atomically(output / f"{part}.json", json.dumps({"analysis": analysis, "runs": records}))
+    diverged = sum(r["diverged"] for r in records)
+    planned = len(analysis["table"]["columns"]) * len(grid.offsets) * len(grid.seeds)
+    unfinished = (f" Only {len(records)} of the {planned} planned runs had finished when the page was written: the "
+                  "cells count the runs they have." if len(records) < planned else "")
+    text = "\n".join([
+        f"## {spec['title']}", "",
+        f"Command: `{command}`. The {len(records)} runs took {sum(r['wall_seconds'] for r in records) / 60:.1f} min "
+        f"of wall time in all (the sum of their `wall_seconds`, 2 CPU cores shared with other work; runs of other "
+        f"parts reused, not rerun); this invocation took {seconds / 60:.1f} min. {diverged} run(s) diverged."
+        + unfinished, "",
+        describe(grid, part), "", "Test accuracy (%):", "", *tables.markdown(analysis["table"], grid), "",
+        f"![angular update per epoch, {part}]({part}.png)", "", "### Claims", "",
+        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims], ""])
+    write_atomically(output / f"{part}.md", text)
+    return claims
+
+
+def run_part(part: str, output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel: int,
+             train: bool = True) -> list[tuple[str, str, str]]:
+    started = time.time()
+    grid = setting(smoke)
+    cols = columns(grid, part)
+    for column in cols if train else ():
+        run_column(grid, column, work_dir, max_parallel, part)
+    records = [r for column in cols for r in read_column(grid, column, work_dir)]
+    analysis = {"table": tables.analyse_table(records, grid, cols, PARTS[part]["axis"]),
+                "angular": angular.analyse_angular(records, grid, cols)}
+    output.mkdir(parents=True, exist_ok=True)
+    return write_section(part, grid, analysis, records, output, time.time() - started, command)
