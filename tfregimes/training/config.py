@@ -65,6 +65,10 @@ class RunConfig:
     exploration_decay: str = "step"
     decay_interval_epochs: float = 10.0
     transition_epochs: float = 10.0
+    # Learning rate divided when the training loss plateaus (--lr_schedule=plateau, seed 004 §7.1).
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
+    plateau_threshold: float = 1e-4
     # Two-phase training.
     transition_epoch: int = 0  # 0: a single phase.
     phase2_optimizer: str = "sgd"

@@ -26,6 +26,7 @@ from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim import LARS
 from tfregimes.optim.exploration import ExplorationSchedule
+from tfregimes.optim.plateau import PlateauSchedule
 from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
@@ -40,6 +41,7 @@ from tfregimes.training.phases import (
     coupled_weight_decay,
     phases_from_config,
 )
+from tfregimes.training.plateau_controller import PlateauController
 from tfregimes.training.run_claim import (
     RunConfigError,
     WallClock,
@@ -121,9 +123,13 @@ def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensor
         margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
 
 
-def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
+def _exploration_controller(optimizer, config: config_lib.RunConfig
+                            ) -> ExplorationController | PlateauController | None:
+    """The callback that makes a run-time schedule's decisions (explore, plateau); None for the others."""
     schedule = keras_private.optimizer_schedule(base_optimizer(optimizer))  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
+    if isinstance(schedule, PlateauSchedule):
+        return PlateauController(schedule, patience=config.plateau_patience, threshold=config.plateau_threshold)
     if not isinstance(schedule, ExplorationSchedule):
         return None
     return ExplorationController(schedule, window=config.flat_window, tolerance=config.flat_tolerance,
@@ -227,7 +233,7 @@ class _Progress:
     history: list[dict[str, Any]]
     phase_record: PhaseRecord
     optimizer: keras.optimizers.Optimizer
-    controller: ExplorationController | None
+    controller: ExplorationController | PlateauController | None
     wall_clock: WallClock  # The run's wall time over all its processes.
 
 
@@ -248,8 +254,8 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
                       WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started))
     if progress:
         state.history = run_dir.read_history()[:state.initial_epoch]
-        if state.controller is not None and "exploration" in progress:
-            state.controller.restore(progress["exploration"])
+        if state.controller is not None and state.controller.name in progress:
+            state.controller.restore(progress[state.controller.name])
         print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
         if chief:
             recording.purge_tensorboard_from(run_dir.tensorboard_dir, state.initial_epoch)
@@ -319,7 +325,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
                               if train_seconds > 0 else None),
     })
     if state.controller is not None:
-        metrics["exploration"] = {k: v for k, v in state.controller.state().items() if k != "losses"}
+        metrics[state.controller.name] = {k: v for k, v in state.controller.state().items() if k != "losses"}
     return metrics
 
 
