@@ -45,6 +45,10 @@ flags.DEFINE_boolean("download", _DEFAULT.download,
                      "Let TFDS download a dataset that is not in --data_dir (needs internet).")
 flags.DEFINE_integer("train_subset", _DEFAULT.train_subset,
                      "Train on a fixed random subset of N training examples (seeded by --seed); 0: all.", lower_bound=0)
+flags.DEFINE_integer("confusion_size", _DEFAULT.confusion_size,
+                     "Seed 004's confusion set: append N training images from outside --train_subset with random "
+                     "labels (chosen by --seed); trained on, left out of the train_* metrics (confusion_* in "
+                     "metrics.json). Needs --train_subset.", lower_bound=0)
 flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                   "Input normalization; auto: the dataset's default (per_pixel for CIFAR/SVHN, per_channel for "
                   "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full "

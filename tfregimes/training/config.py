@@ -23,6 +23,7 @@ class RunConfig:
     data_dir: str = ""
     download: bool = False
     train_subset: int = 0  # 0: the whole training split.
+    confusion_size: int = 0  # Random-labelled extra training images (seed 004 Scenario I); 0: none.
     normalization: str = "auto"
     augment: str = "none"
     svhn_extra: bool = False

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
-from tfregimes.data import load_dataset
+from tfregimes.data import InvalidDatasetError, load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
@@ -200,9 +200,15 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
 
 def load_run_data(config: config_lib.RunConfig):
     """The dataset of `config`, as the run sees it."""
-    return load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
-                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
-                        download=config.download)
+    try:
+        return load_dataset(config.dataset, data_dir=config.data_dir or None,
+                            train_subset=config.train_subset or None, normalization=config.normalization,
+                            seed=config.seed, svhn_extra=config.svhn_extra, download=config.download,
+                            confusion_size=config.confusion_size)
+    except InvalidDatasetError:  # Says which dataset and array itself.
+        raise
+    except ValueError as error:  # A subset or confusion set larger than the dataset holds.
+        raise RunConfigError(f"--dataset={config.dataset}: {error}") from None
 
 
 def seed_run(config: config_lib.RunConfig) -> None:
@@ -307,7 +313,8 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
                "epochs_run": len(history), "resumed_from_epoch": state.initial_epoch,
                "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
-    for split in ("train", "test"):
+    # With a confusion set, train_* are on the training subset alone (seed 004 §7.1) and confusion_* on the set.
+    for split in ("train", "test", *(("confusion",) if data.info.num_confusion else ())):
         if divergence.diverged:
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
         else:
@@ -319,7 +326,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     train_seconds = sum(row.get("train_seconds") or 0.0 for row in history)
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
-        "num_train": data.info.num_train, "num_test": data.info.num_test,
+        "num_train": data.info.num_train, "num_test": data.info.num_test, "num_confusion": data.info.num_confusion,
         "train_seconds": train_seconds,
         "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
