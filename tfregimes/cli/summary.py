@@ -25,11 +25,20 @@ def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -
         f"accuracy {_number(metrics.get('train_accuracy'), True)}",
         f"  test loss       {_number(metrics.get('test_loss'))}    "
         f"accuracy {_number(metrics.get('test_accuracy'), True)}",
+        *([_target_line(metrics)] if metrics.get("stop_at_train_accuracy") else []),
         f"  wall time       {metrics['wall_seconds']:.1f} s"
         + (f"    training {rate:,.0f} images/s" if rate else ""),
         f"  run directory   {metrics['run_dir']}",
     ]
     return "\n".join(lines)
+
+
+def _target_line(metrics: Mapping[str, Any]) -> str:
+    """Where --stop_at_train_accuracy stopped the run, or that it never reached the target."""
+    target = f"train accuracy >= {_number(metrics['stop_at_train_accuracy'], True)}"
+    if metrics.get("reached_target"):
+        return f"  target          {target} reached at epoch {metrics['stopped_at_epoch']}: stopped there"
+    return f"  target          {target} NOT reached in {metrics['epochs_run']} epochs"
 
 
 def evaluation_summary(result: Mapping[str, Any]) -> str:

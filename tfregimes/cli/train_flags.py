@@ -86,6 +86,12 @@ flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_
 # --- Optimization ---------------------------------------------------------------------------------------------
 HELP_GROUPS.begin("Optimizer and schedule")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)
+flags.DEFINE_float("stop_at_train_accuracy", _DEFAULT.stop_at_train_accuracy,
+                   "End the run at the end of the first epoch whose training accuracy (history.csv's `accuracy`) "
+                   "reaches this fraction, e.g. 0.99 (seed 003 trains to a target); metrics.json records "
+                   "reached_target and stopped_at_epoch. 0: train all --epochs.")
+flags.register_validator("stop_at_train_accuracy", lambda target: 0.0 <= target <= 1.0,  # NaN fails too.
+                         message="must be a fraction in (0, 1] (0.99 for 99 %), or 0 for no stop")
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Global training batch size.", lower_bound=1)
 flags.DEFINE_enum("optimizer", _DEFAULT.optimizer, OPTIMIZERS.names(), "Optimizer.")
 flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "Base learning rate.", lower_bound=0.0)

@@ -91,6 +91,8 @@ class RunConfig:
     sam_subbatches: int = 1
     regularizer_start_epoch: int = 0
     regularizer_end_epoch: int = 0  # 0: to the end of training.
+    # End at the first epoch whose training accuracy reaches this fraction (seed 003 trains to a target); 0: off.
+    stop_at_train_accuracy: float = 0.0
     # Distribution and precision.
     strategy: str = "default"
     num_cpu_devices: int = 0  # 0: leave the CPU as one device.

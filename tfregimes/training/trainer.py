@@ -50,6 +50,7 @@ from tfregimes.training.run_claim import (
     resolve_run_dir,
 )
 from tfregimes.training.scoring import evaluate_classifier
+from tfregimes.training.target_stop import TrainAccuracyTarget, check_target
 
 
 @dataclasses.dataclass
@@ -172,6 +173,10 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     """Trains (or resumes, or only reports) the run of `config`; returns its final metrics. `strategy`: the one the
     caller already made with `prepare_devices` (the CLI does, before its flag checks); else made here."""
     started = time.perf_counter()
+    try:
+        check_target(config.stop_at_train_accuracy)
+    except ValueError as error:
+        raise RunConfigError(str(error)) from None
     run_dir = resolve_run_dir(config)
     check_same_flags(run_dir, config)
     if run_dir.metrics_path.exists():
@@ -241,6 +246,7 @@ class _Progress:
     optimizer: keras.optimizers.Optimizer
     controller: ExplorationController | PlateauController | None
     wall_clock: WallClock  # The run's wall time over all its processes.
+    target: TrainAccuracyTarget | None = None  # --stop_at_train_accuracy.
 
 
 def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], steps_per_epoch: int,
@@ -257,11 +263,14 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
         optimizer = compile_for_phase(model, phase_record.current, config, steps_per_epoch)
     state = _Progress(int(progress["epochs_done"]) if progress else 0, [], phase_record, optimizer,
                       _exploration_controller(optimizer, config),
-                      WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started))
+                      WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started),
+                      TrainAccuracyTarget(config.stop_at_train_accuracy) if config.stop_at_train_accuracy else None)
     if progress:
         state.history = run_dir.read_history()[:state.initial_epoch]
         if state.controller is not None and state.controller.name in progress:
             state.controller.restore(progress[state.controller.name])
+        if state.target is not None and "target" in progress:  # A run that reached its target stays stopped.
+            state.target.restore(progress["target"])
         print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
         if chief:
             recording.purge_tensorboard_from(run_dir.tensorboard_dir, state.initial_epoch)
@@ -281,7 +290,10 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
     validation = shard(data.evaluation("test", config.eval_batch_size))
     diagnostics = run_diagnostics(config, data, run_dir.root / "diagnostics", run_dir.tensorboard_dir / "diagnostics")
     batch_size = micro_batch_size(config)
+    targets = [state.target] if state.target else []
     for phase in phases:
+        if state.target is not None and state.target.reached:
+            break  # Reached in an earlier phase, or before the kill that this process resumes from.
         if state.initial_epoch >= phase.end_epoch:
             continue
         if phase is not state.phase_record.current:  # A phase switch: fresh optimizer state.
@@ -289,7 +301,7 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
             state.optimizer = compile_for_phase(model, phase, config, steps_per_epoch)
             state.controller = _exploration_controller(state.optimizer, config)
         controllers = [state.controller] if state.controller else []
-        records = [state.phase_record, state.wall_clock, *controllers]
+        records = [state.phase_record, state.wall_clock, *controllers, *targets]
         recorder = recording.EpochRecorder(run_dir, state.history, records=records, divergence=divergence,
                                            is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(state.initial_epoch, phase.start_epoch)
@@ -298,7 +310,8 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
                   callbacks=epoch_callbacks(
-                      before_diagnostics=[*regularizer_window(config), epoch_logs, divergence, *controllers],
+                      before_diagnostics=[*regularizer_window(config), epoch_logs, divergence, *controllers,
+                                          *targets],
                       diagnostics=diagnostics, writers=[tensorboard, recorder]),
                   verbose=config.verbose, shuffle=False)  # Each epoch's order is already set by (seed, epoch).
         if divergence.diverged:
@@ -331,6 +344,8 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
         "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
     })
+    if state.target is not None:
+        metrics.update(state.target.metrics())
     if state.controller is not None:
         metrics[state.controller.name] = {k: v for k, v in state.controller.state().items() if k != "losses"}
     return metrics
