@@ -98,6 +98,8 @@ PLANS = {
     # The full reproduction takes about 35 min; tests/scripts/test_reproduce_leclerc_madry.py runs this very
     # command with --smoke (and its outputs in a scratch folder).
     "python scripts/reproduce_leclerc_madry.py": (None, "smoke_tested"),
+    # tests/scripts/test_reproduce_jia_su.py runs this command with --smoke.
+    "python scripts/reproduce_jia_su.py": (None, "smoke_tested"),
 }
 WAVES = (("ok", "help", "json", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
          ("report", "results"))

@@ -26,6 +26,7 @@ SCENARIOS = {  # part name -> (axis flag, title, the paper's figure)
     "augmentation": ("augment", "Scenario II: data augmentation", "Figure 2"),
     "batch_size": ("batch_size", "Scenario III: batch size", "Figure 3"),
 }
+NOT_MEASURED = "not measured (fewer than 3 runs or settings)"
 # Where the test error should rise along each axis's order (the paper's finding).
 WORSE_ALONG = {"confusion_size": "larger confusion set", "augment": "weaker augmentation (reversed order)",
                "batch_size": "larger batch"}
@@ -61,7 +62,8 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
     errors = ", ".join(f"{s['setting']}: {s['test_error']['mean']:.2f} ± {s['test_error']['std']:.2f} %"
                        for s in summary)
     out = [(f"The test error rises with a {WORSE_ALONG[axis]}",
-            "holds" if trend == 1.0 else ("partly" if trend > 0 else "does not hold"),
+            NOT_MEASURED if not np.isfinite(trend) else
+            ("holds" if trend == 1.0 else ("partly" if trend > 0 else "does not hold")),
             f"test error per setting {errors}; τ(setting order, mean error) = {trend:+.2f}")]
     for r in ranks:
         expected = setup.PAPER_CAPTURES[axis][r["metric"]]
@@ -70,12 +72,15 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
         numbers = (f"τ over runs {r['tau_runs']:+.2f} (p = {r['p_runs']:.3g}, n = {r['n_runs']}), over setting "
                    f"means {r['tau_means']:+.2f} (n = {r['n_means']})")
         label = setup.METRIC_LABELS[r["metric"]]
-        if expected:
+        if not np.isfinite(r["tau_runs"]):
+            verdict = NOT_MEASURED
+        elif expected:
             verdict = "holds" if tracks else ("partly" if weak else "does not hold")
-            out.append((f"{label} tracks the test error (paper: it does)", verdict, numbers))
         else:
             verdict = "holds" if not weak else ("partly" if not tracks else "does not hold")
-            out.append((f"{label} fails to track the test error (paper: it fails)", verdict, numbers))
+        claim = "tracks the test error (paper: it does)" if expected else \
+            "fails to track the test error (paper: it fails)"
+        out.append((f"{label} {claim}", verdict, numbers))
     losses = [v for s in summary for v in s["train_loss"]["values"]]
     reached = sum(s["reached_target"] for s in summary)
     total = sum(s["n"] for s in summary)

@@ -53,6 +53,13 @@ DEFAULTS = {"confusion_size": 0, "augment": "crop4_flip"}  # The batch-size defa
 DATA_FILE = "fashion_mnist_14x14.npz"
 
 
+def downsample_2x2(images: np.ndarray) -> np.ndarray:
+    """NHWC uint8 images with each 2×2 block of pixels replaced by its mean, rounded to uint8."""
+    n, height, width, channels = images.shape
+    blocks = images.reshape(n, height // 2, 2, width // 2, 2, channels).astype(np.float32)
+    return np.rint(blocks.mean(axis=(2, 4))).astype(np.uint8)
+
+
 def prepare_data(work_dir: Path) -> Path:
     """Fashion-MNIST (tfregimes' `fashion_mnist` source) with each image's 2×2 blocks averaged to 14×14, uint8, as
     an npz file in `work_dir` (written once, atomically)."""
@@ -62,10 +69,7 @@ def prepare_data(work_dir: Path) -> Path:
     from tfregimes.data.base import LoadRequest
     from tfregimes.data.fashion_mnist import fashion_mnist
     arrays = fashion_mnist(LoadRequest())
-
-    def half(images: np.ndarray) -> np.ndarray:
-        images = images.reshape(len(images), 14, 2, 14, 2, -1).astype(np.float32).mean(axis=(2, 4))
-        return np.rint(images).astype(np.uint8)
+    half = downsample_2x2
     work_dir.mkdir(parents=True, exist_ok=True)
     partial = work_dir / f".{DATA_FILE}.partial.npz"
     np.savez(partial, x_train=half(arrays.x_train), y_train=arrays.y_train, x_test=half(arrays.x_test),
