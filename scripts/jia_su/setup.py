@@ -5,10 +5,14 @@ rate of 0.1 divided by 10 whenever the training loss plateaus; defaults confusio
 `cnn_small` (3×3 convs 32-32-64 with batch norm, 28,842 weights) on a 1,000-image subset of Fashion-MNIST
 downsampled to 14×14 (2×2 means of the 28×28 images, written once as an `npz:` dataset: a quarter of the convolutions'
 cost, which the per-example Jacobians of γ̂ pay 10,000 times per model), 3 models (seeds) per setting; SGD with
-momentum 0.9, learning rate 0.1 divided by 10 on a plateau (`--lr_schedule=plateau`, patience 3 epochs, relative
-threshold 1 %, floor 1e-4), weight decay 1e-4; each model trains until its running training accuracy over an epoch
-reaches 99.9 % (`--stop_at_train_accuracy`), at most 60 epochs. The defaults are the paper's: no confusion set,
-crop4_flip, and the smallest batch of Scenario III (32 for 1,000 images, the paper's 128 for 10,000 scaled). Every
+momentum 0.9, learning rate 0.1 divided by 10 on a plateau (`--lr_schedule=plateau`, patience 5 epochs, relative
+threshold 1 %, floor 1e-3), weight decay 1e-4; each model trains until its running training accuracy over an epoch
+reaches 99.9 % (`--stop_at_train_accuracy`), at most 80 epochs. The defaults are no confusion set, the smallest batch
+of Scenario III (32 for 1,000 images: the paper's 128 for 10,000, scaled) and, unlike the paper's crop4_flip, no
+augmentation: a 4-pixel crop of a 14×14 image is a far stronger perturbation than of a 32×32 one, and a first full
+attempt with it left the default models at 83 % training accuracy after 60 epochs (learning rate divided three times),
+so the scenarios would have compared under-fitted models; without augmentation the network reaches 100 % in about 40
+epochs, with a 500-image confusion set in about 50. Every
 model is trained and measured by `python -m tfregimes.sweep ... --metrics=...` (γ̂, the Fisher-based Frobenius norm
 and spectral radius with N' = T = 100 as appendix D, and robustness, all on the clean training subset, unaugmented).
 """
@@ -41,13 +45,13 @@ def sizes(smoke: bool) -> dict:
     """Every size the parts use; smoke mode checks the pipeline on tiny ones."""
     if smoke:
         return {"train_subset": 128, "max_epochs": 2, "seeds": (0,), "batch_sizes": (32, 64),
-                "confusion_sizes": (0, 32), "augments": ("crop4_flip", "none"), "target": 0.999, "parallel": 1}
-    return {"train_subset": 1000, "max_epochs": 60, "seeds": (0, 1, 2), "batch_sizes": (32, 64, 128, 256),
+                "confusion_sizes": (0, 32), "augments": ("none", "flip"), "target": 0.999, "parallel": 1}
+    return {"train_subset": 1000, "max_epochs": 80, "seeds": (0, 1, 2), "batch_sizes": (32, 64, 128, 256),
             "confusion_sizes": (0, 250, 500), "augments": ("none", "flip", "crop1_flip", "crop4_flip"),
             "target": 0.999, "parallel": 2}
 
 
-DEFAULTS = {"confusion_size": 0, "augment": "crop4_flip"}  # The batch-size default is the smallest of the scenario.
+DEFAULTS = {"confusion_size": 0, "augment": "none"}  # The batch-size default is the smallest of the scenario.
 
 
 DATA_FILE = "fashion_mnist_14x14.npz"
@@ -84,8 +88,8 @@ def base_flags(size: dict, data: Path) -> list[str]:
             f"--train_subset={size['train_subset']}",
             f"--batch_size={size['batch_sizes'][0]}", f"--augment={DEFAULTS['augment']}",
             "--optimizer=sgd", "--momentum=0.9", "--learning_rate=0.1", "--weight_decay=1e-4",
-            "--lr_schedule=plateau", "--plateau_patience=3", "--plateau_factor=0.1", "--plateau_threshold=0.01",
-            "--min_lr=1e-4", f"--epochs={size['max_epochs']}", f"--stop_at_train_accuracy={size['target']}",
+            "--lr_schedule=plateau", "--plateau_patience=5", "--plateau_factor=0.1", "--plateau_threshold=0.01",
+            "--min_lr=1e-3", f"--epochs={size['max_epochs']}", f"--stop_at_train_accuracy={size['target']}",
             f"--eval_every={size['max_epochs']}", "--verbose=0"]
 
 
