@@ -67,9 +67,9 @@ def verdicts(summary: list[dict], differences: dict) -> list[tuple[str, str, str
     return out
 
 
-def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print
-        ) -> list[tuple[str, str, str]]:
-    size = setup.sizes(smoke)
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,
+        parallel: int | None = None) -> list[tuple[str, str, str]]:
+    size = setup.sizes(smoke, parallel)
     started = time.time()
     commands = sweeps(size, work_dir)
     setup.run_sweeps(commands, log)

@@ -137,10 +137,10 @@ def tables(summary: list[dict], ranks: list[dict]) -> list[str]:
             markdown_table(["metric", "τ (runs)", "p", "n", "τ (setting means)"], tau_rows)]
 
 
-def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print
-        ) -> list[tuple[str, str, str]]:
+def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,
+        parallel: int | None = None) -> list[tuple[str, str, str]]:
     axis, title, figure = SCENARIOS[part]
-    size = setup.sizes(smoke)
+    size = setup.sizes(smoke, parallel)
     started = time.time()
     commands = sweeps(axis, size, work_dir)
     setup.run_sweeps(commands, log)

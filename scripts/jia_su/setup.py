@@ -41,8 +41,11 @@ PAPER_CAPTURES = {"confusion_size": {"fisher_logdet": True, "frobenius": True, "
                                  "robustness": False}}
 
 
-def sizes(smoke: bool) -> dict:
-    """Every size the parts use; smoke mode checks the pipeline on tiny ones."""
+def sizes(smoke: bool, parallel: int | None = None) -> dict:
+    """Every size the parts use; smoke mode checks the pipeline on tiny ones. `parallel`: models trained at once
+    (default 1 in smoke mode, 2 in full mode)."""
+    if parallel is not None:
+        return {**sizes(smoke), "parallel": parallel}
     if smoke:
         return {"train_subset": 128, "max_epochs": 2, "seeds": (0,), "batch_sizes": (32, 64),
                 "confusion_sizes": (0, 32), "augments": ("none", "flip"), "target": 0.999, "parallel": 1}
