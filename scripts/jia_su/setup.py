@@ -48,10 +48,12 @@ def sizes(smoke: bool, parallel: int | None = None) -> dict:
         return {**sizes(smoke), "parallel": parallel}
     if smoke:
         return {"train_subset": 128, "max_epochs": 2, "seeds": (0,), "batch_sizes": (32, 64),
-                "confusion_sizes": (0, 32), "augments": ("none", "flip"), "target": 0.999, "parallel": 1}
+                "confusion_sizes": (0, 32), "augments": ("none", "flip"), "target": 0.999, "parallel": 1,
+                # A 32-unit MLP: γ̂'s 10,000 per-example gradients of a CNN alone would take most of a minute.
+                "model": ["--model=mlp", "--hidden_sizes=32"]}
     return {"train_subset": 1000, "max_epochs": 80, "seeds": (0, 1, 2), "batch_sizes": (32, 64, 128, 256),
             "confusion_sizes": (0, 250, 500), "augments": ("none", "flip", "crop1_flip", "crop4_flip"),
-            "target": 0.999, "parallel": 2}
+            "target": 0.999, "parallel": 2, "model": ["--model=cnn_small"]}
 
 
 DEFAULTS = {"confusion_size": 0, "augment": "none"}  # The batch-size default is the smallest of the scenario.
@@ -87,7 +89,7 @@ def prepare_data(work_dir: Path) -> Path:
 
 def base_flags(size: dict, data: Path) -> list[str]:
     """The training flags every model shares (the default setting)."""
-    return [f"--dataset=npz:{data}", "--normalization=per_channel", "--model=cnn_small",
+    return [f"--dataset=npz:{data}", "--normalization=per_channel", *size["model"],
             f"--train_subset={size['train_subset']}",
             f"--batch_size={size['batch_sizes'][0]}", f"--augment={DEFAULTS['augment']}",
             "--optimizer=sgd", "--momentum=0.9", "--learning_rate=0.1", "--weight_decay=1e-4",

@@ -4,13 +4,12 @@ pipeline end to end."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
 from jia_su import regularizer, scenarios, setup  # noqa: E402
