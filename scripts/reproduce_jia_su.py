@@ -39,6 +39,8 @@ def define_flags() -> None:
     flags.DEFINE_string("output", str(REPO / "docs" / "results" / "jia_su"), "Folder of the results page.")
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "jia_su"),
                         "Sweep directories; a rerun resumes them and reuses finished runs.")
+    flags.DEFINE_bool("train", True, "--notrain: analyse the runs already in --work_dir without starting any; a "
+                      "setting's unfinished models are left out (its n says how many it has).")
     flags.DEFINE_integer("max_parallel", None, "Models trained at once (default: 1 with --smoke, else 2).",
                          lower_bound=1)
 
@@ -67,7 +69,7 @@ def main(argv):
         runner = regularizer.run if part == "regularizer" else (
             lambda *a, p=part, **k: scenarios.run(p, *a, **k))
         for claim, verdict, numbers in runner(output, smoke=FLAGS.smoke, seed=0, command=command,
-                                              work_dir=work_dir, parallel=FLAGS.max_parallel,
+                                              work_dir=work_dir, parallel=FLAGS.max_parallel, train=FLAGS.train,
                                               log=lambda line, p=part: print(f"[{p}] {line}", flush=True)):
             print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
     write_page(output)

@@ -30,10 +30,12 @@ def sweeps(size: dict, work_dir: Path) -> dict[str, list[str]]:
 
 
 def paired(summary: list[dict], column: str) -> dict:
-    """Mean and std of (with − without) over the seeds both have (the runs are listed by seed in both)."""
-    without, with_reg = (np.array(s[column]["values"]) for s in summary)
-    n = min(len(without), len(with_reg))
-    diff = with_reg[:n] - without[:n]
+    """Mean and std of (with − without) over the seeds both have: each pair shares its training subset and
+    initialization."""
+    without, with_reg = (dict(zip(s[column]["seeds"], s[column]["values"])) for s in summary)
+    seeds = sorted(set(without) & set(with_reg))
+    n = len(seeds)
+    diff = np.array([with_reg[seed] - without[seed] for seed in seeds])
     return {"values": diff.tolist(), "mean": float(diff.mean()) if n else float("nan"),
             "std": float(diff.std(ddof=1)) if n > 1 else 0.0, "n": n}
 
@@ -68,11 +70,12 @@ def verdicts(summary: list[dict], differences: dict) -> list[tuple[str, str, str
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,
-        parallel: int | None = None) -> list[tuple[str, str, str]]:
+        parallel: int | None = None, train: bool = True) -> list[tuple[str, str, str]]:
     size = setup.sizes(smoke, parallel)
     started = time.time()
     commands = sweeps(size, work_dir)
-    setup.run_sweeps(commands, log)
+    if train:
+        setup.run_sweeps(commands, log)
     df = setup.read_runs([work_dir / name for name in commands]).sort_values("run")
     summary = setup.summarize(df, "regularizer", ["none", "fisher"])
     differences = {column: paired(summary, column) for column in ("test_error", "fisher_logdet")}

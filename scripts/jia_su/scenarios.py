@@ -138,12 +138,13 @@ def tables(summary: list[dict], ranks: list[dict]) -> list[str]:
 
 
 def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,
-        parallel: int | None = None) -> list[tuple[str, str, str]]:
+        parallel: int | None = None, train: bool = True) -> list[tuple[str, str, str]]:
     axis, title, figure = SCENARIOS[part]
     size = setup.sizes(smoke, parallel)
     started = time.time()
     commands = sweeps(axis, size, work_dir)
-    setup.run_sweeps(commands, log)
+    if train:
+        setup.run_sweeps(commands, log)
     df = setup.read_runs([work_dir / name for name in commands])
     summary = setup.summarize(df, axis, axis_values(axis, size))
     ranks = setup.ranking(df[df[axis].isin(axis_values(axis, size))], summary)

@@ -115,11 +115,11 @@ def run_sweeps(sweeps: dict[str, list[str]], log) -> None:
 
 def read_runs(sweep_dirs: list[Path]) -> pd.DataFrame:
     """Every run of the sweeps (tfregimes.results.collect), with `test_error` (%) and the final training state."""
-    df = collect(sweep_dirs)
+    df = collect([d for d in sweep_dirs if (Path(d) / "sweep.json").exists()])
     df["test_error"] = 100.0 * (1.0 - df["test_accuracy"])
     extra = [_run_extras(Path(d)) for d in df["run_dir"]]
     for key in ("reached_target", "stopped_at_epoch", "last_epoch_train_loss", "confusion_loss",
-                "confusion_accuracy", "regularizer", "augment", "batch_size", "confusion_size"):
+                "confusion_accuracy", "regularizer", "augment", "batch_size", "confusion_size", "seed"):
         df[key] = [e.get(key) for e in extra]
     return df
 
@@ -135,7 +135,8 @@ def _run_extras(run_dir: Path) -> dict:
                                            "confusion_loss", "confusion_accuracy")},
             "regularizer": flags.get("regularizer"), "augment": flags.get("augment"),
             "batch_size": int(flags["batch_size"]) if "batch_size" in flags else None,
-            "confusion_size": int(flags["confusion_size"]) if "confusion_size" in flags else None}
+            "confusion_size": int(flags["confusion_size"]) if "confusion_size" in flags else None,
+            "seed": int(flags["seed"]) if "seed" in flags else None}
 
 
 def summarize(df: pd.DataFrame, axis: str, order: list) -> list[dict]:
@@ -148,10 +149,12 @@ def summarize(df: pd.DataFrame, axis: str, order: list) -> list[dict]:
         for column in ("test_error", "train_loss", "train_accuracy", "last_epoch_train_loss", "confusion_loss",
                        *METRICS):
             values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
-            values = values[np.isfinite(values)]
+            kept = np.isfinite(values)
+            values = values[kept]
             entry[column] = {"mean": float(values.mean()) if len(values) else float("nan"),
                              "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                             "values": [float(v) for v in values]}
+                             "values": [float(v) for v in values],
+                             "seeds": [int(s) for s in runs["seed"].to_numpy()[kept]]}
         out.append(entry)
     return out
 

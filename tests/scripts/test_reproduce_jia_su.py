@@ -81,8 +81,9 @@ def test_verdicts_follow_the_paper_claims_per_scenario():
 
 
 def test_regularizer_paired_differences_and_verdicts():
-    def entry(values):
-        return {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1))}
+    def entry(values, seeds=(0, 1, 2)):
+        return {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
+                "seeds": list(seeds)}
     summary = [{"setting": "none", "n": 3, "reached_target": 3, "test_error": entry([20.0, 21.0, 22.0]),
                 "fisher_logdet": entry([100.0, 110.0, 120.0]), "train_loss": entry([0.01, 0.01, 0.01])},
                {"setting": "fisher", "n": 3, "reached_target": 2, "test_error": entry([19.0, 19.5, 21.5]),
@@ -92,6 +93,10 @@ def test_regularizer_paired_differences_and_verdicts():
     assert error["std"] == pytest.approx(0.5)
     gamma = regularizer.paired(summary, "fisher_logdet")
     assert gamma["mean"] == pytest.approx(11 / 3)
+    # Pairs by seed: a seed one side lacks is left out, and the order of the runs does not matter.
+    summary[1]["fisher_logdet"] = entry([124.0, 105.0], seeds=(2, 0))
+    assert regularizer.paired(summary, "fisher_logdet")["values"] == [5.0, 4.0]
+    summary[1]["fisher_logdet"] = entry([105.0, 112.0, 124.0])
     found = {c: v for c, v, _ in regularizer.verdicts(summary, {"test_error": error, "fisher_logdet": gamma})}
     assert found["The regularizer lowers the test error (Table 1)"] == "holds"  # −1.0 + 0.5 < 0
     assert found["The regularizer lowers γ̂ at the end of training (Table 2)"] == "does not hold"
