@@ -26,7 +26,7 @@ SCENARIOS = {  # part name -> (axis flag, title, the paper's figure)
     "augmentation": ("augment", "Scenario II: data augmentation", "Figure 2"),
     "batch_size": ("batch_size", "Scenario III: batch size", "Figure 3"),
 }
-NOT_MEASURED = "not measured (fewer than 3 runs or settings)"
+NOT_MEASURED = "not measured (fewer than 3 runs, or runs of one setting only)"
 # Where the test error should rise along each axis's order (the paper's finding).
 WORSE_ALONG = {"confusion_size": "larger confusion set", "augment": "weaker augmentation (reversed order)",
                "batch_size": "larger batch"}
@@ -72,7 +72,7 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
         numbers = (f"τ over runs {r['tau_runs']:+.2f} (p = {r['p_runs']:.3g}, n = {r['n_runs']}), over setting "
                    f"means {r['tau_means']:+.2f} (n = {r['n_means']})")
         label = setup.METRIC_LABELS[r["metric"]]
-        if not np.isfinite(r["tau_runs"]):
+        if not np.isfinite(r["tau_runs"]) or sum(1 for entry in summary if entry["n"]) < 2:
             verdict = NOT_MEASURED
         elif expected:
             verdict = "holds" if tracks else ("partly" if weak else "does not hold")

@@ -72,6 +72,9 @@ def test_verdicts_follow_the_paper_claims_per_scenario():
     assert found["Frobenius norm ‖I‖_F² fails to track the test error (paper: it fails)"] == "does not hold"
     assert found["spectral radius ρ fails to track the test error (paper: it fails)"] == "partly"
     assert found["robustness fails to track the test error (paper: it fails)"] == scenarios.NOT_MEASURED
+    alone = [dict(summary[0])] + [dict(entry, n=0) for entry in summary[1:]]  # Runs of one setting only.
+    assert {v for c, v, _ in scenarios.verdicts("augment", alone, ranks) if "tracks" in c or "fails" in c} \
+        == {scenarios.NOT_MEASURED}
     assert found["Every model ends at a near-zero, similar training loss (the paper's premise)"] == "holds"
     summary[3]["reached_target"] = 1
     batch = {claim: verdict for claim, verdict, _ in scenarios.verdicts("batch_size", summary, ranks)}
@@ -101,6 +104,9 @@ def test_regularizer_paired_differences_and_verdicts():
     assert found["The regularizer lowers the test error (Table 1)"] == "holds"  # −1.0 + 0.5 < 0
     assert found["The regularizer lowers γ̂ at the end of training (Table 2)"] == "does not hold"
     assert found["Both reach minima of similar training loss (Table 2 compares such minima)"] == "partly"
+    nothing = {"values": [], "mean": float("nan"), "std": 0.0, "n": 0}
+    assert {v for _, v, _ in regularizer.verdicts(summary, {"test_error": nothing, "fisher_logdet": nothing})} \
+        == {regularizer.NOT_MEASURED}
 
 
 def test_downsample_averages_each_two_by_two_block():
