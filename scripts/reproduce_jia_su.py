@@ -45,14 +45,31 @@ def define_flags() -> None:
                          lower_bound=1)
 
 
-def write_page(output: Path) -> None:
-    """README.md: the title, the setting, and every part's section that exists, in the order of PARTS."""
+def unfinished_points(work_dir: Path) -> list[str]:
+    """`sweep/point` of every point of the sweeps under `work_dir` that is not done (or diverged)."""
+    import json
+    names = []
+    for state_file in sorted(work_dir.glob("*/sweep.json")):
+        for point in json.loads(state_file.read_text())["points"]:
+            if point["state"] not in ("done", "diverged"):
+                names.append(f"{state_file.parent.name}/{point['name']}")
+    return names
+
+
+def write_page(output: Path, work_dir: Path) -> None:
+    """README.md: the title, the setting, every part's section that exists, in the order of PARTS, and the models
+    not finished yet."""
     from jia_su import setup
     sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
+    unfinished = unfinished_points(work_dir)
     missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
     text = "\n".join(["# Seed 004 (Jia & Su 2020) at CPU scale", "",
                       "Made by `scripts/reproduce_jia_su.py`; each section gives its command and wall time.", "",
-                      "**Setting.** " + " ".join(setup.__doc__.split("\n\n", 1)[1].split()), "", *sections,
+                      "**Setting.** " + " ".join(setup.__doc__.split("\n\n", 1)[1].split()), "",
+                      *([f"**Not finished** ({len(unfinished)} models; the tables count each setting's finished "
+                         f"models in `n`; rerunning the command completes them and reuses the rest): "
+                         + ", ".join(unfinished) + ".", ""] if unfinished else []),
+                      *sections,
                       *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
     output.mkdir(parents=True, exist_ok=True)
     write_atomically(output / "README.md", text)
@@ -72,7 +89,7 @@ def main(argv):
                                               work_dir=work_dir, parallel=FLAGS.max_parallel, train=FLAGS.train,
                                               log=lambda line, p=part: print(f"[{p}] {line}", flush=True)):
             print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
-    write_page(output)
+    write_page(output, work_dir)
     print(f"wrote {output / 'README.md'}")
 
 
