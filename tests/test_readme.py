@@ -136,6 +136,8 @@ PLANS = {
     "python scripts/reproduce_keskar.py": (None, "smoke_tested"),
     # 75 runs of the sweep engine; tests/scripts/test_reproduce_yun.py runs it with --smoke.
     "python scripts/reproduce_yun.py --max_parallel=2": (None, "smoke_tested"),
+    # tests/scripts/test_reproduce_jia_su.py runs this command with --smoke.
+    "python scripts/reproduce_jia_su.py": (None, "smoke_tested"),
 }
 WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "sweep", "dry_run"), ("after_run",),
          ("report", "results"))

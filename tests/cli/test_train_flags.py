@@ -192,7 +192,7 @@ def test_every_shipped_flagfile_parses_fits_together_and_has_its_paper_values(pa
 @pytest.mark.parametrize("args,message", [
     (["--optimizer=adam", "--momentum=0.5"], "--momentum only applies with --optimizer=sgd or lars"),
     (["--lr_schedule=cosine", "--lr_boundaries=5"], "--lr_boundaries only applies with --lr_schedule=step"),
-    (["--min_lr=0.01"], "--min_lr only applies with --lr_schedule=cosine, poly or explore"),
+    (["--min_lr=0.01"], "--min_lr only applies with --lr_schedule=cosine, poly, explore or plateau"),
     (["--phase2_learning_rate=0.1"], "--phase2_learning_rate only applies with --transition_epoch"),
     (["--flat_window=3"], "--flat_window only applies with --lr_schedule=explore"),
     (["--lr_schedule=cosine", "--min_lr=0.5", "--learning_rate=0.1"], "min_lr must be in [0, peak learning rate"),
@@ -249,6 +249,6 @@ def test_a_flag_spelled_out_at_its_default_is_not_an_ignored_flag(parse):
 
 
 def test_help_names_the_choice_that_reads_each_option():
-    assert FLAGS["min_lr"].help.endswith("Only with --lr_schedule=cosine, poly or explore.")
+    assert FLAGS["min_lr"].help.endswith("Only with --lr_schedule=cosine, poly, explore or plateau.")
     assert FLAGS["phase2_momentum"].help.endswith("Only with --phase2_optimizer=sgd or lars.")
     assert FLAGS["fisher_beta"].help.endswith("Only with --regularizer=fisher.")

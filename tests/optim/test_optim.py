@@ -129,9 +129,9 @@ def test_schedule_rejects_inconsistent_options(kwargs, message):
 
 
 def test_unknown_schedule_lists_valid_names():
-    with pytest.raises(UnknownNameError, match="constant, cosine, explore, poly, step"):
+    with pytest.raises(UnknownNameError, match="constant, cosine, explore, plateau, poly, step"):
         build_schedule("cosin", base_lr=0.1, steps_per_epoch=1, total_epochs=1)
-    assert SCHEDULES.names() == ["constant", "cosine", "explore", "poly", "step"]
+    assert SCHEDULES.names() == ["constant", "cosine", "explore", "plateau", "poly", "step"]
 
 
 # --- Keras optimizers --------------------------------------------------------------------------

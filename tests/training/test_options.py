@@ -104,7 +104,7 @@ def test_flag_rules_follow_each_phase_and_the_shared_options():
 
 def test_requirements_read_as_the_flags_that_enable_them():
     requirements = {name: requirement for name, _, requirement in options.flag_rules()}
-    assert requirements["min_lr"] == "--lr_schedule=cosine, poly or explore"
+    assert requirements["min_lr"] == "--lr_schedule=cosine, poly, explore or plateau"
     assert requirements["phase2_nesterov"] == "--phase2_optimizer=sgd"
     assert requirements["regularizer_start_epoch"] == "--regularizer"
     assert requirements["diagnostics_every"] == "--diagnostics"

@@ -19,6 +19,10 @@ SCENARIOS = {
     "exploration_decision": (dict(epochs=3, lr_schedule="explore", lr_boundaries=(), min_lr=0.001, flat_window=1,
                                   flat_tolerance=10.0, extra_exploration_epochs=0, exploration_decay="step",
                                   decay_interval_epochs=1.0), (1, 2)),
+    # --lr_schedule=plateau with a threshold no epoch meets after the first: the rate is divided after epochs 2
+    # and 3; snapshot 2 resumes right after the first division was recorded.
+    "plateau_decision": (dict(epochs=4, lr_schedule="plateau", lr_boundaries=(), plateau_patience=1,
+                              plateau_threshold=0.99), (1, 2, 3)),
     # 16 micro-batches of 32 per epoch, 3 per update: updates straddle epoch ends, so a checkpoint holds a
     # part-filled accumulator.
     "mid_accumulation": (dict(epochs=3, batch_size=96, grad_accum_steps=3, lr_schedule="constant",
@@ -49,6 +53,10 @@ def test_resuming_at_an_awkward_moment_reaches_the_uninterrupted_numbers(scenari
             assert [row.get(column) for row in history] == [row.get(column) for row in expected_history], column
         if scenario == "exploration_decision":
             assert resumed.metrics["exploration"] == uninterrupted.metrics["exploration"]
+        if scenario == "plateau_decision":
+            assert resumed.metrics["plateau"] == uninterrupted.metrics["plateau"]
     if scenario == "exploration_decision":  # The scenario does what it says.
         assert uninterrupted.metrics["exploration"]["flat_epoch"] == 2
         assert [row["learning_rate"] for row in expected_history] == pytest.approx([0.05, 0.05, 0.005])
+    if scenario == "plateau_decision":
+        assert [row["learning_rate"] for row in expected_history] == pytest.approx([0.05, 0.05, 0.005, 0.0005])

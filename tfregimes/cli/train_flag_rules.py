@@ -134,6 +134,13 @@ def _batch_splits_into_micro_batches(values):
     return values["batch_size"] % values["grad_accum_steps"] == 0
 
 
+@flags.multi_flags_validator(["confusion_size", "train_subset"],
+                             message="--confusion_size needs --train_subset: the confusion images come from the rest "
+                                     "of the training split, and the train_* metrics are on the subset")
+def _confusion_beside_a_subset(values):
+    return values["confusion_size"] == 0 or values["train_subset"] > 0
+
+
 @flags.multi_flags_validator(["train_subset", "batch_size"],
                              message="--train_subset must be 0 (all) or at least --batch_size examples")
 def _subset_holds_a_batch(values):

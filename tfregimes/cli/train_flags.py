@@ -45,6 +45,10 @@ flags.DEFINE_boolean("download", _DEFAULT.download,
                      "Let TFDS download a dataset that is not in --data_dir (needs internet).")
 flags.DEFINE_integer("train_subset", _DEFAULT.train_subset,
                      "Train on a fixed random subset of N training examples (seeded by --seed); 0: all.", lower_bound=0)
+flags.DEFINE_integer("confusion_size", _DEFAULT.confusion_size,
+                     "Seed 004's confusion set: append N training images from outside --train_subset with random "
+                     "labels (chosen by --seed); trained on, left out of the train_* metrics (confusion_* in "
+                     "metrics.json). Needs --train_subset.", lower_bound=0)
 flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                   "Input normalization; auto: the dataset's default (per_pixel for CIFAR/SVHN, per_channel for "
                   "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full "
@@ -104,7 +108,7 @@ flags.DEFINE_list("lr_boundaries", _csv(_DEFAULT.lr_boundaries),
                   "overridden --epochs.")
 flags.DEFINE_float("lr_decay", _DEFAULT.lr_decay, "Factor of each step of the step schedule.",
                    lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("min_lr", _DEFAULT.min_lr, "Final learning rate of cosine/poly/explore schedules.",
+flags.DEFINE_float("min_lr", _DEFAULT.min_lr, "Final learning rate of cosine/poly/explore; floor of plateau.",
                    lower_bound=0.0)
 flags.DEFINE_float("lr_power", _DEFAULT.lr_power, "Power of the poly schedule.", lower_bound=0.0)
 flags.DEFINE_float("warmup_epochs", _DEFAULT.warmup_epochs,
@@ -143,6 +147,18 @@ flags.DEFINE_float("decay_interval_epochs", _DEFAULT.decay_interval_epochs,
 flags.DEFINE_float("transition_epochs", _DEFAULT.transition_epochs,
                    "Length of the linear/cosine decay of --exploration_decay.", lower_bound=0.0)
 
+# Also decided at run time: the learning rate divided when the training loss plateaus (seed 004 §7.1).
+flags.DEFINE_integer("plateau_patience", _DEFAULT.plateau_patience,
+                     "--lr_schedule=plateau: multiply the learning rate by --plateau_factor after this many epochs "
+                     "in a row whose training loss did not improve on the best by --plateau_threshold (relative).",
+                     lower_bound=1)
+flags.DEFINE_float("plateau_factor", _DEFAULT.plateau_factor,
+                   "--lr_schedule=plateau: factor of each reduction (seed 004 divides by 10).",
+                   lower_bound=1e-12, upper_bound=1.0 - 1e-12)
+flags.DEFINE_float("plateau_threshold", _DEFAULT.plateau_threshold,
+                   "--lr_schedule=plateau: an epoch improves when its loss < best * (1 - this).",
+                   lower_bound=0.0, upper_bound=1.0 - 1e-12)
+
 # --- Two-phase training (seed 001 §4) --------------------------------------------------------------------------
 HELP_GROUPS.begin("Regimes: two phases")
 flags.DEFINE_integer("transition_epoch", _DEFAULT.transition_epoch,
@@ -155,7 +171,8 @@ flags.DEFINE_float("phase2_momentum", _DEFAULT.phase2_momentum, "Momentum of pha
                    lower_bound=0.0, upper_bound=0.999999)
 flags.DEFINE_boolean("phase2_nesterov", _DEFAULT.phase2_nesterov, "Nesterov momentum in phase 2 (sgd).")
 flags.DEFINE_enum("phase2_lr_schedule", _DEFAULT.phase2_lr_schedule,
-                  [name for name in SCHEDULES.names() if name != "explore"], "Learning-rate schedule of phase 2.")
+                  [name for name in SCHEDULES.names() if name not in ("explore", "plateau")],
+                  "Learning-rate schedule of phase 2.")
 flags.DEFINE_list("phase2_lr_boundaries", _csv(_DEFAULT.phase2_lr_boundaries),
                   "Step-schedule boundaries of phase 2, in epochs of the whole run.")
 flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_weight_decay,

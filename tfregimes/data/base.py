@@ -15,6 +15,7 @@ class LoadRequest:
 
     data_dir: str | None = None
     train_subset: int | None = None
+    confusion_size: int = 0  # Random-labelled extra training images (seed 004's confusion set); needs train_subset.
     normalization: str = "auto"
     seed: int = 0
     svhn_extra: bool = False
@@ -50,10 +51,16 @@ class DatasetInfo:
     name: str
     input_shape: tuple[int, ...]  # one example, e.g. (8, 8, 1); (40,) for flat data
     num_classes: int
-    num_train: int  # after --train_subset
+    num_train: int  # after --train_subset; without the confusion set, which is trained on but not measured
     num_test: int
     normalization: str  # resolved: "none", "per_pixel" or "per_channel"
     in_memory: bool
+    num_confusion: int = 0  # random-labelled images appended to training (tfregimes.data.confusion)
+
+    @property
+    def num_fit(self) -> int:
+        """The examples an epoch trains on: the training subset and the confusion set."""
+        return self.num_train + self.num_confusion
 
     @property
     def is_image(self) -> bool:
@@ -77,9 +84,9 @@ class LoadedDataset(abc.ABC):
         """Full batches per epoch; training drops the remainder."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
-        steps = self.info.num_train // batch_size
+        steps = self.info.num_fit // batch_size
         if steps == 0:
-            raise ValueError(f"batch_size {batch_size} exceeds the {self.info.num_train} training "
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.info.num_fit} training "
                              f"examples of {self.info.name}; not even one full batch per epoch")
         return steps
 
@@ -92,8 +99,8 @@ class LoadedDataset(abc.ABC):
 
     @abc.abstractmethod
     def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
-        """Every example of `split` ("train" or "test") once, in order, unaugmented; the last batch
-        may be smaller."""
+        """Every example of `split` ("train" or "test"; "confusion" where there is one) once, in order,
+        unaugmented; the last batch may be smaller. "train" is the training subset without the confusion set."""
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(normalized float32 inputs, int32 labels) of `split`, for in-memory datasets."""

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfregimes.data.augmentation import get_batch_augmentation
 from tfregimes.data.base import DatasetInfo, LoadedDataset, LoadRequest, SplitArrays, check_epochs, check_split
+from tfregimes.data.confusion import confusion_set
 from tfregimes.data.normalization import (
     NormalizationStats,
     compute_stats,
@@ -71,22 +72,39 @@ class InMemoryDataset(LoadedDataset):
         stats = compute_stats(normalization, arrays.x_train, arrays.stats_rows)
         x_train = arrays.x_train
         y_train = check_labels(name, "y_train", arrays.y_train, arrays.num_classes).astype(np.int32)
-        if request.train_subset is not None:
+        splits = {}
+        if request.confusion_size:
+            if request.train_subset is None:
+                raise ValueError("a confusion set needs a training subset (--train_subset) whose metrics it leaves "
+                                 "out; its images come from the rest of the training split")
+            keep = subset_indices(len(x_train), request.train_subset, request.seed)
+            rows, labels = confusion_set(len(x_train), keep, request.confusion_size, arrays.num_classes, request.seed)
+            splits["confusion"] = (x_train[rows], labels)
+            x_train, y_train = x_train[keep], y_train[keep]
+        elif request.train_subset is not None:
             keep = subset_indices(len(x_train), request.train_subset, request.seed)
             x_train, y_train = x_train[keep], y_train[keep]
-        splits = {"train": (x_train, y_train),
-                  "test": (arrays.x_test,
-                           check_labels(name, "y_test", arrays.y_test, arrays.num_classes).astype(np.int32))}
+        splits["train"] = (x_train, y_train)
+        y_test = check_labels(name, "y_test", arrays.y_test, arrays.num_classes)
+        splits["test"] = (arrays.x_test, y_test.astype(np.int32))
         info = DatasetInfo(name=name, input_shape=tuple(int(d) for d in x_train.shape[1:]),
                            num_classes=arrays.num_classes, num_train=len(x_train),
                            num_test=len(arrays.x_test), normalization=normalization,
-                           in_memory=True)
+                           in_memory=True, num_confusion=request.confusion_size)
         return cls(info, splits, stats)
 
+    def _fit_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """What training iterates over: the training subset, then the confusion set if there is one."""
+        if "confusion" not in self._splits:
+            return self._splits["train"]
+        (x, y), (x_confusion, y_confusion) = self._splits["train"], self._splits["confusion"]
+        return np.concatenate([x, x_confusion]), np.concatenate([y, y_confusion])
+
     def _tensors(self, split: str) -> tuple[tf.Tensor, tf.Tensor]:
-        """The split as host tensors, created once and captured by the pipelines' functions."""
+        """The split ("fit": the training arrays) as host tensors, created once and captured by the pipelines'
+        functions."""
         if split not in self._tensor_cache:
-            x, y = self._splits[split]
+            x, y = self._fit_arrays() if split == "fit" else self._splits[split]
             with tf.device("/cpu:0"):
                 self._tensor_cache[split] = (tf.constant(x), tf.constant(y))
         return self._tensor_cache[split]
@@ -97,8 +115,8 @@ class InMemoryDataset(LoadedDataset):
                                               is_image=self.info.is_image)
         check_epochs(start_epoch, num_epochs)
         steps = self.steps_per_epoch(batch_size)
-        x_all, y_all = self._tensors("train")
-        num_train, stats = self.info.num_train, self.stats
+        x_all, y_all = self._tensors("fit")
+        num_train, stats = self.info.num_fit, self.stats
 
         def epoch_batches(epoch):
             order = tf.random.experimental.stateless_shuffle(
@@ -121,7 +139,8 @@ class InMemoryDataset(LoadedDataset):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
-        check_split(split)
+        if split != "confusion" or "confusion" not in self._splits:
+            check_split(split)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         x_all, y_all = self._tensors(split)
@@ -136,5 +155,5 @@ class InMemoryDataset(LoadedDataset):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self._splits[check_split(split)]
+        x, y = self._splits[split if split == "confusion" and split in self._splits else check_split(split)]
         return normalize_numpy(unit_scale_numpy(x), self.stats), y

@@ -59,7 +59,7 @@ def check_dataset_name(name: str) -> None:
 
 def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | None = None,
                  normalization: str = "auto", seed: int = 0, svhn_extra: bool = False,
-                 download: bool = False) -> LoadedDataset:
+                 download: bool = False, confusion_size: int = 0) -> LoadedDataset:
     """Loads dataset `name` (see `dataset_names()`, or npz:PATH).
 
     Args:
@@ -71,6 +71,9 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | 
       seed: chooses the training subset.
       svhn_extra: svhn_cropped only: add the 531k "extra" images to training (seed 000, A.2).
       download: let TFDS download and prepare missing data (slow; needs a network).
+      confusion_size: append this many images from outside the training subset with random labels (seed 004's
+        confusion set, chosen by `seed`; tfregimes.data.confusion). Trained on, left out of the "train" split's
+        evaluation; in-memory datasets with a `train_subset` only.
 
     Raises:
       DatasetUnavailableError: the data is not on this machine; the message says how to get it.
@@ -84,5 +87,8 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | 
         raise ValueError(f"svhn_extra only applies to svhn_cropped, not to {name}")
     request = LoadRequest(data_dir=data_dir, train_subset=train_subset,
                           normalization=normalization, seed=seed, svhn_extra=svhn_extra,
-                          download=download)
-    return loader(name, request)
+                          download=download, confusion_size=confusion_size)
+    loaded = loader(name, request)
+    if loaded.info.num_confusion != confusion_size:  # A streamed source that has no confusion set.
+        raise ValueError(f"{name} is streamed from disk: a confusion set needs an in-memory dataset")
+    return loaded

@@ -4,7 +4,10 @@
 optimizer step; `build_optimizer` makes the optimizer that consumes it.
 """
 
-from tfregimes.optim import exploration  # noqa: F401,E402  (registers the "explore" schedule)
+from tfregimes.optim import (
+    exploration,  # noqa: F401,E402  (registers the "explore" schedule)
+    plateau,  # noqa: F401,E402  (registers the "plateau" schedule)
+)
 from tfregimes.optim.lars import LARS
 from tfregimes.optim.optimizers import OPTIMIZERS, build_optimizer
 from tfregimes.optim.schedules import (

@@ -245,7 +245,8 @@ def _poly(learning_rate: float, *, total_steps: int, warmup_steps: int, min_lr: 
 
 
 _OPTION_DEFAULTS = {"boundaries": (), "decay": 0.1, "min_lr": 0.0, "power": 1.0,
-                    "transition_steps": 0.0, "decay_interval_steps": 0.0, "decay_mode": "step"}
+                    "transition_steps": 0.0, "decay_interval_steps": 0.0, "decay_mode": "step",
+                    "plateau_factor": 0.1}
 
 
 def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epochs: int,
@@ -254,7 +255,8 @@ def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epo
                    reference_batch_size: int | None = None, min_lr: float = 0.0,
                    power: float = 1.0, transition_epochs: float = 0.0,
                    decay_interval_epochs: float = 0.0,
-                   decay_mode: str = "step") -> keras.optimizers.schedules.LearningRateSchedule:
+                   decay_mode: str = "step",
+                   plateau_factor: float = 0.1) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning-rate schedule `name` with all durations given in epochs.
 
     With `batch_size` and `reference_batch_size`, the peak learning rate is
@@ -295,13 +297,13 @@ def build_schedule(name: str, *, base_lr: float, steps_per_epoch: int, total_epo
                "decay": decay, "min_lr": min_lr, "power": power,
                "transition_steps": epochs_to_steps(transition_epochs, steps_per_epoch),
                "decay_interval_steps": epochs_to_steps(decay_interval_epochs, steps_per_epoch),
-               "decay_mode": decay_mode}
+               "decay_mode": decay_mode, "plateau_factor": plateau_factor}
     accepted = inspect.signature(builder).parameters
     for option, value in (("boundaries", tuple(boundaries)), ("decay", decay),
                           ("min_lr", min_lr), ("power", power),
                           ("transition_steps", transition_epochs),
                           ("decay_interval_steps", decay_interval_epochs),
-                          ("decay_mode", decay_mode)):
+                          ("decay_mode", decay_mode), ("plateau_factor", plateau_factor)):
         if option not in accepted and value != _OPTION_DEFAULTS[option]:
             raise ValueError(f"the {name!r} schedule does not use {option} (got {value!r})")
     warmup_steps = epochs_to_steps(warmup_epochs, steps_per_epoch)

@@ -23,6 +23,7 @@ class RunConfig:
     data_dir: str = ""
     download: bool = False
     train_subset: int = 0  # 0: the whole training split.
+    confusion_size: int = 0  # Random-labelled extra training images (seed 004 Scenario I); 0: none.
     normalization: str = "auto"
     augment: str = "none"
     svhn_extra: bool = False
@@ -65,6 +66,10 @@ class RunConfig:
     exploration_decay: str = "step"
     decay_interval_epochs: float = 10.0
     transition_epochs: float = 10.0
+    # Learning rate divided when the training loss plateaus (--lr_schedule=plateau, seed 004 §7.1).
+    plateau_patience: int = 5
+    plateau_factor: float = 0.1
+    plateau_threshold: float = 1e-4
     # Two-phase training.
     transition_epoch: int = 0  # 0: a single phase.
     phase2_optimizer: str = "sgd"

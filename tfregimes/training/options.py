@@ -44,7 +44,7 @@ _OPTIMIZER_AND_SCHEDULE_OPTIONS = (
     Option("lars_trust_coefficient", "optimizer", ("lars",), "trust_coefficient"),
     Option("lr_boundaries", "lr_schedule", ("step",), "boundaries", per_phase=True),
     Option("lr_decay", "lr_schedule", ("step", "explore"), "decay"),
-    Option("min_lr", "lr_schedule", ("cosine", "poly", "explore"), "min_lr"),
+    Option("min_lr", "lr_schedule", ("cosine", "poly", "explore", "plateau"), "min_lr"),
     Option("lr_power", "lr_schedule", ("poly",), "power"),
     Option("exploration_decay", "lr_schedule", ("explore",), "decay_mode"),
     Option("transition_epochs", "lr_schedule", ("explore",), "transition_epochs"),
@@ -53,6 +53,10 @@ _OPTIMIZER_AND_SCHEDULE_OPTIONS = (
     Option("flat_window", "lr_schedule", ("explore",)),
     Option("flat_tolerance", "lr_schedule", ("explore",)),
     Option("extra_exploration_epochs", "lr_schedule", ("explore",)),
+    Option("plateau_factor", "lr_schedule", ("plateau",), "plateau_factor"),
+    # Read by the trainer's PlateauController, which decides when a plateau schedule divides the rate.
+    Option("plateau_patience", "lr_schedule", ("plateau",)),
+    Option("plateau_threshold", "lr_schedule", ("plateau",)),
 )
 
 

@@ -20,12 +20,13 @@ import tensorflow as tf
 
 from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
-from tfregimes.data import load_dataset
+from tfregimes.data import InvalidDatasetError, load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
 from tfregimes.models.decay import decay_variables
 from tfregimes.optim import LARS
 from tfregimes.optim.exploration import ExplorationSchedule
+from tfregimes.optim.plateau import PlateauSchedule
 from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
@@ -40,6 +41,7 @@ from tfregimes.training.phases import (
     coupled_weight_decay,
     phases_from_config,
 )
+from tfregimes.training.plateau_controller import PlateauController
 from tfregimes.training.run_claim import (
     RunConfigError,
     WallClock,
@@ -122,9 +124,13 @@ def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensor
         margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
 
 
-def _exploration_controller(optimizer, config: config_lib.RunConfig) -> ExplorationController | None:
+def _exploration_controller(optimizer, config: config_lib.RunConfig
+                            ) -> ExplorationController | PlateauController | None:
+    """The callback that makes a run-time schedule's decisions (explore, plateau); None for the others."""
     schedule = keras_private.optimizer_schedule(base_optimizer(optimizer))  # The schedule it was built with.
     schedule = getattr(schedule, "after", schedule)  # Inside a warm-up.
+    if isinstance(schedule, PlateauSchedule):
+        return PlateauController(schedule, patience=config.plateau_patience, threshold=config.plateau_threshold)
     if not isinstance(schedule, ExplorationSchedule):
         return None
     return ExplorationController(schedule, window=config.flat_window, tolerance=config.flat_tolerance,
@@ -199,9 +205,15 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
 
 def load_run_data(config: config_lib.RunConfig):
     """The dataset of `config`, as the run sees it."""
-    return load_dataset(config.dataset, data_dir=config.data_dir or None, train_subset=config.train_subset or None,
-                        normalization=config.normalization, seed=config.seed, svhn_extra=config.svhn_extra,
-                        download=config.download)
+    try:
+        return load_dataset(config.dataset, data_dir=config.data_dir or None,
+                            train_subset=config.train_subset or None, normalization=config.normalization,
+                            seed=config.seed, svhn_extra=config.svhn_extra, download=config.download,
+                            confusion_size=config.confusion_size)
+    except InvalidDatasetError:  # Says which dataset and array itself.
+        raise
+    except ValueError as error:  # A subset or confusion set larger than the dataset holds.
+        raise RunConfigError(f"--dataset={config.dataset}: {error}") from None
 
 
 def seed_run(config: config_lib.RunConfig) -> None:
@@ -232,7 +244,7 @@ class _Progress:
     history: list[dict[str, Any]]
     phase_record: PhaseRecord
     optimizer: keras.optimizers.Optimizer
-    controller: ExplorationController | None
+    controller: ExplorationController | PlateauController | None
     wall_clock: WallClock  # The run's wall time over all its processes.
     target: TrainAccuracyTarget | None = None  # --stop_at_train_accuracy.
 
@@ -255,8 +267,8 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
                       TrainAccuracyTarget(config.stop_at_train_accuracy) if config.stop_at_train_accuracy else None)
     if progress:
         state.history = run_dir.read_history()[:state.initial_epoch]
-        if state.controller is not None and "exploration" in progress:
-            state.controller.restore(progress["exploration"])
+        if state.controller is not None and state.controller.name in progress:
+            state.controller.restore(progress[state.controller.name])
         if state.target is not None and "target" in progress:  # A run that reached its target stays stopped.
             state.target.restore(progress["target"])
         print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
@@ -314,7 +326,8 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     metrics = {"dataset": config.dataset, "model": config.model, "epochs": config.epochs,
                "epochs_run": len(history), "resumed_from_epoch": state.initial_epoch,
                "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
-    for split in ("train", "test"):
+    # With a confusion set, train_* are on the training subset alone (seed 004 §7.1) and confusion_* on the set.
+    for split in ("train", "test", *(("confusion",) if data.info.num_confusion else ())):
         if divergence.diverged:
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
         else:
@@ -326,7 +339,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     train_seconds = sum(row.get("train_seconds") or 0.0 for row in history)
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
-        "num_train": data.info.num_train, "num_test": data.info.num_test,
+        "num_train": data.info.num_train, "num_test": data.info.num_test, "num_confusion": data.info.num_confusion,
         "train_seconds": train_seconds,
         "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
@@ -334,7 +347,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     if state.target is not None:
         metrics.update(state.target.metrics())
     if state.controller is not None:
-        metrics["exploration"] = {k: v for k, v in state.controller.state().items() if k != "losses"}
+        metrics[state.controller.name] = {k: v for k, v in state.controller.state().items() if k != "losses"}
     return metrics
 
 

@@ -1,0 +1,98 @@
+"""python scripts/reproduce_jia_su.py [--part=PART ...] [--smoke] [--output=DIR]
+
+Reproduces seed 004 (Jia & Su 2020, "Information-theoretic local minima characterization and regularization") at
+CPU scale and writes docs/results/jia_su/: one section per part (`<part>.md`, its JSON and figure) and README.md,
+which gathers the sections that exist, so a part can be rerun alone. The setting (a small CNN on a Fashion-MNIST
+subset, trained to a 99.9 % training-accuracy stop with the learning rate divided by 10 on plateaus) is in
+scripts/jia_su/setup.py; every model is trained and measured by `python -m tfregimes.sweep --metrics=...`.
+
+- `confusion`: §7.1 Figure 1, Scenario I, random-labelled images appended to training (`--confusion_size`).
+- `augmentation`: Figure 2, Scenario II, none / flip / crop1_flip / crop4_flip.
+- `batch_size`: Figure 3, Scenario III, batch sizes from the default to 8 times it.
+- `regularizer`: §7.2 Tables 1–2, test error and γ̂ with and without the Fisher-trace regularizer (Algorithm 1).
+
+The default setting's models are trained once and shared by all parts. `--smoke` runs the whole pipeline on tiny
+sizes (for the test suite).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+from jia_su import regularizer, scenarios  # noqa: E402
+
+from tfregimes.base.run_dir import write_atomically  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = ["confusion", "augmentation", "batch_size", "regularizer"]
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_multi_enum("part", PARTS, PARTS, "Parts of the paper to run (repeat the flag for several).")
+    flags.DEFINE_bool("smoke", False, "Tiny sizes: checks the pipeline, reproduces nothing.")
+    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "jia_su"), "Folder of the results page.")
+    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "jia_su"),
+                        "Sweep directories; a rerun resumes them and reuses finished runs.")
+    flags.DEFINE_bool("train", True, "--notrain: analyse the runs already in --work_dir without starting any; a "
+                      "setting's unfinished models are left out (its n says how many it has).")
+    flags.DEFINE_integer("max_parallel", None, "Models trained at once (default: 1 with --smoke, else 2).",
+                         lower_bound=1)
+
+
+def unfinished_points(work_dir: Path) -> list[str]:
+    """`sweep/point` of every point of the sweeps under `work_dir` that is not done (or diverged)."""
+    import json
+    names = []
+    for state_file in sorted(work_dir.glob("*/sweep.json")):
+        for point in json.loads(state_file.read_text())["points"]:
+            if point["state"] not in ("done", "diverged"):
+                names.append(f"{state_file.parent.name}/{point['name']}")
+    return names
+
+
+def write_page(output: Path, work_dir: Path) -> None:
+    """README.md: the title, the setting, every part's section that exists, in the order of PARTS, and the models
+    not finished yet."""
+    from jia_su import setup
+    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
+    unfinished = unfinished_points(work_dir)
+    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
+    text = "\n".join(["# Seed 004 (Jia & Su 2020) at CPU scale", "",
+                      "Made by `scripts/reproduce_jia_su.py`; each section gives its command and wall time.", "",
+                      "**Setting.** " + " ".join(setup.__doc__.split("\n\n", 1)[1].split()), "",
+                      *([f"**Not finished** ({len(unfinished)} models; the tables count each setting's finished "
+                         f"models in `n`; rerunning the command completes them and reuses the rest): "
+                         + ", ".join(unfinished) + ".", ""] if unfinished else []),
+                      *sections,
+                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
+    output.mkdir(parents=True, exist_ok=True)
+    write_atomically(output / "README.md", text)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    logging.set_verbosity(logging.ERROR)
+    output = Path(FLAGS.output)
+    command = " ".join(["python scripts/reproduce_jia_su.py", *sys.argv[1:]])
+    work_dir = Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
+    for part in FLAGS.part:
+        runner = regularizer.run if part == "regularizer" else (
+            lambda *a, p=part, **k: scenarios.run(p, *a, **k))
+        for claim, verdict, numbers in runner(output, smoke=FLAGS.smoke, seed=0, command=command,
+                                              work_dir=work_dir, parallel=FLAGS.max_parallel, train=FLAGS.train,
+                                              log=lambda line, p=part: print(f"[{p}] {line}", flush=True)):
+            print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
+    write_page(output, work_dir)
+    print(f"wrote {output / 'README.md'}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
