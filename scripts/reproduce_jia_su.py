@@ -25,20 +25,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 from jia_su import regularizer, scenarios  # noqa: E402
+from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-from tfregimes.base.run_dir import write_atomically  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 PARTS = ["confusion", "augmentation", "batch_size", "regularizer"]
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_enum("part", PARTS, PARTS, "Parts of the paper to run (repeat the flag for several).")
-    flags.DEFINE_bool("smoke", False, "Tiny sizes: checks the pipeline, reproduces nothing.")
-    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "jia_su"), "Folder of the results page.")
-    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "jia_su"),
-                        "Sweep directories; a rerun resumes them and reuses finished runs.")
+    define_common_flags("jia_su", PARTS, "Sweep directories; a rerun resumes them and reuses finished runs.")
     flags.DEFINE_bool("train", True, "--notrain: analyse the runs already in --work_dir without starting any; a "
                       "setting's unfinished models are left out (its n says how many it has).")
     flags.DEFINE_integer("max_parallel", None, "Models trained at once (default: 1 with --smoke, else 2).",
@@ -60,19 +55,14 @@ def write_page(output: Path, work_dir: Path) -> None:
     """README.md: the title, the setting, every part's section that exists, in the order of PARTS, and the models
     not finished yet."""
     from jia_su import setup
-    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
     unfinished = unfinished_points(work_dir)
-    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
-    text = "\n".join(["# Seed 004 (Jia & Su 2020) at CPU scale", "",
+    write_page_of_parts(output, "Seed 004 (Jia & Su 2020) at CPU scale", [
                       "Made by `scripts/reproduce_jia_su.py`; each section gives its command and wall time.", "",
                       "**Setting.** " + " ".join(setup.__doc__.split("\n\n", 1)[1].split()), "",
                       *([f"**Not finished** ({len(unfinished)} models; the tables count each setting's finished "
                          f"models in `n`; rerunning the command completes them and reuses the rest): "
-                         + ", ".join(unfinished) + ".", ""] if unfinished else []),
-                      *sections,
-                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
-    output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / "README.md", text)
+                         + ", ".join(unfinished) + ".", ""] if unfinished else [])],
+                        part_sections(output, PARTS), PARTS)
 
 
 def main(argv):

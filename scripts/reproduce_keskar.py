@@ -24,20 +24,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from keskar import batch_size, remedies, table  # noqa: E402
+from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-from tfregimes.base.run_dir import write_atomically  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 PARTS = {"table": table.run, "batch_size": batch_size.run, "remedies": remedies.run}
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the paper to run (repeat the flag).")
-    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per part: checks the pipeline, reproduces nothing.")
-    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "keskar"), "Folder of the results page.")
-    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "keskar"),
-                        "Sweep directories; a rerun resumes them and reuses finished runs.")
+    define_common_flags("keskar", PARTS, "Sweep directories; a rerun resumes them and reuses finished runs.")
     flags.DEFINE_bool("train", True, "Run (or resume) the sweeps; --notrain writes the pages from the runs that "
                       "have finished, training nothing.")
     flags.DEFINE_integer("seed", 0, "The first of the seeds (each seed: an initialization and a training subset).")
@@ -67,14 +62,9 @@ gives the weight norm ‖x‖₂ of the minimum too.
 
 def write_page(output: Path) -> None:
     """README.md: the title, how to read the numbers, and every part's section that exists, in PARTS' order."""
-    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
-    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
-    text = "\n".join(["# Seed 003 (Keskar et al. 2017) at CPU scale", "",
-                      "Made by `scripts/reproduce_keskar.py`; each section gives its commands and wall time.", "",
-                      READING, *sections,
-                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
-    output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / "README.md", text)
+    write_page_of_parts(output, "Seed 003 (Keskar et al. 2017) at CPU scale",
+                        ["Made by `scripts/reproduce_keskar.py`; each section gives its commands and wall time.", "",
+                         READING], part_sections(output, PARTS), PARTS)
 
 
 def main(argv):

@@ -24,33 +24,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
+from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-from tfregimes.base.run_dir import write_atomically  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 PARTS = {"convex": convex.run, "lr_momentum": lr_momentum.run, "two_phase": two_phase.run}
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the paper to run (repeat or comma-free list).")
-    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per part: checks the pipeline, reproduces nothing.")
-    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "leclerc_madry"), "Folder of the results page.")
-    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "leclerc_madry"),
+    define_common_flags("leclerc_madry", PARTS,
                         "Run directories of the network parts; a rerun resumes and reuses finished runs.")
     flags.DEFINE_integer("seed", 0, "Seed of the convex part's matrix and start; the network parts' first seed.")
 
 
 def write_page(output: Path) -> None:
     """README.md: the title and every part's section that exists, in the order of PARTS."""
-    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
-    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
-    text = "\n".join(["# Seed 001 (Leclerc & Madry 2020) at CPU scale", "",
-                      "Made by `scripts/reproduce_leclerc_madry.py`; each section gives its command and wall time.",
-                      "", *sections,
-                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
-    output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / "README.md", text)
+    write_page_of_parts(output, "Seed 001 (Leclerc & Madry 2020) at CPU scale",
+                        ["Made by `scripts/reproduce_leclerc_madry.py`; each section gives its command and wall time.",
+                         ""], part_sections(output, PARTS), PARTS)
 
 
 def main(argv):

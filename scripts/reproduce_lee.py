@@ -26,20 +26,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from lee import records, regimes, sections  # noqa: E402
+from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-from tfregimes.base.run_dir import write_atomically  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 PARTS = ("accuracy", "curves", "margins")
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the appendix to write (repeat the flag).")
-    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per run: checks the pipeline, reproduces nothing.")
-    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "lee"), "Folder of the results page.")
-    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "lee"),
-                        "Sweep directories; a rerun resumes them and reuses finished runs.")
+    define_common_flags("lee", PARTS, "Sweep directories; a rerun resumes them and reuses finished runs.")
     flags.DEFINE_integer("seed", 0, "First seed of every regime's runs.")
     flags.DEFINE_bool("parallel_sweeps", False, "Run the four regimes' sweeps at once (four one-thread processes) "
                       "instead of one after the other; --smoke always does.")
@@ -48,17 +43,13 @@ def define_flags() -> None:
 def write_page(output: Path) -> None:
     """README.md: the title, every claim's verdict, the setting and every part's section that exists, in the order
     of PARTS."""
-    sections = {name: (output / f"{name}.md").read_text() for name in ["setting", *PARTS]
-                if (output / f"{name}.md").exists()}
+    sections = part_sections(output, ["setting", *PARTS])
     # A claim line reads "- **claim**: verdict. numbers."; the summary keeps the claim and the verdict.
     claims = [line.split(". ", 1)[0] + f". ({name})" for name in PARTS if name in sections
               for line in sections[name].splitlines() if line.startswith("- **")]
-    missing = [name for name in PARTS if name not in sections]
-    text = "\n".join(["# Seed 000 (Lee et al., appendix) at CPU scale", "",
-                      "Made by `scripts/reproduce_lee.py`; the setting gives the command and wall time.", "",
-                      "Verdicts (each section's claims give the numbers):", "", *claims, "", *sections.values(),
-                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
-    write_atomically(output / "README.md", text)
+    write_page_of_parts(output, "Seed 000 (Lee et al., appendix) at CPU scale",
+                        ["Made by `scripts/reproduce_lee.py`; the setting gives the command and wall time.", "",
+                         "Verdicts (each section's claims give the numbers):", "", *claims, ""], sections, PARTS)
 
 
 def main(argv):

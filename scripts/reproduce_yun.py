@@ -23,20 +23,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import write_page as write_page_of_parts  # noqa: E402
 from yun import tables_part, transfer  # noqa: E402
 
-from tfregimes.base.run_dir import write_atomically  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 PARTS = ("sizes", "batch", "transfer")
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
-    flags.DEFINE_multi_enum("part", list(PARTS), list(PARTS), "Parts of the paper to run (repeat the flag).")
-    flags.DEFINE_bool("smoke", False, "Tiny sizes, seconds per part: checks the pipeline, reproduces nothing.")
-    flags.DEFINE_string("output", str(REPO / "docs" / "results" / "yun"), "Folder of the results page.")
-    flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / "yun"),
+    define_common_flags("yun", PARTS,
                         "Sweep directories, one per table column; a rerun resumes and reuses finished runs.")
     flags.DEFINE_integer("max_parallel", 1, "Runs at once in each sweep (one thread each).", lower_bound=1)
     flags.DEFINE_bool("train", True, "--notrain: write the pages from the runs already in --work_dir, training "
@@ -45,9 +41,7 @@ def define_flags() -> None:
 
 def write_page(output: Path) -> None:
     """README.md: the title, the setting, and every part's section that exists, in the order of PARTS."""
-    sections = [(output / f"{part}.md").read_text() for part in PARTS if (output / f"{part}.md").exists()]
-    missing = [part for part in PARTS if not (output / f"{part}.md").exists()]
-    text = "\n".join(["# Seed 002 (Yun et al. 2022) at CPU scale", "",
+    write_page_of_parts(output, "Seed 002 (Yun et al. 2022) at CPU scale", [
                       "Made by `scripts/reproduce_yun.py`; each section gives its command and wall time.", "",
                       "What was scaled down: CIFAR-10 → Fashion-MNIST subsets (N = 256 to 2,048 instead of 3,125 to "
                       "50,000), scale-invariant ResNet-18 → `scale_invariant_resnet_tiny` (same construction: ghost "
@@ -55,11 +49,7 @@ def write_page(output: Path) -> None:
                       "8 and 16, ImageNet stem), 300 → 20 epochs, 7 λ rows per column → the 5 around the marked "
                       "one, SGDM only (Tables 2 and 4, plain SGD, and the tuning-η and tuning-both variants (a), (c) "
                       "are not run), no augmentation. The marked tuning factor, 0.16, was fixed before any run: "
-                      "twice the paper's 10/128, for 15 times fewer epochs.", "",
-                      *sections,
-                      *([f"Parts not run into this folder yet: {', '.join(missing)}.", ""] if missing else [])])
-    output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / "README.md", text)
+                      "twice the paper's 10/128, for 15 times fewer epochs.", ""], part_sections(output, PARTS), PARTS)
 
 
 def main(argv):
