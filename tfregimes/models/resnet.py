@@ -113,7 +113,7 @@ _VARIANTS = {
                                  "Yun et al. 2022 scale-invariant ResNet-18 (seed 002, §3.1)",
                                  (32, 32, 3), 10),
     "scale_invariant_resnet_tiny": ("basic", (1, 1), 8, True,
-                                    "tiny scale-invariant ResNet for tests (seed 002, §3.1)",
+                                    "tiny scale-invariant ResNet (seed 002, §3.1): tests and the CPU reproduction",
                                     (32, 32, 3), 10),
 }
 for _name, (_block, _sizes, _width, _invariant, _paper, _shape, _classes) in _VARIANTS.items():
