@@ -77,19 +77,23 @@ def two_node_cluster(tmp_path):
 def test_a_sweep_on_a_two_node_ray_cluster_survives_losing_a_node(tmp_path, two_node_cluster):
     address, second_node = two_node_cluster
     sweep_dir = tmp_path / "sweep"
-    command = [sys.executable, "-m", "tfregimes.sweep", "--flagfile=flags/smoke.cfg", "--verbose=0",
+    # 40 epochs (a few seconds each point on a quiet machine): long enough to lose a node while both run.
+    command = [sys.executable, "-m", "tfregimes.sweep", "--flagfile=flags/smoke.cfg", "--verbose=0", "--epochs=40",
                "--seeds=0,1", "--executor=ray", f"--ray_address={address}", "--cpus_per_run=1",
                f"--sweep_dir={sweep_dir}"]
     sweep = subprocess.Popen(command, cwd=REPO, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True)
-    # One point per node (one CPU each): once both run, the second node holds one of them.
+    # One point per node (one CPU each): once both have started on their nodes (each point's log has its start
+    # line; "running" in sweep.json only says Ray was given the point), the second node holds one of them.
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and sweep.poll() is None:
         if (sweep_dir / "sweep.json").exists():
-            states = [p["state"] for p in json.loads((sweep_dir / "sweep.json").read_text())["points"]]
-            if states == ["running", "running"]:
+            points = json.loads((sweep_dir / "sweep.json").read_text())["points"]
+            if all(p["state"] == "running" and p.get("log") and (sweep_dir / p["log"]).exists()
+                   and " point " in (sweep_dir / p["log"]).read_text() for p in points):
                 break
         time.sleep(0.2)
+    assert sweep.poll() is None, "the sweep ended before both points ran at once: nothing to lose a node under"
     kill_group(second_node)
     output, _ = sweep.communicate(timeout=600)
     assert sweep.returncode == 0, output
@@ -97,10 +101,10 @@ def test_a_sweep_on_a_two_node_ray_cluster_survives_losing_a_node(tmp_path, two_
     assert [p["state"] for p in points] == ["done", "done"], output
     for point in points:
         metrics = json.loads((sweep_dir / point["run_dir"] / "metrics.json").read_text())
-        assert metrics["epochs_run"] == 2 and metrics["test_accuracy"] is not None
+        assert metrics["epochs_run"] == 40 and metrics["test_accuracy"] is not None
     # The point of the lost node ran again (a second `run_point` on the surviving node).
     starts = [Path(sweep_dir / p["log"]).read_text().count(" point ") for p in points]
-    assert sorted(starts) == [1, 2], starts
+    assert sorted(starts) == [1, 2], (starts, output)
 
 
 def test_without_ray_the_ray_executor_fails_with_the_install_line(tmp_path):
