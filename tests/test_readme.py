@@ -89,8 +89,9 @@ PLANS = {
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
     "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --nodeterministic": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),
-    "python -m tfregimes.benchmark --suite=regularizers --variants=fisher_m8 --rounds=5": (
-        "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1", "json_line"),
+    "python -m tfregimes.benchmark --suite=regularizers --rounds=5": (
+        "{cmd} --model=mlp --input_shape=8,8,1 --batch_size=16 --steps=1 --rounds=1 --warmup_steps=1 "
+        "--variants=fisher_m8,fisher_m8_subbatches", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
     "--model=resnet20 --train_subset=1024 --rounds=2 --notorch --trainer_variants=mixed_bfloat16,jit_compile "
     "--nodeterministic": (

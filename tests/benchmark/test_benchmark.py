@@ -34,7 +34,7 @@ from tfregimes.training.config import RunConfig
 
 TINY = Setting(model="mlp", input_shape=(8, 8, 1), num_classes=10, batch_size=16, warmup_steps=1, steps=1,
                rounds=2)
-REGULARIZER_VARIANTS = ["plain", "fisher_m4", "fisher_m8", "fisher_m16", "proximal", "sam"]
+REGULARIZER_VARIANTS = ["plain", "fisher_m4", "fisher_m8", "fisher_m16", "fisher_m8_subbatches", "proximal", "sam"]
 
 
 def test_regularizers_suite_prints_step_times_and_ratios_as_its_last_line():
@@ -52,7 +52,7 @@ def test_regularizers_suite_prints_step_times_and_ratios_as_its_last_line():
         assert entry["ratio_to_plain"] == pytest.approx(np.median(timing.round_ratios), abs=1e-3)
     # Each round times every variant against plain steps timed just before it.
     plain = next(t for t in timings if t.name == "plain")
-    assert len(plain.round_ms) == 2 * 6 and result["plain"]["ratio_to_plain"] == 1.0
+    assert len(plain.round_ms) == 2 * len(REGULARIZER_VARIANTS) and result["plain"]["ratio_to_plain"] == 1.0
     assert all(len(t.round_ratios) == 2 for t in timings)
 
 

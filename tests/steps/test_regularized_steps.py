@@ -12,6 +12,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import ce_gradients, ce_loss
 
 from tfregimes.base.registry import UnknownNameError
@@ -156,6 +157,53 @@ def test_fisher_with_beta_zero_is_the_plain_step_with_batch_norm():
     regularized = train(lambda n: FisherRegularizedModel(n, fisher_beta=5.0, fisher_alpha=0.5, fisher_subbatches=4,
                                                          clip_global_norm=0))
     assert max(np.abs(a - b).max() for a, b in zip(plain, regularized)) > 1e-3  # β > 0 does change the step.
+
+
+def test_fisher_batch_loss_subbatches_takes_l_from_the_sub_batch_passes_with_batch_norm():
+    """fisher_batch_loss="subbatches": β = 0 steps along the mean of the sub-batch gradients, each computed here with
+    batch norm over its own 4 examples by an ordinary tape; moving means get the mean of the sub-batch updates."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 6)).astype(np.float32), rng.integers(0, 3, size=16).astype(np.int32)
+    lr, wd = 0.5, 1e-3
+
+    reference = bn_network()
+    before = [v.numpy() for v in reference.trainable_variables]
+    bn = reference.layers[2]
+    moving_mean = bn.moving_mean.numpy()
+    sub_gradients, sub_means = [], []
+    for xi, yi in zip(np.split(x, 4), np.split(y, 4)):
+        with tf.GradientTape() as tape:
+            loss = SPARSE_CE(yi, _bn_training_logits(reference, xi))
+        sub_gradients.append([g.numpy() for g in tape.gradient(loss, reference.trainable_variables)])
+        sub_means.append(np.maximum(xi @ reference.layers[1].kernel.numpy() + reference.layers[1].bias.numpy(),
+                                    0).mean(axis=0))
+    expected = [w - lr * (np.mean([g[k] for g in sub_gradients], axis=0) + wd * w) for k, w in enumerate(before)]
+    expected_mean = bn.momentum * moving_mean + (1 - bn.momentum) * np.mean(sub_means, axis=0)
+
+    def train(batch_loss, beta=0.0):
+        network = bn_network()
+        model = compiled(FisherRegularizedModel(network, weight_decay=wd, decay_variables=network.trainable_variables,
+                                                fisher_beta=beta, fisher_subbatches=4, clip_global_norm=0,
+                                                fisher_batch_loss=batch_loss), keras.optimizers.SGD(lr))
+        model.train_on_batch(x, y)
+        return network
+
+    network = train("subbatches")
+    for got, want in zip(network.trainable_variables, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(network.layers[2].moving_mean.numpy(), expected_mean, rtol=1e-5, atol=1e-6)
+    whole = train("whole")  # The default differs here: batch norm over all 16 examples.
+    assert max(np.abs(a.numpy() - b.numpy()).max()
+               for a, b in zip(whole.trainable_variables, network.trainable_variables)) > 1e-4
+
+
+def _bn_training_logits(network, x):
+    """The network's logits with batch norm normalizing over x itself (training mode), moving statistics unchanged."""
+    dense1, bn, dense2 = network.layers[1:]
+    h = dense1(x)
+    mean, variance = tf.nn.moments(h, axes=[0])
+    h = tf.nn.batch_normalization(h, mean, variance, bn.beta, bn.gamma, bn.epsilon)
+    return dense2(h)
 
 
 def test_fisher_clips_the_total_gradient_by_its_global_norm():
@@ -374,7 +422,7 @@ def test_proximal_window_off_is_one_plain_step_and_keeps_the_schedule_count():
 def test_registry_and_factory_options():
     assert REGULARIZERS.names() == ["fisher", "none", "proximal", "sam"]
     assert regularizer_options("fisher") == {"fisher_alpha": 1e-4, "fisher_beta": 10.0, "fisher_subbatches": 8,
-                                             "clip_global_norm": 10.0}
+                                             "clip_global_norm": 10.0, "fisher_batch_loss": "whole"}
     assert regularizer_options("proximal") == {"proximal_lambda": 1e-3, "proximal_steps": 3}
     assert regularizer_options("sam") == {"sam_rho": 0.05, "sam_subbatches": 1}
     assert regularizer_options("none") == {}
@@ -385,6 +433,8 @@ def test_registry_and_factory_options():
         build_regime_model("dropout", linear_model())
     with pytest.raises(ValueError, match="fisher_subbatches"):
         build_regime_model("fisher", linear_model(), fisher_subbatches=0)
+    with pytest.raises(ValueError, match="fisher_batch_loss must be one of whole, subbatches, got 'ghost'"):
+        build_regime_model("fisher", linear_model(), fisher_batch_loss="ghost")
 
 
 def small_network():

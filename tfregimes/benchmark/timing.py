@@ -127,9 +127,9 @@ def report(timings: Sequence[Timing], setting: Setting) -> str:
     lines = [f"{setting.model}, input {'x'.join(map(str, setting.input_shape))}, batch {setting.batch_size}, "
              f"{xla}medians of {setting.rounds} rounds of {setting.steps} steps after {setting.warmup_steps} "
              "warm-up steps",
-             f"{'variant':<12} {'step ms':>9} {'ratio':>6}  rounds: ms (ratio to the plain steps just before)"]
+             f"{'variant':<20} {'step ms':>9} {'ratio':>6}  rounds: ms (ratio to the plain steps just before)"]
     for t in timings:
-        lines.append(f"{t.name:<12} {t.step_ms:>9.1f} {t.ratio_to_plain:>6.2f}  "
+        lines.append(f"{t.name:<20} {t.step_ms:>9.1f} {t.ratio_to_plain:>6.2f}  "
                      + " ".join(f"{ms:.0f} ({ratio:.2f})" for ms, ratio in zip(t.round_ms, t.round_ratios)))
     lines.append(json.dumps(result, sort_keys=False))
     return "\n".join(lines)

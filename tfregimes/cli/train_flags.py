@@ -190,6 +190,9 @@ flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_
 flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches,
                      "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
                      lower_bound=1)
+flags.DEFINE_enum("fisher_batch_loss", _DEFAULT.fisher_batch_loss, ["whole", "subbatches"],
+                  "fisher, with batch norm: L(B, w) on the whole batch as the plain step does (3 passes), or the "
+                  "mean of the M sub-batch passes (2 passes, ~2/3 the cost; β = 0 is then not the plain step).")
 flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,
                    "fisher: τ, clip of the total gradient's global norm across replicas (1, 5, 10, 15); 0: none.",
                    lower_bound=0.0)

@@ -14,8 +14,11 @@ M counts sub-batches of the GLOBAL batch: with n replicas each replica splits it
 devices does not change what is regularized (M must be a multiple of the replica count).
 
 Cost. With g_i constant, ∇R_α = 1/M Σ_i [∇L(B_i, w) − ∇L(B_i, w − α g_i)]: one pass over the sub-batches at w (the
-g_i) and one at the perturbed weights, plus the whole-batch pass for L(B, w). A network without moving statistics
-(no batch norm) skips that pass: there the mean of the sub-batch gradients is exactly ∇L(B, w).
+g_i) and one at the perturbed weights, plus the whole-batch pass for L(B, w): three forward-backward passes over the
+batch. A network without moving statistics (no batch norm) skips that pass, since there the mean of the sub-batch
+gradients is exactly ∇L(B, w); so does `fisher_batch_loss="subbatches"` with batch norm, taking L(B, w) as the mean
+of the sub-batch losses (batch norm over B/M examples, like ghost batch norm): two passes, about 2/3 of the cost,
+but β = 0 is then no longer the plain step. Two passes over the batch are the floor of Algorithm 1 either way.
 
 L̃ uses one-hot labels ỹ (§3.1); the datasets here give hard integer labels, for which the compiled sparse
 cross-entropy is L̃ itself.
@@ -39,14 +42,18 @@ class FisherRegularizedModel(RegularizedModel):
     fisher_beta: β, the penalty's weight (the paper validates over 10–125).
     fisher_subbatches: M, sub-batches of the global batch (4, 8 or 16 in the paper); each replica takes M/n.
     clip_global_norm: τ, the global-norm clip of the total gradient (1, 5, 10 or 15 in the paper); 0 or None: no clip.
+    fisher_batch_loss: with batch norm, where L(B, w) is computed: "whole" (the whole batch, as the plain step and
+        Algorithm 1 line 8) or "subbatches" (the mean over the M sub-batch passes at w; one pass cheaper).
     """
+
+    BATCH_LOSS_CHOICES = ("whole", "subbatches")
 
     extra_metric_names = ("fisher_penalty", "regularized_loss")
 
     def __init__(self, network: keras.Model, *, weight_decay: float = 0.0,
                  decay_variables: Sequence[keras.Variable] = (), fisher_alpha: float = 1e-4,
                  fisher_beta: float = 10.0, fisher_subbatches: int = 8, clip_global_norm: float | None = 10.0,
-                 **kwargs):
+                 fisher_batch_loss: str = "whole", **kwargs):
         if fisher_alpha <= 0:
             raise ValueError(f"fisher_alpha must be positive, got {fisher_alpha}")
         if fisher_beta < 0:
@@ -55,11 +62,15 @@ class FisherRegularizedModel(RegularizedModel):
             raise ValueError(f"fisher_subbatches must be >= 1, got {fisher_subbatches}")
         if clip_global_norm is not None and clip_global_norm < 0:
             raise ValueError(f"clip_global_norm must be >= 0 (0: no clip), got {clip_global_norm}")
+        if fisher_batch_loss not in self.BATCH_LOSS_CHOICES:
+            raise ValueError(f"fisher_batch_loss must be one of {', '.join(self.BATCH_LOSS_CHOICES)}, "
+                             f"got {fisher_batch_loss!r}")
         super().__init__(network, weight_decay=weight_decay, decay_variables=decay_variables, **kwargs)
         self.alpha = float(fisher_alpha)
         self.beta = float(fisher_beta)
         self.subbatches = int(fisher_subbatches)
         self.clip_norm = float(clip_global_norm or 0.0)
+        self.batch_loss = fisher_batch_loss
 
     def compute_gradients(self, x, y):
         weights, state = self.current_values()
@@ -94,7 +105,7 @@ class FisherRegularizedModel(RegularizedModel):
         # Keras divides each replica's loss by the replica count n; g_i is the sub-batch's own gradient.
         true_gradient_factor = tf.cast(num_replicas(), tf.float32) / scale
         is_float = [s.dtype.is_floating for s in state]
-        has_moving_statistics = any(is_float)
+        whole_batch_pass = any(is_float) and self.batch_loss == "whole"
 
         def sub_batch(x_i, y_i, state_i):
             loss, logits, new_state, gradients = self.loss_and_gradients(weights, state_i, x_i, y_i, scale)
@@ -105,16 +116,16 @@ class FisherRegularizedModel(RegularizedModel):
                 perturbed, state_i, x_i, y_i, scale)
             return [gradients, perturbed_gradients], [loss, loss - perturbed_loss], logits, new_state
 
-        if has_moving_statistics:  # L(B, w) on the whole batch, as the baseline: batch norm over the same examples.
+        if whole_batch_pass:  # L(B, w) on the whole batch, as the baseline: batch norm over the same examples.
             loss, logits, full_state, grad_loss = self.loss_and_gradients(weights, state, x, y, scale)
             loop_state = [o if f else n for o, n, f in zip(state, full_state, is_float)]
         else:
             loop_state = state
         (at_w, at_perturbed), (sub_loss, penalty), sub_logits, sub_state = self.sub_batch_loop(
             self.subbatches_per_replica(), x, y, loop_state, sub_batch, num_gradients=2, num_scalars=2)
-        if has_moving_statistics:  # Moving statistics from the whole-batch pass; seed state from the last pass.
+        if whole_batch_pass:  # Moving statistics from the whole-batch pass; seed state from the last pass.
             new_state = [n if f else c for n, c, f in zip(full_state, sub_state, is_float)]
-        else:  # Without batch statistics the mean of the sub-batch losses and gradients is exactly L(B, w)'s.
+        else:  # The mean of the sub-batch losses and gradients: exactly L(B, w)'s without batch statistics.
             loss, logits, new_state, grad_loss = sub_loss, sub_logits, sub_state, at_w
         decay = self.decay_gradients(weights)
         beta = self.beta

@@ -85,6 +85,7 @@ class RunConfig:
     fisher_beta: float = 10.0
     fisher_subbatches: int = 8
     clip_global_norm: float = 10.0
+    fisher_batch_loss: str = "whole"
     proximal_lambda: float = 1e-3
     proximal_steps: int = 3
     sam_rho: float = 0.05
