@@ -3,14 +3,16 @@ the sections its parts wrote, so a part can be rerun alone and the page stays wh
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from absl import flags
+from absl import app, flags
 
 from tfregimes.base.run_dir import write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
+Claim = tuple[str, str, str]  # (claim, verdict, numbers): what every part's run returns, one per claim it tests.
 
 
 def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) -> None:
@@ -19,6 +21,28 @@ def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) ->
     flags.DEFINE_bool("smoke", False, "Tiny sizes: runs the whole pipeline in about a minute, reproduces nothing.")
     flags.DEFINE_string("output", str(REPO / "docs" / "results" / paper), "Folder of the results page.")
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / paper), work_dir_help)
+
+
+def start(paper: str, argv: Sequence[str]) -> tuple[Path, Path, str]:
+    """The common flags' folders and the command line as the sections show it: --output, --work_dir's `smoke` or
+    `full` subfolder (so a smoke run never mixes with the full one) and `python scripts/reproduce_<paper>.py ...`.
+    Arguments other than flags are an error."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    values = flags.FLAGS
+    return (Path(values.output), Path(values.work_dir) / ("smoke" if values.smoke else "full"),
+            " ".join([f"python scripts/reproduce_{paper}.py", *sys.argv[1:]]))
+
+
+def run_parts(parts: Sequence[str], run: Callable[[str], Iterable[Claim]], write_page: Callable[[], None],
+              output: Path) -> None:
+    """Runs each of `parts` (`run(part)`: its claims) in order, printing every claim as `[part] verdict: claim` over
+    its numbers as it comes, then writes the page (README.md in `output`) and says so."""
+    for part in parts:
+        for claim, verdict, numbers in run(part):
+            print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
+    write_page()
+    print(f"wrote {output / 'README.md'}")
 
 
 def part_sections(output: Path, names: Sequence[str]) -> dict[str, str]:
