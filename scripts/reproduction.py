@@ -45,6 +45,22 @@ def run_parts(parts: Sequence[str], run: Callable[[str], Iterable[Claim]], write
     print(f"wrote {output / 'README.md'}")
 
 
+def shown(argv: Sequence[str]) -> str:
+    """A command as a section shows it: `python ...`, paths relative to the repository."""
+    return " ".join(["python", *argv[1:]]).replace(f"{REPO}/", "")
+
+
+def command_lines(commands: Iterable[Sequence[str]]) -> list[str]:
+    """The commands a part ran, as a section's indented code block."""
+    return [f"    {shown(argv)}" for argv in commands]
+
+
+def claim_lines(claims: Iterable[Claim]) -> list[str]:
+    """The end of every part's section: its claims, one `- **claim**: verdict. numbers.` line each (the lee page's
+    summary reads them back)."""
+    return ["### Claims", "", *(f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims), ""]
+
+
 def part_sections(output: Path, names: Sequence[str]) -> dict[str, str]:
     """The sections (`<name>.md` in `output`) that exist, in the order of `names`."""
     return {name: (output / f"{name}.md").read_text() for name in names if (output / f"{name}.md").exists()}

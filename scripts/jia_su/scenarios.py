@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, command_lines
 
 from jia_su import setup
 from tfregimes.base.run_dir import write_atomically
@@ -153,19 +154,13 @@ def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_d
     plot(axis, title, summary, output / f"{part}.png")
     write_atomically(output / f"{part}.json", json.dumps({"axis": axis, "summary": summary, "ranking": ranks,
                                                            "verdicts": found}, indent=1))
-    sweeps_text = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values())
     train_minutes = float(df["wall_seconds"].sum()) / 60
     text = "\n".join([
         f"## {title} ({figure})", "",
         f"Command: `{command}`. The {len(df)} models' training took {train_minutes:.1f} min of wall time in all "
         f"(2 shared CPU cores; the default setting's models are shared with the other parts); this invocation took "
         f"{(time.time() - started) / 60:.1f} min. Its sweeps (rerunning one resumes it):", "",
-        sweeps_text.replace(f"{setup_repo()}/", ""), "",
-        *tables(summary, ranks), "", f"![{part}]({part}.png)", "", "### Claims", "",
-        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in found], ""])
+        *command_lines(commands.values()), "",
+        *tables(summary, ranks), "", f"![{part}]({part}.png)", "", *claim_lines(found)])
     write_atomically(output / f"{part}.md", text)
     return found
-
-
-def setup_repo() -> str:
-    return str(Path(__file__).resolve().parents[2])

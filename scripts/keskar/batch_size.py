@@ -7,28 +7,26 @@ Claim: as the batch grows, the minima get sharper and generalize worse.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.stats
+from reproduction import command_lines
 
 from keskar.common import (
     SHARPNESS_KEYS,
     describe,
     group,
-    invocation,
     mean_std,
     pm,
     read_rows,
     run_sweeps,
     sb_lb_command,
     setting,
-    shown,
     sweep_command,
+    write_part,
 )
-from tfregimes.base.run_dir import write_atomically
 
 SIGNIFICANCE = 0.05
 
@@ -121,11 +119,6 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
     run_sweeps(commands, "batch_size", train)
     rows = [r for name in commands for r in read_rows(work_dir / name)]
     analysis = analyse(rows)
-    record = invocation(output / "batch_size.json", command, started, train)
-    output.mkdir(parents=True, exist_ok=True)
-    plot(analysis, output / "batch_size.png")
-    write_atomically(output / "batch_size.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record},
-                                                             default=str))
     table = ["| batch size | runs (reached target) | epochs run | train acc. (%) | test acc. (%) | "
              + " | ".join(f"φ {key}" for key in SHARPNESS_KEYS) + " |", "|---" * (5 + len(SHARPNESS_KEYS)) + "|"]
     for batch in analysis["batches"]:
@@ -133,14 +126,16 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         table.append(f"| {batch} | {b['runs']} ({b['reached']}) | {pm(b['epochs_run'], digits=1)} | "
                      f"{pm(b['train_accuracy'], 100)} | {pm(b['test_accuracy'], 100)} | "
                      + " | ".join(pm(b["sharpness"][key]) for key in SHARPNESS_KEYS) + " |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
-    text = "\n".join([
-        "## Sharpness and test accuracy against the batch size (Figure 4)", "",
-        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. {len(rows)} runs "
-        f"({sum(r['wall_seconds'] or 0 for r in rows) / 60:.1f} min of training wall time in all). It ran (the "
-        "first is the table part's sweep, reused):", "",
-        *(f"    {shown(argv)}" for argv in commands.values()), "",
-        describe(config), "", *table, "", "![sharpness and accuracy vs batch size](batch_size.png)", "",
-        "### Claims", "", *claims, ""])
-    write_atomically(output / "batch_size.md", text)
-    return verdicts(analysis)
+
+    def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
+        return [
+            "## Sharpness and test accuracy against the batch size (Figure 4)", "",
+            f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. {len(rows)} runs "
+            f"({sum(r['wall_seconds'] or 0 for r in rows) / 60:.1f} min of training wall time in all). It ran (the "
+            "first is the table part's sweep, reused):", "",
+            *command_lines(commands.values()), "",
+            describe(config), "", *table, ""]
+
+    return write_part(output, "batch_size", started=started, command=command, train=train, analysis=analysis,
+                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      figure=("batch_size.png", "sharpness and accuracy vs batch size"), section=section)

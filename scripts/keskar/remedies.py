@@ -12,26 +12,24 @@ Claims (the paper's): both remedies raise LB's test accuracy to about SB's, yet 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import command_lines
 
 from keskar.common import (
     describe,
     group,
-    invocation,
     pm,
     read_rows,
     run_sweeps,
     sb_lb_command,
     setting,
-    shown,
     summary,
     sweep_command,
+    write_part,
 )
-from tfregimes.base.run_dir import write_atomically
 
 TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list.
 
@@ -129,11 +127,6 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
     rows = {"sb": group(base, batch_size=config.small_batch), "lb": group(base, batch_size=config.large_batch),
             **{name: group(read_rows(work_dir / name)) for name in commands if name != "sb_lb"}}
     analysis = analyse(rows)
-    record = invocation(output / "remedies.json", command, started, train)
-    output.mkdir(parents=True, exist_ok=True)
-    plot(analysis, output / "remedies.png")
-    write_atomically(output / "remedies.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record},
-                                                           default=str))
     table = ["| | runs (reached target) | epochs run | train acc. (%) | test acc. (%) | "
              + " | ".join(f"φ {key}" for key in TABLE_KEYS) + " | weight norm |", "|---" * (6 + len(TABLE_KEYS)) + "|"]
     for name, s in analysis.items():
@@ -141,15 +134,18 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
                      f"({s['reached']}) | {pm(s['epochs_run'], digits=1)} | {pm(s['train_accuracy'], 100)} | "
                      f"{pm(s['test_accuracy'], 100)} | " + " | ".join(pm(s["sharpness"][k]) for k in TABLE_KEYS)
                      + f" | {pm(s['weight_norm'], digits=1)} |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     minutes = sum(r["wall_seconds"] or 0 for runs in rows.values() for r in runs) / 60
-    text = "\n".join([
-        "## Remedies for LB: data augmentation and conservative training (Tables 6–7)", "",
-        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. "
-        f"{sum(len(r) for r in rows.values())} runs ({minutes:.1f} min of training wall time in all). It ran (the "
-        "first is the table "
-        "part's sweep, reused):", "", *(f"    {shown(argv)}" for argv in commands.values()), "",
-        describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
-        *table, "", "![remedies](remedies.png)", "", "### Claims", "", *claims, ""])
-    write_atomically(output / "remedies.md", text)
-    return verdicts(analysis)
+
+    def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
+        return [
+            "## Remedies for LB: data augmentation and conservative training (Tables 6–7)", "",
+            f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. "
+            f"{sum(len(r) for r in rows.values())} runs ({minutes:.1f} min of training wall time in all). It ran (the "
+            "first is the table "
+            "part's sweep, reused):", "", *command_lines(commands.values()), "",
+            describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
+            *table, ""]
+
+    return write_part(output, "remedies", started=started, command=command, train=train, analysis=analysis,
+                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      figure=("remedies.png", "remedies"), section=section)

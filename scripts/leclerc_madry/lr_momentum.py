@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.training import train_and_evaluate
@@ -202,7 +203,6 @@ def write_section(analysis, records, grid: Setting, output: Path, seconds: float
         cells = [analysis["accuracy"][str(mu)][i] for mu in momenta]
         rows.append(f"| {lr:.3g} | " + " | ".join("diverged" if not np.isfinite(c) else f"{100 * c:.1f}"
                                                   for c in cells) + " |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     subset = f"a {grid.train_subset}-example subset of " if grid.train_subset else ""
     text = "\n".join([
         "## Learning rate and momentum (§3.2, Figure 4; appendix B)", "",
@@ -214,7 +214,7 @@ def write_section(analysis, records, grid: Setting, output: Path, seconds: float
         "cell is the mean test accuracy over the seeds that did not diverge. The paper's network (VGG-13-BN on "
         "CIFAR-10) is out of reach on 2 CPU cores; MNIST-1D is small but far from solved by an MLP (a "
         "generalization gap of ~30 points), so the step size has room to matter.", "",
-        *rows, "", "![learning rate and momentum](lr_momentum.png)", "", "### Claims", "", *claims, ""])
+        *rows, "", "![learning rate and momentum](lr_momentum.png)", "", *claim_lines(verdicts(analysis))])
     write_atomically(output / "lr_momentum.md", text)
 
 
