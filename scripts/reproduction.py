@@ -61,6 +61,23 @@ def claim_lines(claims: Iterable[Claim]) -> list[str]:
     return ["### Claims", "", *(f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims), ""]
 
 
+def new_figure(*args, **kwargs):
+    """`plt.subplots(*args, **kwargs)` on a white background, on matplotlib's Agg backend: the parts only write PNG
+    files, and need no display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(*args, facecolor="white", **kwargs)
+
+
+def save_figure(fig, path: Path, dpi: int = 80) -> None:
+    """Lays `fig` out, writes it to `path` and closes it (one process draws every part's figures)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def part_sections(output: Path, names: Sequence[str]) -> dict[str, str]:
     """The sections (`<name>.md` in `output`) that exist, in the order of `names`."""
     return {name: (output / f"{name}.md").read_text() for name in names if (output / f"{name}.md").exists()}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines, command_lines
+from reproduction import claim_lines, command_lines, new_figure, save_figure
 
 from jia_su import setup
 from tfregimes.base.run_dir import write_atomically
@@ -97,11 +97,8 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
 
 
 def plot(axis: str, title: str, summary: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     panels = ("test_error", *setup.METRICS)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0), facecolor="white")
+    fig, axes = new_figure(1, len(panels), figsize=(3.0 * len(panels), 3.0))
     x = np.arange(len(summary))
     for ax, column in zip(axes, panels):
         mean = np.array([s[column]["mean"] for s in summary])
@@ -112,9 +109,7 @@ def plot(axis: str, title: str, summary: list[dict], path: Path) -> None:
         ax.set_title("test error (%)" if column == "test_error" else setup.METRIC_LABELS[column], fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{title}: mean ± 1 std over seeds (x: {axis})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
+    save_figure(fig, path, dpi=72)
 
 
 def _fmt(entry: dict, digits: int = 3) -> str:

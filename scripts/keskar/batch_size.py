@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.stats
-from reproduction import command_lines
+from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
     SHARPNESS_KEYS,
@@ -85,11 +85,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     batches = analysis["batches"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), facecolor="white")
+    fig, axes = new_figure(1, 2, figsize=(12, 4.2))
     for key in SHARPNESS_KEYS:
         means, stds = zip(*(analysis["per_batch"][b]["sharpness"][key] for b in batches))
         axes[0].errorbar(batches, means, yerr=stds, marker="o", capsize=3, label=key)
@@ -104,9 +101,7 @@ def plot(analysis: dict, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.set_xticks(batches, [str(b) for b in batches])
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,

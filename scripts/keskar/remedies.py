@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import command_lines
+from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
     describe,
@@ -92,11 +92,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     names = [n for n in ("sb", "lb", "augmented", "conservative") if n in analysis]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), facecolor="white")
+    fig, axes = new_figure(1, 2, figsize=(11, 4))
     x = np.arange(len(names))
     for i, key in enumerate(TABLE_KEYS):
         means, stds = zip(*(analysis[n]["sharpness"][key] for n in names))
@@ -110,9 +107,7 @@ def plot(analysis: dict, path: Path) -> None:
         ax.set_xticks(x, [n if n in ("augmented", "conservative") else n.upper() for n in names])
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import command_lines, shown
+from reproduction import command_lines, new_figure, save_figure, shown
 
 from keskar.common import (
     REPO,
@@ -100,10 +100,7 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, loss_axis = plt.subplots(figsize=(7, 4.2), facecolor="white")
+    fig, loss_axis = new_figure(figsize=(7, 4.2))
     accuracy_axis = loss_axis.twinx()
     for i, curve in enumerate(curves):
         for split, style in (("train", "-"), ("test", "--")):
@@ -121,9 +118,7 @@ def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
     lines = loss_axis.get_legend_handles_labels()
     more = accuracy_axis.get_legend_handles_labels()
     loss_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def table_rows(analysis: dict) -> list[str]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines
+from reproduction import claim_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.diagnostics.dynamics.momentum import momentum_alignment, momentum_scale
@@ -122,11 +122,8 @@ def verdicts(results: dict) -> list[tuple[str, str, str]]:
 
 def write_section(results: dict, output: Path, seconds: float, command: str) -> None:
     """convex.md, convex.json and convex_baseline.png in `output`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     output.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(3, 1, figsize=(7, 9), sharex=True, facecolor="white")
+    fig, axes = new_figure(3, 1, figsize=(7, 9), sharex=True)
     for key in results["momenta"]:
         m = results["momenta"][key]
         c = m["curves"]
@@ -142,9 +139,7 @@ def write_section(results: dict, output: Path, seconds: float, command: str) -> 
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(output / "convex_baseline.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, output / "convex_baseline.png", dpi=90)
     write_atomically(output / "convex.json", json.dumps(results))
     rows = ["| μ | best η (grid) | f(w₀) | f after T steps | r_T | 1/(1−μ) | s_T |", "|---|---|---|---|---|---|---|"]
     for m in results["momenta"].values():

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines
+from reproduction import claim_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.training import train_and_evaluate
@@ -161,11 +161,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, records: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     lrs = np.array(analysis["learning_rates"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), facecolor="white")
+    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
     for mu in analysis["momenta"]:
         acc = np.array(analysis["accuracy"][str(mu)], dtype=float)
         for ax, x in ((axes[0], lrs), (axes[1], lrs / (1 - mu))):
@@ -187,9 +184,7 @@ def plot(analysis: dict, records: list[dict], path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_section(analysis, records, grid: Setting, output: Path, seconds: float, command: str) -> None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines, command_lines
+from reproduction import claim_lines, command_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.results import collect
@@ -106,10 +106,7 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), facecolor="white")
+    fig, ax = new_figure(figsize=(7.5, 4.5))
     base = analysis["baseline"]
     ax.axhspan(100 * min(base["accuracies"]), 100 * max(base["accuracies"]), color="gray", alpha=0.25,
                label="three-stage schedule (range over seeds)")
@@ -124,9 +121,7 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
            title="Two phases vs three stages, medians per bin as bars (seed 001 Fig. 7)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
