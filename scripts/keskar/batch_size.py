@@ -7,7 +7,6 @@ Claim: as the batch grows, the minima get sharper and generalize worse.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,24 @@ from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
     SHARPNESS_KEYS,
+    Setting,
     describe,
     group,
     mean_std,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
+    start_part,
     sweep_command,
     write_part,
 )
 
 SIGNIFICANCE = 0.05
+
+
+def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+    """Figure 4's batch sizes besides SB and LB (the shared sweep's), with the same flags and seeds."""
+    batches = ",".join(str(b) for b in config.figure4_batches)
+    return {"batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
 
 
 def trend(rows: list[dict], value) -> dict:
@@ -106,12 +110,8 @@ def plot(analysis: dict, path: Path) -> None:
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    batches = ",".join(str(b) for b in config.figure4_batches)
-    commands = {"sb_lb": sb_lb_command(config, work_dir),
-                "batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
-    run_sweeps(commands, "batch_size", train)
+    started, config, commands = start_part("batch_size", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
+                                           own_sweeps=figure4_sweep)
     rows = [r for name in commands for r in read_rows(work_dir / name)]
     analysis = analyse(rows)
     table = ["| batch size | runs (reached target) | epochs run | train acc. (%) | test acc. (%) | "

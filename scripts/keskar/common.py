@@ -101,6 +101,19 @@ def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -
         subprocess.run(argv, check=True, cwd=REPO)  # A failed point fails the part: its log is in the sweep.
 
 
+def start_part(label: str, *, smoke: bool, seed: int, work_dir: Path, train: bool,
+               own_sweeps: Callable[[Setting, Path], dict[str, list[str]]] | None = None
+               ) -> tuple[float, Setting, dict[str, list[str]]]:
+    """What every part does first: note its start time, make the setting and run (or resume; with `train` false,
+    skip) its sweeps: `sb_lb`, the SB/LB sweep all parts share (a part after the first reuses its runs), then the
+    part's own, `own_sweeps(config, work_dir)`. Returns the start time, the setting and the sweeps' commands by name."""
+    started = time.time()
+    config = setting(smoke, seed)
+    commands = {"sb_lb": sb_lb_command(config, work_dir), **(own_sweeps(config, work_dir) if own_sweeps else {})}
+    run_sweeps(commands, label, train)
+    return started, config, commands
+
+
 def invocation(results: Path, command: str, started: float, train: bool) -> dict:
     """The command that trained a part and how long it took: this one, or with --notrain (pages only) the one
     `results` (the part's JSON) recorded, so that rewriting a page keeps the training run's wall time."""

@@ -12,20 +12,18 @@ Claims (the paper's): both remedies raise LB's test accuracy to about SB's, yet 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
+    Setting,
     describe,
     group,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
+    start_part,
     summary,
     sweep_command,
     write_part,
@@ -37,6 +35,12 @@ TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list
 def remedy_flags(augment: str, large_batch: int) -> dict[str, list[str]]:
     return {"augmented": [f"--batch_size={large_batch}", f"--augment={augment}"],
             "conservative": [f"--batch_size={large_batch}", "--regularizer=proximal"]}
+
+
+def remedy_sweeps(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+    """One sweep per remedy, each LB with the shared sweep's flags and seeds."""
+    return {name: sweep_command(config, work_dir / name, flags)
+            for name, flags in remedy_flags(config.augment, config.large_batch).items()}
 
 
 def analyse(groups: dict[str, list[dict]]) -> dict:
@@ -112,12 +116,8 @@ def plot(analysis: dict, path: Path) -> None:
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    commands = {"sb_lb": sb_lb_command(config, work_dir)}
-    commands.update({name: sweep_command(config, work_dir / name, flags)
-                     for name, flags in remedy_flags(config.augment, config.large_batch).items()})
-    run_sweeps(commands, "remedies", train)
+    started, config, commands = start_part("remedies", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
+                                           own_sweeps=remedy_sweeps)
     base = read_rows(work_dir / "sb_lb")
     rows = {"sb": group(base, batch_size=config.small_batch), "lb": group(base, batch_size=config.large_batch),
             **{name: group(read_rows(work_dir / name)) for name in commands if name != "sb_lb"}}

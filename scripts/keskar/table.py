@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,7 @@ from keskar.common import (
     group,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
+    start_part,
     summary,
     write_part,
 )
@@ -136,10 +133,7 @@ def table_rows(analysis: dict) -> list[str]:
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    sweep = sb_lb_command(config, work_dir)
-    run_sweeps({"sb_lb": sweep}, "table", train)
+    started, config, commands = start_part("table", smoke=smoke, seed=seed, work_dir=work_dir, train=train)
     rows = read_rows(work_dir / "sb_lb")
     curves, evaluations = [], []
     for s in config.seeds:
@@ -162,7 +156,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
             f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
             f"{train_minutes:.1f} min). It ran:", "",
-            *command_lines([sweep, *evaluations]), "",
+            *command_lines([*commands.values(), *evaluations]), "",
             describe(config), "",
             *table_rows(analysis), "",
             "φ: ε-sharpness in percent (seed 003 eq. 3/4); `full` is the whole weight space, `subspace` a random "
