@@ -1,5 +1,6 @@
-"""What every `scripts/reproduce_<paper>.py` shares: its common flags and the results page (README.md) that gathers
-the sections its parts wrote, so a part can be rerun alone and the page stays whole."""
+"""What every `scripts/reproduce_<paper>.py` shares: its common flags, the loop that runs its parts and prints their
+claims, the pieces every part's section and figure are made of, and the results page (README.md) that gathers the
+sections its parts wrote, so a part can be rerun alone and the page stays whole."""
 
 from __future__ import annotations
 
