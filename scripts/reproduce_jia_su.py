@@ -18,14 +18,13 @@ sizes (for the test suite).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 from jia_su import regularizer, scenarios  # noqa: E402
-from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import Claim, define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
 PARTS = ["confusion", "augmentation", "batch_size", "regularizer"]
@@ -65,22 +64,20 @@ def write_page(output: Path, work_dir: Path) -> None:
                         part_sections(output, PARTS), PARTS)
 
 
+def run_part(part: str, output: Path, work_dir: Path, command: str) -> list[Claim]:
+    """`regularizer` has a module of its own; the other parts are scenarios of the same kind. Each says what it
+    starts as `[part] ...`."""
+    kwargs = {"smoke": FLAGS.smoke, "seed": 0, "command": command, "work_dir": work_dir,
+              "parallel": FLAGS.max_parallel, "train": FLAGS.train,
+              "log": lambda line: print(f"[{part}] {line}", flush=True)}
+    return regularizer.run(output, **kwargs) if part == "regularizer" else scenarios.run(part, output, **kwargs)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    output, work_dir, command = start("jia_su", argv)
     logging.set_verbosity(logging.ERROR)
-    output = Path(FLAGS.output)
-    command = " ".join(["python scripts/reproduce_jia_su.py", *sys.argv[1:]])
-    work_dir = Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
-    for part in FLAGS.part:
-        runner = regularizer.run if part == "regularizer" else (
-            lambda *a, p=part, **k: scenarios.run(p, *a, **k))
-        for claim, verdict, numbers in runner(output, smoke=FLAGS.smoke, seed=0, command=command,
-                                              work_dir=work_dir, parallel=FLAGS.max_parallel, train=FLAGS.train,
-                                              log=lambda line, p=part: print(f"[{p}] {line}", flush=True)):
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
-    write_page(output, work_dir)
-    print(f"wrote {output / 'README.md'}")
+    run_parts(FLAGS.part, lambda part: run_part(part, output, work_dir, command), lambda: write_page(output, work_dir),
+              output)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ README.md, which gathers the sections that exist, so a part can be rerun alone. 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from keskar import batch_size, remedies, table  # noqa: E402
-from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
 PARTS = {"table": table.run, "batch_size": batch_size.run, "remedies": remedies.run}
@@ -68,17 +67,10 @@ def write_page(output: Path) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    output = Path(FLAGS.output)
-    command = " ".join(["python scripts/reproduce_keskar.py", *sys.argv[1:]])
-    work_dir = Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
-    for part in FLAGS.part:
-        for claim, verdict, numbers in PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
-                                                   work_dir=work_dir, train=FLAGS.train):
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
-    write_page(output)
-    print(f"wrote {output / 'README.md'}")
+    output, work_dir, command = start("keskar", argv)
+    run_parts(FLAGS.part, lambda part: PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
+                                                   work_dir=work_dir, train=FLAGS.train),
+              lambda: write_page(output), output)
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ the sections that exist, so a part can be rerun alone.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
-from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
 PARTS = {"convex": convex.run, "lr_momentum": lr_momentum.run, "two_phase": two_phase.run}
@@ -45,22 +44,16 @@ def write_page(output: Path) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    output, work_dir, command = start("leclerc_madry", argv)
     # TensorFlow's INFO lines for every SavedModel the runs export, and its retracing warnings: each run of a part
     # traces its own functions once, which TensorFlow reports as retracing after five runs in one process.
     logging.set_verbosity(logging.ERROR)
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
-    output = Path(FLAGS.output)
-    command = " ".join(["python scripts/reproduce_leclerc_madry.py", *sys.argv[1:]])
-    for part in FLAGS.part:
-        kwargs = {"work_dir": Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")} if part != "convex" else {}
-        for claim, verdict, numbers in PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
-                                                   **kwargs):
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
-    write_page(output)
-    print(f"wrote {output / 'README.md'}")
+    # The convex part trains no network, so it has no run directories.
+    run_parts(FLAGS.part, lambda part: PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
+                                                   **({} if part == "convex" else {"work_dir": work_dir})),
+              lambda: write_page(output), output)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ on 2 shared cores) and the others reuse them (a sweep rerun skips finished point
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 from lee import records, regimes, sections  # noqa: E402
-from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
 PARTS = ("accuracy", "curves", "margins")
@@ -53,24 +52,21 @@ def write_page(output: Path) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
     started = time.time()
-    output, work_dir = Path(FLAGS.output), Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
+    output, work_dir, command = start("lee", argv)
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
-    command = " ".join(["python scripts/reproduce_lee.py", *sys.argv[1:]])
     sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
     frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
     output.mkdir(parents=True, exist_ok=True)
     writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
                "curves": lambda: sections.write_curves(output, runs, setting.epochs),
                "margins": lambda: sections.write_margins(output, runs)}
-    for part in FLAGS.part:
-        for claim, verdict, numbers in writers[part]():
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
-    sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
-    write_page(output)
-    print(f"wrote {output / 'README.md'}")
+
+    def write_setting_and_page() -> None:  # The setting's wall time counts the parts too.
+        sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
+        write_page(output)
+
+    run_parts(FLAGS.part, lambda part: writers[part](), write_setting_and_page, output)
 
 
 if __name__ == "__main__":

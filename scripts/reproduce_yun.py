@@ -17,13 +17,12 @@ README.md, which gathers the sections that exist, so a part can be rerun alone. 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
-from reproduction import define_common_flags, part_sections  # noqa: E402
+from reproduction import Claim, define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 from yun import tables_part, transfer  # noqa: E402
 
@@ -52,19 +51,16 @@ def write_page(output: Path) -> None:
                       "twice the paper's 10/128, for 15 times fewer epochs.", ""], part_sections(output, PARTS), PARTS)
 
 
+def run_part(part: str, output: Path, work_dir: Path, command: str) -> list[Claim]:
+    """`transfer` has a module of its own; `sizes` and `batch` are two tables of the same kind."""
+    kwargs = {"smoke": FLAGS.smoke, "command": command, "work_dir": work_dir, "max_parallel": FLAGS.max_parallel,
+              "train": FLAGS.train}
+    return transfer.run(output, **kwargs) if part == "transfer" else tables_part.run_part(part, output, **kwargs)
+
+
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}")
-    output = Path(FLAGS.output)
-    work_dir = Path(FLAGS.work_dir) / ("smoke" if FLAGS.smoke else "full")
-    command = " ".join(["python scripts/reproduce_yun.py", *sys.argv[1:]])
-    for part in FLAGS.part:
-        run = transfer.run if part == "transfer" else (lambda *a, _p=part, **k: tables_part.run_part(_p, *a, **k))
-        for claim, verdict, numbers in run(output, smoke=FLAGS.smoke, command=command, work_dir=work_dir,
-                                           max_parallel=FLAGS.max_parallel, train=FLAGS.train):
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}")
-    write_page(output)
-    print(f"wrote {output / 'README.md'}")
+    output, work_dir, command = start("yun", argv)
+    run_parts(FLAGS.part, lambda part: run_part(part, output, work_dir, command), lambda: write_page(output), output)
 
 
 if __name__ == "__main__":

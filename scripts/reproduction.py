@@ -1,16 +1,19 @@
-"""What every `scripts/reproduce_<paper>.py` shares: its common flags and the results page (README.md) that gathers
-the sections its parts wrote, so a part can be rerun alone and the page stays whole."""
+"""What every `scripts/reproduce_<paper>.py` shares: its common flags, the loop that runs its parts and prints their
+claims, the pieces every part's section and figure are made of, and the results page (README.md) that gathers the
+sections its parts wrote, so a part can be rerun alone and the page stays whole."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from absl import flags
+from absl import app, flags
 
 from tfregimes.base.run_dir import write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
+Claim = tuple[str, str, str]  # (claim, verdict, numbers): what every part's run returns, one per claim it tests.
 
 
 def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) -> None:
@@ -19,6 +22,61 @@ def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) ->
     flags.DEFINE_bool("smoke", False, "Tiny sizes: runs the whole pipeline in about a minute, reproduces nothing.")
     flags.DEFINE_string("output", str(REPO / "docs" / "results" / paper), "Folder of the results page.")
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / paper), work_dir_help)
+
+
+def start(paper: str, argv: Sequence[str]) -> tuple[Path, Path, str]:
+    """The common flags' folders and the command line as the sections show it: --output, --work_dir's `smoke` or
+    `full` subfolder (so a smoke run never mixes with the full one) and `python scripts/reproduce_<paper>.py ...`.
+    Arguments other than flags are an error."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    values = flags.FLAGS
+    return (Path(values.output), Path(values.work_dir) / ("smoke" if values.smoke else "full"),
+            " ".join([f"python scripts/reproduce_{paper}.py", *sys.argv[1:]]))
+
+
+def run_parts(parts: Sequence[str], run: Callable[[str], Iterable[Claim]], write_page: Callable[[], None],
+              output: Path) -> None:
+    """Runs each of `parts` (`run(part)`: its claims) in order, printing every claim as `[part] verdict: claim` over
+    its numbers as it comes, then writes the page (README.md in `output`) and says so."""
+    for part in parts:
+        for claim, verdict, numbers in run(part):
+            print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
+    write_page()
+    print(f"wrote {output / 'README.md'}")
+
+
+def shown(argv: Sequence[str]) -> str:
+    """A command as a section shows it: `python ...`, paths relative to the repository."""
+    return " ".join(["python", *argv[1:]]).replace(f"{REPO}/", "")
+
+
+def command_lines(commands: Iterable[Sequence[str]]) -> list[str]:
+    """The commands a part ran, as a section's indented code block."""
+    return [f"    {shown(argv)}" for argv in commands]
+
+
+def claim_lines(claims: Iterable[Claim]) -> list[str]:
+    """The end of every part's section: its claims, one `- **claim**: verdict. numbers.` line each (the lee page's
+    summary reads them back)."""
+    return ["### Claims", "", *(f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims), ""]
+
+
+def new_figure(*args, **kwargs):
+    """`plt.subplots(*args, **kwargs)` on a white background, on matplotlib's Agg backend: the parts only write PNG
+    files, and need no display."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(*args, facecolor="white", **kwargs)
+
+
+def save_figure(fig, path: Path, dpi: int = 80) -> None:
+    """Lays `fig` out, writes it to `path` and closes it (one process draws every part's figures)."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
 
 
 def part_sections(output: Path, names: Sequence[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, command_lines
 
 from jia_su import setup
 from tfregimes.base.run_dir import write_atomically
@@ -101,12 +102,10 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, l
                      f"{s['reached_target']} / {','.join(str(e) for e in s['epochs'])}",
                      f"{s['fisher_logdet']['mean']:.1f} ± {s['fisher_logdet']['std']:.1f}",
                      f"{float(walls.mean()):.0f}" if len(walls) else "—"])
-    sweeps_text = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values())
     text = "\n".join([
         "## The Fisher-trace regularizer (§7.2, Tables 1 and 2)", "",
         f"Command: `{command}`; this invocation took {(time.time() - started) / 60:.1f} min. Its sweeps:", "",
-        sweeps_text.replace(f"{Path(__file__).resolve().parents[2]}/", ""), "",
-        __doc__.split("\n\n", 1)[1].strip(), "", markdown_table(header, rows), "", "### Claims", "",
-        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in found], ""])
+        *command_lines(commands.values()), "",
+        __doc__.split("\n\n", 1)[1].strip(), "", markdown_table(header, rows), "", *claim_lines(found)])
     write_atomically(output / "regularizer.md", text)
     return found

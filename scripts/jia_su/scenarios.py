@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, command_lines, new_figure, save_figure
 
 from jia_su import setup
 from tfregimes.base.run_dir import write_atomically
@@ -96,11 +97,8 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
 
 
 def plot(axis: str, title: str, summary: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     panels = ("test_error", *setup.METRICS)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0), facecolor="white")
+    fig, axes = new_figure(1, len(panels), figsize=(3.0 * len(panels), 3.0))
     x = np.arange(len(summary))
     for ax, column in zip(axes, panels):
         mean = np.array([s[column]["mean"] for s in summary])
@@ -111,9 +109,7 @@ def plot(axis: str, title: str, summary: list[dict], path: Path) -> None:
         ax.set_title("test error (%)" if column == "test_error" else setup.METRIC_LABELS[column], fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{title}: mean ± 1 std over seeds (x: {axis})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
+    save_figure(fig, path, dpi=72)
 
 
 def _fmt(entry: dict, digits: int = 3) -> str:
@@ -153,19 +149,13 @@ def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_d
     plot(axis, title, summary, output / f"{part}.png")
     write_atomically(output / f"{part}.json", json.dumps({"axis": axis, "summary": summary, "ranking": ranks,
                                                            "verdicts": found}, indent=1))
-    sweeps_text = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values())
     train_minutes = float(df["wall_seconds"].sum()) / 60
     text = "\n".join([
         f"## {title} ({figure})", "",
         f"Command: `{command}`. The {len(df)} models' training took {train_minutes:.1f} min of wall time in all "
         f"(2 shared CPU cores; the default setting's models are shared with the other parts); this invocation took "
         f"{(time.time() - started) / 60:.1f} min. Its sweeps (rerunning one resumes it):", "",
-        sweeps_text.replace(f"{setup_repo()}/", ""), "",
-        *tables(summary, ranks), "", f"![{part}]({part}.png)", "", "### Claims", "",
-        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in found], ""])
+        *command_lines(commands.values()), "",
+        *tables(summary, ranks), "", f"![{part}]({part}.png)", "", *claim_lines(found)])
     write_atomically(output / f"{part}.md", text)
     return found
-
-
-def setup_repo() -> str:
-    return str(Path(__file__).resolve().parents[2])

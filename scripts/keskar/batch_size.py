@@ -7,30 +7,32 @@ Claim: as the batch grows, the minima get sharper and generalize worse.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
 import scipy.stats
+from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
     SHARPNESS_KEYS,
+    Setting,
     describe,
     group,
-    invocation,
     mean_std,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
-    shown,
+    start_part,
     sweep_command,
+    write_part,
 )
-from tfregimes.base.run_dir import write_atomically
 
 SIGNIFICANCE = 0.05
+
+
+def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+    """Figure 4's batch sizes besides SB and LB (the shared sweep's), with the same flags and seeds."""
+    batches = ",".join(str(b) for b in config.figure4_batches)
+    return {"batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
 
 
 def trend(rows: list[dict], value) -> dict:
@@ -87,11 +89,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     batches = analysis["batches"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), facecolor="white")
+    fig, axes = new_figure(1, 2, figsize=(12, 4.2))
     for key in SHARPNESS_KEYS:
         means, stds = zip(*(analysis["per_batch"][b]["sharpness"][key] for b in batches))
         axes[0].errorbar(batches, means, yerr=stds, marker="o", capsize=3, label=key)
@@ -106,26 +105,15 @@ def plot(analysis: dict, path: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.set_xticks(batches, [str(b) for b in batches])
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    batches = ",".join(str(b) for b in config.figure4_batches)
-    commands = {"sb_lb": sb_lb_command(config, work_dir),
-                "batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
-    run_sweeps(commands, "batch_size", train)
+    started, config, commands = start_part("batch_size", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
+                                           own_sweeps=figure4_sweep)
     rows = [r for name in commands for r in read_rows(work_dir / name)]
     analysis = analyse(rows)
-    record = invocation(output / "batch_size.json", command, started, train)
-    output.mkdir(parents=True, exist_ok=True)
-    plot(analysis, output / "batch_size.png")
-    write_atomically(output / "batch_size.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record},
-                                                             default=str))
     table = ["| batch size | runs (reached target) | epochs run | train acc. (%) | test acc. (%) | "
              + " | ".join(f"φ {key}" for key in SHARPNESS_KEYS) + " |", "|---" * (5 + len(SHARPNESS_KEYS)) + "|"]
     for batch in analysis["batches"]:
@@ -133,14 +121,16 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         table.append(f"| {batch} | {b['runs']} ({b['reached']}) | {pm(b['epochs_run'], digits=1)} | "
                      f"{pm(b['train_accuracy'], 100)} | {pm(b['test_accuracy'], 100)} | "
                      + " | ".join(pm(b["sharpness"][key]) for key in SHARPNESS_KEYS) + " |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
-    text = "\n".join([
-        "## Sharpness and test accuracy against the batch size (Figure 4)", "",
-        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. {len(rows)} runs "
-        f"({sum(r['wall_seconds'] or 0 for r in rows) / 60:.1f} min of training wall time in all). It ran (the "
-        "first is the table part's sweep, reused):", "",
-        *(f"    {shown(argv)}" for argv in commands.values()), "",
-        describe(config), "", *table, "", "![sharpness and accuracy vs batch size](batch_size.png)", "",
-        "### Claims", "", *claims, ""])
-    write_atomically(output / "batch_size.md", text)
-    return verdicts(analysis)
+
+    def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
+        return [
+            "## Sharpness and test accuracy against the batch size (Figure 4)", "",
+            f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. {len(rows)} runs "
+            f"({sum(r['wall_seconds'] or 0 for r in rows) / 60:.1f} min of training wall time in all). It ran (the "
+            "first is the table part's sweep, reused):", "",
+            *command_lines(commands.values()), "",
+            describe(config), "", *table, ""]
+
+    return write_part(output, "batch_size", started=started, command=command, train=train, analysis=analysis,
+                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      figure=("batch_size.png", "sharpness and accuracy vs batch size"), section=section)

@@ -20,10 +20,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, shown
 
+from tfregimes.base.run_dir import write_atomically
 from tfregimes.results.runs import RunRecord, load_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -98,9 +101,17 @@ def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -
         subprocess.run(argv, check=True, cwd=REPO)  # A failed point fails the part: its log is in the sweep.
 
 
-def shown(argv: list[str]) -> str:
-    """A command as the page shows it: `python ...`, paths relative to the repository."""
-    return " ".join(["python", *argv[1:]]).replace(f"{REPO}/", "")
+def start_part(label: str, *, smoke: bool, seed: int, work_dir: Path, train: bool,
+               own_sweeps: Callable[[Setting, Path], dict[str, list[str]]] | None = None
+               ) -> tuple[float, Setting, dict[str, list[str]]]:
+    """What every part does first: note its start time, make the setting and run (or resume; with `train` false,
+    skip) its sweeps: `sb_lb`, the SB/LB sweep all parts share (a part after the first reuses its runs), then the
+    part's own, `own_sweeps(config, work_dir)`. Returns the start time, the setting and the sweeps' commands by name."""
+    started = time.time()
+    config = setting(smoke, seed)
+    commands = {"sb_lb": sb_lb_command(config, work_dir), **(own_sweeps(config, work_dir) if own_sweeps else {})}
+    run_sweeps(commands, label, train)
+    return started, config, commands
 
 
 def invocation(results: Path, command: str, started: float, train: bool) -> dict:
@@ -110,6 +121,22 @@ def invocation(results: Path, command: str, started: float, train: bool) -> dict
         return {"command": command, "minutes": (time.time() - started) / 60}
     recorded = json.loads(results.read_text()).get("invocation") if results.exists() else None
     return recorded or {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
+
+
+def write_part(output: Path, name: str, *, started: float, command: str, train: bool, analysis: dict, runs,
+               claims: list[tuple[str, str, str]], plot: Callable[[Path], None], figure: tuple[str, str],
+               section: Callable[[dict], list[str]], extra: dict | None = None) -> list[tuple[str, str, str]]:
+    """Writes a part's results into `output`: its figure (`plot(path)`; `figure`: the file's name and its alt text),
+    `<name>.json` (the analysis, the runs, the invocation that trained them and `extra`) and `<name>.md`:
+    `section(invocation)`, the figure, then the claims. Returns the claims."""
+    record = invocation(output / f"{name}.json", command, started, train)  # Read before the JSON is rewritten.
+    output.mkdir(parents=True, exist_ok=True)
+    plot(output / figure[0])
+    write_atomically(output / f"{name}.json", json.dumps({"analysis": analysis, "runs": runs, "invocation": record,
+                                                          **(extra or {})}, default=str))
+    write_atomically(output / f"{name}.md", "\n".join([
+        *section(record), f"![{figure[1]}]({figure[0]})", "", *claim_lines(claims)]))
+    return claims
 
 
 def weight_norm(run_dir: Path) -> float:

@@ -12,26 +12,22 @@ Claims (the paper's): both remedies raise LB's test accuracy to about SB's, yet 
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import command_lines, new_figure, save_figure
 
 from keskar.common import (
+    Setting,
     describe,
     group,
-    invocation,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
-    shown,
+    start_part,
     summary,
     sweep_command,
+    write_part,
 )
-from tfregimes.base.run_dir import write_atomically
 
 TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list.
 
@@ -39,6 +35,12 @@ TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list
 def remedy_flags(augment: str, large_batch: int) -> dict[str, list[str]]:
     return {"augmented": [f"--batch_size={large_batch}", f"--augment={augment}"],
             "conservative": [f"--batch_size={large_batch}", "--regularizer=proximal"]}
+
+
+def remedy_sweeps(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+    """One sweep per remedy, each LB with the shared sweep's flags and seeds."""
+    return {name: sweep_command(config, work_dir / name, flags)
+            for name, flags in remedy_flags(config.augment, config.large_batch).items()}
 
 
 def analyse(groups: dict[str, list[dict]]) -> dict:
@@ -94,11 +96,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     names = [n for n in ("sb", "lb", "augmented", "conservative") if n in analysis]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), facecolor="white")
+    fig, axes = new_figure(1, 2, figsize=(11, 4))
     x = np.arange(len(names))
     for i, key in enumerate(TABLE_KEYS):
         means, stds = zip(*(analysis[n]["sharpness"][key] for n in names))
@@ -112,28 +111,17 @@ def plot(analysis: dict, path: Path) -> None:
         ax.set_xticks(x, [n if n in ("augmented", "conservative") else n.upper() for n in names])
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    commands = {"sb_lb": sb_lb_command(config, work_dir)}
-    commands.update({name: sweep_command(config, work_dir / name, flags)
-                     for name, flags in remedy_flags(config.augment, config.large_batch).items()})
-    run_sweeps(commands, "remedies", train)
+    started, config, commands = start_part("remedies", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
+                                           own_sweeps=remedy_sweeps)
     base = read_rows(work_dir / "sb_lb")
     rows = {"sb": group(base, batch_size=config.small_batch), "lb": group(base, batch_size=config.large_batch),
             **{name: group(read_rows(work_dir / name)) for name in commands if name != "sb_lb"}}
     analysis = analyse(rows)
-    record = invocation(output / "remedies.json", command, started, train)
-    output.mkdir(parents=True, exist_ok=True)
-    plot(analysis, output / "remedies.png")
-    write_atomically(output / "remedies.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record},
-                                                           default=str))
     table = ["| | runs (reached target) | epochs run | train acc. (%) | test acc. (%) | "
              + " | ".join(f"φ {key}" for key in TABLE_KEYS) + " | weight norm |", "|---" * (6 + len(TABLE_KEYS)) + "|"]
     for name, s in analysis.items():
@@ -141,15 +129,18 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
                      f"({s['reached']}) | {pm(s['epochs_run'], digits=1)} | {pm(s['train_accuracy'], 100)} | "
                      f"{pm(s['test_accuracy'], 100)} | " + " | ".join(pm(s["sharpness"][k]) for k in TABLE_KEYS)
                      + f" | {pm(s['weight_norm'], digits=1)} |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     minutes = sum(r["wall_seconds"] or 0 for runs in rows.values() for r in runs) / 60
-    text = "\n".join([
-        "## Remedies for LB: data augmentation and conservative training (Tables 6–7)", "",
-        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. "
-        f"{sum(len(r) for r in rows.values())} runs ({minutes:.1f} min of training wall time in all). It ran (the "
-        "first is the table "
-        "part's sweep, reused):", "", *(f"    {shown(argv)}" for argv in commands.values()), "",
-        describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
-        *table, "", "![remedies](remedies.png)", "", "### Claims", "", *claims, ""])
-    write_atomically(output / "remedies.md", text)
-    return verdicts(analysis)
+
+    def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
+        return [
+            "## Remedies for LB: data augmentation and conservative training (Tables 6–7)", "",
+            f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. "
+            f"{sum(len(r) for r in rows.values())} runs ({minutes:.1f} min of training wall time in all). It ran (the "
+            "first is the table "
+            "part's sweep, reused):", "", *command_lines(commands.values()), "",
+            describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
+            *table, ""]
+
+    return write_part(output, "remedies", started=started, command=command, train=train, analysis=analysis,
+                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      figure=("remedies.png", "remedies"), section=section)

@@ -10,13 +10,12 @@ steeply around the LB minimum than around the SB one (Figure 3).
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import command_lines, new_figure, save_figure, shown
 
 from keskar.common import (
     REPO,
@@ -24,16 +23,12 @@ from keskar.common import (
     Setting,
     describe,
     group,
-    invocation,
     pm,
     read_rows,
-    run_sweeps,
-    sb_lb_command,
-    setting,
-    shown,
+    start_part,
     summary,
+    write_part,
 )
-from tfregimes.base.run_dir import write_atomically
 
 INTERPOLATION_POINTS = 31  # a in [−1, 2] in steps of 0.1, as tfregimes.evaluate's default.
 
@@ -102,10 +97,7 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, loss_axis = plt.subplots(figsize=(7, 4.2), facecolor="white")
+    fig, loss_axis = new_figure(figsize=(7, 4.2))
     accuracy_axis = loss_axis.twinx()
     for i, curve in enumerate(curves):
         for split, style in (("train", "-"), ("test", "--")):
@@ -123,9 +115,7 @@ def plot_interpolation(curves: list[dict[str, np.ndarray]], path: Path) -> None:
     lines = loss_axis.get_legend_handles_labels()
     more = accuracy_axis.get_legend_handles_labels()
     loss_axis.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def table_rows(analysis: dict) -> list[str]:
@@ -143,10 +133,7 @@ def table_rows(analysis: dict) -> list[str]:
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         train: bool = True) -> list[tuple[str, str, str]]:
-    started = time.time()
-    config = setting(smoke, seed)
-    sweep = sb_lb_command(config, work_dir)
-    run_sweeps({"sb_lb": sweep}, "table", train)
+    started, config, commands = start_part("table", smoke=smoke, seed=seed, work_dir=work_dir, train=train)
     rows = read_rows(work_dir / "sb_lb")
     curves, evaluations = [], []
     for s in config.seeds:
@@ -160,26 +147,24 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         curves.append(read_curve(Path(f"{prefix}.csv")))
     analysis = analyse(rows, curves, config)
-    record = invocation(output / "table.json", command, started, train)
-    output.mkdir(parents=True, exist_ok=True)
-    plot_interpolation(curves, output / "table_interpolation.png")
-    write_atomically(output / "table.json", json.dumps({"analysis": analysis, "runs": rows, "invocation": record,
-                                                        "curves": [{k: v.tolist() for k, v in c.items()}
-                                                                   for c in curves]}, default=str))
     statuses = sorted({status for r in rows for status in r["status"].values()})
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     train_minutes = sum(r["wall_seconds"] or 0 for r in rows) / 60
-    text = "\n".join([
-        "## SB against LB: accuracy, sharpness and weight norm (Tables 2–4), interpolation (Figure 3)", "",
-        f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
-        f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
-        f"{train_minutes:.1f} min). It ran:", "",
-        f"    {shown(sweep)}", *(f"    {shown(argv)}" for argv in evaluations), "",
-        describe(config), "",
-        *table_rows(analysis), "",
-        "φ: ε-sharpness in percent (seed 003 eq. 3/4); `full` is the whole weight space, `subspace` a random "
-        "100-dimensional one (the same matrix A for every run). L-BFGS-B status of every maximization: "
-        + "; ".join(f"`{s}`" for s in statuses) + " (10 iterations: the paper's budget, so the maxima are inexact).",
-        "", "![SB to LB interpolation](table_interpolation.png)", "", "### Claims", "", *claims, ""])
-    write_atomically(output / "table.md", text)
-    return verdicts(analysis)
+
+    def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
+        return [
+            "## SB against LB: accuracy, sharpness and weight norm (Tables 2–4), interpolation (Figure 3)", "",
+            f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
+            f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
+            f"{train_minutes:.1f} min). It ran:", "",
+            *command_lines([*commands.values(), *evaluations]), "",
+            describe(config), "",
+            *table_rows(analysis), "",
+            "φ: ε-sharpness in percent (seed 003 eq. 3/4); `full` is the whole weight space, `subspace` a random "
+            "100-dimensional one (the same matrix A for every run). L-BFGS-B status of every maximization: "
+            + "; ".join(f"`{s}`" for s in statuses)
+            + " (10 iterations: the paper's budget, so the maxima are inexact).", ""]
+
+    return write_part(output, "table", started=started, command=command, train=train, analysis=analysis, runs=rows,
+                      claims=verdicts(analysis), plot=lambda path: plot_interpolation(curves, path),
+                      figure=("table_interpolation.png", "SB to LB interpolation"),
+                      extra={"curves": [{k: v.tolist() for k, v in c.items()} for c in curves]}, section=section)

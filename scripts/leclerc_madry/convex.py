@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.diagnostics.dynamics.momentum import momentum_alignment, momentum_scale
@@ -121,11 +122,8 @@ def verdicts(results: dict) -> list[tuple[str, str, str]]:
 
 def write_section(results: dict, output: Path, seconds: float, command: str) -> None:
     """convex.md, convex.json and convex_baseline.png in `output`."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     output.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(3, 1, figsize=(7, 9), sharex=True, facecolor="white")
+    fig, axes = new_figure(3, 1, figsize=(7, 9), sharex=True)
     for key in results["momenta"]:
         m = results["momenta"][key]
         c = m["curves"]
@@ -141,9 +139,7 @@ def write_section(results: dict, output: Path, seconds: float, command: str) -> 
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(output / "convex_baseline.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, output / "convex_baseline.png", dpi=90)
     write_atomically(output / "convex.json", json.dumps(results))
     rows = ["| μ | best η (grid) | f(w₀) | f after T steps | r_T | 1/(1−μ) | s_T |", "|---|---|---|---|---|---|---|"]
     for m in results["momenta"].values():
@@ -151,7 +147,6 @@ def write_section(results: dict, output: Path, seconds: float, command: str) -> 
         rows.append(f"| {m['momentum']} | {m['best_learning_rate']:.3g} | {m['initial_loss']:.3g} | "
                     f"{m['final_loss']:.3g} | {c['scale'][-1]:.3f} | {m['scale_limit']:.3g} | "
                     f"{c['alignment'][-1]:.4f} |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(results)]
     text = "\n".join([
         "## Convex baseline (§3, Figure 2; appendix C.3)", "",
         f"Command: `{command}` — {seconds:.1f} s on this machine (2 CPU cores).", "",
@@ -161,7 +156,7 @@ def write_section(results: dict, output: Path, seconds: float, command: str) -> 
         f"{len(results['learning_rates'])}-point log grid over [{results['learning_rates'][0]:.0e}, "
         f"{results['learning_rates'][-1]:.0e}] with the lowest final f. s_t and r_t are tfregimes' "
         "`momentum_alignment` and `momentum_scale` (the `momentum` training diagnostic's functions) with x* = 0.", "",
-        *rows, "", "![convex baseline](convex_baseline.png)", "", "### Claims", "", *claims, ""])
+        *rows, "", "![convex baseline](convex_baseline.png)", "", *claim_lines(verdicts(results))])
     write_atomically(output / "convex.md", text)
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.training import train_and_evaluate
@@ -160,11 +161,8 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, records: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     lrs = np.array(analysis["learning_rates"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), facecolor="white")
+    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
     for mu in analysis["momenta"]:
         acc = np.array(analysis["accuracy"][str(mu)], dtype=float)
         for ax, x in ((axes[0], lrs), (axes[1], lrs / (1 - mu))):
@@ -186,9 +184,7 @@ def plot(analysis: dict, records: list[dict], path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_section(analysis, records, grid: Setting, output: Path, seconds: float, command: str) -> None:
@@ -202,7 +198,6 @@ def write_section(analysis, records, grid: Setting, output: Path, seconds: float
         cells = [analysis["accuracy"][str(mu)][i] for mu in momenta]
         rows.append(f"| {lr:.3g} | " + " | ".join("diverged" if not np.isfinite(c) else f"{100 * c:.1f}"
                                                   for c in cells) + " |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     subset = f"a {grid.train_subset}-example subset of " if grid.train_subset else ""
     text = "\n".join([
         "## Learning rate and momentum (§3.2, Figure 4; appendix B)", "",
@@ -214,7 +209,7 @@ def write_section(analysis, records, grid: Setting, output: Path, seconds: float
         "cell is the mean test accuracy over the seeds that did not diverge. The paper's network (VGG-13-BN on "
         "CIFAR-10) is out of reach on 2 CPU cores; MNIST-1D is small but far from solved by an MLP (a "
         "generalization gap of ~30 points), so the step size has room to matter.", "",
-        *rows, "", "![learning rate and momentum](lr_momentum.png)", "", "### Claims", "", *claims, ""])
+        *rows, "", "![learning rate and momentum](lr_momentum.png)", "", *claim_lines(verdicts(analysis))])
     write_atomically(output / "lr_momentum.md", text)
 
 

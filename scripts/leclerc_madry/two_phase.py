@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from reproduction import claim_lines, command_lines, new_figure, save_figure
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.results import collect
@@ -26,7 +27,6 @@ from tfregimes.results import collect
 PHASE1 = {"with_momentum": ["--learning_rate=0.1", "--momentum=0.9"],  # Seed 001 C.5.
           "without_momentum": ["--learning_rate=0.9236708571873865", "--momentum=0"]}  # Seed 001 C.7.
 BINS = 4
-REPO = Path(__file__).resolve().parents[2]
 
 
 def sweep_commands(work_dir: Path, smoke: bool, seed: int) -> dict[str, list[str]]:
@@ -106,10 +106,7 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), facecolor="white")
+    fig, ax = new_figure(figsize=(7.5, 4.5))
     base = analysis["baseline"]
     ax.axhspan(100 * min(base["accuracies"]), 100 * max(base["accuracies"]), color="gray", alpha=0.25,
                label="three-stage schedule (range over seeds)")
@@ -124,9 +121,7 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
            title="Two phases vs three stages, medians per bin as bars (seed 001 Fig. 7)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
@@ -148,15 +143,13 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -
         rows.append(f"| {b['low']:.1f}–{b['high']:.1f} | "
                     + " | ".join(f"{100 * c['median']:.1f}, {c['count']}" if c["count"] else "no draw, 0"
                                  for c in cells) + " |")
-    claims = [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in verdicts(analysis)]
     train_minutes = sum(r["wall_seconds"] for rs in runs.values() for r in rs) / 60
-    sweeps = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values()).replace(f"{REPO}/", "")
     text = "\n".join([
         "## Two phases against three stages (§4.2, Figure 7; appendix C.7)", "",
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
         f"time in all (2 shared CPU cores); this invocation took {(time.time() - started) / 60:.1f} min. It ran "
-        "these sweeps (rerunning one resumes it):", "", sweeps, "",
+        "these sweeps (rerunning one resumes it):", "", *command_lines(commands.values()), "",
         __doc__.split("\n\n", 1)[1].split("Claims:")[0].strip(), "",
-        *rows, "", "![two phases](two_phase.png)", "", "### Claims", "", *claims, ""])
+        *rows, "", "![two phases](two_phase.png)", "", *claim_lines(verdicts(analysis))])
     write_atomically(output / "two_phase.md", text)
     return verdicts(analysis)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from reproduction import new_figure, save_figure
 
 
 def mean_curve(runs: list[dict], column: str) -> tuple[list[int], list[float]]:
@@ -53,10 +54,7 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), facecolor="white")
+    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
     colors = dict(zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for regime, rs in runs.items():
         for r in rs:
@@ -82,6 +80,4 @@ def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

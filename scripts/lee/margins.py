@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from reproduction import new_figure, save_figure
 
 from lee.accuracy import by_decision, difference
 
@@ -79,12 +80,9 @@ def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     regimes = list(analysis["curves"])
     twins = []
-    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes), 3.8), facecolor="white", sharey=True)
+    fig, axes = new_figure(1, len(regimes), figsize=(4.2 * len(regimes), 3.8), sharey=True)
     for ax, regime, color in zip(np.atleast_1d(axes), regimes, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         c = analysis["curves"][regime]
         if c["epoch"]:
@@ -116,6 +114,4 @@ def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], pa
     np.atleast_1d(axes)[0].set_ylabel("normalized margin (seed 000 A.1)")
     np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.suptitle("Margin distribution over training (dotted: run-time decay of each exploration run)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

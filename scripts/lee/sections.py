@@ -7,27 +7,21 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from reproduction import claim_lines, command_lines
 
 from lee import accuracy, curves, margins, regimes
 from tfregimes.base.run_dir import write_atomically
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def claim_lines(claims) -> list[str]:
-    return [f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims]
 
 
 def write_setting(output: Path, s: regimes.Setting, commands: dict[str, list[str]], runs: dict[str, list[dict]],
                   command: str, minutes: float) -> None:
     train_minutes = sum(r["wall_seconds"] for rs in runs.values() for r in rs) / 60
-    sweeps = "\n".join(f"    {' '.join(['python', *argv[1:]])}" for argv in commands.values()).replace(f"{REPO}/", "")
     text = "\n".join([
         "## Setting", "",
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
         f"time in all (one thread each, on 2 CPU cores shared with other jobs); this invocation took {minutes:.1f} "
         "min (runs finished before are reused, not rerun). It ran these sweeps (rerunning one resumes it):", "",
-        sweeps, "",
+        *command_lines(commands.values()), "",
         regimes.__doc__.split("\n\n", 1)[1].strip(), "",
         f"Sizes: {s.epochs} epochs for every regime; small batch {s.small_batch} at η = {s.learning_rate:g}; large "
         f"batch {s.large_batch} at η = {s.learning_rate:g} × {s.large_batch}/{s.small_batch} = "
@@ -48,7 +42,7 @@ def write_accuracy(output: Path, frame: pd.DataFrame, runs: dict[str, list[dict]
         "## Final test accuracy (seed 000's tables)", "", accuracy.__doc__.split("\n\n", 1)[1].strip(), "",
         *accuracy.rows(analysis, regimes.LABELS), "",
         "Every final metric per regime, mean ± sample std over seeds (`tfregimes.results.group_summary`):", "",
-        accuracy.summary_table(frame), "", "### Claims", "", *claim_lines(claims), ""])
+        accuracy.summary_table(frame), "", *claim_lines(claims)])
     write_atomically(output / "accuracy.md", text)
     return claims
 
@@ -69,7 +63,7 @@ def write_curves(output: Path, runs: dict[str, list[dict]], epochs: int) -> list
     text = "\n".join([
         "## Learning curves with the run-time decay points (appendix A.3, Figures 4–7)", "",
         curves.__doc__.split("\n\n", 1)[1].strip(), "", "![learning curves](curves.png)", "", *decisions, "",
-        "### Claims", "", *claim_lines(claims), ""])
+        *claim_lines(claims)])
     write_atomically(output / "curves.md", text)
     return claims
 
@@ -92,6 +86,6 @@ def write_margins(output: Path, runs: dict[str, list[dict]]) -> list:
     text = "\n".join([
         "## Margin distribution over training (appendix A.1, Figure 1)", "",
         margins.__doc__.split("\n\n", 1)[1].strip(), "", "Last epoch, mean over seeds:", "", *table, "",
-        "![margins](margins.png)", "", "### Claims", "", *claim_lines(claims), ""])
+        "![margins](margins.png)", "", *claim_lines(claims)])
     write_atomically(output / "margins.md", text)
     return claims

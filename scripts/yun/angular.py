@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from reproduction import new_figure, save_figure
 
 from tfregimes.diagnostics.dynamics.learning_rate import equilibrium_angular_update
 from yun.setting import Column, Setting
@@ -93,10 +94,7 @@ def verdicts(analysis: dict, label: str) -> list[tuple[str, str, str]]:
 
 
 def plot(analysis: dict, path, title: str, label: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(8, 4.8), facecolor="white")
+    fig, ax = new_figure(figsize=(8, 4.8))
     epochs = np.arange(1, analysis["epochs"] + 1)
     for column in analysis["columns"]:
         name = f"{label}={column['num_train'] if label == 'N' else column['batch_size']}"
@@ -114,6 +112,4 @@ def plot(analysis: dict, path, title: str, label: str) -> None:
     ax.set(xlabel="epoch", ylabel="angular update per epoch Δθ (rad)", yscale="log", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title="dotted: λ ×4 and ÷4", title_fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)

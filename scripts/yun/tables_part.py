@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from reproduction import claim_lines
+
 from tfregimes.base.run_dir import write_atomically
 from yun import angular, tables
 from yun.setting import Column, Setting, read_column, run_column, setting
@@ -60,8 +62,7 @@ def write_section(part: str, grid: Setting, analysis: dict, records: list[dict],
         f"parts reused, not rerun); this invocation took {seconds / 60:.1f} min. {diverged} run(s) diverged."
         + unfinished, "",
         describe(grid, part), "", "Test accuracy (%):", "", *tables.markdown(analysis["table"], grid), "",
-        f"![angular update per epoch, {part}]({part}.png)", "", "### Claims", "",
-        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims], ""])
+        f"![angular update per epoch, {part}]({part}.png)", "", *claim_lines(claims)])
     write_atomically(output / f"{part}.md", text)
     return claims
 

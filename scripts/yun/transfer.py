@@ -13,6 +13,8 @@ import math
 import time
 from pathlib import Path
 
+from reproduction import claim_lines
+
 from tfregimes.base.run_dir import write_atomically
 from yun.setting import Column, Setting, read_column, run_column, setting
 from yun.tables import cell_stats, rank_column
@@ -99,7 +101,6 @@ def run(output: Path, *, smoke: bool, command: str, work_dir: Path, max_parallel
         f"Command: `{command}`; this invocation took {(time.time() - started) / 60:.1f} min (it reads the `sizes` "
         "part's columns, training only what is missing).", "",
         f"Mean test accuracy (%) of the two searches (the `sizes` table's columns N = {analysis['small']} and "
-        f"N = {analysis['full']}):", "", *rows, "", "### Claims", "",
-        *[f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims], ""])
+        f"N = {analysis['full']}):", "", *rows, "", *claim_lines(claims)])
     write_atomically(output / "transfer.md", text)
     return claims
