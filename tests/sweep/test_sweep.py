@@ -326,7 +326,8 @@ def test_a_sweep_killed_halfway_and_rerun_ends_as_an_uninterrupted_one(tmp_path)
     after = points_of(killed_dir)
     assert {p["state"] for p in after.values()} == {"done"}
     for name, point in after.items():
-        assert point["attempts"] == (1 if before[name]["state"] == "done" else 2)
+        # Finished points are not run again; every other one (interrupted, or still pending at the kill) once more.
+        assert point["attempts"] == before[name]["attempts"] + (0 if before[name]["state"] == "done" else 1)
         metrics = json.loads((killed_dir / name / "metrics.json").read_text())
         expected = json.loads((tmp_path / "reference" / name / "metrics.json").read_text())
         assert all(math.isfinite(metrics[key]) for key in COMPARED)
@@ -340,3 +341,72 @@ def test_a_sweep_killed_halfway_and_rerun_ends_as_an_uninterrupted_one(tmp_path)
         assert plugin_values(read_events(board), metadata.SESSION_START_INFO_TAG)
         for group, tag, _ in hparams.TRAINER_METRICS:
             assert plugin_values(read_events(board / group), tag), (name, group, tag)
+
+
+# --- How points start: preloaded (forked from a process with TensorFlow imported) or fresh ---------------------
+
+def one_point_sweep(sweep_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "tfregimes.sweep", "--flagfile=flags/smoke.cfg", "--verbose=0", "--epochs=2",
+            "--metrics=sharpness", "--seeds=0", f"--sweep_dir={sweep_dir}", *extra]
+
+
+def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path):
+    results = {}
+    for start in ("fresh", "preloaded"):
+        sweep_dir = tmp_path / start
+        completed = subprocess.run(one_point_sweep(sweep_dir, f"--point_start={start}"), cwd=REPO, env=sweep_env(),
+                                   capture_output=True, text=True, timeout=600)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        (point,) = points_of(sweep_dir).values()
+        run_dir = sweep_dir / point["run_dir"]
+        log = (sweep_dir / point["log"]).read_text()
+        assert "Run finished" in log and "sharpness full_eps1e-3" in log  # Both processes' output reached the log.
+        evaluation = json.loads((run_dir / "evaluation.json").read_text())
+        results[start] = ({key: json.loads((run_dir / "metrics.json").read_text())[key] for key in COMPARED},
+                          {space: entry["value"] for space, entry in evaluation["sharpness"].items()})
+    assert results["preloaded"] == results["fresh"]
+    assert all(math.isfinite(v) for part in results["fresh"] for v in part.values())
+
+
+def test_a_preloaded_point_dies_with_the_sweep_even_when_only_the_sweep_is_killed(tmp_path):
+    """SIGKILL to the sweep alone (not its process group): the training forked from the preload server must not
+    outlive it; its run directory's lock (held while it runs) comes free."""
+    import fcntl
+    sweep_dir = tmp_path / "sweep"
+    process = subprocess.Popen(one_point_sweep(sweep_dir, "--epochs=2000", "--point_start=preloaded"), cwd=REPO,
+                               env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        run_dir = sweep_dir / "seed-0"
+        deadline = time.monotonic() + 300
+        while not (run_dir / "progress.json").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (run_dir / "progress.json").exists() and process.poll() is None, "training never got under way"
+        with open(run_dir / ".lock") as lock:
+            with pytest.raises(BlockingIOError):  # The training holds it.
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    assert time.monotonic() < deadline, "the training outlived the killed sweep"
+                    time.sleep(0.1)
+        assert not (run_dir / "metrics.json").exists()  # It was stopped, not finished.
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_the_preload_server_defines_no_flag_so_each_cli_keeps_exactly_its_own():
+    script = ("from absl import flags\nimport tensorflow\nbefore = set(flags.FLAGS)\n"
+              "import tfregimes.sweep.preload\nprint(sorted(set(flags.FLAGS) - before))")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=sweep_env(), capture_output=True,
+                               text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"

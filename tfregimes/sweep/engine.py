@@ -94,9 +94,10 @@ class Progress:
 
 def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[[list[str]], Any], *,
               command: Sequence[str] = (), threads_per_run: int = 0, evaluate_tags: Sequence[str] = (),
-              cwd: str | Path = ".", out: TextIO = sys.stdout) -> dict[str, int]:
+              cwd: str | Path = ".", out: TextIO = sys.stdout, preloaded: bool = False) -> dict[str, int]:
     """Runs the sweep; returns the number of points in each state. Raises SweepSpecError before anything
-    starts for a bad point or a spec that differs from the one the directory recorded."""
+    starts for a bad point or a spec that differs from the one the directory recorded. `preloaded`: start each
+    point's processes from a server with TensorFlow imported where possible (`tfregimes.sweep.launch`)."""
     sweep_dir = Path(sweep_dir).resolve()
     points = expand(spec)
     configs = validate_points(points, spec.base, parse)
@@ -121,7 +122,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[
             train_argv=point_argv(str(base_flagfile), by_name[record["name"]], str(run_dir)),
             evaluate_argv=evaluate_argv(config, run_dir, spec.metrics) if spec.metrics else None,
             evaluation=str(run_dir / EVALUATION_FILE) if spec.metrics else None,
-            cwd=str(Path(cwd).resolve()), env=child_threads_env(threads_per_run)))
+            cwd=str(Path(cwd).resolve()), env=child_threads_env(threads_per_run), preloaded=preloaded))
     for record in state.to_run():  # Interrupted (`running`) and failed points wait their turn again.
         if record["state"] != "pending":
             state.update(record["name"], state="pending")

@@ -1,6 +1,7 @@
-"""One point of a sweep: `python -m tfregimes.train` in a subprocess, then `python -m tfregimes.evaluate` on its
-export when the sweep asks for metrics. Both executors run points through `run_point`; it imports neither
-TensorFlow nor Ray, so a Ray worker runs it as cheaply as the local pool.
+"""One point of a sweep: `python -m tfregimes.train` in a process of its own, then `python -m tfregimes.evaluate` on
+its export when the sweep asks for metrics (each a fresh interpreter, or forked from one with TensorFlow already
+imported: `tfregimes.sweep.launch`). Both executors run points through `run_point`; it imports neither TensorFlow
+nor Ray, so a Ray worker runs it as cheaply as the local pool.
 
 Training resumes from the run directory's last checkpoint and a run whose metrics.json exists is complete, so
 running a point again after a kill continues it; a finished training with no evaluation yet only evaluates.
@@ -8,21 +9,18 @@ running a point again after a kill continues it; a finished training with no eva
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from tfregimes.sweep import launch
+
 LOG_TAIL_LINES = 20
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +35,7 @@ class PointJob:
     evaluation: str | None  # The evaluate JSON it writes.
     cwd: str  # Relative paths in the flags (data files) resolve here.
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # Added to the worker's environment.
+    preloaded: bool = False  # Fork train/evaluate from a process with TensorFlow imported (`launch`), where possible.
 
 
 def child_threads_env(threads: int) -> dict[str, str]:
@@ -78,19 +77,11 @@ class ChildProcesses:
 CHILDREN = ChildProcesses()
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: if the sweep (or the Ray worker) dies, even by SIGKILL, the
-    # kernel kills its training too, so a rerun never finds a stale trainer still writing the run directory.
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _run_logged(argv: list[str], job: PointJob, log) -> int:
-    log.write(f"\n$ {' '.join(argv)}\n")
+def _run_logged(module: str, argv: list[str], job: PointJob, log) -> int:
+    log.write(f"\n$ python -m {module} {' '.join(argv)}\n")
     log.flush()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **job.env}
-    process = subprocess.Popen(argv, cwd=job.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    process = launch.start(module, argv, cwd=job.cwd, env=env, log=log, preloaded=job.preloaded)
     CHILDREN.add(process)
     try:
         return process.wait()
@@ -121,7 +112,7 @@ def run_point(job: PointJob) -> dict[str, Any]:
     with open(job.log, "a") as log:
         log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} point {job.name} on {os.uname().nodename}\n")
         if not metrics_path.exists():
-            code = _run_logged([sys.executable, "-m", "tfregimes.train", *job.train_argv], job, log)
+            code = _run_logged("tfregimes.train", job.train_argv, job, log)
             if code != 0 or not metrics_path.exists():
                 log.flush()
                 return outcome("failed", f"tfregimes.train exited with {code}:\n{log_tail(job.log)}")
@@ -129,7 +120,7 @@ def run_point(job: PointJob) -> dict[str, Any]:
             if json.load(f).get("diverged"):
                 return outcome("diverged")  # A result: no export to evaluate.
         if job.evaluate_argv is not None and not Path(job.evaluation).exists():
-            code = _run_logged([sys.executable, "-m", "tfregimes.evaluate", *job.evaluate_argv], job, log)
+            code = _run_logged("tfregimes.evaluate", job.evaluate_argv, job, log)
             if code != 0 or not Path(job.evaluation).exists():
                 log.flush()
                 return outcome("failed", f"tfregimes.evaluate exited with {code}:\n{log_tail(job.log)}")

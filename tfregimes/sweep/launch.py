@@ -1,0 +1,114 @@
+"""How a point's `python -m tfregimes.train` / `tfregimes.evaluate` process starts: fresh, or preloaded.
+
+A fresh process (`subprocess.Popen([python, -m, MODULE, ...])`) spends about 5 s of CPU importing TensorFlow and
+Keras before it reads a flag, more than a small point's whole training. A preloaded one is forked from a server
+process that imported them once (multiprocessing's forkserver with a preload list) and then runs the module as
+`__main__` with the same arguments, working directory, environment and log. It is still its own process: its own
+globals, flags and TensorFlow runtime (the server imports TensorFlow but never runs an op), its exit status, and
+the same death with the sweep (a parent-death signal; the server exits when the sweep does).
+
+Preloading is for CPU machines: CUDA cannot be used in a process forked from one that has touched the driver, so a
+point that is given a GPU, or any point on a machine with an NVIDIA device, starts fresh.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import multiprocessing
+import multiprocessing.forkserver as forkserver
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO
+
+# The heavy imports every point shares; none defines an absl flag, so each CLI still defines exactly its own.
+PRELOAD = ("tfregimes.sweep.preload",)
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+_context_lock = threading.Lock()
+_context = None
+
+
+def die_with_parent() -> None:
+    """If the parent dies, even by SIGKILL, the kernel kills this process too (Linux), so a rerun of the sweep never
+    finds a stale trainer still writing the run directory."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def preloading_possible(env: dict[str, str]) -> bool:
+    """A fork of the preloaded server can run this point: Linux, no GPU given to it, no NVIDIA device here."""
+    gpu_given = env.get("CUDA_VISIBLE_DEVICES", "") not in ("", "-1")
+    return sys.platform.startswith("linux") and not gpu_given and not glob.glob("/dev/nvidia[0-9]*")
+
+
+def _preloaded_context():
+    global _context
+    with _context_lock:
+        if _context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(PRELOAD))
+            _context = context
+        return _context
+
+
+class PreloadedProcess:
+    """A forked child running `python -m MODULE ARGV`, with the part of `subprocess.Popen`'s interface the sweep
+    uses (wait, terminate, kill, pid, returncode)."""
+
+    def __init__(self, module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO):
+        self._process = _preloaded_context().Process(
+            target=_run_module, args=(module, list(argv), cwd, env, log.name), name=f"point-{module}", daemon=False)
+        self._process.start()
+        self.pid = self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(f"preloaded {self._process.name}", timeout)
+        return self._process.exitcode
+
+    def terminate(self) -> None:
+        self._process.terminate()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+
+def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], log_path: str) -> None:
+    """The child: the sweep's environment for this point, output appended to its log, then the module as __main__
+    (its `sys.exit` status is the process's exit status)."""
+    # The server stays up while any process holds its "alive" pipe, and forkserver hands each child a copy: closed
+    # here, the server exits with the sweep, and this process (parent-death signal) with the server.
+    os.close(forkserver._forkserver._forkserver_alive_fd)
+    die_with_parent()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    for source, target in ((null, 0), (fd, 1), (fd, 2)):
+        os.dup2(source, target)
+    os.close(fd)
+    os.close(null)
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def start(module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO, preloaded: bool):
+    """Starts `python -m module argv` with output appended to `log`: forked from the preloaded server when asked
+    and possible, else a fresh interpreter. Returns a Popen-like handle."""
+    if preloaded and preloading_possible(env):
+        log.flush()
+        return PreloadedProcess(module, argv, cwd=cwd, env=env, log=log)
+    return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
