@@ -19,7 +19,7 @@ class Item:
 
 
 def test_slow_tests_are_moved_to_the_front_longest_first_the_rest_in_collection_order():
-    items = [Item("a"), Item("b", pytest.mark.slow(40).mark), Item("c", pytest.mark.xdist_group("g").mark),
+    items = [Item("a"), Item("b", pytest.mark.slow(40).mark), Item("c", pytest.mark.filterwarnings("error").mark),
              Item("d", pytest.mark.slow(260).mark), Item("e"), Item("f", pytest.mark.slow(40).mark)]
     pytest_collection_modifyitems(items)
     assert [item.name for item in items] == ["d", "b", "f", "a", "c", "e"]
