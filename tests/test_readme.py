@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from helpers import REPO
 
 
@@ -225,6 +226,7 @@ def check(key, expectation, process, tmp):
         assert re.search(r"status\s+ok", out), report
 
 
+@pytest.mark.slow(260)
 def test_every_readme_command_runs_as_written(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "cwd").mkdir()

@@ -118,6 +118,7 @@ def test_downsample_averages_each_two_by_two_block():
     assert small[1, 0, 0, 0] == np.rint((16 + 17 + 20 + 21) / 4)
 
 
+@pytest.mark.slow(100)
 def test_smoke_run_writes_the_pages_from_the_sweeps(tmp_path):
     output, work = tmp_path / "out", tmp_path / "work"
     result = subprocess.run([sys.executable, "scripts/reproduce_jia_su.py", "--smoke", "--part=confusion",

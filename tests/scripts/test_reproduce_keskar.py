@@ -109,6 +109,7 @@ def smoke(tmp_path_factory):
     return output, work / "smoke"
 
 
+@pytest.mark.slow(170)
 def test_smoke_run_writes_the_page_with_numbers_from_the_run_directories(smoke):
     import keras
     output, work = smoke

@@ -104,6 +104,7 @@ def test_two_phase_bins_and_paired_difference():
     assert [v for _, v, _ in two_phase.verdicts(worse)] == ["does not hold", "does not hold"]
 
 
+@pytest.mark.slow(160)
 def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
     result = subprocess.run([sys.executable, "scripts/reproduce_leclerc_madry.py", "--smoke", f"--output={output}",

@@ -119,6 +119,7 @@ def test_run_curves_keeps_the_controllers_events_and_gaps():
     assert "val_accuracy" not in c  # Not logged: absent, not invented.
 
 
+@pytest.mark.slow(70)
 def test_smoke_run_writes_the_page_from_the_run_directories(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
     result = subprocess.run([sys.executable, "scripts/reproduce_lee.py", "--smoke", f"--output={output}",

@@ -157,6 +157,7 @@ def test_transfer_carries_the_subset_best_by_the_tuning_factor():
     assert transfer.verdicts(analysis)[0][1] == "partly"  # 0.9 − 0.01·(3² − 2²) = 5 points lower, std 1 point.
 
 
+@pytest.mark.slow(40)
 def test_smoke_run_writes_the_page_from_the_sweeps(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
     result = subprocess.run([sys.executable, "scripts/reproduce_yun.py", "--smoke", f"--output={output}",

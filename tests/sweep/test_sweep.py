@@ -297,6 +297,7 @@ def halfway(sweep_dir: Path) -> bool:
     return any(p["state"] == "done" for p in points) and bool(interrupted)
 
 
+@pytest.mark.slow(110)
 def test_a_sweep_killed_halfway_and_rerun_ends_as_an_uninterrupted_one(tmp_path):
     reference = subprocess.run(sweep_command(tmp_path / "reference"), cwd=REPO, env=sweep_env(),
                                capture_output=True, text=True, timeout=600)

@@ -74,6 +74,7 @@ def two_node_cluster(tmp_path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow(45)
 def test_a_sweep_on_a_two_node_ray_cluster_survives_losing_a_node(tmp_path, two_node_cluster):
     address, second_node = two_node_cluster
     sweep_dir = tmp_path / "sweep"
