@@ -107,7 +107,7 @@ def run_mutant(mutant: Mutant, copy: Path, timeout: float) -> tuple[str, float]:
     target.write_text(original.replace(mutant.old, mutant.new))
     try:
         env = {**os.environ, "PYTHONPATH": str(copy), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        completed = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        completed = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
                                     *mutant.tests], cwd=copy, env=env, capture_output=True, text=True,
                                    timeout=timeout)
         if completed.returncode == 5:  # No test collected: the selection is wrong, not a catch.

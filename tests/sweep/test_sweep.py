@@ -351,6 +351,7 @@ def one_point_sweep(sweep_dir: Path, *extra: str) -> list[str]:
             "--metrics=sharpness", "--seeds=0", f"--sweep_dir={sweep_dir}", *extra]
 
 
+@pytest.mark.slow(40)
 def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path):
     results = {}
     for start in ("fresh", "preloaded"):
