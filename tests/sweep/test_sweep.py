@@ -3,6 +3,7 @@ and (the issue's done criterion) a local sweep killed with SIGKILL halfway and r
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -373,7 +374,6 @@ def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path)
 def test_a_preloaded_point_dies_with_the_sweep_even_when_only_the_sweep_is_killed(tmp_path):
     """SIGKILL to the sweep alone (not its process group): the training forked from the preload server must not
     outlive it; its run directory's lock (held while it runs) comes free."""
-    import fcntl
     sweep_dir = tmp_path / "sweep"
     process = subprocess.Popen(one_point_sweep(sweep_dir, "--epochs=2000", "--point_start=preloaded"), cwd=REPO,
                                env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL,

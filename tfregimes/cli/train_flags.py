@@ -19,7 +19,7 @@ from tfregimes.models import STEMS, model_names
 from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES, parse_boundary
 from tfregimes.optim.exploration import DECAY_MODES
-from tfregimes.steps import REGULARIZERS
+from tfregimes.steps import REGULARIZERS, FisherRegularizedModel
 from tfregimes.training import config as config_lib
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
 from tfregimes.training.options import flag_rules
@@ -190,7 +190,7 @@ flags.DEFINE_float("fisher_beta", _DEFAULT.fisher_beta, "fisher: weight β of R_
 flags.DEFINE_integer("fisher_subbatches", _DEFAULT.fisher_subbatches,
                      "fisher: M, sub-batches of the global batch (4, 8, 16); each of n replicas takes M/n.",
                      lower_bound=1)
-flags.DEFINE_enum("fisher_batch_loss", _DEFAULT.fisher_batch_loss, ["whole", "subbatches"],
+flags.DEFINE_enum("fisher_batch_loss", _DEFAULT.fisher_batch_loss, list(FisherRegularizedModel.BATCH_LOSS_CHOICES),
                   "fisher, with batch norm: L(B, w) on the whole batch as the plain step does (3 passes), or the "
                   "mean of the M sub-batch passes (2 passes, ~2/3 the cost; β = 0 is then not the plain step).")
 flags.DEFINE_float("clip_global_norm", _DEFAULT.clip_global_norm,

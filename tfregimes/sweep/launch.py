@@ -14,6 +14,7 @@ point that is given a GPU, or any point on a machine with an NVIDIA device, star
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import multiprocessing
 import multiprocessing.forkserver as forkserver
@@ -22,7 +23,6 @@ import runpy
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from typing import IO
 
@@ -30,8 +30,6 @@ from typing import IO
 PRELOAD = ("tfregimes.sweep.preload",)
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
-_context_lock = threading.Lock()
-_context = None
 
 
 def die_with_parent() -> None:
@@ -47,29 +45,21 @@ def preloading_possible(env: dict[str, str]) -> bool:
     return sys.platform.startswith("linux") and not gpu_given and not glob.glob("/dev/nvidia[0-9]*")
 
 
+@functools.cache
 def _preloaded_context():
-    global _context
-    with _context_lock:
-        if _context is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(PRELOAD))
-            _context = context
-        return _context
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
 
 
 class PreloadedProcess:
     """A forked child running `python -m MODULE ARGV`, with the part of `subprocess.Popen`'s interface the sweep
-    uses (wait, terminate, kill, pid, returncode)."""
+    uses (wait, terminate, kill)."""
 
     def __init__(self, module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO):
         self._process = _preloaded_context().Process(
             target=_run_module, args=(module, list(argv), cwd, env, log.name), name=f"point-{module}", daemon=False)
         self._process.start()
-        self.pid = self._process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._process.exitcode
 
     def wait(self, timeout: float | None = None) -> int:
         self._process.join(timeout)
