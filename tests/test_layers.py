@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent / "tfregimes"
 
 # Lowest first. A name covers its subpackages; the longest name that prefixes a module is its package.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("tfregimes.base",),  # Imports no other tfregimes package.
+    ("tfregimes.base", "tfregimes.analysis"),  # Import no other tfregimes package (analysis: numpy, scipy, pandas).
     ("tfregimes.data", "tfregimes.models"),
     ("tfregimes.optim", "tfregimes.steps", "tfregimes.diagnostics.minimum", "tfregimes.diagnostics.dynamics"),
     ("tfregimes.diagnostics.adapters",),  # Training callbacks and evaluate metrics around the pure measures.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
+from tfregimes.analysis import summarize
 from tfregimes.results.collect import FINAL_METRICS, GAP_COLUMNS, measure_columns
 
 SEED_FLAG = "seed"
@@ -48,10 +48,8 @@ def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
         row = {flag: group[flag].iloc[0] for flag in group_by}
         row.update(runs=len(group), done=len(done), diverged=int(group["diverged"].sum()))
         for column in columns:
-            values = pd.to_numeric(done[column], errors="coerce").dropna().to_numpy(dtype=float)
-            row[f"{column}/mean"] = float(np.mean(values)) if len(values) else math.nan
-            row[f"{column}/std"] = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-            row[f"{column}/n"] = len(values)
+            summary = summarize(pd.to_numeric(done[column], errors="coerce"))
+            row.update({f"{column}/mean": summary.mean, f"{column}/std": summary.std, f"{column}/n": summary.n})
         rows.append(row)
     summary = pd.DataFrame(rows)
     summary.attrs.update(group_by=group_by, columns=columns)
