@@ -33,8 +33,6 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     define_common_flags("jia_su", PARTS, "Sweep directories; a rerun resumes them and reuses finished runs.")
-    flags.DEFINE_bool("train", True, "--notrain: analyse the runs already in --work_dir without starting any; a "
-                      "setting's unfinished models are left out (its n says how many it has).")
     flags.DEFINE_integer("max_parallel", None, "Models trained at once (default: 1 with --smoke, else 2).",
                          lower_bound=1)
 

@@ -32,8 +32,6 @@ FLAGS = flags.FLAGS
 
 def define_flags() -> None:
     define_common_flags("keskar", PARTS, "Sweep directories; a rerun resumes them and reuses finished runs.")
-    flags.DEFINE_bool("train", True, "Run (or resume) the sweeps; --notrain writes the pages from the runs that "
-                      "have finished, training nothing.")
     flags.DEFINE_integer("seed", 0, "The first of the seeds (each seed: an initialization and a training subset).")
 
 

@@ -34,8 +34,6 @@ def define_flags() -> None:
     define_common_flags("yun", PARTS,
                         "Sweep directories, one per table column; a rerun resumes and reuses finished runs.")
     flags.DEFINE_integer("max_parallel", 1, "Runs at once in each sweep (one thread each).", lower_bound=1)
-    flags.DEFINE_bool("train", True, "--notrain: write the pages from the runs already in --work_dir, training "
-                      "nothing (e.g. from a sweep stopped before its end: its finished runs).")
 
 
 def write_page(output: Path) -> None:

@@ -10,16 +10,22 @@ from pathlib import Path
 
 from absl import app, flags
 
+from tfregimes.analysis import Verdict
 from tfregimes.base.run_dir import write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
-Claim = tuple[str, str, str]  # (claim, verdict, numbers): what every part's run returns, one per claim it tests.
+# (claim, verdict, numbers): what every part's run returns, one per claim it tests. The verdict comes from
+# tfregimes.analysis.verdict (the one rule: supports / contradicts / inconclusive / not comparable); `numbers` is
+# the context a reader needs beside the verdict's own effect, interval and rule.
+Claim = tuple[str, Verdict, str]
 
 
 def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) -> None:
-    """--part, --smoke, --output (docs/results/<paper>) and --work_dir (runs/reproduce/<paper>)."""
+    """--part, --smoke, --train, --output (docs/results/<paper>) and --work_dir (runs/reproduce/<paper>)."""
     flags.DEFINE_multi_enum("part", list(parts), list(parts), "Parts of the paper to run (repeat the flag).")
     flags.DEFINE_bool("smoke", False, "Tiny sizes: runs the whole pipeline in about a minute, reproduces nothing.")
+    flags.DEFINE_bool("train", True, "Run (or resume) the part's runs; --notrain writes the pages from the runs "
+                      "already in --work_dir, training nothing (a run that is missing is an error).")
     flags.DEFINE_string("output", str(REPO / "docs" / "results" / paper), "Folder of the results page.")
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / paper), work_dir_help)
 
@@ -38,10 +44,11 @@ def start(paper: str, argv: Sequence[str]) -> tuple[Path, Path, str]:
 def run_parts(parts: Sequence[str], run: Callable[[str], Iterable[Claim]], write_page: Callable[[], None],
               output: Path) -> None:
     """Runs each of `parts` (`run(part)`: its claims) in order, printing every claim as `[part] verdict: claim` over
-    its numbers as it comes, then writes the page (README.md in `output`) and says so."""
+    the verdict's effect, interval and rule and the claim's numbers as it comes, then writes the page (README.md in
+    `output`) and says so."""
     for part in parts:
         for claim, verdict, numbers in run(part):
-            print(f"[{part}] {verdict}: {claim}\n    {numbers}", flush=True)
+            print(f"[{part}] {verdict.word}: {claim}\n    {verdict.text()}\n    {numbers}", flush=True)
     write_page()
     print(f"wrote {output / 'README.md'}")
 
@@ -57,9 +64,10 @@ def command_lines(commands: Iterable[Sequence[str]]) -> list[str]:
 
 
 def claim_lines(claims: Iterable[Claim]) -> list[str]:
-    """The end of every part's section: its claims, one `- **claim**: verdict. numbers.` line each (the lee page's
-    summary reads them back)."""
-    return ["### Claims", "", *(f"- **{claim}**: {verdict}. {numbers}." for claim, verdict, numbers in claims), ""]
+    """The end of every part's section: its claims, one `- **claim**: word. numbers. (verdict's effect, interval,
+    rule and comparability)` line each (the lee page's summary reads the part before the first '. ' back)."""
+    return ["### Claims", "", *(f"- **{claim}**: {verdict.word}. {numbers}. ({verdict.text()})"
+                                for claim, verdict, numbers in claims), ""]
 
 
 def new_figure(*args, **kwargs):
