@@ -3,11 +3,15 @@ coverage of the intervals over simulated normal data, and the verdict words on c
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import REPO
 from scipy import stats
 
 from tfregimes import analysis
@@ -176,3 +180,14 @@ def test_same_stop_target():
     other = runs.assign(**{"stop/target": [0.01, 0.02, 0.01]})
     assert not analysis.same_stop_target(other).ok and "different stop targets" in analysis.same_stop_target(other).why
     assert not analysis.same_stop_target(pd.DataFrame({"test_accuracy": [0.9]})).ok
+
+
+def test_the_readme_example_prints_what_the_readme_says():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("### Comparing settings: one verdict rule", 1)[1]
+    code = re.search(r"```python\n(.*?)\n```", section, flags=re.S).group(1)
+    printed = " ".join(re.search(r"prints `(.*?)`", section, flags=re.S).group(1).split())
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exec(code, {})
+    assert output.getvalue().strip() == printed

@@ -90,7 +90,8 @@ class Verdict:
 
 
 def verdict(effect: Effect, direction: str, *, margin: float | None = None,
-            comparability: Comparability = Comparability(True, "as given"), min_n: int = MIN_N) -> Verdict:
+            comparability: Comparability = Comparability(True, "not stated by the caller"),
+            min_n: int = MIN_N) -> Verdict:
     """The rule's word for `effect` under the claim that it is `direction` ("greater": > 0, "less": < 0,
     "equivalent": within ±margin). An exact (deterministic) effect needs no n."""
     if direction not in DIRECTIONS:
