@@ -1,4 +1,4 @@
-"""python scripts/reproduce_yun.py [--part=PART ...] [--smoke] [--output=DIR] [--max_parallel=K]
+"""python scripts/reproduce_yun.py [--part=PART ...] [--smoke] [--notrain] [--output=DIR] [--max_parallel=K]
 
 Reproduces seed 002 (Yun et al. 2022, "On the Angular Update and Hyperparameter Tuning of a Scale-Invariant
 Network") at CPU scale and writes docs/results/yun/: one section per part (`<part>.md`, its JSON and figure) and
@@ -11,7 +11,10 @@ README.md, which gathers the sections that exist, so a part can be rerun alone. 
 - `batch`: Table 3 (λ tuned for several batch sizes B at the largest N) and Figure 4.
 - `transfer`: §6, the best λ on N/8 examples carried to N by the tuning factor, against the best λ on N.
 
-`--smoke` runs the whole pipeline on tiny sizes in well under a minute (for the test suite).
+Every claim is one `tfregimes.analysis` verdict (supports / contradicts / inconclusive / not comparable) on an
+effect over seeds: the marked cell against the best other cell of its column, paired by seed; log angular updates
+within a stated margin; the transferred λ against the best other λ on N. `--smoke` runs the whole pipeline on tiny
+sizes in well under a minute (for the test suite); `--notrain` rewrites the page from the runs in --work_dir.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ follow the tuning factor as a best cell off the marked row, at the window's edge
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -162,3 +163,12 @@ def read_column(grid: Setting, column: Column, work_dir: Path) -> list[dict]:
                         "angular_update": [float(x) if math.isfinite(x) else None
                                            for x in pd.to_numeric(history["angular_update"], errors="coerce")]})
     return records
+
+
+def dumps(value) -> str:
+    """JSON of an analysis: its `tfregimes.analysis` summaries and effects (dataclasses) as objects."""
+    def default(item):
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return dataclasses.asdict(item)
+        raise TypeError(f"{type(item).__name__} is not JSON serializable")
+    return json.dumps(value, default=default)

@@ -151,6 +151,16 @@ def test_verdict_words(low, high, direction, word):
     result = analysis.verdict(_effect(low, high), direction)
     assert result.word == word
     assert word in result.text() and "rule:" in result.text() and "n = 5" in result.text()
+    assert "the 95 % CI lies" in result.text()
+
+
+def test_rule_states_the_confidence_of_a_widened_interval():
+    # A comparison picked among several (e.g. against the best of 4 other cells) may widen its interval; the rule
+    # printed beside the word says which interval it read.
+    values = {0: 1.0, 1: 2.0, 2: 4.0}
+    effect = analysis.paired_difference(values, {0: 0.0, 1: 0.0, 2: 0.0}, confidence=1 - 0.05 / 4)
+    text = analysis.verdict(effect, "greater").text()
+    assert "98.75 % CI" in effect.text() and "the 98.75 % CI lies above 0" in text and "95 %" not in text
 
 
 def test_not_comparable_when_too_few_or_not_at_the_same_target():

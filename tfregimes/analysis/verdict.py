@@ -59,12 +59,15 @@ def comparable(why: str) -> Comparability:
     return Comparability(True, why)
 
 
-def rule_text(direction: str, margin: float | None = None) -> str:
+def rule_text(direction: str, margin: float | None = None, confidence: float = 0.95) -> str:
+    """The rule as the verdict prints it, at the effect's confidence (95 % unless the caller widened it, e.g. for
+    a comparison picked among several)."""
+    ci = f"{100 * confidence:g} % CI"
     if direction == "greater":
-        return "supports if the 95 % CI lies above 0, contradicts if below, inconclusive if it includes 0"
+        return f"supports if the {ci} lies above 0, contradicts if below, inconclusive if it includes 0"
     if direction == "less":
-        return "supports if the 95 % CI lies below 0, contradicts if above, inconclusive if it includes 0"
-    return (f"supports if the 95 % CI lies inside ±{margin:g}, contradicts if wholly outside it, inconclusive "
+        return f"supports if the {ci} lies below 0, contradicts if above, inconclusive if it includes 0"
+    return (f"supports if the {ci} lies inside ±{margin:g}, contradicts if wholly outside it, inconclusive "
             "otherwise")
 
 
@@ -109,7 +112,7 @@ def verdict(effect: Effect, direction: str, *, margin: float | None = None,
     low, high = effect.low, effect.high
     if math.isnan(low) or math.isnan(high):
         return made(NOT_COMPARABLE, "not comparable: no interval could be computed")
-    rule = rule_text(direction, margin)
+    rule = rule_text(direction, margin, effect.confidence)
     if direction == "equivalent":
         if -margin < low and high < margin:
             return made(SUPPORTS, f"rule: {rule}")
