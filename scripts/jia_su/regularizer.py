@@ -13,20 +13,22 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from reproduction import claim_lines, command_lines
+import pandas as pd
+from reproduction import Claim, claim_lines, command_lines
 
 from jia_su import setup
+from tfregimes.analysis import paired_difference, same_stop_target, summarize, verdict
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.results.table import markdown_table
 
 FISHER = ["--regularizer=fisher", "--fisher_alpha=1e-4", "--fisher_beta=20", "--fisher_subbatches=4",
           "--clip_global_norm=5"]
 LABELS = {"none": "without", "fisher": "with the regularizer"}
-CLAIMS = {"error": "The regularizer lowers the test error (Table 1)",
-          "gamma": "The regularizer lowers γ̂ at the end of training (Table 2)",
-          "loss": "Both reach minima of similar training loss (Table 2 compares such minima)"}
-NOT_MEASURED = "not measured"
+# column -> (claim, name of the paired effect); both claim a lower value with the regularizer.
+CLAIMS = {"test_error": ("The regularizer lowers the test error (Table 1)",
+                         "mean test error difference with − without (points)"),
+          "fisher_logdet": ("The regularizer lowers γ̂ at the end of training (Table 2)",
+                            "mean γ̂ difference with − without")}
 
 
 def sweeps(size: dict, work_dir: Path) -> dict[str, list[str]]:
@@ -34,74 +36,52 @@ def sweeps(size: dict, work_dir: Path) -> dict[str, list[str]]:
             "fisher": setup.sweep_argv("fisher", size, work_dir, FISHER)}
 
 
-def paired(summary: list[dict], column: str) -> dict:
-    """Mean and std of (with − without) over the seeds both have: each pair shares its training subset and
-    initialization."""
-    without, with_reg = (dict(zip(s[column]["seeds"], s[column]["values"])) for s in summary)
-    seeds = sorted(set(without) & set(with_reg))
-    n = len(seeds)
-    diff = np.array([with_reg[seed] - without[seed] for seed in seeds])
-    return {"values": diff.tolist(), "mean": float(diff.mean()) if n else float("nan"),
-            "std": float(diff.std(ddof=1)) if n > 1 else 0.0, "n": n}
+def by_seed(runs: pd.DataFrame, setting: str, column: str) -> dict[int, float]:
+    """{seed: value} of one setting's runs: what paired_difference pairs on (a pair shares its training subset and
+    initialization)."""
+    chosen = runs[runs["regularizer"] == setting]
+    return dict(zip(chosen["seed"], pd.to_numeric(chosen[column], errors="coerce")))
 
 
-def verdicts(summary: list[dict], differences: dict) -> list[tuple[str, str, str]]:
-    without, with_reg = summary
-    error, gamma = differences["test_error"], differences["fisher_logdet"]
-    if not error["n"]:
-        return [(claim, NOT_MEASURED, "no seed has finished both runs")
-                for claim in (CLAIMS["error"], CLAIMS["gamma"], CLAIMS["loss"])]
+def claims(runs: pd.DataFrame, settings: list[dict]) -> list[Claim]:
+    """Tables 1–2's claims over `runs` (the finished runs of both settings; rows of tfregimes.results.collect):
+    with − without, paired by seed, each compared at the same stop target (γ̂ and the test error are of minima)."""
+    compared = same_stop_target(runs)
+    without, with_reg = settings
+    context = (f"reached the 99.9 % stop: {without['reached_target']}/{without['n']} without, "
+               f"{with_reg['reached_target']}/{with_reg['n']} with; clean training loss "
+               f"{setup.cell(without['train_loss'], 3)} without, {setup.cell(with_reg['train_loss'], 3)} with")
     out = []
-    lower_error = error["mean"] < 0
-    clear = lower_error and error["mean"] + error["std"] < 0
-    out.append((CLAIMS["error"],
-                "holds" if clear else ("partly" if lower_error else "does not hold"),
-                f"test error {without['test_error']['mean']:.2f} ± {without['test_error']['std']:.2f} % without, "
-                f"{with_reg['test_error']['mean']:.2f} ± {with_reg['test_error']['std']:.2f} % with; paired "
-                f"difference {error['mean']:+.2f} ± {error['std']:.2f} points over {error['n']} seeds"))
-    lower_gamma = gamma["mean"] < 0
-    out.append((CLAIMS["gamma"],
-                "holds" if lower_gamma and gamma["mean"] + gamma["std"] < 0 else
-                ("partly" if lower_gamma else "does not hold"),
-                f"γ̂ {without['fisher_logdet']['mean']:.1f} ± {without['fisher_logdet']['std']:.1f} without, "
-                f"{with_reg['fisher_logdet']['mean']:.1f} ± {with_reg['fisher_logdet']['std']:.1f} with; paired "
-                f"difference {gamma['mean']:+.1f} ± {gamma['std']:.1f}"))
-    losses = [v for s in summary for v in s["train_loss"]["values"]]
-    out.append((CLAIMS["loss"],
-                "holds" if without["reached_target"] == without["n"] and with_reg["reached_target"] == with_reg["n"]
-                else "partly",
-                f"reached the 99.9 % stop: {without['reached_target']}/{without['n']} without, "
-                f"{with_reg['reached_target']}/{with_reg['n']} with; clean training loss "
-                f"{without['train_loss']['mean']:.4f} without, {with_reg['train_loss']['mean']:.4f} with "
-                f"(range {min(losses, default=np.nan):.4f}–{max(losses, default=np.nan):.4f})"))
+    for column, (claim, name) in CLAIMS.items():
+        effect = paired_difference(by_seed(runs, "fisher", column), by_seed(runs, "none", column), name=name)
+        label = "test error (%)" if column == "test_error" else "γ̂"
+        out.append((claim, verdict(effect, "less", comparability=compared),
+                    f"{label} {setup.cell(without[column])} without, {setup.cell(with_reg[column])} with; {context}"))
     return out
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,
-        parallel: int | None = None, train: bool = True) -> list[tuple[str, str, str]]:
+        parallel: int | None = None, train: bool = True) -> list[Claim]:
     size = setup.sizes(smoke, parallel)
     started = time.time()
     commands = sweeps(size, work_dir)
     if train:
         setup.run_sweeps(commands, log)
     df = setup.read_runs([work_dir / name for name in commands]).sort_values("run")
-    summary = setup.summarize(df, "regularizer", ["none", "fisher"])
-    differences = {column: paired(summary, column) for column in ("test_error", "fisher_logdet")}
-    found = verdicts(summary, differences)
+    settings = setup.per_setting(df, "regularizer", ["none", "fisher"])
+    found = claims(setup.done_runs(df, "regularizer", ["none", "fisher"]), settings)
     output.mkdir(parents=True, exist_ok=True)
-    write_atomically(output / "regularizer.json", json.dumps({"summary": summary, "differences": differences,
-                                                               "verdicts": found}, indent=1))
+    write_atomically(output / "regularizer.json", json.dumps({
+        "summary": settings, "claims": [{"claim": c, "numbers": n, **v.as_dict()} for c, v, n in found]}, indent=1))
     header = ["training", "n", "test error (%)", "test accuracy (%)", "train loss (clean)", "reached / epochs",
               "γ̂", "wall time per model (s)"]
     rows = []
-    for s in summary:
+    for s in settings:
         walls = df[df["regularizer"] == s["setting"]]["wall_seconds"]
-        rows.append([LABELS[s["setting"]], str(s["n"]),
-                     f"{s['test_error']['mean']:.2f} ± {s['test_error']['std']:.2f}",
-                     f"{100 - s['test_error']['mean']:.2f}", f"{s['train_loss']['mean']:.4f}",
+        rows.append([LABELS[s["setting"]], str(s["n"]), setup.cell(s["test_error"]),
+                     summarize(100 - v for v in s["test_error"]["values"]).text(), setup.cell(s["train_loss"], 3),
                      f"{s['reached_target']} / {','.join(str(e) for e in s['epochs'])}",
-                     f"{s['fisher_logdet']['mean']:.1f} ± {s['fisher_logdet']['std']:.1f}",
-                     f"{float(walls.mean()):.0f}" if len(walls) else "—"])
+                     setup.cell(s["fisher_logdet"]), summarize(walls).text(digits=3)])
     text = "\n".join([
         "## The Fisher-trace regularizer (§7.2, Tables 1 and 2)", "",
         f"Command: `{command}`; this invocation took {(time.time() - started) / 60:.1f} min. Its sweeps:", "",

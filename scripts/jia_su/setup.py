@@ -19,6 +19,7 @@ and spectral radius with N' = T = 100 as appendix D, and robustness, all on the 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfregimes.report.ranking import kendall, rank_measures
+from tfregimes.analysis import Effect, granulated_kendall, kendall_tau, partial_kendall_tau, summarize
 from tfregimes.results import collect
 
 METRICS = ("fisher_logdet", "frobenius", "spectral_radius", "robustness")
@@ -139,35 +140,66 @@ def _run_extras(run_dir: Path) -> dict:
             "seed": int(flags["seed"]) if "seed" in flags else None}
 
 
-def summarize(df: pd.DataFrame, axis: str, order: list) -> list[dict]:
-    """Mean and sample std (ddof 1) per setting of `axis`, in `order`, over the finished runs."""
+def done_runs(df: pd.DataFrame, column: str, values: list) -> pd.DataFrame:
+    """The finished runs whose `column` is one of `values`: the runs a part's summaries and effects rest on."""
+    return df[df[column].isin(values) & (df["state"] == "done")]
+
+
+def per_setting(df: pd.DataFrame, axis: str, order: list) -> list[dict]:
+    """Per setting of `axis`, in `order`, over the finished runs: how many, how many reached the stop, their epochs,
+    and for each number the tables show its Summary (mean, sample std, n) with the values and their seeds."""
     out = []
     for value in order:
-        runs = df[(df[axis] == value) & (df["state"] == "done")]
+        runs = done_runs(df, axis, [value])
         entry = {"setting": value, "n": int(len(runs)), "reached_target": int(runs["reached_target"].sum()),
                  "epochs": [int(e) for e in runs["epochs_run"]]}
         for column in ("test_error", "train_loss", "train_accuracy", "last_epoch_train_loss", "confusion_loss",
                        *METRICS):
             values = pd.to_numeric(runs[column], errors="coerce").to_numpy(dtype=float)
             kept = np.isfinite(values)
-            values = values[kept]
-            entry[column] = {"mean": float(values.mean()) if len(values) else float("nan"),
-                             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                             "values": [float(v) for v in values],
+            entry[column] = {**dataclasses.asdict(summarize(values[kept])), "values": values[kept].tolist(),
                              "seeds": [int(s) for s in runs["seed"].to_numpy()[kept]]}
         out.append(entry)
     return out
 
 
-def ranking(df: pd.DataFrame, summary: list[dict]) -> list[dict]:
-    """Kendall's τ_b of each metric against the test error: across the runs (tfregimes.report's measure ranking)
-    and across the settings' means."""
-    ranked = rank_measures(df, list(METRICS), gaps=("test_error",)).set_index("measure")
-    means_error = [s["test_error"]["mean"] for s in summary]
-    out = []
+def cell(entry: dict, digits: int = 4) -> str:
+    """A table's mean ± std cell for one setting's column (`summarize(...).text`)."""
+    return summarize(entry["values"]).text(digits=digits)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranking:
+    """How a metric ranks the test error over a scenario's runs: τ_b with its CI, τ given the clean training loss,
+    and Jiang et al.'s per-axis mean τ: within a setting (only the seed varies; NaN with one seed a setting) and
+    across the settings (within a seed); `groups`: how many groups gave each."""
+    tau: Effect
+    partial: Effect
+    within_setting: float
+    across_settings: float
+    groups: dict[str, int]
+
+    def as_dict(self) -> dict:
+        return {"tau": self.tau.as_dict(), "partial": self.partial.as_dict(), "within_setting": self.within_setting,
+                "across_settings": self.across_settings, "groups": self.groups}
+
+
+def baseline(runs: pd.DataFrame) -> Effect:
+    """The training-loss baseline: τ_b of the clean training loss against the test error over `runs`. A measure
+    that ranks the test error no better than the training loss does adds nothing (Jiang et al. 2020)."""
+    return kendall_tau(runs["train_loss"], runs["test_error"], name="τ_b(train loss, test error) over runs")
+
+
+def ranking(runs: pd.DataFrame, axis: str) -> dict[str, Ranking]:
+    """Each metric's Ranking against the test error over `runs` (the finished runs of a scenario)."""
+    out = {}
     for metric in METRICS:
-        tau_means, _, n_means = kendall(np.array([s[metric]["mean"] for s in summary]), np.array(means_error))
-        out.append({"metric": metric, "tau_runs": float(ranked.loc[metric, "tau/test_error"]),
-                    "p_runs": float(ranked.loc[metric, "p/test_error"]),
-                    "n_runs": int(ranked.loc[metric, "n/test_error"]), "tau_means": tau_means, "n_means": n_means})
+        measure, label = pd.to_numeric(runs[metric], errors="coerce"), METRIC_LABELS[metric]
+        granulated = granulated_kendall(runs, metric, "test_error", [axis, "seed"])
+        out[metric] = Ranking(
+            tau=kendall_tau(measure, runs["test_error"], name=f"τ_b({label}, test error) over runs"),
+            partial=partial_kendall_tau(measure, runs["test_error"], runs["train_loss"],
+                                        name=f"τ({label}, test error | train loss)"),
+            within_setting=granulated.per_axis["seed"], across_settings=granulated.per_axis[axis],
+            groups={"within_setting": granulated.groups["seed"], "across_settings": granulated.groups[axis]})
     return out

@@ -10,23 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.stats
-from reproduction import command_lines, new_figure, save_figure
+from reproduction import Claim, command_lines, new_figure, save_figure
 
 from keskar.common import (
     SHARPNESS_KEYS,
     Setting,
     describe,
     group,
-    mean_std,
-    pm,
     read_rows,
     start_part,
+    stopped_alike,
     sweep_command,
     write_part,
 )
-
-SIGNIFICANCE = 0.05
+from tfregimes.analysis import kendall_tau, summarize, verdict
 
 
 def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, list[str]]:
@@ -35,70 +32,59 @@ def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, list[str]]:
     return {"batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
 
 
-def trend(rows: list[dict], value) -> dict:
-    """Kendall's τ_b between the batch size and `value(row)` over the finished runs, with its p-value and n."""
-    pairs = [(r["batch_size"], value(r)) for r in rows if r["state"] == "done" and value(r) is not None]
-    if len(pairs) < 3:
-        return {"tau": float("nan"), "p": float("nan"), "n": len(pairs)}
-    result = scipy.stats.kendalltau(*zip(*pairs))
-    return {"tau": float(result.statistic), "p": float(result.pvalue), "n": len(pairs)}
-
-
 def analyse(rows: list[dict]) -> dict:
+    """Per batch size: how many runs finished and reached the target, and a Summary of each number the table shows."""
     batches = sorted({r["batch_size"] for r in rows})
     per_batch = {}
     for batch in batches:
         runs = group(rows, batch_size=batch)
         per_batch[batch] = {"runs": len(runs), "reached": sum(bool(r["reached_target"]) for r in runs),
-                            "test_accuracy": mean_std(r["test_accuracy"] for r in runs),
-                            "train_accuracy": mean_std(r["train_accuracy"] for r in runs),
-                            "epochs_run": mean_std(r["epochs_run"] for r in runs),
-                            "sharpness": {key: mean_std(r["sharpness"].get(key) for r in runs)
+                            "test_accuracy": summarize(r["test_accuracy"] for r in runs),
+                            "train_accuracy": summarize(r["train_accuracy"] for r in runs),
+                            "epochs_run": summarize(r["epochs_run"] for r in runs),
+                            "sharpness": {key: summarize(r["sharpness"].get(key) for r in runs)
                                           for key in SHARPNESS_KEYS}}
-    return {"batches": batches, "per_batch": per_batch,
-            "trend": {"test_accuracy": trend(rows, lambda r: r["test_accuracy"]),
-                      **{key: trend(rows, lambda r, k=key: r["sharpness"].get(k)) for key in SHARPNESS_KEYS}}}
+    return {"batches": batches, "per_batch": per_batch}
 
 
-def _direction(result: dict, sign: int) -> str:
-    if not np.isfinite(result["tau"]) or result["tau"] * sign <= 0:
-        return "wrong"
-    return "significant" if result["p"] < SIGNIFICANCE else "right"
-
-
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
-    trends = analysis["trend"]
-    directions = [_direction(trends[key], +1) for key in SHARPNESS_KEYS] + [_direction(trends["test_accuracy"], -1)]
-    verdict = ("holds" if all(d == "significant" for d in directions)
-               else "does not hold" if all(d == "wrong" for d in directions) else "partly")
-    # Figure 4 compares minima at the same training accuracy; a batch size whose runs stopped short of the target
-    # is compared at another point of training, so the trend can then hold only partly.
-    short = [b for b in analysis["batches"]
-             if analysis["per_batch"][b]["reached"] < analysis["per_batch"][b]["runs"]]
-    verdict = "partly" if short and verdict == "holds" else verdict
-    numbers = "; ".join(f"{key}: τ = {trends[key]['tau']:+.2f} (p = {trends[key]['p']:.2g})" for key in SHARPNESS_KEYS)
-    accuracy = trends["test_accuracy"]
-    per_batch = ", ".join(f"{b}: {100 * analysis['per_batch'][b]['test_accuracy'][0]:.2f} %"
-                          for b in analysis["batches"])
-    return [("Larger batches reach sharper minima that generalize worse (Figure 4)", verdict,
-             f"Kendall τ against the batch size over {accuracy['n']} runs: sharpness {numbers}; test accuracy "
-             f"τ = {accuracy['tau']:+.2f} (p = {accuracy['p']:.2g}), mean per batch {per_batch}"
-             + (f"; short of the target training accuracy: batch {', '.join(map(str, short))} ("
-                + ", ".join(f"{analysis['per_batch'][b]['reached']}/{analysis['per_batch'][b]['runs']} reached"
-                            for b in short) + ")" if short else ""))]
+def claims(rows: list[dict]) -> list[Claim]:
+    """Figure 4 as one claim per quantity: Kendall's τ_b of the batch size against it over the finished runs, each
+    minimum compared at the same stop target."""
+    done = group(rows)
+    analysis = analyse(done)
+    compared = stopped_alike(done)
+    batches = [r["batch_size"] for r in done]
+    short = [f"{b} ({analysis['per_batch'][b]['reached']}/{analysis['per_batch'][b]['runs']} reached)"
+             for b in analysis["batches"] if analysis["per_batch"][b]["reached"] < analysis["per_batch"][b]["runs"]]
+    note = f"; short of the target training accuracy: batch {', '.join(short)}" if short else ""
+    out = []
+    for key in SHARPNESS_KEYS:
+        tau = kendall_tau(batches, [r["sharpness"].get(key) for r in done], name=f"τ_b(batch size, φ {key})")
+        out.append((f"Larger batches reach sharper minima: φ {key} (Figure 4)",
+                    verdict(tau, "greater", comparability=compared),
+                    f"φ {key} per batch: " + ", ".join(f"{b}: {analysis['per_batch'][b]['sharpness'][key].text()}"
+                                                        for b in analysis["batches"]) + note))
+    tau = kendall_tau(batches, [r["test_accuracy"] for r in done], name="τ_b(batch size, test accuracy)")
+    out.append(("Larger batches reach minima that generalize worse: the test accuracy falls (Figure 4)",
+                verdict(tau, "less", comparability=compared),
+                "test accuracy (%) per batch: " + ", ".join(
+                    f"{b}: {analysis['per_batch'][b]['test_accuracy'].text(100)}" for b in analysis["batches"])
+                + note))
+    return out
 
 
 def plot(analysis: dict, path: Path) -> None:
     batches = analysis["batches"]
     fig, axes = new_figure(1, 2, figsize=(12, 4.2))
     for key in SHARPNESS_KEYS:
-        means, stds = zip(*(analysis["per_batch"][b]["sharpness"][key] for b in batches))
-        axes[0].errorbar(batches, means, yerr=stds, marker="o", capsize=3, label=key)
+        values = [analysis["per_batch"][b]["sharpness"][key] for b in batches]
+        axes[0].errorbar(batches, [v.mean for v in values], yerr=np.nan_to_num([v.std for v in values]), marker="o",
+                         capsize=3, label=key)
     axes[0].set(xscale="log", yscale="log", xlabel="batch size", ylabel="ε-sharpness φ (%)",
                 title="Sharpness of the minimum vs batch size (seed 003 Fig. 4)")
-    means, stds = zip(*(analysis["per_batch"][b]["test_accuracy"] for b in batches))
-    axes[1].errorbar(batches, 100 * np.array(means), yerr=100 * np.array(stds), marker="o", capsize=3,
-                     color="tab:red")
+    values = [analysis["per_batch"][b]["test_accuracy"] for b in batches]
+    axes[1].errorbar(batches, [100 * v.mean for v in values], yerr=100 * np.nan_to_num([v.std for v in values]),
+                     marker="o", capsize=3, color="tab:red")
     axes[1].set(xscale="log", xlabel="batch size", ylabel="test accuracy (%)",
                 title="Test accuracy at the target training accuracy")
     for ax in axes:
@@ -109,7 +95,7 @@ def plot(analysis: dict, path: Path) -> None:
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
-        train: bool = True) -> list[tuple[str, str, str]]:
+        train: bool = True) -> list[Claim]:
     started, config, commands = start_part("batch_size", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
                                            own_sweeps=figure4_sweep)
     rows = [r for name in commands for r in read_rows(work_dir / name)]
@@ -118,9 +104,9 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
              + " | ".join(f"φ {key}" for key in SHARPNESS_KEYS) + " |", "|---" * (5 + len(SHARPNESS_KEYS)) + "|"]
     for batch in analysis["batches"]:
         b = analysis["per_batch"][batch]
-        table.append(f"| {batch} | {b['runs']} ({b['reached']}) | {pm(b['epochs_run'], digits=1)} | "
-                     f"{pm(b['train_accuracy'], 100)} | {pm(b['test_accuracy'], 100)} | "
-                     + " | ".join(pm(b["sharpness"][key]) for key in SHARPNESS_KEYS) + " |")
+        table.append(f"| {batch} | {b['runs']} ({b['reached']}) | {b['epochs_run'].text(digits=3)} | "
+                     f"{b['train_accuracy'].text(100)} | {b['test_accuracy'].text(100)} | "
+                     + " | ".join(b["sharpness"][key].text() for key in SHARPNESS_KEYS) + " |")
 
     def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
         return [
@@ -132,5 +118,5 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             describe(config), "", *table, ""]
 
     return write_part(output, "batch_size", started=started, command=command, train=train, analysis=analysis,
-                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      runs=rows, claims=claims(rows), plot=lambda path: plot(analysis, path),
                       figure=("batch_size.png", "sharpness and accuracy vs batch size"), section=section)

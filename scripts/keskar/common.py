@@ -24,9 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines, shown
+import pandas as pd
+from reproduction import Claim, claim_lines, shown
 
+from tfregimes.analysis import Comparability, Effect, paired_difference, same_stop_target, summarize
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.results.collect import run_row
 from tfregimes.results.runs import RunRecord, load_runs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,17 +126,24 @@ def invocation(results: Path, command: str, started: float, train: bool) -> dict
     return recorded or {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
 
 
+def _json(value):
+    """JSON for what the analysis keeps besides plain numbers: a Summary (its mean, std and n) or another
+    dataclass."""
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+
 def write_part(output: Path, name: str, *, started: float, command: str, train: bool, analysis: dict, runs,
-               claims: list[tuple[str, str, str]], plot: Callable[[Path], None], figure: tuple[str, str],
-               section: Callable[[dict], list[str]], extra: dict | None = None) -> list[tuple[str, str, str]]:
+               claims: list[Claim], plot: Callable[[Path], None], figure: tuple[str, str],
+               section: Callable[[dict], list[str]], extra: dict | None = None) -> list[Claim]:
     """Writes a part's results into `output`: its figure (`plot(path)`; `figure`: the file's name and its alt text),
-    `<name>.json` (the analysis, the runs, the invocation that trained them and `extra`) and `<name>.md`:
-    `section(invocation)`, the figure, then the claims. Returns the claims."""
+    `<name>.json` (the analysis, the claims with their verdicts, the runs, the invocation that trained them and
+    `extra`) and `<name>.md`: `section(invocation)`, the figure, then the claims. Returns the claims."""
     record = invocation(output / f"{name}.json", command, started, train)  # Read before the JSON is rewritten.
     output.mkdir(parents=True, exist_ok=True)
     plot(output / figure[0])
-    write_atomically(output / f"{name}.json", json.dumps({"analysis": analysis, "runs": runs, "invocation": record,
-                                                          **(extra or {})}, default=str))
+    verdicts = [{"claim": claim, "numbers": numbers, **verdict.as_dict()} for claim, verdict, numbers in claims]
+    write_atomically(output / f"{name}.json", json.dumps({"analysis": analysis, "claims": verdicts, "runs": runs,
+                                                          "invocation": record, **(extra or {})}, default=_json))
     write_atomically(output / f"{name}.md", "\n".join([
         *section(record), f"![{figure[1]}]({figure[0]})", "", *claim_lines(claims)]))
     return claims
@@ -163,7 +173,10 @@ def row(record: RunRecord) -> dict:
             "wall_seconds": metrics.get("wall_seconds"),
             "sharpness": {key: sharpness[key]["value"] for key in SHARPNESS_KEYS if key in sharpness},
             "status": {key: sharpness[key]["status"] for key in SHARPNESS_KEYS if key in sharpness},
-            "weight_norm": weight_norm(record.run_dir) if done else None}
+            "weight_norm": weight_norm(record.run_dir) if done else None,
+            # The stop/... columns of tfregimes.results.collect (criterion, target, reached): what same_stop_target
+            # reads to say whether two groups of minima compare.
+            **{key: value for key, value in run_row(record, []).items() if key.startswith("stop/")}}
 
 
 def read_rows(sweep_dir: Path) -> list[dict]:
@@ -172,29 +185,49 @@ def read_rows(sweep_dir: Path) -> list[dict]:
     return [row(record) for record in records if record.state in ("done", "diverged")]
 
 
-def mean_std(values) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value) of the finite values; NaN when there are none."""
-    values = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if not len(values):
-        return float("nan"), float("nan")
-    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
-
 def group(rows: list[dict], **match) -> list[dict]:
     """The finished runs whose fields equal `match`."""
     return [r for r in rows if r["state"] == "done" and all(r[k] == v for k, v in match.items())]
 
 
 def summary(rows: list[dict]) -> dict:
-    """Mean ± std over a group's runs of every number the tables show, and how many reached the target."""
-    out = {"runs": len(rows), "reached": sum(bool(r["reached_target"]) for r in rows)}
+    """Every number the tables show as a Summary over a group's runs (mean ± std, n), and how many reached the
+    target."""
+    out: dict = {"runs": len(rows), "reached": sum(bool(r["reached_target"]) for r in rows)}
     for name in ("train_accuracy", "test_accuracy", "weight_norm", "epochs_run"):
-        out[name] = mean_std(r[name] for r in rows)
-    out["sharpness"] = {key: mean_std(r["sharpness"].get(key) for r in rows) for key in SHARPNESS_KEYS}
+        out[name] = summarize(r[name] for r in rows)
+    out["sharpness"] = {key: summarize(r["sharpness"].get(key) for r in rows) for key in SHARPNESS_KEYS}
     out["statuses"] = sorted({status for r in rows for status in r["status"].values()})
     return out
 
 
-def pm(pair, scale: float = 1.0, digits: int = 2) -> str:
-    mean, std = pair
-    return "n/a" if not np.isfinite(mean) else f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+def by_seed(rows: list[dict], value: Callable[[dict], float | None]) -> dict[int, float | None]:
+    """{seed: value(run)}: what paired_difference pairs two groups of runs on (the same seed: the same
+    initialization and training subset)."""
+    return {r["seed"]: value(r) for r in rows}
+
+
+def test_points(row: dict) -> float | None:
+    """Test accuracy in percentage points."""
+    return None if row["test_accuracy"] is None else 100 * row["test_accuracy"]
+
+
+def log_sharpness(key: str) -> Callable[[dict], float]:
+    """log φ of a run (NaN where φ is missing or not positive): sharpness differs by orders of magnitude between
+    runs, so groups compare by the mean of the per-seed log-ratio."""
+    def value(row: dict) -> float:
+        phi = row["sharpness"].get(key)
+        return float(np.log(phi)) if phi is not None and phi > 0 else float("nan")
+    return value
+
+
+def sharpness_log_ratio(rows: list[dict], reference: list[dict], key: str, label: str) -> Effect:
+    """Mean over seeds of log(φ_rows / φ_reference) for sharpness `key`, paired by seed, with its 95 % CI."""
+    return paired_difference(by_seed(rows, log_sharpness(key)), by_seed(reference, log_sharpness(key)),
+                             name=f"mean log({label}) of φ {key}")
+
+
+def stopped_alike(*groups: list[dict]) -> Comparability:
+    """Whether the minima of `groups` compare: all trained to the same stop target and all reached it
+    (tfregimes.analysis.same_stop_target on their stop/... columns; absent, they do not)."""
+    return same_stop_target(pd.DataFrame([r for rows in groups for r in rows]))

@@ -6,8 +6,9 @@
 - Conservative training (Table 7, appendix E.2): LB with `--regularizer=proximal`, each batch's step the third Adam
   iterate on min_x f_B(x) + λ/2‖x − x_k‖² (tfregimes' defaults λ = 1e-3, K = 3; the paper's λ is not in our copy).
 The SB and plain LB runs they are compared with are the table part's (the same sweep, reused).
-Claims (the paper's): both remedies raise LB's test accuracy to about SB's, yet the LB minima stay sharp (Tables
-6–7 list sharpness far above SB's). The question asked here too: do they lower sharpness, and the gap?
+Claims (the paper's), per remedy: it raises LB's test accuracy (paired by seed with plain LB), yet the LB minima
+stay sharper than SB's (Tables 6–7 list sharpness far above SB's; paired by seed with SB). How the remedy's
+sharpness compares with plain LB's, and the test accuracy still missing to SB's, are given beside them.
 """
 
 from __future__ import annotations
@@ -15,19 +16,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from reproduction import command_lines, new_figure, save_figure
+from reproduction import Claim, command_lines, new_figure, save_figure
 
 from keskar.common import (
     Setting,
+    by_seed,
     describe,
     group,
-    pm,
     read_rows,
+    sharpness_log_ratio,
     start_part,
+    stopped_alike,
     summary,
     sweep_command,
+    test_points,
     write_part,
 )
+from tfregimes.analysis import paired_difference, verdict
 
 TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list.
 
@@ -44,54 +49,36 @@ def remedy_sweeps(config: Setting, work_dir: Path) -> dict[str, list[str]]:
 
 
 def analyse(groups: dict[str, list[dict]]) -> dict:
-    """`groups`: the finished runs of sb, lb and each remedy."""
-    out = {name: summary(runs) for name, runs in groups.items()}
-    sb_test = out["sb"]["test_accuracy"][0]
-    for name in groups:
-        if name != "sb":
-            out[name]["gap_to_sb"] = sb_test - out[name]["test_accuracy"][0]
-    return out
+    """`groups`: the finished runs of sb, lb and each remedy; their tables' summaries."""
+    return {name: summary(runs) for name, runs in groups.items()}
 
 
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
+def claims(groups: dict[str, list[dict]]) -> list[Claim]:
+    """Per remedy: its test accuracy against plain LB's, and its sharpness against SB's (one claim per ε), each
+    paired by seed and compared at the same stop target. A remedy without finished runs is not comparable (n = 0)."""
+    sb, lb = groups["sb"], groups["lb"]
+    summaries = analyse(groups)
     out = []
-    lb_gap = analysis["lb"]["gap_to_sb"]
     for name, table in (("augmented", "Table 6"), ("conservative", "Table 7")):
-        remedy = analysis[name]
-        if not remedy["runs"]:
-            out.append((f"{name.capitalize()} LB (Table {table[-1]})", "not run", "no finished run"))
-            continue
-        gap = remedy["gap_to_sb"]
-        closes = np.isfinite(gap) and gap < lb_gap
-        verdict = ("holds" if closes and gap <= max(lb_gap / 2, 0) else "partly" if closes else "does not hold")
-        # The paper compares minima at the same (near-100 %) training accuracy: a remedy whose runs stopped short of
-        # the target is compared at another point of training, so it can support the claim only partly.
-        short = remedy["reached"] < remedy["runs"]
-        # A gap no larger than the seed-to-seed spread of SB's and LB's test accuracy leaves little to close.
-        noise = max(analysis["sb"]["test_accuracy"][1], analysis["lb"]["test_accuracy"][1])
-        within_noise = lb_gap <= noise
-        verdict = "partly" if (short or within_noise) and verdict == "holds" else verdict
-        out.append((f"{name.capitalize()} LB raises test accuracy towards SB's ({table})", verdict,
-                    f"test accuracy SB {pm(analysis['sb']['test_accuracy'], 100)} %, LB "
-                    f"{pm(analysis['lb']['test_accuracy'], 100)} %, {name} LB {pm(remedy['test_accuracy'], 100)} % "
-                    f"(gap to SB {100 * lb_gap:+.2f} → {100 * gap:+.2f} points; reached the target "
-                    f"{remedy['reached']}/{remedy['runs']}, epochs {pm(remedy['epochs_run'], digits=1)}"
-                    + (f"; train accuracy {pm(remedy['train_accuracy'], 100)} %: not at the target, so not the "
-                       "paper's comparison" if short else "")
-                    + (f"; the SB–LB gap is within the seeds' spread ({100 * noise:.2f} points)" if within_noise
-                       else "") + ")"))
-        sharp = [remedy["sharpness"][k][0] for k in TABLE_KEYS]
-        sb_sharp = [analysis["sb"]["sharpness"][k][0] for k in TABLE_KEYS]
-        lb_sharp = [analysis["lb"]["sharpness"][k][0] for k in TABLE_KEYS]
-        stays = all(s > 2 * b for s, b in zip(sharp, sb_sharp))
-        verdict = "holds" if stays else "partly" if any(s > b for s, b in zip(sharp, sb_sharp)) else "does not hold"
-        out.append((f"{name.capitalize()} LB minima stay sharp, far above SB's ({table})",
-                    "partly" if short and verdict == "holds" else verdict,
-                    "; ".join(f"{k}: SB {sb:.3g}, LB {lb:.3g}, {name} LB {pm(remedy['sharpness'][k])}"
-                              for k, sb, lb in zip(TABLE_KEYS, sb_sharp, lb_sharp))
-                    + " (more than twice SB's counts as far above; lower than plain LB's: "
-                    + ", ".join(f"{k} {'yes' if s < lb else 'no'}" for k, s, lb in zip(TABLE_KEYS, sharp, lb_sharp))
-                    + ")"))
+        runs, remedy = groups.get(name, []), summaries.get(name) or summary([])
+        raised = paired_difference(by_seed(runs, test_points), by_seed(lb, test_points),
+                                   name=f"mean test accuracy difference {name} LB − LB (points)")
+        missing = paired_difference(by_seed(sb, test_points), by_seed(runs, test_points),
+                                    name=f"mean test accuracy difference SB − {name} LB (points)")
+        out.append((f"{name.capitalize()} LB raises the test accuracy above plain LB's ({table})",
+                    verdict(raised, "greater", comparability=stopped_alike(runs, lb)),
+                    f"test accuracy (%) SB {summaries['sb']['test_accuracy'].text(100)}, LB "
+                    f"{summaries['lb']['test_accuracy'].text(100)}, {name} LB {remedy['test_accuracy'].text(100)}; "
+                    f"still missing to SB: {missing.text()}; {name} LB reached the target "
+                    f"{remedy['reached']}/{remedy['runs']}, train accuracy (%) {remedy['train_accuracy'].text(100)}"))
+        for key in TABLE_KEYS:
+            sharper = sharpness_log_ratio(runs, sb, key, f"φ_{name} / φ_SB")
+            against_lb = sharpness_log_ratio(runs, lb, key, f"φ_{name} / φ_LB")
+            out.append((f"{name.capitalize()} LB minima stay sharper than SB's: φ {key} ({table})",
+                        verdict(sharper, "greater", comparability=stopped_alike(runs, sb)),
+                        f"φ {key}: SB {summaries['sb']['sharpness'][key].text()}, LB "
+                        f"{summaries['lb']['sharpness'][key].text()}, {name} LB {remedy['sharpness'][key].text()}; "
+                        f"against plain LB: {against_lb.text()}"))
     return out
 
 
@@ -100,12 +87,14 @@ def plot(analysis: dict, path: Path) -> None:
     fig, axes = new_figure(1, 2, figsize=(11, 4))
     x = np.arange(len(names))
     for i, key in enumerate(TABLE_KEYS):
-        means, stds = zip(*(analysis[n]["sharpness"][key] for n in names))
-        axes[0].bar(x + (i - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=3, label=key)
+        values = [analysis[n]["sharpness"][key] for n in names]
+        axes[0].bar(x + (i - 0.5) * 0.38, [v.mean for v in values], 0.38,
+                    yerr=np.nan_to_num([v.std for v in values]), capsize=3, label=key)
     axes[0].set(yscale="log", ylabel="ε-sharpness φ (%)", title="Sharpness of the minimum (seed 003 Tables 6–7)")
-    means, stds = zip(*(analysis[n]["test_accuracy"] for n in names))
-    axes[1].bar(x, 100 * np.array(means), 0.6, yerr=100 * np.array(stds), capsize=3, color="tab:red")
-    low = 100 * min(m - s for m, s in zip(means, stds) if np.isfinite(m))
+    means = 100 * np.array([analysis[n]["test_accuracy"].mean for n in names])
+    stds = 100 * np.nan_to_num([analysis[n]["test_accuracy"].std for n in names])
+    axes[1].bar(x, means, 0.6, yerr=stds, capsize=3, color="tab:red")
+    low = min((m - s for m, s in zip(means, stds) if np.isfinite(m)), default=0.0)
     axes[1].set(ylim=(low - 1, None), ylabel="test accuracy (%)", title="Test accuracy")
     for ax in axes:
         ax.set_xticks(x, [n if n in ("augmented", "conservative") else n.upper() for n in names])
@@ -115,7 +104,7 @@ def plot(analysis: dict, path: Path) -> None:
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
-        train: bool = True) -> list[tuple[str, str, str]]:
+        train: bool = True) -> list[Claim]:
     started, config, commands = start_part("remedies", smoke=smoke, seed=seed, work_dir=work_dir, train=train,
                                            own_sweeps=remedy_sweeps)
     base = read_rows(work_dir / "sb_lb")
@@ -126,9 +115,9 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
              + " | ".join(f"φ {key}" for key in TABLE_KEYS) + " | weight norm |", "|---" * (6 + len(TABLE_KEYS)) + "|"]
     for name, s in analysis.items():
         table.append(f"| {name if name in ('augmented', 'conservative') else name.upper()} | {s['runs']} "
-                     f"({s['reached']}) | {pm(s['epochs_run'], digits=1)} | {pm(s['train_accuracy'], 100)} | "
-                     f"{pm(s['test_accuracy'], 100)} | " + " | ".join(pm(s["sharpness"][k]) for k in TABLE_KEYS)
-                     + f" | {pm(s['weight_norm'], digits=1)} |")
+                     f"({s['reached']}) | {s['epochs_run'].text(digits=3)} | {s['train_accuracy'].text(100)} | "
+                     f"{s['test_accuracy'].text(100)} | " + " | ".join(s["sharpness"][k].text() for k in TABLE_KEYS)
+                     + f" | {s['weight_norm'].text()} |")
     minutes = sum(r["wall_seconds"] or 0 for runs in rows.values() for r in runs) / 60
 
     def section(record: dict) -> list[str]:  # The part's page above its figure; `record`: its invocation.
@@ -142,5 +131,5 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             *table, ""]
 
     return write_part(output, "remedies", started=started, command=command, train=train, analysis=analysis,
-                      runs=rows, claims=verdicts(analysis), plot=lambda path: plot(analysis, path),
+                      runs=rows, claims=claims(rows), plot=lambda path: plot(analysis, path),
                       figure=("remedies.png", "remedies"), section=section)

@@ -15,20 +15,24 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from reproduction import command_lines, new_figure, save_figure, shown
+from reproduction import Claim, command_lines, new_figure, save_figure, shown
 
 from keskar.common import (
     REPO,
     SHARPNESS_KEYS,
     Setting,
+    by_seed,
     describe,
     group,
-    pm,
     read_rows,
+    sharpness_log_ratio,
     start_part,
+    stopped_alike,
     summary,
+    test_points,
     write_part,
 )
+from tfregimes.analysis import paired_difference, verdict
 
 INTERPOLATION_POINTS = 31  # a in [−1, 2] in steps of 0.1, as tfregimes.evaluate's default.
 
@@ -59,40 +63,48 @@ def local_rise(curve: dict[str, np.ndarray], at: float, key: str = "train_loss")
     return float((curve[key][i - 1] + curve[key][i + 1]) / 2 - curve[key][i])
 
 
-def analyse(rows: list[dict], curves: list[dict[str, np.ndarray]], config: Setting) -> dict:
+def rises(curves: dict[int, dict[str, np.ndarray]]) -> dict[int, dict[str, float]]:
+    """{seed: the training loss's local rise at the SB end (a = 0) and at the LB end (a = 1)}."""
+    return {seed: {"sb": local_rise(c, 0.0), "lb": local_rise(c, 1.0)} for seed, c in curves.items()}
+
+
+def analyse(rows: list[dict], curves: dict[int, dict[str, np.ndarray]], config: Setting) -> dict:
+    """The tables' summaries of SB and LB, and each seed's rises along its SB→LB line."""
     sb, lb = group(rows, batch_size=config.small_batch), group(rows, batch_size=config.large_batch)
-    pairs = [(a, b) for a in sb for b in lb if a["seed"] == b["seed"]]
-    return {"sb": summary(sb), "lb": summary(lb),
-            "paired_test_gap": [a["test_accuracy"] - b["test_accuracy"] for a, b in pairs],
-            "paired_sharpness_ratio": {key: [b["sharpness"][key] / a["sharpness"][key] for a, b in pairs
-                                             if a["sharpness"].get(key) and key in b["sharpness"]]
-                                       for key in SHARPNESS_KEYS},
-            "rise": [{"sb": local_rise(c, 0.0), "lb": local_rise(c, 1.0)} for c in curves]}
+    return {"sb": summary(sb), "lb": summary(lb), "rise": rises(curves)}
 
 
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
-    sb, lb, gaps = analysis["sb"], analysis["lb"], analysis["paired_test_gap"]
-    out = []
-    reached = f"(reached the target: SB {sb['reached']}/{sb['runs']}, LB {lb['reached']}/{lb['runs']})"
-    verdict = ("holds" if gaps and all(g > 0 for g in gaps) else "partly" if gaps and np.mean(gaps) > 0
-               else "does not hold")
-    out.append(("LB minima generalize worse than SB minima at the same training accuracy (Table 2)", verdict,
-                f"test accuracy SB {pm(sb['test_accuracy'], 100)} %, LB {pm(lb['test_accuracy'], 100)} %; "
-                f"train SB {pm(sb['train_accuracy'], 100)} %, LB {pm(lb['train_accuracy'], 100)} % {reached}; "
-                "SB − LB test accuracy per seed: " + ", ".join(f"{100 * g:+.2f}" for g in gaps) + " points"))
-    ratios = analysis["paired_sharpness_ratio"]
-    sharper = {key: bool(values) and all(v > 1 for v in values) for key, values in ratios.items()}
-    verdict = "holds" if all(sharper.values()) else "partly" if any(sharper.values()) else "does not hold"
-    out.append(("LB minima are sharper than SB minima, in the full space and in random 100-dim subspaces at "
-                "ε = 1e-3 and 5e-4 (Tables 3–4)", verdict,
-                "; ".join(f"{key}: SB {pm(sb['sharpness'][key])}, LB {pm(lb['sharpness'][key])} "
-                          f"(LB/SB per seed {', '.join(f'{v:.2f}' for v in ratios[key])})" for key in SHARPNESS_KEYS)))
-    rises = analysis["rise"]
-    steeper = [r["lb"] > r["sb"] for r in rises]
-    verdict = "holds" if rises and all(steeper) else "partly" if any(steeper) else "does not hold"
+def claims(rows: list[dict], curves: dict[int, dict[str, np.ndarray]], config: Setting) -> list[Claim]:
+    """Tables 2–4 and Figure 3's claims, each an effect paired by seed (SB and LB share the initialization and the
+    training subset) compared at the same stop target."""
+    sb, lb = group(rows, batch_size=config.small_batch), group(rows, batch_size=config.large_batch)
+    summaries = {"sb": summary(sb), "lb": summary(lb)}
+    compared = stopped_alike(sb, lb)
+    reached = f"reached the target: SB {summaries['sb']['reached']}/{summaries['sb']['runs']}, " \
+              f"LB {summaries['lb']['reached']}/{summaries['lb']['runs']}"
+    gap = paired_difference(by_seed(sb, test_points), by_seed(lb, test_points),
+                            name="mean test accuracy difference SB − LB (points)")
+    out = [("LB minima generalize worse than SB minima at the same training accuracy (Table 2)",
+            verdict(gap, "greater", comparability=compared),
+            f"test accuracy (%) SB {summaries['sb']['test_accuracy'].text(100)}, LB "
+            f"{summaries['lb']['test_accuracy'].text(100)}; "
+            f"train accuracy (%) SB {summaries['sb']['train_accuracy'].text(100)}, LB "
+            f"{summaries['lb']['train_accuracy'].text(100)}; " + reached)]
+    for key in SHARPNESS_KEYS:  # One claim per space and ε: each is a row of Tables 3–4.
+        ratio = sharpness_log_ratio(lb, sb, key, "φ_LB / φ_SB")
+        out.append((f"LB minima are sharper than SB minima: φ {key} (Tables 3–4)",
+                    verdict(ratio, "greater", comparability=compared),
+                    f"φ {key}: SB {summaries['sb']['sharpness'][key].text()}, "
+                    f"LB {summaries['lb']['sharpness'][key].text()}"))
+    rise = rises(curves)
+    steeper = paired_difference({s: r["lb"] for s, r in rise.items()}, {s: r["sb"] for s, r in rise.items()},
+                                name="mean rise of the training loss, LB end − SB end")
+    seeds = set(rise)
     out.append(("Along the SB→LB line the training loss rises more steeply around the LB minimum (Figure 3)",
-                verdict, "rise of the training loss 0.1 of the way out on either side, SB end vs LB end, per seed: "
-                + ", ".join(f"{r['sb']:.4f} vs {r['lb']:.4f}" for r in rises)))
+                verdict(steeper, "greater", comparability=stopped_alike(*(
+                    [r for r in runs if r["seed"] in seeds] for runs in (sb, lb)))),
+                "rise of the training loss 0.1 of the way out on either side, SB end vs LB end, per seed: "
+                + ", ".join(f"seed {s}: {r['sb']:.4f} vs {r['lb']:.4f}" for s, r in rise.items())))
     return out
 
 
@@ -124,18 +136,18 @@ def table_rows(analysis: dict) -> list[str]:
     rows = [header, "|---" * (6 + len(SHARPNESS_KEYS)) + "|"]
     for name in ("sb", "lb"):
         s = analysis[name]
-        rows.append(f"| {name.upper()} | {pm(s['train_accuracy'], 100)} | {pm(s['test_accuracy'], 100)} | "
-                    f"{pm(s['epochs_run'], digits=1)} | {s['reached']}/{s['runs']} | "
-                    f"{pm(s['weight_norm'], digits=1)} | "
-                    + " | ".join(pm(s["sharpness"][key]) for key in SHARPNESS_KEYS) + " |")
+        rows.append(f"| {name.upper()} | {s['train_accuracy'].text(100)} | {s['test_accuracy'].text(100)} | "
+                    f"{s['epochs_run'].text(digits=3)} | {s['reached']}/{s['runs']} | "
+                    f"{s['weight_norm'].text()} | "
+                    + " | ".join(s["sharpness"][key].text() for key in SHARPNESS_KEYS) + " |")
     return rows
 
 
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
-        train: bool = True) -> list[tuple[str, str, str]]:
+        train: bool = True) -> list[Claim]:
     started, config, commands = start_part("table", smoke=smoke, seed=seed, work_dir=work_dir, train=train)
     rows = read_rows(work_dir / "sb_lb")
-    curves, evaluations = [], []
+    curves, evaluations = {}, []
     for s in config.seeds:
         prefix = work_dir / "sb_lb" / f"interpolation_seed{s}"
         if not train and not Path(f"{prefix}.json").exists():
@@ -145,7 +157,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         if not Path(f"{prefix}.json").exists():  # Written last: a finished interpolation is reused.
             print(f"[table] {shown(argv)}", flush=True)
             subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-        curves.append(read_curve(Path(f"{prefix}.csv")))
+        curves[s] = read_curve(Path(f"{prefix}.csv"))
     analysis = analyse(rows, curves, config)
     statuses = sorted({status for r in rows for status in r["status"].values()})
     train_minutes = sum(r["wall_seconds"] or 0 for r in rows) / 60
@@ -165,6 +177,8 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             + " (10 iterations: the paper's budget, so the maxima are inexact).", ""]
 
     return write_part(output, "table", started=started, command=command, train=train, analysis=analysis, runs=rows,
-                      claims=verdicts(analysis), plot=lambda path: plot_interpolation(curves, path),
+                      claims=claims(rows, curves, config),
+                      plot=lambda path: plot_interpolation(list(curves.values()), path),
                       figure=("table_interpolation.png", "SB to LB interpolation"),
-                      extra={"curves": [{k: v.tolist() for k, v in c.items()} for c in curves]}, section=section)
+                      extra={"curves": [{k: v.tolist() for k, v in c.items()} for c in curves.values()]},
+                      section=section)

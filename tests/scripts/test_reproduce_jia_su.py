@@ -14,99 +14,133 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from jia_su import regularizer, scenarios, setup  # noqa: E402
 
+WORDS = ("supports", "contradicts", "inconclusive", "not comparable")
 
-def _runs(axis, settings, errors, metrics, seeds=(0, 1)):
-    """A collect()-like frame: one row per (setting, seed), test error and metrics from the given functions."""
+
+def _runs(axis, settings, errors, metrics, seeds=(0, 1), reached=lambda value, seed: True):
+    """A collect()-like frame: one finished row per (setting, seed), test error and metrics from the given functions,
+    each run trained to a 99.9 % training-accuracy stop (the stop/... columns) and reaching it unless `reached`
+    says not."""
     rows = []
     for value in settings:
         for seed in seeds:
             row = {"state": "done", axis: value, "seed": seed, "test_error": errors(value, seed),
                    "train_loss": 0.01 * (seed + 1), "train_accuracy": 1.0, "last_epoch_train_loss": 0.02,
-                   "confusion_loss": np.nan, "reached_target": True, "epochs_run": 10 + seed}
+                   "confusion_loss": np.nan, "reached_target": reached(value, seed), "epochs_run": 10 + seed,
+                   "stop/criterion": "train_accuracy", "stop/target": 0.999,
+                   "stop/reached_target": reached(value, seed)}
             row.update({m: f(value, seed) for m, f in metrics.items()})
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def test_summary_is_mean_and_sample_std_per_setting_and_tau_follows_the_ordering():
+def test_per_setting_summaries_and_rankings_over_the_runs():
     settings = [0, 250, 500]
     errors = {0: [10.0, 12.0], 250: [20.0, 22.0], 500: [30.0, 34.0]}
     df = _runs("confusion_size", settings, lambda v, s: errors[v][s], {
         "fisher_logdet": lambda v, s: 100.0 + v + s,  # Orders the runs exactly as the test error does: τ = 1.
-        "frobenius": lambda v, s: 1.0 + 0 * v,  # Constant: no τ (scipy gives NaN for a constant input).
+        "frobenius": lambda v, s: 1.0 + 0 * v,  # Constant: no τ.
         "spectral_radius": lambda v, s: -float(v) - s,  # Exactly reversed: τ = −1.
         "robustness": lambda v, s: [5.0, 1.0][s],  # Only the seed: ties within each seed.
     })
-    summary = setup.summarize(df, "confusion_size", settings)
+    summary = setup.per_setting(df, "confusion_size", settings)
     assert [s["test_error"]["mean"] for s in summary] == [11.0, 21.0, 32.0]
     assert summary[2]["test_error"]["std"] == pytest.approx(np.std([30.0, 34.0], ddof=1))
+    assert setup.cell(summary[2]["test_error"]) == "32 ± 2.828 (n = 2)"
     assert [s["n"] for s in summary] == [2, 2, 2] and summary[0]["epochs"] == [10, 11]
-    ranks = {r["metric"]: r for r in setup.ranking(df, summary)}
-    assert ranks["fisher_logdet"]["tau_runs"] == pytest.approx(1.0) and ranks["fisher_logdet"]["n_runs"] == 6
-    assert ranks["spectral_radius"]["tau_runs"] == pytest.approx(-1.0)
-    assert ranks["fisher_logdet"]["tau_means"] == pytest.approx(1.0)
-    assert np.isnan(ranks["frobenius"]["tau_runs"])
+    ranks = setup.ranking(df, "confusion_size")
+    assert ranks["fisher_logdet"].tau.estimate == pytest.approx(1.0) and ranks["fisher_logdet"].tau.n == 6
+    assert ranks["spectral_radius"].tau.estimate == pytest.approx(-1.0)
+    assert np.isnan(ranks["frobenius"].tau.estimate)
     # robustness: errors (10, 20, 30) for seed 0 and (12, 22, 34) for seed 1 against 5 and 1. Of the 15 pairs, 6 tie
     # in robustness (same seed); of the 9 others, concordant when the seed-0 run has the higher error: (20, 12),
     # (30, 12), (30, 22) → 3, discordant 6; τ_b = (3 − 6) / sqrt((15 − 6) · 15).
-    assert ranks["robustness"]["tau_runs"] == pytest.approx((3 - 6) / np.sqrt(9 * 15))
+    assert ranks["robustness"].tau.estimate == pytest.approx((3 - 6) / np.sqrt(9 * 15))
+    # Within each setting the seed-1 run has the larger γ̂ and error: τ = 1 in all 3; across the settings within each
+    # seed too (2 groups).
+    assert ranks["fisher_logdet"].within_setting == pytest.approx(1.0)
+    assert ranks["fisher_logdet"].groups == {"within_setting": 3, "across_settings": 2}
+    assert setup.baseline(df).estimate == pytest.approx(ranks["robustness"].tau.estimate * -1)  # loss rises with s.
 
 
-def test_verdicts_follow_the_paper_claims_per_scenario():
-    summary = [{"setting": v, "n": 3, "reached_target": 3, "test_error": {"mean": e, "std": 0.1},
-                "train_loss": {"values": [0.001, 0.002, 0.003]}} for v, e in (("none", 30.0), ("flip", 25.0),
-                                                                              ("crop1_flip", 21.0),
-                                                                              ("crop4_flip", 20.0))]
-    ranks = [{"metric": "fisher_logdet", "tau_runs": 0.6, "p_runs": 0.01, "n_runs": 12, "tau_means": 1.0,
-              "n_means": 4},
-             {"metric": "frobenius", "tau_runs": 0.7, "p_runs": 0.001, "n_runs": 12, "tau_means": 1.0, "n_means": 4},
-             {"metric": "spectral_radius", "tau_runs": 0.2, "p_runs": 0.4, "n_runs": 12, "tau_means": 0.3,
-              "n_means": 4},
-             {"metric": "robustness", "tau_runs": float("nan"), "p_runs": float("nan"), "n_runs": 2,
-              "tau_means": float("nan"), "n_means": 2}]
-    found = {claim: verdict for claim, verdict, _ in scenarios.verdicts("augment", summary, ranks)}
-    # Error falls from none to crop4_flip: the trend holds (τ of position and error = −1, flipped for augment).
-    assert found["The test error rises with a weaker augmentation (reversed order)"] == "holds"
-    assert found["γ̂ (Fisher log-det) tracks the test error (paper: it does)"] == "holds"
-    # Scenario II's paper says Frobenius and spectral radius fail: a significant τ > 0 contradicts it.
-    assert found["Frobenius norm ‖I‖_F² fails to track the test error (paper: it fails)"] == "does not hold"
-    assert found["spectral radius ρ fails to track the test error (paper: it fails)"] == "partly"
-    assert found["robustness fails to track the test error (paper: it fails)"] == scenarios.NOT_MEASURED
-    alone = [dict(summary[0])] + [dict(entry, n=0) for entry in summary[1:]]  # Runs of one setting only.
-    assert {v for c, v, _ in scenarios.verdicts("augment", alone, ranks) if "tracks" in c or "fails" in c} \
-        == {scenarios.NOT_MEASURED}
-    assert found["Every model ends at a near-zero, similar training loss (the paper's premise)"] == "holds"
-    summary[3]["reached_target"] = 1
-    batch = {claim: verdict for claim, verdict, _ in scenarios.verdicts("batch_size", summary, ranks)}
-    assert batch["The test error rises with a larger batch"] == "does not hold"
-    assert batch["spectral radius ρ tracks the test error (paper: it does)"] == "partly"
-    assert batch["Every model ends at a near-zero, similar training loss (the paper's premise)"] == "partly"
+def _scenario(axis, order, error, metrics, seeds=(0, 1, 2), **kwargs):
+    df = _runs(axis, order, error, metrics, seeds=seeds, **kwargs)
+    runs = setup.done_runs(df, axis, order)
+    ranks, base = setup.ranking(runs, axis), setup.baseline(runs)
+    found = scenarios.claims(axis, runs, order, setup.per_setting(df, axis, order), ranks, base)
+    return {claim: verdict for claim, verdict, _ in found}, found
 
 
-def test_regularizer_paired_differences_and_verdicts():
-    def entry(values, seeds=(0, 1, 2)):
-        return {"values": values, "mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)),
-                "seeds": list(seeds)}
-    summary = [{"setting": "none", "n": 3, "reached_target": 3, "test_error": entry([20.0, 21.0, 22.0]),
-                "fisher_logdet": entry([100.0, 110.0, 120.0]), "train_loss": entry([0.01, 0.01, 0.01])},
-               {"setting": "fisher", "n": 3, "reached_target": 2, "test_error": entry([19.0, 19.5, 21.5]),
-                "fisher_logdet": entry([105.0, 112.0, 124.0]), "train_loss": entry([0.02, 0.02, 0.02])}]
-    error = regularizer.paired(summary, "test_error")
-    assert error["values"] == [-1.0, -1.5, -0.5] and error["mean"] == pytest.approx(-1.0)
-    assert error["std"] == pytest.approx(0.5)
-    gamma = regularizer.paired(summary, "fisher_logdet")
-    assert gamma["mean"] == pytest.approx(11 / 3)
-    # Pairs by seed: a seed one side lacks is left out, and the order of the runs does not matter.
-    summary[1]["fisher_logdet"] = entry([124.0, 105.0], seeds=(2, 0))
-    assert regularizer.paired(summary, "fisher_logdet")["values"] == [5.0, 4.0]
-    summary[1]["fisher_logdet"] = entry([105.0, 112.0, 124.0])
-    found = {c: v for c, v, _ in regularizer.verdicts(summary, {"test_error": error, "fisher_logdet": gamma})}
-    assert found["The regularizer lowers the test error (Table 1)"] == "holds"  # −1.0 + 0.5 < 0
-    assert found["The regularizer lowers γ̂ at the end of training (Table 2)"] == "does not hold"
-    assert found["Both reach minima of similar training loss (Table 2 compares such minima)"] == "partly"
-    nothing = {"values": [], "mean": float("nan"), "std": 0.0, "n": 0}
-    assert {v for _, v, _ in regularizer.verdicts(summary, {"test_error": nothing, "fisher_logdet": nothing})} \
-        == {regularizer.NOT_MEASURED}
+NOISE = (0.0, 0.4, -0.3)  # Per-seed offsets of the test error (%): a spread, far below the settings' differences.
+
+
+def test_scenario_claims_follow_taus_interval():
+    # Confusion: the error rises by 4 points a setting; γ̂ follows it, Frobenius reverses it, the spectral radius
+    # follows the seed alone (τ 0), robustness follows the error (the paper says it fails: that contradicts it).
+    order = [0, 250, 500]
+    found, lines = _scenario("confusion_size", order, lambda v, s: 10 + v / 62.5 + NOISE[s], {
+        "fisher_logdet": lambda v, s: 50 + v / 10 + NOISE[s], "frobenius": lambda v, s: -v - NOISE[s],
+        "spectral_radius": lambda v, s: float(s), "robustness": lambda v, s: v + NOISE[s]})
+    assert {c: v.word for c, v in found.items()} == {
+        "The test error rises with a larger confusion set": "supports",
+        "γ̂ (Fisher log-det) ranks the test error across the runs (paper: it tracks it)": "supports",
+        "Frobenius norm ‖I‖_F² ranks the test error across the runs (paper: it tracks it)": "contradicts",
+        "spectral radius ρ ranks the test error across the runs (paper: it tracks it)": "inconclusive",
+        "robustness is unrelated to the test error, |τ_b| < 0.3 (paper: it fails to track it)": "contradicts"}
+    assert found["The test error rises with a larger confusion set"].effect.n == 9
+    assert "training-loss baseline τ_b(train loss, test error)" in lines[1][2] and "| train loss)" in lines[1][2]
+    # Augmentation: the error falls along the order (the paper's direction "less"); with 12 seeds a setting,
+    # robustness set by the seed alone is unrelated to the error: its τ's interval lies inside ±0.3.
+    order = ["none", "flip", "crop1_flip", "crop4_flip"]
+    seeds = tuple(range(12))
+    found, _ = _scenario("augment", order, lambda v, s: 30 - 3 * order.index(v) + s / 100, {
+        "fisher_logdet": lambda v, s: -order.index(v) + s / 1000, "frobenius": lambda v, s: 1.0 + s,
+        "spectral_radius": lambda v, s: 1.0 + s, "robustness": lambda v, s: float(s % 2)}, seeds=seeds)
+    assert found["The test error falls with stronger augmentation"].word == "supports"
+    assert found["The test error falls with stronger augmentation"].direction == "less"
+    robust = found["robustness is unrelated to the test error, |τ_b| < 0.3 (paper: it fails to track it)"]
+    assert robust.word == "supports", robust.text()
+    # Batch size: the error set by the seed alone does not rise with the batch: inside the noise.
+    found, _ = _scenario("batch_size", [32, 64, 128], lambda v, s: 20 + NOISE[s], {
+        m: (lambda v, s: v + s) for m in setup.METRICS})
+    assert found["The test error rises with a larger batch"].word == "inconclusive"
+    # One run short of the stop, or two runs in all: nothing is comparable.
+    found, _ = _scenario("batch_size", [32, 64, 128], lambda v, s: v + NOISE[s], {m: (lambda v, s: v + s)
+                                                                                  for m in setup.METRICS},
+                         reached=lambda v, s: (v, s) != (128, 2))
+    assert {v.word for v in found.values()} == {"not comparable"}
+    found, _ = _scenario("batch_size", [32, 64], lambda v, s: v, {m: (lambda v, s: v) for m in setup.METRICS},
+                         seeds=(0,))
+    assert {v.word for v in found.values()} == {"not comparable"}
+
+
+def _regularized(error, gamma, seeds=(0, 1, 2), reached=lambda value, seed: True):
+    metrics = {m: (lambda v, s: 1.0 + s) for m in setup.METRICS}
+    df = _runs("regularizer", ["none", "fisher"], error, {**metrics, "fisher_logdet": gamma}, seeds=seeds,
+               reached=reached)
+    settings = setup.per_setting(df, "regularizer", ["none", "fisher"])
+    return {c: v for c, v, _ in regularizer.claims(setup.done_runs(df, "regularizer", ["none", "fisher"]),
+                                                  settings)}
+
+
+def test_regularizer_claims_pair_with_and_without_by_seed():
+    error, gamma = regularizer.CLAIMS["test_error"][0], regularizer.CLAIMS["fisher_logdet"][0]
+    # Lower error on every seed (1, 1.2, 0.8 points: t's interval with 2 df, ±1.2 points, excludes 0), higher γ̂
+    # (5, 4, 4.5).
+    found = _regularized(lambda v, s: 20 + s - (v == "fisher") * [1.0, 1.2, 0.8][s],
+                         lambda v, s: 100 + 10 * s + (v == "fisher") * [5.0, 4.0, 4.5][s])
+    assert found[error].word == "supports" and found[gamma].word == "contradicts"
+    assert found[error].effect.estimate == pytest.approx(-1.0) and found[error].effect.n == 3
+    assert found[gamma].effect.estimate == pytest.approx(4.5)
+    # Differences −1, +1.5, −0.2 points: inside the seed noise.
+    found = _regularized(lambda v, s: 20 + s + (v == "fisher") * [-1.0, 1.5, -0.2][s], lambda v, s: 100.0 + s)
+    assert found[error].word == "inconclusive"
+    found = _regularized(lambda v, s: 20 + s - (v == "fisher"), lambda v, s: 100.0 + s,
+                         reached=lambda v, s: (v, s) != ("fisher", 1))
+    assert {v.word for v in found.values()} == {"not comparable"}
+    assert "1 of 6 runs did not reach train_accuracy >= 0.999" in found[error].comparability.why
+    found = _regularized(lambda v, s: 20 + s - (v == "fisher"), lambda v, s: 100.0 + s, seeds=(0, 1))
+    assert {v.word for v in found.values()} == {"not comparable"} and found[error].effect.n == 2
 
 
 def test_downsample_averages_each_two_by_two_block():
@@ -118,14 +152,35 @@ def test_downsample_averages_each_two_by_two_block():
     assert small[1, 0, 0, 0] == np.rint((16 + 17 + 20 + 21) / 4)
 
 
-@pytest.mark.slow(100)
-def test_smoke_run_writes_the_pages_from_the_sweeps(tmp_path):
-    output, work = tmp_path / "out", tmp_path / "work"
+def reproduce(*flags):
     result = subprocess.run([sys.executable, "scripts/reproduce_jia_su.py", "--smoke", "--part=confusion",
-                             "--part=regularizer", f"--output={output}", f"--work_dir={work}"], cwd=REPO,
-                            capture_output=True, text=True, timeout=900)
+                             "--part=regularizer", *flags], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.slow(120)
+def test_smoke_run_writes_the_pages_from_the_sweeps_and_notrain_rewrites_them(tmp_path):
+    output, work = tmp_path / "out", tmp_path / "work"
+    reproduce(f"--output={output}", f"--work_dir={work}")
+    trained = (output / "README.md").read_text()
+    stdout = reproduce("--notrain", f"--output={output}", f"--work_dir={work}")
+    assert "tfregimes.sweep" not in stdout  # --notrain trains nothing: the page comes from the runs as they are.
     page = (output / "README.md").read_text()
+    lines = [line for line in page.splitlines() if line.startswith("- **")]
+    assert lines == [line for line in trained.splitlines() if line.startswith("- **")]
+    # One run a setting, 2 epochs, no recorded stop target: every claim is not comparable, and its line says why.
+    assert len(lines) == 5 + 2
+    for line in lines:
+        assert line.split("**: ", 1)[1].split(".", 1)[0] in WORDS, line
+        assert "claimed > 0" in line or "claimed < 0" in line or "claimed within ±0.3" in line
+        assert "; not comparable: " in line or "; rule: supports if the 95 % CI lies" in line
+        assert "; compared: " in line
+    for old_word in ("holds", "partly", "does not hold"):
+        assert f"**: {old_word}" not in page
+    for part in ("confusion", "regularizer"):
+        for claim in json.loads((output / f"{part}.json").read_text())["claims"]:
+            assert f"- **{claim['claim']}**: {claim['word']}. {claim['numbers']}." in page
     assert "## Scenario I: size of the confusion set (Figure 1)" in page
     assert "## The Fisher-trace regularizer (§7.2, Tables 1 and 2)" in page
     assert "Parts not run into this folder yet: augmentation, batch_size." in page

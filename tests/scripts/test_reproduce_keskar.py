@@ -11,24 +11,29 @@ from helpers import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 from keskar import batch_size, common, remedies, table  # noqa: E402
+from reproduction import claim_lines  # noqa: E402
+
+from tfregimes.analysis import summarize  # noqa: E402
 
 KEYS = common.SHARPNESS_KEYS
+SB, LB = 256, 1000  # The full setting's batch sizes.
+JITTER = (0.0, 0.003, -0.002)  # Per-seed offsets: a spread across seeds, so every interval has a width.
+WORDS = ("supports", "contradicts", "inconclusive", "not comparable")
 
 
 def make_run(batch, seed, test_accuracy, sharpness, *, augment="none", regularizer="none", reached=True):
+    """A finished run as common.row reads it, trained to a 99 % training-accuracy stop (stop/... as collect's)."""
     return {"run": f"b{batch}_s{seed}", "batch_size": batch, "seed": seed, "augment": augment,
             "regularizer": regularizer, "state": "done", "train_accuracy": 0.995, "test_accuracy": test_accuracy,
             "train_loss": 0.02, "test_loss": 0.4, "epochs_run": 10, "reached_target": reached,
             "stopped_at_epoch": 10 if reached else None, "wall_seconds": 1.0,
             "sharpness": {key: sharpness for key in KEYS}, "status": {key: "STOP" for key in KEYS},
-            "weight_norm": 30.0}
+            "weight_norm": 30.0, "stop/criterion": "train_accuracy", "stop/target": 0.99,
+            "stop/reached_target": reached}
 
 
-def test_mean_std_is_the_sample_std_of_the_finite_values():
-    assert common.mean_std([1.0, 2.0, 3.0, None, float("nan")]) == (2.0, 1.0)
-    assert common.mean_std([4.0]) == (4.0, 0.0)
-    assert all(np.isnan(common.mean_std([None])))
-    assert common.pm((0.5, 0.25), 100) == "50.00 ± 25.00"
+def words(claims):
+    return [verdict.word for _, verdict, _ in claims]
 
 
 def test_local_rise_is_the_curvature_of_a_quadratic_on_each_side():
@@ -39,81 +44,150 @@ def test_local_rise_is_the_curvature_of_a_quadratic_on_each_side():
     assert table.local_rise(curve, 1.0) == pytest.approx(0.08)
 
 
-def _sb_lb(lb_accuracy, lb_sharpness):
-    return [make_run(256, s, 0.90 + s / 1000, 1.0 + s) for s in range(3)] + \
-           [make_run(1000, s, lb_accuracy + s / 1000, lb_sharpness * (1.0 + s)) for s in range(3)]
-
-
-def test_table_verdicts_follow_the_paired_gap_and_sharpness_ratio():
-    config = common.setting(smoke=False, seed=0)
+def _curve(k_sb, k_lb):
     alphas = np.linspace(-1, 2, 31)
-    steep_at_lb = {"alpha": alphas, "train_loss": np.where(alphas < 0.5, alphas ** 2, 5 * (alphas - 1) ** 2)}
-    steep_at_sb = {"alpha": alphas, "train_loss": np.where(alphas < 0.5, 5 * alphas ** 2, (alphas - 1) ** 2)}
-    analysis = table.analyse(_sb_lb(0.88, 10.0), [steep_at_lb, steep_at_lb], config)
-    assert analysis["paired_test_gap"] == pytest.approx([0.02] * 3)
-    assert analysis["paired_sharpness_ratio"]["full_eps1e-3"] == pytest.approx([10.0] * 3)
-    assert analysis["sb"]["sharpness"]["subspace_eps5e-4"] == pytest.approx((2.0, 1.0))
+    return {"alpha": alphas, "train_loss": np.where(alphas < 0.5, k_sb * alphas ** 2, k_lb * (alphas - 1) ** 2)}
+
+
+def _sb_lb(lb_accuracy, lb_sharpness, seeds=(0, 1, 2)):
+    """SB at 90 % test accuracy and sharpness 1 + seed; LB at `lb_accuracy[seed]` and `lb_sharpness[seed]` times
+    SB's sharpness."""
+    return [make_run(SB, s, 0.90 + s / 1000, 1.0 + s) for s in seeds] + \
+           [make_run(LB, s, lb_accuracy[s] + s / 1000, lb_sharpness[s] * (1.0 + s)) for s in seeds]
+
+
+def test_table_claims_follow_the_paired_effects_and_their_intervals():
+    config = common.setting(smoke=False, seed=0)
+    # Clear: LB 2 points worse on every seed, ~10 times sharper, its end of the line ~5 times steeper.
+    rows = _sb_lb([0.88 + j for j in JITTER], [10.0 + 100 * j for j in JITTER])
+    steep_at_lb = {s: _curve(1.0, 5.0 + s) for s in range(3)}
+    found = table.claims(rows, steep_at_lb, config)
+    assert words(found) == ["supports"] * 6
+    gap = found[0][1].effect
+    assert gap.estimate == pytest.approx(2.0 - 100 * np.mean(JITTER)) and gap.n == 3 and gap.low > 0
+    assert found[1][1].effect.estimate == pytest.approx(np.mean([np.log(10.0 + 100 * j) for j in JITTER]))
+    assert found[5][1].effect.estimate == pytest.approx(np.mean([0.01 * (4.0 + s) for s in range(3)]))
+    # The opposite on every seed: LB better, flatter, its end of the line shallower.
+    flat_lb = _sb_lb([0.92 + j for j in JITTER], [0.1 + j for j in JITTER])
+    assert words(table.claims(flat_lb, {s: _curve(5.0 + s, 1.0) for s in range(3)}, config)) == ["contradicts"] * 6
+    # Inside the seed noise: the gap is +2, −1.5, +0.5 points, LB/SB 2, 0.5, 1.1, the rises cross.
+    noisy = _sb_lb([0.88, 0.915, 0.895], [2.0, 0.5, 1.1])
+    assert words(table.claims(noisy, {0: _curve(1, 2), 1: _curve(2, 1), 2: _curve(1, 1.2)}, config)) \
+        == ["inconclusive"] * 6
+    # One LB run stopped short of the target: every claim compares LB's minima with SB's, so none is comparable.
+    short = _sb_lb([0.88 + j for j in JITTER], [10.0 + 100 * j for j in JITTER])
+    short[3].update(reached_target=False, **{"stop/reached_target": False})
+    found = table.claims(short, steep_at_lb, config)
+    assert words(found) == ["not comparable"] * 6 and "1 of 6 runs did not reach" in found[0][1].comparability.why
+    # Runs without a stop target (before metrics.json had a `stop`): not comparable either.
+    unstopped = [{k: v for k, v in r.items() if not k.startswith("stop/")} for r in rows]
+    assert words(table.claims(unstopped, steep_at_lb, config)) == ["not comparable"] * 6
+    # Two seeds: n < 3.
+    two = _sb_lb([0.88, 0.883], [10.0, 10.3], seeds=(0, 1))
+    found = table.claims(two, {0: _curve(1, 5), 1: _curve(1, 6)}, config)
+    assert words(found) == ["not comparable"] * 6 and found[0][1].effect.n == 2
+
+
+def test_table_summaries_are_the_librarys():
+    config = common.setting(smoke=False, seed=0)
+    analysis = table.analyse(_sb_lb([0.88] * 3, [10.0] * 3), {0: _curve(1.0, 5.0)}, config)
+    assert analysis["sb"]["sharpness"]["subspace_eps5e-4"] == summarize([1.0, 2.0, 3.0])
+    assert analysis["sb"]["sharpness"]["full_eps1e-3"].text() == "2 ± 1 (n = 3)"
     assert analysis["rise"][0] == pytest.approx({"sb": 0.01, "lb": 0.05})
-    assert [v for _, v, _ in table.verdicts(analysis)] == ["holds", "holds", "holds"]
-    flat_lb = table.analyse(_sb_lb(0.92, 0.5), [steep_at_sb], config)
-    assert [v for _, v, _ in table.verdicts(flat_lb)] == ["does not hold", "does not hold", "does not hold"]
-    mixed = table.analyse(_sb_lb(0.88, 0.5), [steep_at_lb, steep_at_sb], config)
-    assert [v for _, v, _ in table.verdicts(mixed)] == ["holds", "does not hold", "partly"]
+    assert "| SB | 99.5 ± 0 (n = 3) | 90.1 ± 0.1 (n = 3) |" in "\n".join(table.table_rows(analysis))
 
 
-def test_batch_trend_is_kendalls_tau_with_the_right_sign():
-    rows = [make_run(b, s, 0.9 - i / 100 + s / 1000, (i + 1) * 2.0 + s / 10)
+def _batches(sharpness, accuracy, reached=lambda b, s: True):
+    return [make_run(b, s, accuracy(i, s), sharpness(i, s), reached=reached(b, s))
             for i, b in enumerate((64, 128, 256, 512, 1000)) for s in range(3)]
-    analysis = batch_size.analyse(rows)
-    assert analysis["batches"] == [64, 128, 256, 512, 1000]
-    assert analysis["per_batch"][128]["sharpness"]["full_eps1e-3"] == pytest.approx((4.1, 0.1))
+
+
+def test_batch_size_claims_are_kendalls_tau_over_the_runs():
+    rows = _batches(lambda i, s: (i + 1) * 2.0 + s / 10, lambda i, s: 0.9 - i / 100 + s / 1000)
+    found = batch_size.claims(rows)
+    assert words(found) == ["supports"] * 5
     # Perfectly concordant, with 5 groups of 3 tied batch sizes: τ_b = 90 / sqrt((105 − 15) · 105) over 105 pairs.
-    assert analysis["trend"]["full_eps1e-3"]["tau"] == pytest.approx(90 / np.sqrt(90 * 105))
-    assert analysis["trend"]["test_accuracy"]["tau"] < -0.8 and analysis["trend"]["test_accuracy"]["n"] == 15
-    assert [v for _, v, _ in batch_size.verdicts(analysis)] == ["holds"]
-    rows[0]["reached_target"] = False  # Batch 64, seed 0: one run short of the target makes the trend partial.
-    assert [v for _, v, _ in batch_size.verdicts(batch_size.analyse(rows))] == ["partly"]
-    reversed_rows = [dict(r, sharpness={k: 100 - v for k, v in r["sharpness"].items()},
-                          test_accuracy=1.5 - r["test_accuracy"]) for r in rows]
-    assert [v for _, v, _ in batch_size.verdicts(batch_size.analyse(reversed_rows))] == ["does not hold"]
+    assert found[0][1].effect.estimate == pytest.approx(90 / np.sqrt(90 * 105)) and found[0][1].effect.n == 15
+    assert found[4][1].direction == "less" and found[4][1].effect.estimate < -0.8
+    assert batch_size.analyse(rows)["per_batch"][128]["sharpness"]["full_eps1e-3"].mean == pytest.approx(4.1)
+    flatter = _batches(lambda i, s: 100 - (i + 1) * 2.0 - s / 10, lambda i, s: 0.8 + i / 100 + s / 1000)
+    assert words(batch_size.claims(flatter)) == ["contradicts"] * 5
+    # Sharpness and accuracy set by the seed alone: τ_b with the batch size is 0, inside the seed noise.
+    seed_only = _batches(lambda i, s: 1.0 + s, lambda i, s: 0.9 + s / 100)
+    found = batch_size.claims(seed_only)
+    assert words(found) == ["inconclusive"] * 5 and found[0][1].effect.estimate == pytest.approx(0.0)
+    short = _batches(lambda i, s: (i + 1) * 2.0 + s / 10, lambda i, s: 0.9 - i / 100 + s / 1000,
+                     reached=lambda b, s: (b, s) != (64, 0))
+    found = batch_size.claims(short)
+    assert words(found) == ["not comparable"] * 5 and "batch 64 (2/3 reached)" in found[0][2]
+    assert words(batch_size.claims(_batches(lambda i, s: i, lambda i, s: -i)[:2])) == ["not comparable"] * 5
 
 
-def test_remedy_verdicts_compare_with_sb_and_plain_lb():
-    sb = [make_run(256, s, 0.90, 1.0) for s in range(3)]
-    lb = [make_run(1000, s, 0.86, 20.0) for s in range(3)]
-    augmented = [make_run(1000, s, 0.89, 15.0, augment="crop1_flip", reached=False) for s in range(3)]
-    conservative = [make_run(1000, s, 0.87, 0.5, regularizer="proximal") for s in range(3)]
-    analysis = remedies.analyse({"sb": sb, "lb": lb, "augmented": augmented, "conservative": conservative})
-    assert analysis["lb"]["gap_to_sb"] == pytest.approx(0.04)
-    assert analysis["augmented"]["gap_to_sb"] == pytest.approx(0.01)
-    assert analysis["augmented"]["reached"] == 0
-    # Augmented: gap 4 → 1 points (at most half), sharpness 15 > 2·1 (stays sharp), but short of the target: both
-    # only partly. Conservative: gap 4 → 3 (narrower, not halved: partly), sharpness 0.5 < SB's 1 (not sharp).
-    assert [v for _, v, _ in remedies.verdicts(analysis)] == ["partly", "partly", "partly", "does not hold"]
-    for run in augmented:
-        run["reached_target"] = True
-    analysis = remedies.analyse({"sb": sb, "lb": lb, "augmented": augmented, "conservative": conservative})
-    assert [v for _, v, _ in remedies.verdicts(analysis)][:2] == ["holds", "holds"]
-    lb[0]["test_accuracy"], lb[1]["test_accuracy"] = 0.80, 0.92  # LB's spread (6 points) swamps its 4-point gap.
-    analysis = remedies.analyse({"sb": sb, "lb": lb, "augmented": augmented, "conservative": conservative})
-    assert [v for _, v, _ in remedies.verdicts(analysis)][:2] == ["partly", "holds"]
+def _remedies(augmented_accuracy, augmented_sharpness, augmented_reached=True):
+    return {"sb": [make_run(SB, s, 0.90 + JITTER[s], 1.0 + s) for s in range(3)],
+            "lb": [make_run(LB, s, 0.86 + JITTER[s], 20.0 * (1 + s)) for s in range(3)],
+            "augmented": [make_run(LB, s, augmented_accuracy[s], augmented_sharpness[s] * (1 + s),
+                                   augment="crop1_flip", reached=augmented_reached) for s in range(3)],
+            # Conservative training: worse than LB on every seed, flatter than SB.
+            "conservative": [make_run(LB, s, 0.84 - JITTER[s], 0.5 + s / 10, regularizer="proximal")
+                             for s in range(3)]}
+
+
+def test_remedy_claims_pair_each_remedy_with_plain_lb_and_sb():
+    groups = _remedies([0.89 - j for j in JITTER], [15.0 + 10 * j for j in JITTER])
+    found = {claim: verdict.word for claim, verdict, _ in remedies.claims(groups)}
+    assert list(found.values()) == ["supports"] * 3 + ["contradicts"] * 3
+    assert found["Augmented LB raises the test accuracy above plain LB's (Table 6)"] == "supports"
+    assert found["Conservative LB minima stay sharper than SB's: φ full_eps5e-4 (Table 7)"] == "contradicts"
+    raised = remedies.claims(groups)[0][1].effect
+    assert raised.estimate == pytest.approx(3.0 - 200 * np.mean(JITTER)) and raised.n == 3
+    # Augmentation within the seed noise of LB: +1, −1, +0.5 points; sharpness ratios to SB 2, 0.5, 1.2.
+    noisy = _remedies([0.87, 0.853, 0.863], [2.0, 0.5, 1.2])
+    assert words(remedies.claims(noisy))[:3] == ["inconclusive"] * 3
+    # Augmented runs short of the target: their claims are not comparable; conservative training's still are.
+    short = _remedies([0.89 - j for j in JITTER], [15.0 + 10 * j for j in JITTER], augmented_reached=False)
+    assert words(remedies.claims(short)) == ["not comparable"] * 3 + ["contradicts"] * 3
+    # No augmented run finished: n = 0.
+    assert words(remedies.claims({**groups, "augmented": []}))[:3] == ["not comparable"] * 3
+
+
+def test_claim_lines_give_the_word_then_the_verdicts_effect_and_rule():
+    lines = claim_lines(batch_size.claims(_batches(lambda i, s: i + s / 10, lambda i, s: 0.9 - i / 100)))
+    claims = [line for line in lines if line.startswith("- **")]
+    assert len(claims) == 5
+    for line in claims:
+        assert line.split("**: ", 1)[1].split(".", 1)[0] in WORDS
+        assert "rule: supports if the 95 % CI lies" in line and "compared: all 15 runs reached" in line
+
+
+def reproduce(*flags):
+    result = subprocess.run([sys.executable, "scripts/reproduce_keskar.py", *flags], cwd=REPO, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
+    """--smoke, then --smoke --notrain on the same folders (the page rewritten from the runs, training nothing)."""
     tmp = tmp_path_factory.mktemp("keskar")
     output, work = tmp / "page", tmp / "work"
-    result = subprocess.run([sys.executable, "scripts/reproduce_keskar.py", "--smoke", f"--output={output}",
-                             f"--work_dir={work}"], cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output, work / "smoke"
+    reproduce("--smoke", f"--output={output}", f"--work_dir={work}")
+    trained = (output / "README.md").read_text()
+    stdout = reproduce("--smoke", "--notrain", f"--output={output}", f"--work_dir={work}")
+    assert "--notrain: reading the runs that finished, training nothing" in stdout
+    assert "tfregimes.sweep" not in stdout and "tfregimes.evaluate" not in stdout
+    return output, work / "smoke", trained
 
 
-@pytest.mark.slow(170)
+@pytest.mark.slow(190)
 def test_smoke_run_writes_the_page_with_numbers_from_the_run_directories(smoke):
     import keras
-    output, work = smoke
+    output, work, trained = smoke
     page = (output / "README.md").read_text()
+    # The rewrite changes nothing but the invocation's minutes (the training run's, kept) and the claims' words.
+    assert [line for line in page.splitlines() if line.startswith("- **")] \
+        == [line for line in trained.splitlines() if line.startswith("- **")]
     for title in ("## SB against LB", "## Sharpness and test accuracy against the batch size", "## Remedies for LB"):
         assert title in page
     results = json.loads((output / "table.json").read_text())
@@ -131,8 +205,20 @@ def test_smoke_run_writes_the_page_with_numbers_from_the_run_directories(smoke):
     curve = results["curves"][0]
     assert curve["alpha"][0] == pytest.approx(-1.0) and curve["alpha"][-1] == pytest.approx(2.0)
     assert len(curve["alpha"]) == table.INTERPOLATION_POINTS
-    for claim, verdict, _ in table.verdicts(results["analysis"]):
-        assert f"**{claim}**: {verdict}." in page
+    for claim in results["claims"]:
+        assert f"- **{claim['claim']}**: {claim['word']}. {claim['numbers']}." in page
+    # One SB and one LB run that trained for 2 epochs with no recorded stop target: every claim is not comparable,
+    # and its line says why.
+    lines = [line for line in page.splitlines() if line.startswith("- **")]
+    assert len(lines) == 6 + 5 + 6
+    for line in lines:
+        word = line.split("**: ", 1)[1].split(".", 1)[0]
+        assert word in WORDS, line
+        assert "claimed > 0" in line or "claimed < 0" in line
+        assert "; not comparable: " in line or "; rule: supports if the 95 % CI lies" in line
+        assert "; compared: " in line
+    for old_word in ("holds", "partly", "does not hold"):
+        assert f"**: {old_word}" not in page
     remedy_runs = json.loads((output / "remedies.json").read_text())["runs"]
     assert remedy_runs["augmented"][0]["augment"] == "crop1_flip"
     assert remedy_runs["conservative"][0]["regularizer"] == "proximal"
