@@ -168,6 +168,7 @@ def test_not_comparable_when_too_few_or_not_at_the_same_target():
     unequal = analysis.Comparability(False, "1 of 6 runs did not reach train_loss <= 0.01")
     result = analysis.verdict(_effect(0.2, 1.0), "greater", comparability=unequal)
     assert result.word == "not comparable" and "did not reach" in result.text()
+    assert "rule: supports if the 95 % CI lies above 0" in result.text()  # The rule is printed with every word.
     exact = analysis.exact_effect(0.95, name="late alignment")
     assert analysis.verdict(exact, "greater").word == "supports"  # A deterministic value needs no seeds.
 

@@ -105,20 +105,28 @@ def verdict(effect: Effect, direction: str, *, margin: float | None = None,
     def made(word: str, reason: str) -> Verdict:
         return Verdict(word, effect, direction, margin, comparability, reason)
 
+    rule = f"rule: {rule_text(direction, margin, effect.confidence)}; not comparable if the runs differ in their " \
+           f"stop target or n < {min_n} per side"  # Printed with every word, so a reader can check it.
     if not comparability.ok:
-        return made(NOT_COMPARABLE, "not comparable: the runs compared differ in how far they were trained")
+        return made(NOT_COMPARABLE, f"not comparable: the runs compared differ in how far they were trained; {rule}")
     if not effect.exact and effect.n < min_n:
-        return made(NOT_COMPARABLE, f"not comparable: n = {effect.n} < {min_n} per side")
+        return made(NOT_COMPARABLE, f"not comparable: n = {effect.n} < {min_n} per side; {rule}")
     low, high = effect.low, effect.high
     if math.isnan(low) or math.isnan(high):
-        return made(NOT_COMPARABLE, "not comparable: no interval could be computed")
-    rule = rule_text(direction, margin, effect.confidence)
+        return made(NOT_COMPARABLE, f"not comparable: no interval could be computed; {rule}")
     if direction == "equivalent":
         if -margin < low and high < margin:
-            return made(SUPPORTS, f"rule: {rule}")
+            return made(SUPPORTS, rule)
         if low >= margin or high <= -margin:
-            return made(CONTRADICTS, f"rule: {rule}")
-        return made(INCONCLUSIVE, f"rule: {rule}")
+            return made(CONTRADICTS, rule)
+        return made(INCONCLUSIVE, rule)
+    sign = 1.0 if direction == "greater" else -1.0
+    lower, upper = sorted((sign * low, sign * high))  # The interval in the claimed direction's frame.
+    if lower > 0:
+        return made(SUPPORTS, rule)
+    if upper < 0:
+        return made(CONTRADICTS, rule)
+    return made(INCONCLUSIVE, rule)
     sign = 1.0 if direction == "greater" else -1.0
     lower, upper = sorted((sign * low, sign * high))  # The interval in the claimed direction's frame.
     if lower > 0:
