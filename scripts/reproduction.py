@@ -25,8 +25,8 @@ def define_common_flags(paper: str, parts: Sequence[str], work_dir_help: str) ->
     flags.DEFINE_multi_enum("part", list(parts), list(parts), "Parts of the paper to run (repeat the flag).")
     flags.DEFINE_bool("smoke", False, "Tiny sizes: runs the whole pipeline in about a minute, reproduces nothing.")
     flags.DEFINE_bool("train", True, "Run (or resume) the part's runs; --notrain writes the pages from the runs "
-                      "already in --work_dir, training nothing (runs that did not finish are left out; each verdict's n says how "
-                      "many it rests on).")
+                      "already in --work_dir, training nothing (runs that did not finish are left out; each verdict's "
+                      "n says how many it rests on).")
     flags.DEFINE_string("output", str(REPO / "docs" / "results" / paper), "Folder of the results page.")
     flags.DEFINE_string("work_dir", str(REPO / "runs" / "reproduce" / paper), work_dir_help)
 
