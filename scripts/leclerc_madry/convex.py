@@ -25,7 +25,7 @@ MOMENTA = (0.0, 0.5, 0.9, 0.95)  # Seed 001 appendix C.3.
 LATE = 30  # The verdicts average the last LATE of the ~300 log-spaced recorded steps.
 # "s_t quickly goes to 1" (§3) gives no number: we read it as "above 0.9", within the 10 % the r_t claim allows.
 ALIGNED = 0.9
-# r_t → 1/(1 − μ) holds only in the limit 2η ≪ (1 − μ)² (the 1-D closed form in the tests is 3 % off at η = 1e-4,
+# r_t → 1/(1 − μ) only in the limit 2η ≪ (1 − μ)² (the 1-D closed form in the tests is 3 % off at η = 1e-4,
 # μ = 0.9); ±10 % of the limit leaves room for that finite-η correction and still tells neighbouring μ apart
 # (1/(1 − μ) doubles from μ = 0.9 to 0.95).
 LIMIT_MARGIN = 0.1
