@@ -108,6 +108,8 @@ def mean_accuracy(records: list[dict], momentum: float, learning_rates) -> np.nd
 def curve_gap(x_ref, y_ref, x, y) -> float:
     """Mean |y − y_ref(x)| over the points of (x, y) inside the finite part of the reference curve (linear in x)."""
     ok_ref = np.isfinite(y_ref)
+    if not ok_ref.any():  # No μ = 0 run finished (--notrain on an interrupted grid): no reference curve.
+        return float("nan")
     xr, yr = np.asarray(x_ref)[ok_ref], np.asarray(y_ref)[ok_ref]
     inside = np.isfinite(y) & (x >= xr.min()) & (x <= xr.max())
     return float(np.mean(np.abs(y[inside] - np.interp(x[inside], xr, yr)))) if inside.any() else float("nan")
