@@ -1,4 +1,4 @@
-"""python scripts/reproduce_leclerc_madry.py [--part=PART ...] [--smoke] [--output=DIR]
+"""python scripts/reproduce_leclerc_madry.py [--part=PART ...] [--smoke] [--notrain] [--output=DIR]
 
 Reproduces seed 001 (Leclerc & Madry 2020, "The Two Regimes of Deep Network Training") at CPU scale and writes
 docs/results/leclerc_madry/: one section per part (`<part>.md`, its JSON and figures) and README.md, which gathers
@@ -6,12 +6,14 @@ the sections that exist, so a part can be rerun alone.
 
 - `convex` (seconds): §3 Figure 2, heavy ball on a quadratic of condition number 1e5; momentum alignment s_t and
   scale r_t computed by tfregimes' `momentum` diagnostic functions.
-- `lr_momentum` (about 15 min on 2 cores): §3.2 Figure 4 and appendix B, test accuracy against the learning rate
+- `lr_momentum` (about 22 min on 2 cores): §3.2 Figure 4 and appendix B, test accuracy against the learning rate
   for several momenta on MNIST-1D, trained with tfregimes, and the learning rate matching a baseline's early loss.
-- `two_phase` (about 15 min): §4.2 Figure 7, two independent phases against the three-stage step schedule over
+- `two_phase` (about 28 min): §4.2 Figure 7, two independent phases against the three-stage step schedule over
   randomly drawn transition epochs, with and without momentum in phase 1, run as sweeps (`python -m tfregimes.sweep`).
 
-`--smoke` runs each part's whole pipeline on tiny sizes in well under a minute (for the test suite).
+`--smoke` runs each part's whole pipeline on tiny sizes in well under a minute (for the test suite); `--notrain`
+trains nothing and writes the network parts' sections from the runs that finished in --work_dir (the convex part, a
+simulation of seconds, reruns). Every verdict is `tfregimes.analysis`'s.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)
     import tensorflow as tf
     tf.get_logger().setLevel("ERROR")
-    # The convex part trains no network, so it has no run directories.
+    # The convex part trains no network, so it has no run directories and always reruns (seconds).
     run_parts(FLAGS.part, lambda part: PARTS[part](output, smoke=FLAGS.smoke, seed=FLAGS.seed, command=command,
-                                                   **({} if part == "convex" else {"work_dir": work_dir})),
+                                                   **({} if part == "convex" else {"work_dir": work_dir,
+                                                                                   "train": FLAGS.train})),
               lambda: write_page(output), output)
 
 

@@ -1,4 +1,4 @@
-"""python scripts/reproduce_lee.py [--part=PART ...] [--smoke] [--output=DIR]
+"""python scripts/reproduce_lee.py [--part=PART ...] [--smoke] [--notrain] [--output=DIR]
 
 Reproduces seed 000 (Lee et al., appendix: large batch with extended exploration and a decay chosen at run time)
 at CPU scale and writes docs/results/lee/: the setting (`setting.md`), one section per part (`<part>.md`, its JSON
@@ -8,11 +8,12 @@ Every part reads the same four sweeps (small batch, large batch with Goyal et al
 large batch with LARS, large batch with extended exploration and the run-time decay; MNIST-1D, `mlp`, same epochs,
 5 seeds), made by `python -m tfregimes.sweep`; the first part to run makes them (17 min with --parallel_sweeps
 on 2 shared cores) and the others reuse them (a sweep rerun skips finished points).
-- `accuracy`: final test accuracy per regime, mean ± std (seed 000's tables), and the large-batch gap.
+- `accuracy`: final test accuracy per regime (seed 000's tables), and the large-batch gap.
 - `curves`: learning curves with the run-time decay points marked (appendix A.3).
 - `margins`: the normalized margin distribution over training per regime (appendix A.1, Figure 1).
 
-`--smoke` runs the whole pipeline on tiny sizes in under a minute (for the test suite).
+`--smoke` runs the whole pipeline on tiny sizes in under a minute (for the test suite); `--notrain` launches no
+sweep and writes the page from the runs that finished in --work_dir. Every verdict is `tfregimes.analysis`'s.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def write_page(output: Path) -> None:
     """README.md: the title, every claim's verdict, the setting and every part's section that exists, in the order
     of PARTS."""
     sections = part_sections(output, ["setting", *PARTS])
-    # A claim line reads "- **claim**: verdict. numbers."; the summary keeps the claim and the verdict.
+    # A claim line reads "- **claim**: word. numbers. (verdict's text)" (reproduction.claim_lines); the summary
+    # keeps the claim and the word.
     claims = [line.split(". ", 1)[0] + f". ({name})" for name in PARTS if name in sections
               for line in sections[name].splitlines() if line.startswith("- **")]
     write_page_of_parts(output, "Seed 000 (Lee et al., appendix) at CPU scale",
@@ -55,12 +57,16 @@ def main(argv):
     started = time.time()
     output, work_dir, command = start("lee", argv)
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
-    sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+    if FLAGS.train:
+        sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+    else:  # The setting still shows the sweeps that made the runs.
+        sweep_commands = regimes.sweep_commands(setting, work_dir)
+        print("[lee] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
     frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
     output.mkdir(parents=True, exist_ok=True)
     writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
                "curves": lambda: sections.write_curves(output, runs, setting.epochs),
-               "margins": lambda: sections.write_margins(output, runs)}
+               "margins": lambda: sections.write_margins(output, frame, runs)}
 
     def write_setting_and_page() -> None:  # The setting's wall time counts the parts too.
         sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)

@@ -2,32 +2,41 @@
 
 Our setting (the paper trains VGG-13-BN on CIFAR-10, appendix C.4; that needs GPUs): MNIST-1D (generated offline,
 4,000 / 1,000 examples), tfregimes' `mlp` (256, 128), batch 64, 20 epochs at a constant learning rate, no weight
-decay, heavy ball μ ∈ {0, 0.5, 0.9}, η on one 11-point log grid over [1e-3, 10^0.5] shared by every μ, 2 seeds.
+decay, heavy ball μ ∈ {0, 0.5, 0.9}, η on one 11-point log grid over [1e-3, 10^0.5] shared by every μ, 3 seeds.
 
 - Figure 4's claim: the test-accuracy-against-η curves of the momenta are shifted copies of each other, the shift
-  being the factor 1/(1 − μ) by which momentum multiplies the step; so plotted against η/(1 − μ) they coincide and
-  the best η/(1 − μ) is the same for every μ.
+  being the factor 1/(1 − μ) by which momentum multiplies the step; so plotted against η/(1 − μ) they coincide
+  (they lie closer to the μ = 0 curve than plotted against η) and the best η/(1 − μ) is the same for every μ.
 - Appendix B: for each μ, the η whose training-loss curve over the first half of training is closest in L2 to the
   baseline's (μ = 0.9 at its best η) is roughly η_base (1 − μ)/(1 − μ_base).
+Each claim is an effect over seeds: every seed's grid is analysed alone (its curves, best η and matches), and the
+seeds' values are compared by seed (`tfregimes.analysis`). Every run trains for the same epochs at a constant η:
+Figure 4 compares test accuracy after an equal budget, appendix B the loss curves, neither a minimum at a common
+training loss.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from reproduction import claim_lines, new_figure, save_figure
+import pandas as pd
+from reproduction import Claim, claim_lines, new_figure, save_figure
 
+from tfregimes.analysis import comparable, mean_effect, paired_difference, verdict
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.results import load_runs
 from tfregimes.training import train_and_evaluate
 from tfregimes.training.config import RunConfig
 
 MOMENTA = (0.0, 0.5, 0.9)  # Figure 4's three momenta.
 BASELINE_MOMENTUM = 0.9
+# "The same η" on a log grid: a best η is only located to within one grid step, so one step off is as equal as the
+# grid can tell; 1.5 steps (in log10 η) counts one step off as equal and two steps off as different.
+STEP_MARGIN = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +62,8 @@ class Setting:
 def setting(smoke: bool, seed: int) -> Setting:
     if smoke:
         return Setting((0.0, BASELINE_MOMENTUM), (1e-2, 1e-1), (seed,), epochs=2, train_subset=128)
-    return Setting(MOMENTA, tuple(float(x) for x in np.logspace(-3, 0.5, 11)), (seed, seed + 1), epochs=20,
+    # 3 seeds: the verdict rule needs n >= 3 to compare (2 seeds made every claim "not comparable").
+    return Setting(MOMENTA, tuple(float(x) for x in np.logspace(-3, 0.5, 11)), (seed, seed + 1, seed + 2), epochs=20,
                    train_subset=0)
 
 
@@ -64,15 +74,23 @@ def run_config(point: Point, grid: Setting, work_dir: Path) -> RunConfig:
                      model_dir=str(work_dir / point.name), verbose=0)
 
 
-def train_point(point: Point, grid: Setting, work_dir: Path) -> dict:
-    """Trains (or resumes, or reads back) one run; its final metrics and per-epoch training losses."""
+def train_point(point: Point, grid: Setting, work_dir: Path) -> None:
+    """Trains (or resumes) one run into its directory under `work_dir`."""
     import keras
-    result = train_and_evaluate(run_config(point, grid, work_dir))
+    train_and_evaluate(run_config(point, grid, work_dir))
     keras.backend.clear_session()
-    with open(result.run_dir.history_path) as f:
-        losses = [float(row["loss"]) for row in csv.DictReader(f)]
-    metrics = result.metrics
-    return {**dataclasses.asdict(point), "diverged": bool(metrics["diverged"]), "epoch_losses": losses,
+
+
+def read_point(point: Point, work_dir: Path) -> dict | None:
+    """One run's final metrics and per-epoch training losses, read back from its directory; None when it did not
+    finish (with --notrain, an interrupted run is left out)."""
+    run_dir = work_dir / point.name
+    if not (run_dir / "metrics.json").exists():
+        return None
+    (record,), _ = load_runs([run_dir])
+    metrics = record.metrics
+    losses = [float(v) for v in pd.to_numeric(record.history()["loss"], errors="coerce")]
+    return {**dataclasses.asdict(point), "diverged": record.diverged, "epoch_losses": losses,
             "test_accuracy": metrics["test_accuracy"], "train_accuracy": metrics["train_accuracy"],
             "wall_seconds": metrics["wall_seconds"]}
 
@@ -90,6 +108,8 @@ def mean_accuracy(records: list[dict], momentum: float, learning_rates) -> np.nd
 def curve_gap(x_ref, y_ref, x, y) -> float:
     """Mean |y − y_ref(x)| over the points of (x, y) inside the finite part of the reference curve (linear in x)."""
     ok_ref = np.isfinite(y_ref)
+    if not ok_ref.any():  # No μ = 0 run finished (--notrain on an interrupted grid): no reference curve.
+        return float("nan")
     xr, yr = np.asarray(x_ref)[ok_ref], np.asarray(y_ref)[ok_ref]
     inside = np.isfinite(y) & (x >= xr.min()) & (x <= xr.max())
     return float(np.mean(np.abs(y[inside] - np.interp(x[inside], xr, yr)))) if inside.any() else float("nan")
@@ -102,6 +122,15 @@ def mean_losses(records, momentum, lr, epochs: int) -> np.ndarray | None:
 
 
 def analyse(records: list[dict], grid: Setting) -> dict:
+    """The curves over every seed (the table and figure), and the same analysis of each seed alone (the claims)."""
+    seeds = sorted({r["seed"] for r in records})
+    return {**analyse_grid(records, grid),
+            "per_seed": {str(s): analyse_grid([r for r in records if r["seed"] == s], grid) for s in seeds}}
+
+
+def analyse_grid(records: list[dict], grid: Setting) -> dict:
+    """Best η per μ, the accuracy curves' gaps to μ = 0's against η and against η/(1 − μ), and appendix B's
+    matched η, of `records` (one seed's, or every seed's averaged)."""
     lrs = np.array(grid.learning_rates)
     accuracy = {mu: mean_accuracy(records, mu, lrs) for mu in grid.momenta}
     best = {mu: float(lrs[np.nanargmax(acc)]) for mu, acc in accuracy.items() if np.isfinite(acc).any()}
@@ -133,31 +162,53 @@ def analyse(records: list[dict], grid: Setting) -> dict:
                 str(mu): m for mu, m in matches.items()}}
 
 
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
-    grid_step = analysis["learning_rates"][1] / analysis["learning_rates"][0]
-    steps = analysis["best_effective_step"]
-    spread = max(steps.values()) / min(steps.values()) if steps else float("nan")
-    gaps = analysis["curve_gap"]
-    collapse = all(g["effective"] < g["raw"] for g in gaps.values()) if gaps else False
-    same_best = spread <= grid_step * 1.01
-    out = [("Test accuracy is set by the step η/(1 − μ): the curves coincide against η/(1 − μ) (Figure 4)",
-            "holds" if collapse and same_best else ("partly" if collapse or same_best else "does not hold"),
-            "best η/(1 − μ): " + ", ".join(f"μ={mu}: {s:.3g}" for mu, s in steps.items())
-            + f" (spread ×{spread:.2f}; grid step ×{grid_step:.2f}); peak test accuracy "
-            + ", ".join(f"μ={mu}: {100 * a:.1f} %" for mu, a in analysis["peak_accuracy"].items())
-            + "; mean |Δ accuracy| to the μ = 0 curve against η "
-            "→ against η/(1 − μ): " + ", ".join(f"μ={mu}: {g['raw']:.3f} → {g['effective']:.3f}"
-                                               for mu, g in gaps.items()))]
-    matches = analysis["matches"]
-    ratios = [m["ratio"] for m in matches.values()]
-    within = all(1 / (grid_step * 1.01) <= r <= grid_step * 1.01 for r in ratios) if ratios else False
-    out.append(("The η matching the baseline's early loss curve is ≈ η_base (1 − μ)/(1 − μ_base) (appendix B)",
-                "holds" if within else "does not hold",
-                f"baseline μ={analysis['baseline']['momentum']}, "
-                f"η={analysis['baseline']['learning_rate']:.3g} (its best); "
-                + ", ".join(f"μ={mu}: matched η={m['matched_lr']:.3g}, predicted {m['predicted_lr']:.3g} "
-                            f"(ratio {m['ratio']:.2f})" for mu, m in matches.items())))
+def seed_values(analysis: dict, value) -> dict[str, float]:
+    """{seed: value(that seed's analysis)}, NaN where it is undefined (the seed's runs all diverged)."""
+    out = {}
+    for seed, a in analysis["per_seed"].items():
+        try:
+            out[seed] = float(value(a))
+        except (KeyError, ValueError):  # No best η, no match or no μ ≠ 0 curve for this seed.
+            out[seed] = float("nan")
     return out
+
+
+def verdicts(analysis: dict) -> list[Claim]:
+    grid_step = np.log10(analysis["learning_rates"][1] / analysis["learning_rates"][0])
+    margin = STEP_MARGIN * grid_step
+    budget = comparable("every (μ, η) trained for the same epochs at a constant η from the same seeds: Figure 4 "
+                        "compares test accuracy after an equal budget and appendix B the loss curves, not minima")
+    raw = seed_values(analysis, lambda a: 100 * np.mean([g["raw"] for g in a["curve_gap"].values()]))
+    effective = seed_values(analysis, lambda a: 100 * np.mean([g["effective"] for g in a["curve_gap"].values()]))
+    collapse = paired_difference(raw, effective, name="gap to μ = 0's curve against η − against η/(1 − μ) (points)")
+
+    def spread(a: dict) -> float:  # The largest |log10| ratio of a μ's best step to μ = 0's.
+        steps = a["best_effective_step"]
+        return max(abs(np.log10(s / steps["0.0"])) for mu, s in steps.items() if mu != "0.0")
+    same_best = mean_effect(seed_values(analysis, spread).values(),
+                            name="largest |log10 best η/(1 − μ) ÷ μ = 0's| (decades)")
+    mismatch = mean_effect(seed_values(analysis, lambda a: max(abs(np.log10(m["ratio"])) for m in
+                                                               a["matches"].values())).values(),
+                           name="largest |log10 matched η ÷ predicted η| (decades)")
+    steps = analysis["best_effective_step"]
+    peaks = ", ".join(f"μ={mu}: {100 * a:.1f} %" for mu, a in analysis["peak_accuracy"].items())
+    pooled = ("over every seed's mean curve, best η/(1 − μ): "
+              + ", ".join(f"μ={mu}: {s:.3g}" for mu, s in steps.items()) + f"; peak test accuracy {peaks}")
+    tolerance = (f"margin ±{margin:.3g} decades: {STEP_MARGIN:g} steps of the η grid (×{10 ** grid_step:.2f} a step), "
+                 "the grid's resolution")
+    return [
+        ("Against η/(1 − μ) the accuracy curves of the momenta lie closer to μ = 0's than against η (Figure 4)",
+         verdict(collapse, "greater", comparability=budget),
+         "mean |Δ accuracy| to the μ = 0 curve, per seed, against η → against η/(1 − μ): "
+         + ", ".join(f"seed {s}: {raw[s]:.2f} → {effective[s]:.2f} points" for s in raw)),
+        ("The best step η/(1 − μ) is the same for every μ (Figure 4)",
+         verdict(same_best, "equivalent", margin=margin, comparability=budget), f"{pooled}; {tolerance}"),
+        ("The η matching the baseline's early loss curve is ≈ η_base (1 − μ)/(1 − μ_base) (appendix B)",
+         verdict(mismatch, "equivalent", margin=margin, comparability=budget),
+         f"baseline μ={analysis['baseline']['momentum']} at each seed's best η; over every seed's mean curve "
+         + ", ".join(f"μ={mu}: matched η={m['matched_lr']:.3g}, predicted {m['predicted_lr']:.3g}"
+                     for mu, m in analysis["matches"].items()) + f"; {tolerance}"),
+    ]
 
 
 def plot(analysis: dict, records: list[dict], path: Path) -> None:
@@ -213,15 +264,23 @@ def write_section(analysis, records, grid: Setting, output: Path, seconds: float
     write_atomically(output / "lr_momentum.md", text)
 
 
-def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path) -> list[tuple[str, str, str]]:
+def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, train: bool = True) -> list[Claim]:
+    """Trains (or resumes; with `train` false, only reads) every point, writes the section and returns its claims."""
     started = time.time()
     grid = setting(smoke, seed)
     points = [Point(mu, lr, s) for mu in grid.momenta for lr in grid.learning_rates for s in grid.seeds]
+    if not train:
+        print("[lr_momentum] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
     records = []
     for i, point in enumerate(points):
-        records.append(train_point(point, grid, work_dir))
-        print(f"[lr_momentum] {i + 1}/{len(points)} {point.name}: test accuracy {records[-1]['test_accuracy']}"
-              f"{' (diverged)' if records[-1]['diverged'] else ''}", flush=True)
+        if train:
+            train_point(point, grid, work_dir)
+        record = read_point(point, work_dir)
+        if record is not None:
+            records.append(record)
+        print(f"[lr_momentum] {i + 1}/{len(points)} {point.name}: "
+              + ("not finished" if record is None else f"test accuracy {record['test_accuracy']}"
+                 + (" (diverged)" if record["diverged"] else "")), flush=True)
     analysis = analyse(records, grid)
     write_section(analysis, records, grid, output, time.time() - started, command)
     return verdicts(analysis)

@@ -1,36 +1,35 @@
 """Seed 000's headline comparison at CPU scale: final test accuracy of the four regimes, same epochs, several seeds.
 
 Claims (seed 000's tables compare small batch, large batch and LARS under Goyal et al.'s schedule with the large
-batch trained by its method; the tables' numbers are not in our copy):
+batch trained by its method; the tables' numbers are not in our copy), each an effect over seeds, paired by seed
+(the regimes share seeds, so each pair shares the initialization and the data order's seed):
 1. the large batch under linear scaling + warm-up falls short of the small batch in the same epochs (the gap the
-   method addresses; without it at our scale, nothing below can be tested);
-2. extended exploration with the run-time decay closes that gap;
-3. it does at least as well as LARS.
-A difference counts when it exceeds twice its standard error over seeds, √(s_a²/n_a + s_b²/n_b).
+   method addresses; without it at our scale, the claims below have nothing to close);
+2. extended exploration with the run-time decay improves on the large batch;
+3. it reaches the small batch's accuracy: equivalent within ±`MATCH_MARGIN` points;
+4. it does at least as well as LARS: no more than `MATCH_MARGIN` points below it (non-inferiority).
+Every regime trains for the same epochs: seed 000's tables compare the regimes at an equal epoch budget, so these
+are claims about the budget, not about minima at a common training loss.
 """
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pandas as pd
+from reproduction import Claim
 
+from tfregimes.analysis import comparable, mean_effect, paired_difference, summarize, verdict
 from tfregimes.results import group_summary, summary_markdown
 
+# "Closes the gap" / "at least as well": within 1 accuracy point. The pilots' gap at 30 epochs was ~4 points (64.3 %
+# against 67–68 %, regimes.setting), so a 1-point margin asks that three quarters of it be gone.
+MATCH_MARGIN = 1.0
+BUDGET = ("every regime trained for the same epochs; seed 000's tables compare regimes at an equal epoch budget, "
+          "not at a common training loss")
 
-def accuracies(runs: list[dict]) -> list[float]:
-    return [r["test_accuracy"] for r in runs if not r["diverged"]]
 
-
-def difference(a: list[float], b: list[float]) -> dict:
-    """mean(a) − mean(b), its standard error over seeds, and whether it exceeds twice that (never with fewer than
-    two values on a side: no spread to compare with)."""
-    if not a or not b:
-        return {"difference": math.nan, "se": math.nan, "significant": False}
-    mean = float(np.mean(a) - np.mean(b))
-    se = float(math.sqrt(sum(np.var(x, ddof=1) / len(x) if len(x) > 1 else 0.0 for x in (a, b))))
-    return {"difference": mean, "se": se, "significant": bool(min(len(a), len(b)) > 1 and abs(mean) > 2 * se)}
+def by_seed(runs: list[dict]) -> dict[int, float]:
+    """{seed: test accuracy in points} of the runs that did not diverge."""
+    return {int(r["seed"]): 100 * r["test_accuracy"] for r in runs if not r["diverged"]}
 
 
 def by_decision(runs: list[dict]) -> dict[str, list[dict]]:
@@ -39,50 +38,39 @@ def by_decision(runs: list[dict]) -> dict[str, list[dict]]:
             "decayed": [r for r in runs if r.get("decay_epoch") is not None]}
 
 
+def seed_differences(a: dict, b: dict) -> list[float]:
+    """a[seed] − b[seed] over the seeds both have (JSON keys or ints alike)."""
+    return [a[seed] - b[seed] for seed in a if seed in b]
+
+
 def analyse(runs: dict[str, list[dict]]) -> dict:
-    acc = {regime: accuracies(rs) for regime, rs in runs.items()}
-    split = {name: accuracies(rs) for name, rs in by_decision(runs["explore"]).items()}
-    stats = {regime: {"accuracies": a, "n": len(a), "diverged": sum(r["diverged"] for r in runs[regime]),
-                      "mean": float(np.mean(a)) if a else math.nan,
-                      "std": float(np.std(a, ddof=1)) if len(a) > 1 else math.nan} for regime, a in acc.items()}
-    return {"regimes": stats,
-            "explore_by_decision": {name: {"accuracies": a, "mean": float(np.mean(a)) if a else math.nan}
-                                    for name, a in split.items()},
-            "gap": difference(acc["small_batch"], acc["large_batch"]),
-            "explore_vs_large": difference(acc["explore"], acc["large_batch"]),
-            "explore_vs_small": difference(acc["explore"], acc["small_batch"]),
-            "explore_vs_lars": difference(acc["explore"], acc["lars"]),
-            "lars_vs_small": difference(acc["lars"], acc["small_batch"])}
+    return {"regimes": {regime: {"by_seed": by_seed(rs), "diverged": sum(r["diverged"] for r in rs)}
+                        for regime, rs in runs.items()},
+            "explore_by_decision": {name: by_seed(rs) for name, rs in by_decision(runs["explore"]).items()}}
 
 
-def _points(d: dict) -> str:
-    return f"{100 * d['difference']:+.2f} ± {100 * d['se']:.2f} points"
-
-
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
-    stats, gap = analysis["regimes"], analysis["gap"]
-    means = ", ".join(f"{name.replace('_', ' ')} {100 * s['mean']:.1f} %" for name, s in stats.items())
-    gap_verdict = ("holds" if gap["significant"] and gap["difference"] > 0
-                   else "partly" if gap["difference"] > 0 else "does not hold")
-    up, to_small = analysis["explore_vs_large"], analysis["explore_vs_small"]
-    closes = not (to_small["significant"] and to_small["difference"] < 0)
-    improves = up["significant"] and up["difference"] > 0
-    if not up["difference"] > 0:  # No better than the large batch on average: nothing closed.
-        close_verdict = "does not hold"
-    elif gap_verdict == "holds" and closes and improves:
-        close_verdict = "holds"
-    else:
-        close_verdict = "partly"
-    lars = analysis["explore_vs_lars"]
-    lars_verdict = "holds" if not (lars["significant"] and lars["difference"] < 0) else "does not hold"
+def verdicts(analysis: dict) -> list[Claim]:
+    acc = {regime: s["by_seed"] for regime, s in analysis["regimes"].items()}
+    budget = comparable(BUDGET)
+    means = "; ".join(f"{name.replace('_', ' ')} {summarize(a.values()).text(digits=3)}" for name, a in acc.items())
+    gap = paired_difference(acc["small_batch"], acc["large_batch"], name="small − large batch (points)")
+    up = paired_difference(acc["explore"], acc["large_batch"], name="explore − large batch (points)")
+    to_small = paired_difference(acc["explore"], acc["small_batch"], name="explore − small batch (points)")
+    # At least as well as LARS: explore − LARS > −margin, i.e. (explore − LARS) + margin > 0.
+    lars = mean_effect(seed_differences(acc["explore"], acc["lars"]), reference=-MATCH_MARGIN,
+                       name=f"explore − LARS + {MATCH_MARGIN:g} (points)")
     return [
         ("The large batch (Goyal linear scaling + warm-up) falls short of the small batch in the same epochs",
-         gap_verdict, f"small − large: {_points(gap)} (mean ± standard error over seeds); means: {means}"),
-        ("Extended exploration with the run-time decay closes the large-batch gap", close_verdict,
-         f"explore − large: {_points(up)}; explore − small: {_points(to_small)}"
-         + ("" if gap_verdict == "holds" else "; the gap itself is not significant here")),
-        ("Extended exploration does at least as well as LARS", lars_verdict,
-         f"explore − LARS: {_points(lars)}; LARS − small: {_points(analysis['lars_vs_small'])}"),
+         verdict(gap, "greater", comparability=budget), f"test accuracy (%) per regime: {means}"),
+        ("Extended exploration with the run-time decay improves on the large batch",
+         verdict(up, "greater", comparability=budget), f"explore − large batch {up.estimate:+.2f} points"),
+        (f"Extended exploration reaches the small batch's accuracy (within ±{MATCH_MARGIN:g} point)",
+         verdict(to_small, "equivalent", margin=MATCH_MARGIN, comparability=budget),
+         f"explore − small batch {to_small.estimate:+.2f} points; the margin is a quarter of the pilots' 4-point gap"),
+        (f"Extended exploration does at least as well as LARS (no more than {MATCH_MARGIN:g} point below)",
+         verdict(lars, "greater", comparability=budget),
+         f"explore − LARS {lars.estimate - MATCH_MARGIN:+.2f} points (non-inferiority: the effect adds the "
+         f"{MATCH_MARGIN:g}-point margin)"),
     ]
 
 
@@ -93,13 +81,13 @@ def summary_table(frame: pd.DataFrame) -> str:
 
 
 def rows(analysis: dict, labels: dict[str, str]) -> list[str]:
-    out = ["| regime | test accuracy (%), mean ± std | per seed | n (diverged) |", "|---|---|---|---|"]
+    out = ["| regime | test accuracy (%), mean ± std | per seed | diverged |", "|---|---|---|---|"]
     for name, s in analysis["regimes"].items():
-        std = "—" if math.isnan(s["std"]) else f"{100 * s['std']:.2f}"
-        out.append(f"| {labels[name]} | {100 * s['mean']:.2f} ± {std} | "
-                   f"{', '.join(f'{100 * a:.1f}' for a in s['accuracies'])} | {s['n']} ({s['diverged']}) |")
-    for name, s in analysis["explore_by_decision"].items():  # What the controller did, seed by seed.
-        if s["accuracies"]:
-            out.append(f"| … of which the controller {name} | {100 * s['mean']:.2f} (mean) | "
-                       f"{', '.join(f'{100 * a:.1f}' for a in s['accuracies'])} | {len(s['accuracies'])} |")
+        values = s["by_seed"].values()
+        out.append(f"| {labels[name]} | {summarize(values).text(digits=4)} | "
+                   f"{', '.join(f'{a:.1f}' for a in values)} | {s['diverged']} |")
+    for name, values in analysis["explore_by_decision"].items():  # What the controller did, seed by seed.
+        if values:
+            out.append(f"| … of which the controller {name} | {summarize(values.values()).text(digits=4)} | "
+                       f"{', '.join(f'{a:.1f}' for a in values.values())} | |")
     return out

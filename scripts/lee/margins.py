@@ -5,10 +5,14 @@ et al. 2018, seed 000 eq. 12: d = (f_y − f_c)/‖∇_x f_y − ∇_x f_c‖₂
 √(total variation of x), as quartiles (`margin_q1`, `margin_median`, `margin_q3`) and `margin_mean`, the mean
 inside the inter-quartile range (A.1: "we ignore the margins smaller than the first quartile and larger than the
 third quartile"). Our copy of seed 000 has A.1's method but not Figure 1's curves: A.1 says the analysis is there to
-understand "the impact of the length of exploration phase on the generalization performance". Claims we test:
-1. after the same epochs, extended exploration leaves larger normalized margins than the large batch under the
-   Goyal schedule (inter-quartile mean at the last epoch);
+understand "the impact of the length of exploration phase on the generalization performance". Claims we test, each
+a difference paired by seed of the last epoch's inter-quartile mean margin:
+1. extended exploration leaves larger normalized margins than the large batch under the Goyal schedule;
 2. the small batch's margins are larger than the large batch's (the gap shows in the margins too).
+Margins at the end of training describe the minima reached, so the regimes compare only at the same clean training
+loss (`tfregimes.analysis.same_stop_target`); they are trained for the same epochs instead, to different training
+losses, so both claims are not comparable until the runs are trained to a common target; the numbers give the
+training losses they ended at.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from reproduction import new_figure, save_figure
+import pandas as pd
+from reproduction import Claim, new_figure, save_figure
 
-from lee.accuracy import by_decision, difference
+from lee.accuracy import by_decision
+from tfregimes.analysis import Comparability, paired_difference, same_stop_target, summarize, verdict
 
 QUARTILES = ("margin_q1", "margin_median", "margin_q3", "margin_mean")
 
@@ -38,44 +44,50 @@ def mean_curves(runs: list[dict]) -> dict[str, list[float]]:
     return out
 
 
-def final_margins(runs: list[dict]) -> list[float]:
-    """The last logged inter-quartile mean margin of each finished run."""
-    out = []
+def final_margins(runs: list[dict]) -> dict[int, float]:
+    """{seed: the last logged inter-quartile mean margin} of each finished run."""
+    out = {}
     for r in runs:
         values = [v for v in r["curves"].get("margin_mean", []) if v is not None and math.isfinite(v)]
         if not r["diverged"] and values:
-            out.append(values[-1])
+            out[int(r["seed"])] = values[-1]
     return out
 
 
-def analyse(runs: dict[str, list[dict]]) -> dict:
-    finals = {regime: final_margins(rs) for regime, rs in runs.items()}
+CLAIMS = {"explore_vs_large": ("explore", "large_batch", "Extended exploration ends with larger normalized margins "
+                                                       "than the large batch under the Goyal schedule"),
+          "small_vs_large": ("small_batch", "large_batch",
+                             "The small batch ends with larger normalized margins than the large batch")}
+
+
+def analyse(runs: dict[str, list[dict]], frame: pd.DataFrame) -> dict:
+    """The margins per regime and seed, and for each claim whether its two regimes' runs (rows of `frame`, the
+    `collect` rows with a `regime` column) reached the same stop target."""
+    compared = {}
+    for key, (a, b, _) in CLAIMS.items():
+        c = same_stop_target(frame[frame["regime"].isin([a, b])])
+        compared[key] = {"ok": c.ok, "why": c.why}
     return {"curves": {regime: mean_curves(rs) for regime, rs in runs.items()},
-            "final": {regime: {"values": v, "mean": float(np.mean(v)) if v else math.nan,
-                               "std": float(np.std(v, ddof=1)) if len(v) > 1 else math.nan}
-                      for regime, v in finals.items()},
+            "final": {regime: final_margins(rs) for regime, rs in runs.items()},
+            "train_loss": {regime: [r["train_loss"] for r in rs if not r["diverged"]] for regime, rs in runs.items()},
             "explore_by_decision": {name: final_margins(rs) for name, rs in by_decision(runs["explore"]).items()},
-            "explore_vs_large": difference(finals["explore"], finals["large_batch"]),
-            "small_vs_large": difference(finals["small_batch"], finals["large_batch"])}
+            "compared": compared}
 
 
-def _verdict(d: dict) -> str:
-    if d["significant"]:
-        return "holds" if d["difference"] > 0 else "does not hold"
-    return "partly" if d["difference"] > 0 else "does not hold"
-
-
-def verdicts(analysis: dict) -> list[tuple[str, str, str]]:
+def verdicts(analysis: dict) -> list[Claim]:
     final = analysis["final"]
-    means = ", ".join(f"{name.replace('_', ' ')} {s['mean']:.4f}" for name, s in final.items())
     out = []
-    for key, claim in (("explore_vs_large", "Extended exploration ends with larger normalized margins than the "
-                        "large batch under the Goyal schedule"),
-                       ("small_vs_large", "The small batch ends with larger normalized margins than the large batch")):
-        d = analysis[key]
-        out.append((claim, _verdict(d), f"difference of the last epoch's inter-quartile mean margin "
-                    f"{d['difference']:+.4f} ± {d['se']:.4f} (standard error; 'partly': positive but within "
-                    f"2 standard errors); means: {means}"))
+    for key, (a, b, claim) in CLAIMS.items():
+        effect = paired_difference(final[a], final[b], name=f"{a.replace('_', ' ')} − {b.replace('_', ' ')} "
+                                   "last inter-quartile mean margin")
+        losses = ", ".join(f"{name.replace('_', ' ')} {summarize(analysis['train_loss'][name]).text(digits=3)}"
+                           for name in (a, b))
+        compared = Comparability(**analysis["compared"][key])
+        out.append((claim, verdict(effect, "greater", comparability=compared),
+                    f"margins: {a.replace('_', ' ')} {summarize(final[a].values()).text()}, {b.replace('_', ' ')} "
+                    f"{summarize(final[b].values()).text()}; final training loss (clean set): {losses}"
+                    + ("" if compared.ok else "; margins compare at a common training loss, and these runs were "
+                       "trained for the same epochs instead")))
     return out
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from tfregimes.results import collect, load_runs
 
+FINISHED = ("done", "diverged")
 CURVE_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "margin_q1", "margin_median",
                  "margin_q3", "margin_mean")
 
@@ -36,12 +37,14 @@ def run_curves(history: pd.DataFrame) -> dict[str, list]:
 
 
 def read_regimes(work_dir: Path, regimes) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """(every run as a `collect` row with a `regime` column, {regime: [run, ...]}: each run's seed, state, final
-    metrics, exploration decisions and curves)."""
+    """(every finished run as a `collect` row with a `regime` column, {regime: [run, ...]}: each run's seed, state,
+    final metrics, exploration decisions and curves). Runs that did not finish (an interrupted sweep read with
+    --notrain) are left out; the verdicts' n says how many runs remain."""
     out, frames = {}, []
     for regime in regimes:
         sweep_dir = work_dir / regime
         df = collect([sweep_dir])
+        df = df[df["state"].isin(FINISHED)].reset_index(drop=True)  # --notrain: unfinished runs are left out.
         frames.append(df.assign(regime=regime))
         records = {str(r.run_dir): r for r in load_runs([sweep_dir])[0]}
         runs = []

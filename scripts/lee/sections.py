@@ -10,6 +10,7 @@ import pandas as pd
 from reproduction import claim_lines, command_lines
 
 from lee import accuracy, curves, margins, regimes
+from tfregimes.analysis import summarize
 from tfregimes.base.run_dir import write_atomically
 
 
@@ -37,7 +38,8 @@ def write_setting(output: Path, s: regimes.Setting, commands: dict[str, list[str
 def write_accuracy(output: Path, frame: pd.DataFrame, runs: dict[str, list[dict]]) -> list:
     analysis = accuracy.analyse(runs)
     claims = accuracy.verdicts(analysis)
-    write_atomically(output / "accuracy.json", json.dumps({"analysis": analysis}, indent=1))
+    write_atomically(output / "accuracy.json", json.dumps({"analysis": analysis,
+                                                           "verdicts": [v.as_dict() for _, v, _ in claims]}, indent=1))
     text = "\n".join([
         "## Final test accuracy (seed 000's tables)", "", accuracy.__doc__.split("\n\n", 1)[1].strip(), "",
         *accuracy.rows(analysis, regimes.LABELS), "",
@@ -51,7 +53,8 @@ def write_curves(output: Path, runs: dict[str, list[dict]], epochs: int) -> list
     analysis = curves.analyse(runs, epochs)
     claims = curves.verdicts(analysis)
     curves.plot(runs, regimes.LABELS, output / "curves.png")
-    write_atomically(output / "curves.json", json.dumps({"analysis": analysis, "runs": {
+    write_atomically(output / "curves.json", json.dumps({"analysis": analysis, "verdicts": [
+        v.as_dict() for _, v, _ in claims], "runs": {
         regime: [{k: v for k, v in r.items()} for r in rs] for regime, rs in runs.items()}}))
     decisions = ["| seed | loss flat after epoch | decay from epoch | test accuracy (%) | controller's record "
                  "(history.csv `lr_event`) |", "|---|---|---|---|---|"]
@@ -68,21 +71,21 @@ def write_curves(output: Path, runs: dict[str, list[dict]], epochs: int) -> list
     return claims
 
 
-def write_margins(output: Path, runs: dict[str, list[dict]]) -> list:
-    analysis = margins.analyse(runs)
+def write_margins(output: Path, frame: pd.DataFrame, runs: dict[str, list[dict]]) -> list:
+    analysis = margins.analyse(runs, frame)
     claims = margins.verdicts(analysis)
     margins.plot(analysis, runs, regimes.LABELS, output / "margins.png")
-    write_atomically(output / "margins.json", json.dumps({"analysis": analysis}))
+    write_atomically(output / "margins.json", json.dumps({"analysis": analysis,
+                                                          "verdicts": [v.as_dict() for _, v, _ in claims]}))
     table = ["| regime | q1 | median | q3 | inter-quartile mean, mean ± std over seeds |", "|---|---|---|---|---|"]
     for regime, c in analysis["curves"].items():
-        final = analysis["final"][regime]
         table.append(f"| {regimes.LABELS[regime]} | " + " | ".join(
             f"{c[q][-1]:.4f}" if c["epoch"] else "—" for q in margins.QUARTILES[:3])
-            + f" | {final['mean']:.4f} ± {final['std']:.4f} |".replace("± nan", "(one run)"))
+            + f" | {summarize(analysis['final'][regime].values()).text()} |")
     for name, values in analysis["explore_by_decision"].items():
         if values:
             table.append(f"| … exploration runs whose controller {name} | | | | "
-                         f"{', '.join(f'{v:.4f}' for v in values)} (per seed) |")
+                         f"{', '.join(f'{v:.4f}' for v in values.values())} (per seed) |")
     text = "\n".join([
         "## Margin distribution over training (appendix A.1, Figure 1)", "",
         margins.__doc__.split("\n\n", 1)[1].strip(), "", "Last epoch, mean over seeds:", "", *table, "",

@@ -45,36 +45,72 @@ def test_scale_and_alignment_reach_the_one_dimensional_closed_form():
     assert abs(curves["scale"][-1] * (1 - mu) - 1) < 0.03  # ≈ 1/(1 − μ) when 2η ≪ (1 − μ)².
 
 
-def constructed_runs(lrs, shift_exponent: float):
-    """Runs whose accuracy and loss curves depend on η/(1 − μ)^shift_exponent only (1: the paper's claim exactly)."""
+def words(claims) -> list[str]:
+    return [verdict.word for _, verdict, _ in claims]
+
+
+def convex_results(finals, alignments, ratios):
+    """Figure 2's numbers as `run_convex` records them: f after T steps, and flat late s_t and r_t·(1 − μ) curves."""
+    steps = list(range(1, convex.LATE + 11))
+    return {"momenta": {str(mu): {"momentum": mu, "final_loss": f, "curves": {
+        "steps": steps, "alignment": [s] * len(steps), "scale": [ratio / (1 - mu)] * len(steps)}}
+        for mu, f, s, ratio in zip(convex.MOMENTA, finals, alignments, ratios)}}
+
+
+def test_convex_verdicts_read_exact_effects_against_zero_and_the_thresholds():
+    clear = convex_results((10, 1, 0.1, 0.01), (0.0, 0.95, 0.97, 0.99), (1.0, 1.02, 0.98, 1.05))
+    claims = convex.verdicts(clear)
+    assert words(claims) == ["supports"] * 4
+    assert claims[1][1].effect.estimate == pytest.approx(0.95 - 0.9) and claims[1][1].effect.exact
+    assert claims[3][1].effect.estimate == pytest.approx(0.05)  # The μ farthest from its limit.
+    opposite = convex_results((0.01, 0.1, 1, 10), (0.0, 0.5, 0.97, 0.99), (1.0, 0.4, 0.05, 0.02))
+    assert words(convex.verdicts(opposite)) == ["contradicts"] * 4
+    # f equal at two μ: no drop, so "faster" is inconclusive; r_t 15 % off its limit: outside the ±10 % margin.
+    tied = convex_results((10, 1, 1, 0.01), (0.0, 0.95, 0.97, 0.99), (1.0, 1.0, 1.0, 1.15))
+    assert words(convex.verdicts(tied)) == ["inconclusive", "supports", "supports", "contradicts"]
+    assert "rule: supports if the 95 % CI lies inside ±0.1" in convex.verdicts(tied)[3][1].text()
+
+
+def constructed_runs(lrs, shift_exponent: float, seeds=(0, 1, 2)):
+    """Runs whose accuracy and loss curves depend on η/(1 − μ)^shift_exponent only (1: the paper's claim exactly),
+    plus a per-(seed, μ) offset of the accuracy (so the seeds differ, and the best η does not move)."""
     records = []
-    for mu in lr_momentum.MOMENTA:
-        for lr in lrs:
-            step = lr / (1 - mu) ** shift_exponent
-            accuracy = 0.9 - 0.1 * (np.log10(step) + 1) ** 2  # Best at step 0.1.
-            losses = [float(np.exp(-step * epoch)) for epoch in range(1, 7)]
-            diverged = step > 5
-            records.append({"momentum": mu, "learning_rate": lr, "seed": 0, "diverged": diverged,
-                            "test_accuracy": float("nan") if diverged else accuracy, "epoch_losses": losses})
+    for k, mu in enumerate(lr_momentum.MOMENTA):
+        for seed in seeds:
+            for lr in lrs:
+                step = lr / (1 - mu) ** shift_exponent
+                accuracy = 0.9 - 0.1 * (np.log10(step) + 1) ** 2 + 0.002 * ((seed + k) % 3)  # Best at step 0.1.
+                losses = [float(np.exp(-step * epoch)) for epoch in range(1, 7)]
+                diverged = step > 5
+                records.append({"momentum": mu, "learning_rate": lr, "seed": seed, "diverged": diverged,
+                                "test_accuracy": float("nan") if diverged else accuracy, "epoch_losses": losses})
     return records
 
 
-def test_analysis_finds_the_collapse_when_accuracy_depends_on_the_step_only():
+def test_lr_momentum_analysis_finds_the_collapse_when_accuracy_depends_on_the_step_only():
     lrs = tuple(float(x) for x in np.logspace(-3, 1, 9))  # Grid step 10^0.5: 1 − μ = 0.1 is exactly two steps.
-    grid = lr_momentum.Setting(lr_momentum.MOMENTA, lrs, (0,), epochs=6, train_subset=0)
+    grid = lr_momentum.Setting(lr_momentum.MOMENTA, lrs, (0, 1, 2), epochs=6, train_subset=0)
     analysis = lr_momentum.analyse(constructed_runs(lrs, 1.0), grid)
     assert analysis["best_lr"] == pytest.approx({"0.0": 0.1, "0.5": lrs[np.argmin(np.abs(np.array(lrs) - 0.05))],
                                                  "0.9": 0.01})
-    assert analysis["curve_gap"]["0.9"]["effective"] == pytest.approx(0.0, abs=1e-12)  # Shifted copies coincide.
-    assert analysis["curve_gap"]["0.9"]["raw"] > 0.1
-    assert analysis["matches"]["0.0"]["matched_lr"] == pytest.approx(0.1)  # 0.01 / (1 − 0.9): the same step.
-    assert analysis["matches"]["0.0"]["ratio"] == pytest.approx(1.0)
-    verdicts = dict((claim[:20], verdict) for claim, verdict, _ in lr_momentum.verdicts(analysis))
-    assert list(verdicts.values()) == ["holds", "holds"]
-    # Momentum that does nothing (accuracy depends on η alone): no collapse, and the matched η is η_base itself.
+    assert set(analysis["per_seed"]) == {"0", "1", "2"}
+    seed = analysis["per_seed"]["1"]
+    assert seed["best_lr"] == analysis["best_lr"]  # The offsets do not move the best η.
+    assert seed["curve_gap"]["0.9"]["effective"] == pytest.approx(0.002, abs=1e-12)  # Shifted copies, offset apart.
+    assert seed["curve_gap"]["0.9"]["raw"] > 0.1
+    assert seed["matches"]["0.0"]["matched_lr"] == pytest.approx(0.1)  # 0.01 / (1 − 0.9): the same step.
+    assert seed["matches"]["0.0"]["ratio"] == pytest.approx(1.0)
+    claims = lr_momentum.verdicts(analysis)
+    assert words(claims) == ["supports"] * 3
+    assert claims[0][1].effect.n == 3  # Paired by seed.
+    # Momentum that does nothing (accuracy depends on η alone): the curves coincide against η instead, the best
+    # steps differ by 1/(1 − μ) (a decade at μ = 0.9) and the matched η is η_base itself (a decade off at μ = 0).
     unshifted = lr_momentum.analyse(constructed_runs(lrs, 0.0), grid)
     assert unshifted["matches"]["0.0"]["matched_lr"] == pytest.approx(unshifted["baseline"]["learning_rate"])
-    assert [verdict for _, verdict, _ in lr_momentum.verdicts(unshifted)] == ["does not hold", "does not hold"]
+    assert words(lr_momentum.verdicts(unshifted)) == ["contradicts"] * 3
+    # Two seeds: not comparable, however clear the effect.
+    two = lr_momentum.analyse(constructed_runs(lrs, 1.0, seeds=(0, 1)), grid)
+    assert words(lr_momentum.verdicts(two)) == ["not comparable"] * 3
 
 
 def test_curve_gap_interpolates_the_reference_curve():
@@ -82,26 +118,43 @@ def test_curve_gap_interpolates_the_reference_curve():
     assert lr_momentum.curve_gap(x_ref, y_ref, np.array([0.5, 1.0, 1.5]), np.array([1.0, 1.0, 0.0])) == 0.25
 
 
-def test_two_phase_bins_and_paired_difference():
-    def runs(accuracy_of):
-        return [{"transition_epoch": t, "seed": 0, "diverged": False, "test_accuracy": accuracy_of(t)}
-                for t in (1, 3, 6, 9, 12, 15, 19)]
-    # Bins of [1, 19] by 4: [1, 5.5), [5.5, 10), [10, 14.5), [14.5, 19].
-    with_momentum = runs(lambda t: 0.5 + t / 100)
-    without = runs(lambda t: 0.5 + t / 100 - 0.01)
+def two_phase_runs(accuracy_of, seeds=(0, 1, 2)):
+    return [{"transition_epoch": t, "seed": s, "diverged": False, "test_accuracy": accuracy_of(t, s)}
+            for t in (1, 3, 6, 9, 12, 15, 19) for s in seeds]
+
+
+def test_two_phase_bins_pair_each_bin_with_the_three_stage_runs_by_seed():
     baseline = [{"transition_epoch": 0, "seed": s, "diverged": False, "test_accuracy": a}
                 for s, a in enumerate((0.60, 0.64, 0.62))]
+    baseline.append({**baseline[0], "seed": 3, "diverged": True, "test_accuracy": None})
+    # Bins of [1, 19] by 4: [1, 5.5), [5.5, 10), [10, 14.5), [14.5, 19]; each seed 5 points above its baseline.
+    with_momentum = two_phase_runs(lambda t, s: (0.65, 0.69, 0.67)[s] + 0.001 * ((t + s) % 3))
+    without = two_phase_runs(lambda t, s: (0.65, 0.69, 0.67)[s] + 0.001 * ((t + 2 * s) % 3))
     analysis = two_phase.analyse({"baseline": baseline, "with_momentum": with_momentum,
                                   "without_momentum": without}, epochs=20)
-    assert [b["count"] for b in analysis["bins"]["with_momentum"]] == [2, 2, 1, 2]
-    assert [b["median"] for b in analysis["bins"]["with_momentum"]] == pytest.approx([0.52, 0.575, 0.62, 0.67])
-    assert analysis["baseline"]["median"] == pytest.approx(0.62)
-    assert analysis["baseline"]["std"] == pytest.approx(0.02)
-    assert analysis["paired_difference"]["mean"] == pytest.approx(0.01)
-    assert [v for _, v, _ in two_phase.verdicts(analysis)] == ["holds", "holds"]  # 0.67 ≥ 0.62; 0.01 ≤ 0.02.
-    worse = two_phase.analyse({"baseline": baseline, "with_momentum": runs(lambda t: 0.3),
-                               "without_momentum": runs(lambda t: 0.6)}, epochs=20)
-    assert [v for _, v, _ in two_phase.verdicts(worse)] == ["does not hold", "does not hold"]
+    bins = analysis["bins"]["with_momentum"]
+    assert [b["count"] for b in bins] == [6, 6, 3, 6] and bins[0]["transition_epochs"] == [1, 3]
+    assert bins[2]["by_seed"] == pytest.approx({"0": 65.0, "1": 69.1, "2": 67.2})  # t = 12: + 0, 0.1, 0.2.
+    assert analysis["baseline"] == pytest.approx({"0": 60.0, "1": 64.0, "2": 62.0})  # The diverged run left out.
+    claims = two_phase.verdicts(analysis)
+    assert len(claims) == 9 and words(claims) == ["supports"] * 9  # Every bin ≥ three stages; momentum within ±1.
+    assert claims[0][1].effect.estimate == pytest.approx(5.0 + 1.0, abs=0.2)  # The difference plus the margin.
+    # Two phases 5 points below three stages, and momentum worth 5 points: both contradicted.
+    worse = two_phase.analyse({"baseline": baseline,
+                               "with_momentum": two_phase_runs(lambda t, s: (0.55, 0.59, 0.57)[s] + 0.01 * (t % 3)),
+                               "without_momentum": two_phase_runs(lambda t, s: (0.50, 0.54, 0.52)[s])}, epochs=20)
+    assert words(two_phase.verdicts(worse)) == ["contradicts"] * 9
+    # Within the seeds' noise (±5 points, 0 on average): inconclusive.
+    noisy = two_phase.analyse({"baseline": baseline,
+                               "with_momentum": two_phase_runs(lambda t, s: (0.55, 0.69, 0.62)[s]),
+                               "without_momentum": two_phase_runs(lambda t, s: (0.70, 0.59, 0.62)[s])}, epochs=20)
+    assert words(two_phase.verdicts(noisy)) == ["inconclusive"] * 9
+    # One seed of two-phase runs: every bin rests on n = 1 seed, not comparable; the momentum claim pairs runs by
+    # seed and transition epoch, 7 pairs here, equal within the margin.
+    one = two_phase.analyse({"baseline": baseline, "with_momentum": two_phase_runs(lambda t, s: 0.7, seeds=(0,)),
+                             "without_momentum": two_phase_runs(lambda t, s: 0.7, seeds=(0,))}, epochs=20)
+    claims = two_phase.verdicts(one)
+    assert words(claims) == ["not comparable"] * 8 + ["supports"] and claims[8][1].effect.n == 7
 
 
 @pytest.mark.slow(160)
@@ -118,7 +171,7 @@ def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path
         assert entry["final_loss"] == pytest.approx(min(entry["grid_final_loss"]), rel=1e-6)  # The grid's best η.
         assert f"| {entry['momentum']} | {entry['best_learning_rate']:.3g} |" in page
     for claim, verdict, _ in convex.verdicts(convex_results):
-        assert f"**{claim}**: {verdict}." in page
+        assert f"**{claim}**: {verdict.word}." in page
     runs = json.loads((output / "lr_momentum.json").read_text())["runs"]
     assert len(runs) == 4
     for run in runs:  # Every number comes from the run's own directory.

@@ -2,7 +2,7 @@
 whose answer is known, and the --smoke pipeline end to end (every number read back from the run directories)."""
 
 import json
-import math
+import re
 import subprocess
 import sys
 
@@ -32,81 +32,107 @@ def test_regimes_parse_as_train_would_with_goyal_scaling():
     assert large.lr_schedule == small.lr_schedule == lars.lr_schedule == "step"
 
 
-def test_difference_and_its_standard_error():
-    d = accuracy.difference([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
-    assert d["difference"] == 2.0 and d["se"] == pytest.approx(math.sqrt(1 / 3))  # var 1 (ddof 1) / 3 runs.
-    assert d["significant"]  # 2 > 2 · 0.577.
-    assert not accuracy.difference([1.0, 2.0, 3.0], [1.5, 1.5, 1.5])["significant"]  # 0.5 < 1.15.
-    assert not accuracy.difference([0.9], [0.1])["significant"]  # One run a side: no spread to judge by.
+NOISE = ((-1, 0, 1), (0, 1, -1), (1, -1, 0), (1, 0, -1))  # Per regime and seed: any two rows differ by seed.
 
 
-def constructed(means: dict[str, float], spread=(-0.005, 0.0, 0.005), decay=None, margin=None):
-    """Three runs per regime at mean ± 0.5 points, with curves whose last inter-quartile margin is `margin`."""
+def constructed(means: dict[str, float], spread=(-0.005, 0.0, 0.005), decay=None, margin=None, noise=0.0):
+    """Runs per regime at mean + spread[seed] (+ `noise` × a regime-dependent pattern, so that paired differences
+    vary by seed), with curves whose last inter-quartile margin is `margin` + the same offset, and one diverged
+    run (seed 9) that every analysis leaves out."""
     out = {}
-    for regime, mean in means.items():
+    for k, (regime, mean) in enumerate(means.items()):
         runs = []
         for seed, offset in enumerate(spread):
+            offset += noise * NOISE[k][seed]
             final = (margin or {}).get(regime, 0.1) + offset
-            runs.append({"seed": seed, "diverged": False, "test_accuracy": mean + offset,
-                         "decay_epoch": (decay or {}).get(regime, [None] * 3)[seed], "flat_epoch": None,
+            runs.append({"seed": seed, "diverged": False, "test_accuracy": mean + offset, "train_loss": 0.1,
+                         "decay_epoch": (decay or {}).get(regime, [None] * len(spread))[seed], "flat_epoch": None,
                          "curves": {"epoch": [1, 2], "lr_events": {}, "loss": [1.0, 0.5 + offset],
                                     "val_accuracy": [0.5, mean + offset], "learning_rate": [0.1, 0.1],
                                     "margin_q1": [-0.1, final - 0.05], "margin_median": [0.0, final],
                                     "margin_q3": [0.1, final + 0.05], "margin_mean": [0.0, final]}})
-        runs.append({**runs[0], "seed": 9, "diverged": True, "test_accuracy": None})  # Left out everywhere.
+        runs.append({**runs[0], "seed": 9, "diverged": True, "test_accuracy": None})
         out[regime] = runs
     return out
 
 
-def test_accuracy_verdicts_follow_the_constructed_means():
-    runs = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.62, "explore": 0.695})
+def words(claims) -> list[str]:
+    return [verdict.word for _, verdict, _ in claims]
+
+
+def test_accuracy_analysis_pairs_the_regimes_by_seed_in_points():
+    runs = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.62, "explore": 0.695},
+                       decay={"explore": [None, 11, None]})
     analysis = accuracy.analyse(runs)
-    assert analysis["regimes"]["small_batch"]["mean"] == pytest.approx(0.70)
-    assert analysis["regimes"]["small_batch"]["std"] == pytest.approx(0.005)
-    assert analysis["regimes"]["small_batch"]["diverged"] == 1
-    assert analysis["gap"]["difference"] == pytest.approx(0.05)
-    assert analysis["gap"]["se"] == pytest.approx(math.sqrt(2 * 0.005 ** 2 / 3))
-    assert [v for _, v, _ in accuracy.verdicts(analysis)] == ["holds", "holds", "holds"]
-    assert analysis["explore_by_decision"]["never decayed"]["accuracies"] == pytest.approx([0.69, 0.695, 0.7])
-    split = accuracy.analyse(constructed({"small_batch": 0.7, "large_batch": 0.65, "lars": 0.6, "explore": 0.6},
-                                         decay={"explore": [None, 11, None, 11]}))["explore_by_decision"]
-    assert split["decayed"]["accuracies"] == pytest.approx([0.6]) and split["never decayed"]["mean"] == 0.6
-    # Exploration no better than the large batch: the gap stays open; LARS above it.
-    stuck = accuracy.analyse(constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.68, "explore": 0.65}))
-    assert [v for _, v, _ in accuracy.verdicts(stuck)] == ["holds", "does not hold", "does not hold"]
-    # Halfway: better than the large batch, still below the small one.
-    half = accuracy.analyse(constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.6, "explore": 0.675}))
-    assert [v for _, v, _ in accuracy.verdicts(half)][1] == "partly"
-    # No gap: the large batch is as good as the small one.
-    none = accuracy.analyse(constructed({"small_batch": 0.70, "large_batch": 0.70, "lars": 0.7, "explore": 0.7}))
-    assert [v for _, v, _ in accuracy.verdicts(none)][:2] == ["does not hold", "does not hold"]
-    # Within the noise of the small batch but not significantly above the large one: partly.
-    noisy = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.6, "explore": 0.67},
-                        spread=(-0.05, 0.0, 0.05))
-    assert [v for _, v, _ in accuracy.verdicts(accuracy.analyse(noisy))][:2] == ["partly", "partly"]
+    assert analysis["regimes"]["small_batch"]["by_seed"] == pytest.approx({0: 69.5, 1: 70.0, 2: 70.5})
+    assert analysis["regimes"]["small_batch"]["diverged"] == 1  # The diverged run: counted, left out.
+    assert analysis["explore_by_decision"]["decayed"] == pytest.approx({1: 69.5})
+    assert analysis["explore_by_decision"]["never decayed"] == pytest.approx({0: 69.0, 2: 70.0})
+    gap = accuracy.verdicts(analysis)[0][1].effect
+    assert (gap.estimate, gap.n) == (pytest.approx(5.0), 3)  # Same offsets per seed: the pairs differ by 5 exactly.
 
 
-def test_margin_analysis_reads_the_last_inter_quartile_mean():
-    runs = constructed({"small_batch": 0.7, "large_batch": 0.65, "lars": 0.6, "explore": 0.7},
+def test_accuracy_verdicts_follow_the_rule():
+    # Clear effects in the claimed directions (differences vary by ±0.1 point across seeds): every claim supported.
+    clear = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.62, "explore": 0.699}, noise=0.001)
+    assert words(accuracy.verdicts(accuracy.analyse(clear))) == ["supports"] * 4
+    # The opposite: the large batch beats the small one, exploration falls 5 points below it and far below LARS.
+    opposite = constructed({"small_batch": 0.65, "large_batch": 0.70, "lars": 0.70, "explore": 0.60}, noise=0.001)
+    assert words(accuracy.verdicts(accuracy.analyse(opposite))) == ["contradicts"] * 4
+    # Inside the seed noise (±3 points a seed, 1–2 points apart): inconclusive, never "partly".
+    noisy = constructed({"small_batch": 0.70, "large_batch": 0.69, "lars": 0.70, "explore": 0.695}, noise=0.03)
+    assert words(accuracy.verdicts(accuracy.analyse(noisy))) == ["inconclusive"] * 4
+    # Two seeds: n < 3, not comparable, whatever the means.
+    two = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.62, "explore": 0.699}, spread=(0.0, 0.01))
+    claims = accuracy.verdicts(accuracy.analyse(two))
+    assert words(claims) == ["not comparable"] * 4 and "n = 2 < 3" in claims[0][1].text()
+    # The equivalence claim reads its ±1-point margin: 1.5 points below the small batch, tightly, is outside it.
+    below = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.62, "explore": 0.685}, noise=0.001)
+    assert words(accuracy.verdicts(accuracy.analyse(below)))[2] == "contradicts"
+    # Non-inferiority to LARS: half a point below it is within the 1-point margin.
+    near = constructed({"small_batch": 0.70, "large_batch": 0.65, "lars": 0.70, "explore": 0.695}, noise=0.001)
+    claims = accuracy.verdicts(accuracy.analyse(near))
+    assert claims[3][1].word == "supports" and claims[3][1].effect.estimate == pytest.approx(0.5)
+
+
+def test_margin_claims_are_not_comparable_without_a_common_stop_target():
+    runs = constructed({"small_batch": 0.7, "large_batch": 0.65, "lars": 0.6, "explore": 0.7}, noise=0.001,
                        margin={"small_batch": 0.2, "large_batch": 0.1, "lars": 0.05, "explore": 0.18})
-    analysis = margins.analyse(runs)
-    assert analysis["final"]["explore"]["values"] == pytest.approx([0.175, 0.18, 0.185])
-    assert analysis["explore_vs_large"]["difference"] == pytest.approx(0.08)
+    frame = pd.DataFrame({"regime": [r for r in regimes.REGIMES for _ in range(3)]})
+    analysis = margins.analyse(runs, frame)
+    assert analysis["final"]["small_batch"] == pytest.approx({0: 0.194, 1: 0.2, 2: 0.206})
     assert analysis["curves"]["small_batch"]["margin_q3"] == pytest.approx([0.1, 0.25])  # Mean over 3 seeds.
-    assert [v for _, v, _ in margins.verdicts(analysis)] == ["holds", "holds"]
-    assert analysis["explore_by_decision"] == {"never decayed": pytest.approx([0.175, 0.18, 0.185]), "decayed": []}
-    flipped = margins.analyse(constructed({r: 0.7 for r in regimes.REGIMES},
-                                          margin={"small_batch": 0.1, "large_batch": 0.2, "lars": 0.1,
-                                                  "explore": 0.201}))
-    assert [v for _, v, _ in margins.verdicts(flipped)] == ["partly", "does not hold"]
+    assert analysis["explore_by_decision"]["decayed"] == {}
+    claims = margins.verdicts(analysis)
+    assert words(claims) == ["not comparable"] * 2  # Same epochs, no stop target: the honest answer.
+    assert "not every run was trained to a stop target" in claims[0][1].text()
+    assert "trained for the same epochs instead" in claims[0][2]
+    # Trained to the same clean training loss: the rule reads the margins.
+    reached = frame.assign(**{"stop/criterion": "train_loss", "stop/target": 0.05, "stop/reached_target": True})
+    claims = margins.verdicts(margins.analyse(runs, reached))
+    assert words(claims) == ["supports"] * 2 and claims[0][1].effect.estimate == pytest.approx(0.08)
+    flipped = constructed({r: 0.7 for r in regimes.REGIMES}, noise=0.001,
+                          margin={"small_batch": 0.1, "large_batch": 0.2, "lars": 0.1, "explore": 0.2})
+    assert words(margins.verdicts(margins.analyse(flipped, reached))) == ["inconclusive", "contradicts"]
+    one_short = reached.assign(**{"stop/reached_target": [True] * 11 + [False]})  # An explore run fell short.
+    assert words(margins.verdicts(margins.analyse(runs, one_short))) == ["not comparable", "supports"]
 
 
-def test_curves_verdict_counts_decays_after_the_first_step():
+def test_curves_verdicts_count_never_decayed_as_the_last_epoch():
     means = {r: 0.7 for r in regimes.REGIMES}
-    for decays, verdict in (([30, 25, 28], "holds"), ([30, 10, 28], "partly"), ([30, None, 28], "partly"),
-                            ([None, None, None], "does not hold"), ([10, 12, 20], "does not hold")):
-        analysis = curves.analyse(constructed(means, decay={"explore": decays}), epochs=40)
-        assert [v for _, v, _ in curves.verdicts(analysis)] == [verdict], decays
+    for decays, expected in (([30, 25, 28], ["supports", "supports"]),
+                             ([10, 12, 15], ["contradicts", "supports"]),
+                             ([30, 10, 28], ["inconclusive", "inconclusive"]),
+                             # Never decayed: at the peak to the last epoch, later than the step's first decay,
+                             # and no decision within the run (decay − last epoch = 0 exactly).
+                             ([None, None, None], ["supports", "inconclusive"]),
+                             ([30, 25], ["not comparable", "not comparable"])):
+        spread = (0.0,) * len(decays)
+        analysis = curves.analyse(constructed(means, spread=spread, decay={"explore": decays}), epochs=40)
+        claims = curves.verdicts(analysis)
+        assert words(claims) == expected, decays
+    assert "3 of 3 never decided within 40 epochs" in curves.verdicts(curves.analyse(
+        constructed(means, decay={"explore": [None] * 3}), epochs=40))[0][2]
     assert curves.mean_curve(constructed(means)["small_batch"], "loss") == ([1, 2], pytest.approx([1.0, 0.5]))
 
 
@@ -119,18 +145,46 @@ def test_run_curves_keeps_the_controllers_events_and_gaps():
     assert "val_accuracy" not in c  # Not logged: absent, not invented.
 
 
-@pytest.mark.slow(70)
-def test_smoke_run_writes_the_page_from_the_run_directories(tmp_path):
+CLAIM_LINE = re.compile(r"^- \*\*(.+?)\*\*: (supports|contradicts|inconclusive|not comparable)\. .*"
+                        r"\((supports|contradicts|inconclusive|not comparable): .*; claimed .*; "
+                        r"(rule: supports if|not comparable: ).*; compared: .*\)$")
+
+
+def claim_lines_of(text: str) -> list[str]:
+    """The sections' claim lines (the summary at the top repeats each claim and word without the verdict's text)."""
+    return [line for line in text.splitlines() if line.startswith("- **") and "; compared: " in line]
+
+
+@pytest.mark.slow(90)
+def test_smoke_run_then_notrain_writes_the_page_from_the_run_directories(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
-    result = subprocess.run([sys.executable, "scripts/reproduce_lee.py", "--smoke", f"--output={output}",
-                             f"--work_dir={work}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "scripts/reproduce_lee.py", "--smoke", f"--output={output}", f"--work_dir={work}"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    finished = {p: p.stat().st_mtime_ns for p in (work / "smoke").rglob("metrics.json")}
+    assert len(finished) == 4
+    (output / "README.md").unlink()
+    # --notrain: no sweep started, the same runs read back, the page rewritten with the same words.
+    result = subprocess.run([*command, "--notrain"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--notrain: reading the runs" in result.stdout and "tfregimes.sweep" not in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in (work / "smoke").rglob("metrics.json")} == finished
     page = (output / "README.md").read_text()
     for section in ("## Setting", "## Final test accuracy", "## Learning curves", "## Margin distribution"):
         assert section in page
-    analysis = json.loads((output / "accuracy.json").read_text())["analysis"]
+    lines = claim_lines_of(page)
+    assert len(lines) == 8  # Four accuracy claims, two curves claims, two margins claims.
+    for line in lines:  # One of the four words, then the verdict's effect, claim, rule and comparability.
+        assert CLAIM_LINE.match(line), line
+    summary = [line for line in page.splitlines() if line.startswith("- **") and line not in lines]
+    assert len(summary) == 8 and all(re.match(r"^- \*\*.+\*\*: (supports|contradicts|inconclusive|not "
+                                              r"comparable)\. \((accuracy|curves|margins)\)$", s) for s in summary)
+    saved = json.loads((output / "accuracy.json").read_text())
+    analysis = saved["analysis"]
     for claim, verdict, _ in accuracy.verdicts(analysis):  # In the section and in the summary at the top.
-        assert page.count(f"**{claim}**: {verdict}.") == 2
+        assert page.count(f"**{claim}**: {verdict.word}.") == 2
+        assert verdict.word == "not comparable"  # One seed a regime: n = 1 < 3.
+    assert [v["word"] for v in saved["verdicts"]] == ["not comparable"] * 4
     table = analysis["regimes"]
     saved = json.loads((output / "curves.json").read_text())["runs"]
     s = regimes.setting(smoke=True, seed=0)
@@ -139,7 +193,7 @@ def test_smoke_run_writes_the_page_from_the_run_directories(tmp_path):
         assert [p["state"] for p in state["points"]] == ["done"]
         run_dir = work / "smoke" / regime / state["points"][0]["run_dir"]
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        assert table[regime]["accuracies"] == [metrics["test_accuracy"]]
+        assert table[regime]["by_seed"] == {"0": 100 * metrics["test_accuracy"]}
         history = pd.read_csv(run_dir / "history.csv")
         assert saved[regime][0]["curves"]["margin_mean"] == pytest.approx(list(history["margin_mean"]))
     explore_dir = work / "smoke" / "explore" / json.loads((work / "smoke" / "explore" / "sweep.json").read_text())[
