@@ -18,8 +18,8 @@ import numpy as np
 from reproduction import claim_lines, command_lines, new_figure, save_figure
 
 from jia_su import setup
+from tfregimes.analysis import kendall_tau
 from tfregimes.base.run_dir import write_atomically
-from tfregimes.report.ranking import kendall
 from tfregimes.results.table import markdown_table
 
 SCENARIOS = {  # part name -> (axis flag, title, the paper's figure)
@@ -54,7 +54,7 @@ def error_trend(summary: list[dict], axis: str) -> float:
     """Kendall's τ between the setting's position and its mean test error, signed so that > 0 is the paper's trend."""
     positions = np.arange(len(summary), dtype=float)
     errors = np.array([s["test_error"]["mean"] for s in summary])
-    tau, _, _ = kendall(positions, errors)
+    tau = kendall_tau(positions, errors).estimate
     return -tau if axis == "augment" else tau
 
 
@@ -68,10 +68,11 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
             f"test error per setting {errors}; τ(setting order, mean error) = {trend:+.2f}")]
     for r in ranks:
         expected = setup.PAPER_CAPTURES[axis][r["metric"]]
-        tracks = np.isfinite(r["tau_runs"]) and r["tau_runs"] > 0 and r["p_runs"] < 0.05
+        tracks = np.isfinite(r["tau_runs"]) and r["tau_runs"] > 0 and r["tau_runs_low"] > 0
         weak = np.isfinite(r["tau_runs"]) and r["tau_runs"] > 0
-        numbers = (f"τ over runs {r['tau_runs']:+.2f} (p = {r['p_runs']:.3g}, n = {r['n_runs']}), over setting "
-                   f"means {r['tau_means']:+.2f} (n = {r['n_means']})")
+        numbers = (f"τ over runs {r['tau_runs']:+.2f} (95 % CI {r['tau_runs_low']:+.2f} to "
+                   f"{r['tau_runs_high']:+.2f}, n = {r['n_runs']}), over setting means {r['tau_means']:+.2f} "
+                   f"(n = {r['n_means']})")
         label = setup.METRIC_LABELS[r["metric"]]
         if not np.isfinite(r["tau_runs"]) or sum(1 for entry in summary if entry["n"]) < 2:
             verdict = NOT_MEASURED
@@ -125,12 +126,13 @@ def tables(summary: list[dict], ranks: list[dict]) -> list[str]:
              _fmt(s["train_loss"]), _fmt(s["last_epoch_train_loss"]),
              f"{s['reached_target']} / {','.join(str(e) for e in s['epochs'])}",
              *[_fmt(s[m], 4) for m in setup.METRICS]] for s in summary]
-    tau_rows = [[setup.METRIC_LABELS[r["metric"]], f"{r['tau_runs']:+.2f}", f"{r['p_runs']:.3g}", str(r["n_runs"]),
+    tau_rows = [[setup.METRIC_LABELS[r["metric"]], f"{r['tau_runs']:+.2f}",
+                 f"{r['tau_runs_low']:+.2f} to {r['tau_runs_high']:+.2f}", str(r["n_runs"]),
                  f"{r['tau_means']:+.2f}"] for r in ranks]
     return [markdown_table(header, rows), "",
             "Kendall's τ_b against the test error (tfregimes.report's measure ranking over the runs; and over the "
             "settings' means):", "",
-            markdown_table(["metric", "τ (runs)", "p", "n", "τ (setting means)"], tau_rows)]
+            markdown_table(["metric", "τ (runs)", "95 % CI", "n", "τ (setting means)"], tau_rows)]
 
 
 def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, log=print,

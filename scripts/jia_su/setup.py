@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tfregimes.report.ranking import kendall, rank_measures
+from tfregimes.analysis import kendall_tau
+from tfregimes.report.ranking import rank_measures
 from tfregimes.results import collect
 
 METRICS = ("fisher_logdet", "frobenius", "spectral_radius", "robustness")
@@ -162,12 +163,14 @@ def summarize(df: pd.DataFrame, axis: str, order: list) -> list[dict]:
 def ranking(df: pd.DataFrame, summary: list[dict]) -> list[dict]:
     """Kendall's τ_b of each metric against the test error: across the runs (tfregimes.report's measure ranking)
     and across the settings' means."""
-    ranked = rank_measures(df, list(METRICS), gaps=("test_error",)).set_index("measure")
+    ranked = rank_measures(df, list(METRICS), gaps=("test_error",), covariate=None).set_index("measure")
     means_error = [s["test_error"]["mean"] for s in summary]
     out = []
     for metric in METRICS:
-        tau_means, _, n_means = kendall(np.array([s[metric]["mean"] for s in summary]), np.array(means_error))
+        means = kendall_tau(np.array([s[metric]["mean"] for s in summary]), np.array(means_error))
         out.append({"metric": metric, "tau_runs": float(ranked.loc[metric, "tau/test_error"]),
-                    "p_runs": float(ranked.loc[metric, "p/test_error"]),
-                    "n_runs": int(ranked.loc[metric, "n/test_error"]), "tau_means": tau_means, "n_means": n_means})
+                    "tau_runs_low": float(ranked.loc[metric, "tau_low/test_error"]),
+                    "tau_runs_high": float(ranked.loc[metric, "tau_high/test_error"]),
+                    "n_runs": int(ranked.loc[metric, "n/test_error"]), "tau_means": means.estimate,
+                    "n_means": means.n})
     return out

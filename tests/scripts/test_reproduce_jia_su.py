@@ -57,13 +57,15 @@ def test_verdicts_follow_the_paper_claims_per_scenario():
                 "train_loss": {"values": [0.001, 0.002, 0.003]}} for v, e in (("none", 30.0), ("flip", 25.0),
                                                                               ("crop1_flip", 21.0),
                                                                               ("crop4_flip", 20.0))]
-    ranks = [{"metric": "fisher_logdet", "tau_runs": 0.6, "p_runs": 0.01, "n_runs": 12, "tau_means": 1.0,
-              "n_means": 4},
-             {"metric": "frobenius", "tau_runs": 0.7, "p_runs": 0.001, "n_runs": 12, "tau_means": 1.0, "n_means": 4},
-             {"metric": "spectral_radius", "tau_runs": 0.2, "p_runs": 0.4, "n_runs": 12, "tau_means": 0.3,
-              "n_means": 4},
-             {"metric": "robustness", "tau_runs": float("nan"), "p_runs": float("nan"), "n_runs": 2,
-              "tau_means": float("nan"), "n_means": 2}]
+    nan = float("nan")
+    ranks = [{"metric": "fisher_logdet", "tau_runs": 0.6, "tau_runs_low": 0.2, "tau_runs_high": 0.9, "n_runs": 12,
+              "tau_means": 1.0, "n_means": 4},
+             {"metric": "frobenius", "tau_runs": 0.7, "tau_runs_low": 0.4, "tau_runs_high": 0.9, "n_runs": 12,
+              "tau_means": 1.0, "n_means": 4},
+             {"metric": "spectral_radius", "tau_runs": 0.2, "tau_runs_low": -0.2, "tau_runs_high": 0.6, "n_runs": 12,
+              "tau_means": 0.3, "n_means": 4},
+             {"metric": "robustness", "tau_runs": nan, "tau_runs_low": nan, "tau_runs_high": nan, "n_runs": 2,
+              "tau_means": nan, "n_means": 2}]
     found = {claim: verdict for claim, verdict, _ in scenarios.verdicts("augment", summary, ranks)}
     # Error falls from none to crop4_flip: the trend holds (τ of position and error = −1, flipped for augment).
     assert found["The test error rises with a weaker augmentation (reversed order)"] == "holds"
