@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from tfregimes.analysis import same_stop_target
+from tfregimes.analysis.rank import RESAMPLES
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.report import document as doc
 from tfregimes.report import figures_run, figures_sweep
@@ -219,15 +220,16 @@ def _ranking_blocks(df: pd.DataFrame, ranking: pd.DataFrame) -> list:
            "(--stop_at_train_loss) before drawing a conclusion.")),
         doc.Paragraph(
             "Over the runs that finished, from `tfregimes.analysis`. τ: Kendall's τ_b between the measure and the "
-            "gap, with its 95 % bootstrap CI over runs (2000 resamples). Sign convention: τ > 0 when runs with a "
-            "larger measure have a larger gap, so a good sharpness measure has τ > 0 and a good margin measure "
-            f"τ < 0. Partial τ given {covariate}: τ with the training loss held fixed (Kendall 1942), with its CI; "
-            "beyond fit? is `yes` when that CI excludes 0 (the measure orders the runs in a way the training loss "
-            "does not), `no` when it includes 0. The baseline row is the training loss itself: a measure whose "
-            "|τ| is no larger explains nothing beyond fit. Ψ: Jiang et al. 2020's granulated τ (\"Fantastic "
-            "Generalization Measures\", eq. 4), the mean over the varied flags (seed excluded) of the mean τ within "
-            "the groups of runs where only that flag (and the seed) varies; Ψ per flag lists those means. n: the "
-            "runs τ rests on (at least 3). `final/…` is the run's last logged training diagnostic. Rows sorted by "
+            f"gap, with its 95 % bootstrap CI over runs ({RESAMPLES} resamples). Sign convention: τ > 0 when runs "
+            "with a larger measure have a larger gap, so a good sharpness measure has τ > 0 and a good margin "
+            f"measure τ < 0. Partial τ given {covariate}: τ with the training loss held fixed (Kendall 1942), with "
+            "its CI; beyond fit? is `yes` when that CI excludes 0 (the measure orders the runs in a way the training "
+            "loss does not), `no` when it includes 0. The baseline row is the training loss itself: a measure whose "
+            "|τ| is no larger ranks the runs no better than their fit does. Ψ: Jiang et al. 2020's granulated τ "
+            "(\"Fantastic Generalization Measures\", eq. 4), the mean over the varied flags (seed excluded) of the "
+            "mean τ within the groups of runs where only that flag (and the seed) varies; Ψ per flag lists those "
+            "means. n: the runs τ rests on (at least 3). `final/…` is the run's last logged training diagnostic. "
+            "Rows sorted by "
             f"|τ| against {next(iter(GAPS))}.")]
     if ranking.attrs.get("psi_why"):
         blocks.append(doc.Paragraph(f"Ψ is not computed: {ranking.attrs['psi_why']}."))
