@@ -48,6 +48,21 @@ def test_kendall_tau_skips_missing_runs_and_needs_three():
     assert math.isnan(analysis.kendall_tau([1, 2], [2, 1]).estimate)
 
 
+def test_bootstrap_taus_are_the_tau_b_of_each_resample():
+    # The draws are counted from each resample's multiplicities (a quadratic form over the original runs): they must
+    # be τ_b of the resampled arrays themselves, ties (repeated runs, equal values) included, and scipy's τ_b.
+    from tfregimes.analysis import rank
+    rng = np.random.default_rng(2)
+    x, y = np.round(rng.normal(size=9)), np.round(2 * rng.normal(size=9))
+    index = rng.integers(0, 9, size=(50, 9))
+    (draws,) = rank._taus([x, y], index)
+    direct = rank._tau_b(x[index], y[index])
+    np.testing.assert_array_equal(np.isnan(draws), np.isnan(direct))
+    np.testing.assert_allclose(draws[np.isfinite(direct)], direct[np.isfinite(direct)], rtol=0, atol=1e-12)
+    for row, draw in zip(index[:10], draws[:10]):
+        assert np.isnan(draw) or draw == pytest.approx(stats.kendalltau(x[row], y[row]).statistic, abs=1e-12)
+
+
 def test_partial_tau_follows_the_textbook_formula():
     rng = np.random.default_rng(0)
     z = rng.normal(size=25)

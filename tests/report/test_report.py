@@ -1,5 +1,6 @@
-"""tfregimes.report: the figures' data series against the run files, Kendall's τ against scipy and a hand count,
-and whole reports of a tiny sweep and of a run with every training diagnostic."""
+"""tfregimes.report: the figures' data series against the run files; the measure ranking on runs whose answer is
+known (a copy of the training loss explains nothing beyond fit, Ψ per flag against a hand count, the training-loss
+baseline row); and whole reports of a tiny sweep and of a run with every training diagnostic."""
 
 import json
 
@@ -8,18 +9,18 @@ import pandas as pd
 import pytest
 from helpers import run_cli
 from result_fixtures import make_explore_run
-from scipy import stats
 
+from tfregimes.analysis import kendall_tau
 from tfregimes.report import (
     build_report,
     figures_run,
     figures_sweep,
-    kendall,
     rank_measures,
+    ranking_cells,
 )
 from tfregimes.report.events import last_histogram
 from tfregimes.report.style import EVENT_COLOR, PHASE_COLOR
-from tfregimes.results import collect, group_summary, load_runs
+from tfregimes.results import collect, group_summary, load_runs, markdown_table
 
 
 def record_of(run_dir):
@@ -89,17 +90,75 @@ def test_diagnostic_figures_plot_the_logged_series(diagnostics_run):
     assert sum(heights) == 128  # every one of the --margin_samples=128 margins is finite and counted once
 
 
-def test_kendall_tau_against_a_hand_count_and_scipy():
-    # One swapped pair among C(4,2) = 6: 5 concordant, 1 discordant, τ = (5 − 1)/6.
-    tau, p_value, n = kendall([1.0, 2.0, 3.0, 4.0], [10.0, 30.0, 20.0, 40.0])
-    assert tau == pytest.approx(4 / 6) and n == 4
-    assert p_value == pytest.approx(stats.kendalltau([1, 2, 3, 4], [10, 30, 20, 40]).pvalue)
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=12), rng.normal(size=12)
-    b[3] = np.nan  # left out, not counted
-    expected = stats.kendalltau(np.delete(a, 3), np.delete(b, 3))
-    assert kendall(a, b) == pytest.approx((expected.statistic, expected.pvalue, 11))
-    assert np.isnan(kendall([1.0, 2.0], [1.0, 2.0])[0])
+def fit_and_beyond(n=30, seed=1):
+    """30 runs whose gap is train_loss + info: `fit_copy` is the training loss plus noise (it ranks the gap only
+    through the fit), `informed` is `info` plus noise (what the training loss does not say)."""
+    rng = np.random.default_rng(seed)
+    train_loss, info = rng.uniform(size=n), rng.uniform(size=n)
+    gap = train_loss + info
+    df = pd.DataFrame({"state": "done", "train_loss": train_loss, "gap_accuracy": gap, "gap_loss": gap,
+                       "fit_copy": train_loss + rng.normal(scale=0.05, size=n),
+                       "informed": info + rng.normal(scale=0.05, size=n)})
+    df.attrs["varied_flags"] = ["batch_size", "seed"]
+    return df
+
+
+def test_a_measure_that_only_copies_the_training_loss_ranks_well_but_explains_nothing_beyond_fit():
+    ranking = rank_measures(fit_and_beyond(), ["fit_copy", "informed"]).set_index("measure")
+    copy, informed = ranking.loc["fit_copy"], ranking.loc["informed"]
+    assert copy["tau/gap_accuracy"] > 0.4 and copy["tau_low/gap_accuracy"] > 0  # It ranks the gap well …
+    # … through the training loss only. (Kendall's partial τ is not exactly 0 when x and y are independent given
+    # z, hence the loose bound: the CI is what the column reads.)
+    assert abs(copy["partial/gap_accuracy"]) < 0.15
+    assert copy["partial_low/gap_accuracy"] < 0 < copy["partial_high/gap_accuracy"]
+    assert copy["beyond_fit/gap_accuracy"] == "no"
+    # `informed` ranks the gap about as well as the copy, and its partial τ given the training loss excludes 0.
+    assert informed["partial_low/gap_accuracy"] > 0.3 and informed["beyond_fit/gap_accuracy"] == "yes"
+    taus = ranking["tau/gap_accuracy"].abs()
+    assert (taus.diff().dropna() <= 0).all()  # Sorted by |τ| against the first gap, the baseline among them.
+
+
+def test_the_training_loss_is_the_baseline_row():
+    df = fit_and_beyond()
+    ranking = rank_measures(df, ["fit_copy", "informed"]).set_index("measure")
+    baseline = ranking.loc["train_loss"]
+    assert baseline["role"] == "baseline" and (ranking["role"] == "baseline").sum() == 1
+    expected = kendall_tau(df["train_loss"], df["gap_loss"])
+    assert (baseline["tau/gap_loss"], baseline["tau_low/gap_loss"], baseline["tau_high/gap_loss"]) == \
+        pytest.approx((expected.estimate, expected.low, expected.high))
+    assert np.isnan(baseline["partial/gap_loss"]) and pd.isna(baseline["beyond_fit/gap_loss"])
+    header, rows = ranking_cells(ranking.reset_index(), "gap_loss")
+    (row,) = [r for r in rows if r[0] == "train_loss (baseline)"]
+    assert row[header.index("partial τ given train_loss [95 % CI]")] == "—"
+    assert row[header.index("beyond fit?")] == "—"
+    assert row[header.index("τ [95 % CI]")] == \
+        f"{expected.estimate:.2f} [{expected.low:.2f}, {expected.high:.2f}]"
+
+
+def test_psi_per_flag_on_a_factorial_table_matches_a_hand_count():
+    # a ∈ {1, 2, 3} × b ∈ {x, y}, one seed. Only a varies: b = x orders (m, gap) (1, 1), (2, 3), (3, 4): τ = +1;
+    # b = y (1.5, 3), (2.5, 2), (3.5, 1): τ = −1; so Ψ_a = 0. Only b varies: a = 1 (1, 1)/(1.5, 3) concordant,
+    # a = 2 (2, 3)/(2.5, 2) and a = 3 (3, 4)/(3.5, 1) discordant: Ψ_b = (1 − 1 − 1)/3. Ψ = (0 − 1/3)/2.
+    df = pd.DataFrame({"a": [1, 2, 3, 1, 2, 3], "b": ["x"] * 3 + ["y"] * 3, "seed": 0, "state": "done",
+                       "m": [1.0, 2.0, 3.0, 1.5, 2.5, 3.5], "gap_accuracy": [1.0, 3.0, 4.0, 3.0, 2.0, 1.0],
+                       "train_loss": [0.1, 0.5, 0.2, 0.4, 0.3, 0.6]})
+    df["gap_loss"] = df["gap_accuracy"]
+    df.attrs["varied_flags"] = ["a", "b", "seed"]
+    ranking = rank_measures(df, ["m"])
+    row = ranking.set_index("measure").loc["m"]
+    assert row["psi_a/gap_accuracy"] == pytest.approx(0.0)
+    assert row["psi_b/gap_accuracy"] == pytest.approx(-1 / 3)
+    assert row["psi/gap_accuracy"] == pytest.approx(-1 / 6)
+    assert ranking.attrs["axes"] == ["a", "b"] and ranking.attrs["psi_why"] == ""
+    header, rows = ranking_cells(ranking, "gap_accuracy")
+    (cells,) = [r for r in rows if r[0] == "m"]
+    assert cells[header.index("Ψ")] == "-0.17" and cells[header.index("Ψ per flag")] == "a 0.00, b -0.33"
+
+
+def test_psi_needs_two_varied_flags_besides_the_seed():
+    ranking = rank_measures(fit_and_beyond(), ["informed"])  # Varied: batch_size and seed.
+    assert ranking["psi/gap_accuracy"].isna().all()
+    assert "at least 2 varied flags besides --seed (varied: batch_size)" in ranking.attrs["psi_why"]
 
 
 def test_ranking_leaves_out_diverged_runs_and_sorts_by_strength():
@@ -113,6 +172,8 @@ def test_ranking_leaves_out_diverged_runs_and_sorts_by_strength():
     assert ranking.loc["margin", "tau/gap_loss"] == pytest.approx(-1.0)
     assert ranking.loc["sharp", "n/gap_accuracy"] == 5
     assert ranking.index[-1] == "noise"
+    assert "train_loss" not in ranking.index  # No training loss in the table: no baseline, no partial τ.
+    assert ranking["partial/gap_accuracy"].isna().all()
 
 
 def test_sweep_figures_plot_seed_means_and_stds(sweep_dir):
@@ -142,8 +203,16 @@ def test_sweep_report_has_every_section(sweep_dir, tmp_path):
     assert "`python -m tfregimes.train --flagfile=flags/smoke.cfg --batch_size=64 --seed=1`" in text
     assert f"python -m tfregimes.report {sweep_dir}" in text
     ranking = report.tables["ranking"].set_index("measure")
-    assert set(ranking.index) == {"sharpness/full_eps1e-3", "margins"}
+    assert set(ranking.index) == {"train_loss", "sharpness/full_eps1e-3", "margins"}
     assert (ranking["n/gap_accuracy"] == 4).all()
+    # No run was trained to a stop target (no stop/ columns): the minima are not compared at equal training loss.
+    assert ("Runs compared at the same training loss? no: not every run was trained to a stop target "
+            "(--stop_at_train_loss or --stop_at_train_accuracy).") in text
+    for gap in ("gap_accuracy", "gap_loss"):
+        header, rows = ranking_cells(report.tables["ranking"], gap)
+        assert f"### Against {gap}" in text and markdown_table(header, rows) in text
+    assert "| partial τ given train_loss [95 % CI] | beyond fit? | Ψ | Ψ per flag |" in text
+    assert "| train_loss (baseline) |" in text and "Jiang et al. 2020" in text
     html = report.documents["html"].read_text()
     assert html.count('src="data:image/png;base64,') == 3 and "http" not in html
     with pytest.raises(ValueError, match="--x=momentum: not a varied flag .* batch_size, learning_rate, seed"):

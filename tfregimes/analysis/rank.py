@@ -18,7 +18,6 @@ from tfregimes.analysis.estimates import CONFIDENCE, SEED, Effect, finite_values
 
 MIN_RUNS = 3  # Fewer runs give no useful τ.
 RESAMPLES = 2000  # Bootstrap resamples of the runs for τ's interval.
-_CHUNK_ELEMENTS = 4_000_000  # Sign matrices per chunk of resamples: bounds memory to a few MB.
 
 
 def _tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -36,16 +35,29 @@ def _tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _taus(columns: Sequence[np.ndarray], index: np.ndarray) -> list[np.ndarray]:
-    """τ_b of every pair (i < j) of `columns` over the runs of each row of `index` (resamples), in chunks."""
-    n = index.shape[1]
-    chunk = max(1, _CHUNK_ELEMENTS // (n * n))
-    pairs = [(i, j) for i in range(len(columns)) for j in range(i + 1, len(columns))]
-    out: list[list[np.ndarray]] = [[] for _ in pairs]
-    for start in range(0, len(index), chunk):
-        rows = index[start:start + chunk]
-        for k, (i, j) in enumerate(pairs):
-            out[k].append(_tau_b(columns[i][rows], columns[j][rows]))
-    return [np.concatenate(parts) for parts in out]
+    """τ_b of every pair (i < j) of `columns` over the runs of each row of `index` (resamples).
+    A resample is its multiplicities c (how often each run is drawn), so every pair count is a quadratic form over
+    the original runs: n_c − n_d = ½ cᵀ(S_x ∘ S_y)c with S_x[k, l] = sign(x_k − x_l), and the tied pairs in x
+    (self-pairs included) cᵀ[x_k = x_l]c — the same integers `_tau_b` counts on the resampled arrays, at O(n²) per
+    resample without forming them."""
+    resamples, n = index.shape
+    counts = np.bincount((np.arange(resamples)[:, None] * n + index).ravel(),
+                         minlength=resamples * n).reshape(resamples, n)
+    signs = [np.sign(c[:, None] - c[None, :]).astype(np.int64) for c in columns]
+
+    def form(matrix: np.ndarray) -> np.ndarray:  # Integer products: exact, and no BLAS threads to contend for.
+        return np.einsum("bk,bk->b", counts @ matrix, counts)
+
+    ties = [form((s == 0).astype(np.int64)) for s in signs]  # Pairs (i, j) tied, i = j included: n of them.
+    pairs = n * (n - 1) / 2.0
+    out = []
+    for i in range(len(columns)):
+        for j in range(i + 1, len(columns)):
+            concordance = form(signs[i] * signs[j]) / 2.0
+            untied_x, untied_y = pairs - (ties[i] - n) / 2.0, pairs - (ties[j] - n) / 2.0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append(concordance / np.sqrt(untied_x * untied_y))
+    return out
 
 
 def _complete(*arrays) -> list[np.ndarray]:

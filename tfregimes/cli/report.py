@@ -2,7 +2,8 @@
 
 PATH is a run directory (its curves, learning rate, training diagnostics and metrics at the minimum) or one or more
 sweep directories / run directories (results table, quantities against --x with seeds as error bars, learning
-curves per group, measure ranking by Kendall's τ against the generalization gap). Writes DIR/report.md (or .html)
+curves per group, measure ranking: τ, partial τ given the training loss and Ψ against each generalization gap,
+with the training loss as a baseline). Writes DIR/report.md (or .html)
 and DIR/figures/*.png; DIR defaults to PATH/report for one PATH.
 """
 
@@ -18,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags
 
 from tfregimes.cli import common as cli_common
-from tfregimes.report import FORMATS, build_report
+from tfregimes.report import FORMATS, build_report, ranking_cells
+from tfregimes.report.ranking import GAPS
+from tfregimes.results import markdown_table
 
 flags.DEFINE_string("output", "", "Folder of the report (default: PATH/report when there is one PATH).")
 flags.DEFINE_string("x", "", "Sweep axis: a varied flag (default: the one with the most values, seed excluded).")
@@ -48,7 +51,8 @@ def main(argv):
     for path in report.figures.values():
         print(f"figure   {path}")
     if "ranking" in report.tables:
-        print(report.tables["ranking"].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for gap in GAPS:
+            print(f"\nmeasure ranking against {gap}:\n{markdown_table(*ranking_cells(report.tables['ranking'], gap))}")
     print(f"built in {time.perf_counter() - start:.1f} s")
     return 0
 

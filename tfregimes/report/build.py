@@ -1,7 +1,7 @@
 """`build_report(paths, output_dir, ...)`: a run directory, or a sweep / several runs, as report.md (and
 report.html) with PNG figures. Every number comes from the run files (via tfregimes.results); the only derived
 numbers are the generalization gaps (differences of two recorded metrics), means and standard deviations over
-seeds, and Kendall's τ."""
+seeds, and the measure ranking's rank correlations (tfregimes.analysis: τ, partial τ, Ψ with their CIs)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from tfregimes.analysis import same_stop_target
+from tfregimes.analysis.rank import RESAMPLES
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.report import document as doc
 from tfregimes.report import figures_run, figures_sweep
 from tfregimes.report.events import last_histogram
-from tfregimes.report.ranking import GAPS, rank_measures
+from tfregimes.report.ranking import GAPS, rank_measures, ranking_cells
 from tfregimes.report.style import save
 from tfregimes.results import (
     RunRecord,
@@ -203,16 +205,37 @@ def _sweep_report(records: list[RunRecord], sweeps: list[dict], figure_dir: Path
                 "measures_vs_x": f"Each metric at the minimum (evaluate JSON) against --{x}, mean ± std over seeds.",
                 "learning_curves": "Learning curves per group, mean over seeds (history.csv)."}
     blocks += [doc.Heading("Figures"), *_figure_blocks(figures, captions)]
-    blocks += [doc.Heading("Measure ranking (seed 004 §7.1)"),
-               doc.Paragraph("Kendall's τ_b (scipy.stats.kendalltau, two-sided p) between each measure and each "
-                             "generalization gap across the runs that finished; n runs. Sign convention: τ > 0 when "
-                             "runs with a larger measure have a larger gap, so a good sharpness measure has τ > 0 and "
-                             "a good margin measure τ < 0. `final/…` is the run's last logged training diagnostic. "
-                             "τ needs at least 3 runs."),
-               doc.Table(["measure", *(f"{s} {g}" for g in GAPS for s in ("τ vs", "p vs", "n vs"))],
-                         [[r["measure"], *(_text(r[f"{s}/{g}"]) for g in GAPS for s in ("tau", "p", "n"))]
-                          for r in ranking.to_dict("records")])]
+    blocks += [doc.Heading("Measure ranking (seed 004 §7.1)"), *_ranking_blocks(df, ranking)]
     return blocks, figures, {"runs": df, "summary": summary, "ranking": ranking}
+
+
+def _ranking_blocks(df: pd.DataFrame, ranking: pd.DataFrame) -> list:
+    """Whether the runs compared were trained to the same stop target, what the columns mean, one table per gap."""
+    compared = same_stop_target(df[df["state"] == "done"])
+    covariate = ranking.attrs.get("covariate") or "train_loss"
+    blocks: list = [doc.Paragraph(
+        f"Runs compared at the same training loss? {'yes' if compared.ok else 'no'}: {compared.why}."
+        + ("" if compared.ok else " Minima reached at different training losses differ by how far they were "
+           "trained; read τ through the partial τ given the training loss, and rerun to a common stop "
+           "(--stop_at_train_loss) before drawing a conclusion.")),
+        doc.Paragraph(
+            "Over the runs that finished, from `tfregimes.analysis`. τ: Kendall's τ_b between the measure and the "
+            f"gap, with its 95 % bootstrap CI over runs ({RESAMPLES} resamples). Sign convention: τ > 0 when runs "
+            "with a larger measure have a larger gap, so a good sharpness measure has τ > 0 and a good margin "
+            f"measure τ < 0. Partial τ given {covariate}: τ with the training loss held fixed (Kendall 1942), with "
+            "its CI; beyond fit? is `yes` when that CI excludes 0 (the measure orders the runs in a way the training "
+            "loss does not), `no` when it includes 0. The baseline row is the training loss itself: a measure whose "
+            "|τ| is no larger ranks the runs no better than their fit does. Ψ: Jiang et al. 2020's granulated τ "
+            "(\"Fantastic Generalization Measures\", eq. 4), the mean over the varied flags (seed excluded) of the "
+            "mean τ within the groups of runs where only that flag (and the seed) varies; Ψ per flag lists those "
+            "means. n: the runs τ rests on (at least 3). `final/…` is the run's last logged training diagnostic. "
+            "Rows sorted by "
+            f"|τ| against {next(iter(GAPS))}.")]
+    if ranking.attrs.get("psi_why"):
+        blocks.append(doc.Paragraph(f"Ψ is not computed: {ranking.attrs['psi_why']}."))
+    for gap, meaning in GAPS.items():
+        blocks += [doc.Heading(f"Against {gap} ({meaning})", 3), doc.Table(*ranking_cells(ranking, gap))]
+    return blocks
 
 
 def _where(record: RunRecord) -> str:
