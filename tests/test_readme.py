@@ -226,6 +226,33 @@ def check(key, expectation, process, tmp):
         assert re.search(r"status\s+ok", out), report
 
 
+def readme_python_blocks() -> dict[str, str]:
+    """The README's python blocks by the section (### heading) they are in."""
+    readme = (REPO / "README.md").read_text()
+    blocks = {}
+    for section in re.split(r"\n(?=#{2,3} )", readme):
+        for index, block in enumerate(re.findall(r"```python\n(.*?)\n```", section, flags=re.S)):
+            blocks[f"{section.splitlines()[0]} [{index}]"] = block
+    return blocks
+
+
+def test_every_readme_python_block_runs_as_written(tmp_path):
+    blocks = readme_python_blocks()
+    # Each python block is a program: it runs as written, from a scratch directory, with this interpreter.
+    assert "### Diagnostics during training [0]" in blocks
+    for key, block in blocks.items():
+        (tmp_path / "cwd").mkdir(exist_ok=True)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        process = subprocess.run([sys.executable, "-c", block], cwd=tmp_path / "cwd", env=env, text=True,
+                                 capture_output=True, timeout=600)
+        report = f"{key}\n--- stdout\n{process.stdout[-1500:]}\n--- stderr\n{process.stderr[-2500:]}"
+        assert process.returncode == 0, report
+        if key.startswith("### Diagnostics during training"):
+            for name in ("angular_update", "effective_lr", "momentum_scale", "margin_median"):
+                assert f"'{name}'" in process.stdout, (name, process.stdout)
+
+
 @pytest.mark.slow(260)
 def test_every_readme_command_runs_as_written(tmp_path):
     (tmp_path / "empty").mkdir()

@@ -83,6 +83,16 @@ def test_graph_consumers_keep_to_the_models_own_graph():
     assert keras_private.is_functional(network) and not keras_private.is_functional(RegimeModel(network))
 
 
+def test_functional_graph_of_functional_sequential_and_subclassed_models():
+    network = _network()
+    assert keras_private.functional_graph(network) is network
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="hidden"),
+                                   keras.layers.BatchNormalization(name="bn")])
+    graph = keras_private.functional_graph(sequential)
+    assert keras_private.graph_consumers(sequential.get_layer("hidden"), graph) == [sequential.get_layer("bn")]
+    assert keras_private.functional_graph(RegimeModel(network)) is None
+
+
 def test_tensorboard_writer_and_rate(tmp_path):
     callback = keras.callbacks.TensorBoard(log_dir=str(tmp_path), write_steps_per_second=True)
     _fitted(callbacks=[callback])

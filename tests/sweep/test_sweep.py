@@ -4,6 +4,7 @@ and (the issue's done criterion) a local sweep killed with SIGKILL halfway and r
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import pytest
 from helpers import REPO
 
 from tfregimes.sweep import hparams
+from tfregimes.sweep.engine import Progress
 from tfregimes.sweep.point import PointJob, run_point
 from tfregimes.sweep.spec import SweepSpecError, expand, make_spec, parse_axis, point_name, validate_points
 from tfregimes.sweep.state import SweepState, spec_differences
@@ -150,6 +152,31 @@ def test_state_resumes_records_and_refuses_another_spec_with_the_difference(tmp_
     assert "base.epochs: recorded '2', given '3'" in str(error.value)
     assert "grid.batch_size: recorded ['16', '32'], given ['16', '64']" in str(error.value)
     assert spec_differences({"a": 1}, {"a": 1}) == []
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_sweep_progress_is_a_plain_line_per_start_and_end_in_a_log_and_a_bar_on_a_terminal(tmp_path, terminal):
+    spec = make_spec({"epochs": "2"}, grid=["batch_size=16,32"])
+    state = SweepState(tmp_path, spec.to_json(), ["cmd"], expand(spec))
+    out = _Terminal() if terminal else io.StringIO()
+    progress = Progress(state, out)
+    for name in ("batch_size-16", "batch_size-32"):
+        progress.started(name)
+        progress.finished(name, {"state": "done", "wall_seconds": 1.0})
+    progress.close()
+    text = out.getvalue()
+    if terminal:
+        assert "\r" in text and "2/2" in text
+        return
+    assert "\r" not in text and "\x1b" not in text
+    lines = text.splitlines()
+    assert len(lines) == 4 and all(line.startswith("sweep: ") for line in lines)
+    assert lines[-1].startswith("sweep: 2/2 finished (2 done, 0 diverged, 0 failed), 0 running, 0 left")
 
 
 # --- One point ---------------------------------------------------------------------------------------------------

@@ -67,6 +67,16 @@ def is_functional(model: keras.Model) -> bool:
     return hasattr(model, "_nodes")
 
 
+def functional_graph(model: keras.Model) -> keras.Model | None:
+    """The functional model that holds `model`'s graph: `model` itself when functional; for a built
+    `keras.Sequential`, the Functional it keeps privately (`_functional`, no public accessor); None for a
+    subclassed model (no graph) or a Sequential not built yet."""
+    if is_functional(model):
+        return model
+    inner = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else None
+    return inner if inner is not None and is_functional(inner) else None
+
+
 def graph_consumers(layer: keras.layers.Layer, model: keras.Model) -> list[keras.layers.Layer]:
     """The layers of `model`'s functional graph that take `layer`'s output as input. Keras has no public graph
     traversal; a layer's outbound nodes include calls in other models built from the same layers, so only the

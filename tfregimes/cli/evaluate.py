@@ -21,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from tfregimes.base.progress import Progress  # noqa: E402
 from tfregimes.base.run_dir import write_json  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
 from tfregimes.cli.summary import evaluation_summary  # noqa: E402
@@ -160,7 +161,8 @@ def interpolate(model_1, normalize, data, settings: MetricSettings) -> dict:
     splits = {split: fixed_sample(*_metric_arrays(data, split, normalize), settings.sample_size, settings.seed)
               for split in ("train", "test")}
     rows = interpolation_curve(model_1, model_2, splits, interpolation_alphas(FLAGS.interpolation_points),
-                               batch_size=FLAGS.batch_size, bn_statistics=FLAGS.interpolation_bn)
+                               batch_size=FLAGS.batch_size, bn_statistics=FLAGS.interpolation_bn,
+                               progress=Progress())
     warning = clipped_variance_warning(rows)
     if warning:
         print(warning, file=sys.stderr)
@@ -212,7 +214,8 @@ def main(argv):
         inputs, labels = _metric_arrays(data, FLAGS.metrics_split, normalize)
         result["metrics_split"] = FLAGS.metrics_split
         result["metric_settings"] = dataclasses.asdict(settings)
-        metrics = compute_minimum_metrics(keras_model, inputs, labels, FLAGS.metrics, settings)
+        # Progress on stderr: a bar on a terminal, one line per step in a log.
+        metrics = compute_minimum_metrics(keras_model, inputs, labels, FLAGS.metrics, settings, progress=Progress())
         result.update(metrics)
         # The loss-based metrics see a fixed sample (--metrics_samples) of the split; the Fisher ones their own
         # subsets of --fisher_samples.

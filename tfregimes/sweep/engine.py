@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tfregimes.base import progress as progress_lib
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.sweep import hparams
 from tfregimes.sweep.point import PointJob, child_threads_env
@@ -45,7 +46,9 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """The executor's events: sweep.json follows them, and a progress line is printed."""
+    """The executor's events: sweep.json follows them, and progress is shown on `out` (`tfregimes.base.progress`):
+    on a terminal a bar advanced by each finished point, elsewhere one line per start and end (and every
+    `every_seconds` between them)."""
 
     def __init__(self, state: SweepState, out: TextIO, every_seconds: float = 30.0):
         self.state = state
@@ -54,6 +57,9 @@ class Progress:
         self.started_at = self._printed_at = time.monotonic()
         self.walls: list[float] = []
         self._lock = threading.Lock()
+        counts = state.counts()
+        self.task = progress_lib.Progress(out).task("sweep", len(state.points), "point",
+                                                    done=counts["done"] + counts["diverged"])
 
     def started(self, name: str, gpu: str | None = None) -> None:
         self.state.update(name, state="running", error=None, **({"gpu": gpu} if gpu is not None else {}))
@@ -68,9 +74,13 @@ class Progress:
         if outcome.get("wall_seconds"):
             self.walls.append(outcome["wall_seconds"])
         if outcome["state"] == "failed":
-            print(f"sweep: point {name} failed; last lines of {record['log']}:\n{outcome.get('error')}",
-                  file=self.out, flush=True)
-        self.tick(force=True)
+            self.task.write(f"sweep: point {name} failed; last lines of {record['log']}:\n{outcome.get('error')}")
+        with self._lock:
+            self._printed_at = time.monotonic()
+            if outcome["state"] in ("done", "diverged"):
+                self.task.step(line=self.line())
+            else:
+                self.task.note(self.line())
 
     def line(self) -> str:
         counts = self.state.counts()
@@ -89,7 +99,10 @@ class Progress:
         with self._lock:
             if force or time.monotonic() - self._printed_at >= self.every_seconds:
                 self._printed_at = time.monotonic()
-                print(self.line(), file=self.out, flush=True)
+                self.task.note(self.line())
+
+    def close(self) -> None:
+        self.task.close()
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[[list[str]], Any], *,
@@ -126,12 +139,15 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[
     for record in state.to_run():  # Interrupted (`running`) and failed points wait their turn again.
         if record["state"] != "pending":
             state.update(record["name"], state="pending")
-    progress = Progress(state, out)
     skipped = len(points) - len(jobs)
     print(f"sweep: {len(points)} points in {sweep_dir}, {skipped} already finished, {len(jobs)} to run",
           file=out, flush=True)
-    if jobs:
-        executor.run(jobs, progress)
+    progress = Progress(state, out)
+    try:
+        if jobs:
+            executor.run(jobs, progress)
+    finally:
+        progress.close()
     counts = state.counts()
     print(f"sweep: finished in {_duration(time.monotonic() - progress.started_at)}: "
           + ", ".join(f"{counts[s]} {s}" for s in ("done", "diverged", "failed") if counts[s] or s == "done"),

@@ -121,7 +121,8 @@ def run_diagnostics(config: config_lib.RunConfig, data, output_dir: Path, tensor
         batch_size=config.batch_size, train_examples=data.evaluation("train", config.eval_batch_size),
         output_dir=output_dir, tensorboard_dir=tensorboard_dir, scale_invariant_only=config.scale_invariant_only,
         probe_examples=config.momentum_probe_examples or None, margin_samples=config.margin_samples,
-        margin_normalization=config.margin_normalization, save_margins=config.save_margins or None)
+        margin_normalization=config.margin_normalization, save_margins=config.save_margins or None,
+        skip_unsupported=True)  # A phase may train with Adam or LARS: its epochs have no momentum to measure.
 
 
 def _exploration_controller(optimizer, config: config_lib.RunConfig

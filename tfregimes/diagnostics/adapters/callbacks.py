@@ -7,7 +7,11 @@ histograms, the post-training momentum alignment) goes to a `DiagnosticsOutput`:
 and JSON files. No callback has a per-batch hook (that would force Keras to dispatch every step synchronously);
 all work happens at epoch boundaries.
 
-`self.model` is the `RegimeModel`: the plain network is `self.model.network`, the optimizer `self.model.optimizer`.
+`self.model` is whatever model `fit` runs: a functional, Sequential or subclassed Keras model with any Keras optimizer,
+or the trainer's `RegimeModel`, whose plain network is `self.model.network` (`network_of`). Only the momentum
+diagnostic needs a particular optimizer (Keras SGD with momentum), and it says so when training starts. A plain
+model's values go into the epoch logs like the trainer's, so `History`, `CSVLogger` and TensorBoard listed after
+these callbacks get them; the learning rate is the optimizer's (or its schedule's) of the epoch's last step.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base import keras_private
 from tfregimes.base.background import BackgroundFiles
 from tfregimes.base.run_dir import json_safe
 from tfregimes.base.scalars import ScalarWriter
 from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
 from tfregimes.diagnostics.dynamics.weight_groups import group_by_layer, select_variables
 from tfregimes.optim.state import current_learning_rate
+from tfregimes.steps.plain import RegimeModel
 
 
 def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | None = None) -> float:
@@ -37,6 +43,13 @@ def last_step_learning_rate(optimizer: keras.optimizers.Optimizer, logs: dict | 
     if logs and "learning_rate" in logs:
         return float(logs["learning_rate"])
     return current_learning_rate(optimizer)
+
+
+def network_of(model: keras.Model) -> keras.Model:
+    """The network whose weights and outputs a diagnostic measures: a `RegimeModel`'s `network` (the wrapper's call
+    is the network's, but only the network has the functional graph that scale invariance and hidden-layer margins
+    read), else the model `fit` runs itself."""
+    return model.network if isinstance(model, RegimeModel) else model
 
 
 class DiagnosticsOutput:
@@ -110,21 +123,38 @@ class DiagnosticsOutput:
 
 
 class EpochDiagnostic(keras.callbacks.Callback):
-    """A callback that measures at the end of every `every`-th epoch and of the last epoch."""
+    """A callback that measures at the end of every `every`-th epoch and of the last epoch.
 
-    def __init__(self, *, every: int = 1, output: DiagnosticsOutput | None = None):
+    `build_examples`: a callable returning a few (x, y) training examples, with which a model that is not built when
+    training starts is built (see `_build_model`)."""
+
+    def __init__(self, *, every: int = 1, output: DiagnosticsOutput | None = None,
+                 build_examples: Callable[[], tuple] | None = None):
         super().__init__()
         if every < 1:
             raise ValueError(f"every must be a positive number of epochs, got {every}")
         self.every = every
         self.output = output or DiagnosticsOutput()
+        self.build_examples = build_examples
         self._built_for = None
 
     def on_train_begin(self, logs=None):
+        if not self.model.built:
+            self._build_model()
         # Once per model, not once per fit: a run fits once per phase, and retracing each time would cost seconds.
         if self._built_for is not self.model:
             self.build()
             self._built_for = self.model
+
+    def _build_model(self) -> None:
+        """Keras' TensorFlow backend builds a model that is not built yet (a subclassed one) in its first step, after
+        `on_train_begin`: too late to read its starting weights. Built here as Keras' other backends build it before
+        training: a symbolic pass over example inputs (nothing computed; the initializers draw as they would)."""
+        if self.build_examples is None:
+            raise ValueError(f"{type(self).__name__} needs the model's weights when training starts, and "
+                             f"{self.model.name!r} is not built: build it (model.build(input_shape) or call it on a "
+                             "batch) before fit, or pass train_examples to diagnostic_callbacks")
+        keras_private.symbolic_build(self.model, self.build_examples())
 
     def build(self) -> None:
         """Creates what the diagnostic needs for `self.model` (variables, compiled functions)."""
@@ -161,7 +191,7 @@ class AngularUpdate(EpochDiagnostic):
         self._reference_end = None  # The 0-based epoch whose end weights the reference holds.
 
     def build(self):
-        variables = select_variables(self.model.network, self.scale_invariant_only)
+        variables = select_variables(network_of(self.model), self.scale_invariant_only)
         self._groups = group_by_layer(variables)
         self._reference = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
         self._copy = tf.function(lambda: [r.assign(v.value) for r, v in zip(self._reference, variables)],
@@ -190,9 +220,9 @@ class EffectiveLearningRate(EpochDiagnostic):
     """Seed 002 eqs. 9, 10 and 27 with the learning rate of the epoch's last step and the weights at its end.
 
     Logs `weight_norm` (‖x‖), `effective_lr` (η/‖x‖²), `effective_lr_per_epoch` (ηN/(‖x‖²B)) and, for SGD,
-    `tuning_factor` (Nηλ/(B(1−μ)), λ the RegimeModel's coupled weight decay, μ the optimizer's momentum, plus
-    Nηλ_d/B for decoupled decay λ_d; also under mixed precision's LossScaleOptimizer; it changes only with the
-    schedule and between phases). Other optimizers (Adam, LARS) have no eq. 27: not logged.
+    `tuning_factor` (Nηλ/(B(1−μ)), λ the RegimeModel's coupled weight decay (0 for other models), μ the
+    optimizer's momentum, plus Nηλ_d/B for decoupled decay λ_d; also under mixed precision's LossScaleOptimizer;
+    it changes only with the schedule and between phases). Other optimizers (Adam, LARS) have no eq. 27: not logged.
     """
 
     def __init__(self, *, num_train: int, batch_size: int, scale_invariant_only: bool = False, **kwargs):
@@ -202,9 +232,14 @@ class EffectiveLearningRate(EpochDiagnostic):
         self.scale_invariant_only = scale_invariant_only
 
     def build(self):
-        variables = select_variables(self.model.network, self.scale_invariant_only)
+        variables = select_variables(network_of(self.model), self.scale_invariant_only)
         self._squared_norm = tf.function(
             lambda: tf.add_n([tf.reduce_sum(tf.square(v.value)) for v in variables]), autograph=False)
+
+    def _coupled_weight_decay(self) -> float:
+        """λ of eq. 27: the `RegimeModel`'s coupled decay. A plain model's L2 regularizers may differ per layer and
+        are not read: λ = 0 there (the tuning factor then counts only the optimizer's decoupled decay)."""
+        return self.model.weight_decay if isinstance(self.model, RegimeModel) else 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not self.is_measured(epoch):
@@ -219,7 +254,7 @@ class EffectiveLearningRate(EpochDiagnostic):
         inner = getattr(optimizer, "inner_optimizer", optimizer)  # Inside a LossScaleOptimizer (mixed_float16).
         if isinstance(inner, keras.optimizers.SGD):
             logs["tuning_factor"] = learning_rate.tuning_factor(
-                num_train=self.num_train, learning_rate=lr, weight_decay=getattr(self.model, "weight_decay", 0.0),
+                num_train=self.num_train, learning_rate=lr, weight_decay=self._coupled_weight_decay(),
                 batch_size=self.batch_size, momentum=float(inner.momentum),
                 decoupled_weight_decay=float(inner.weight_decay or 0.0))
 
@@ -231,16 +266,19 @@ class MomentumDiagnostic(EpochDiagnostic):
     `probe_every` epochs (and at the last) logs `momentum_scale` r_t (∇f on the probe examples: a gradient per
     example, as a training step, so on short epochs it is measured less often than the snapshots are taken). At
     the end of training: the alignment s_t of every snapshot against the final weights goes to
-    `momentum_alignment.json` and to TensorBoard (`epoch_momentum_alignment`, step = 0-based epoch). Epochs whose
-    optimizer has no heavy-ball buffer (Adam, LARS, SGD without momentum, e.g. in one phase) are skipped, and so
-    are runs on more than one replica; a one-line message says so.
+    `momentum_alignment.json` and to TensorBoard (`epoch_momentum_alignment`, step = 0-based epoch).
+
+    It needs Keras SGD with momentum > 0 (a heavy-ball buffer) on one replica: otherwise `fit` stops when training
+    starts with a one-line ValueError saying so, or, with `skip_unsupported` (a trainer whose phases change the
+    optimizer, e.g. Adam then SGD), such epochs are skipped and a one-line message says so once.
     """
 
     ALIGNMENT_FILE = "momentum_alignment.json"
 
     def __init__(self, *, probe_examples, chunk_size: int, probe_every: int | None = None,
-                 snapshot_dir: str | os.PathLike | None = None, **kwargs):
+                 snapshot_dir: str | os.PathLike | None = None, skip_unsupported: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.skip_unsupported = skip_unsupported
         if probe_every is not None and probe_every < 1:
             raise ValueError(f"probe_every must be a positive number of epochs, got {probe_every}")
         self._probe_source = probe_examples  # (x, y) arrays or a callable returning them
@@ -265,13 +303,22 @@ class MomentumDiagnostic(EpochDiagnostic):
                   "more often; momentum snapshots follow the diagnostics' own interval.", flush=True)
             self._announced = True
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if not self.skip_unsupported:  # Fail now, not silently at the end of every epoch.
+            self._check_supported(self.model.optimizer)
+
+    def _check_supported(self, optimizer) -> None:
+        if self.model.distribute_strategy.num_replicas_in_sync > 1:
+            # The probe would run outside the strategy's replica context: not supported, so not measured.
+            raise ValueError("the momentum probe runs on a single replica only")
+        momentum.check_heavy_ball(optimizer)
+
     def _probe_for(self, optimizer) -> tuple[momentum.ProbeGradient, Callable] | None:
         key = id(optimizer)
         if key not in self._probes:
             try:
-                if self.model.distribute_strategy.num_replicas_in_sync > 1:
-                    # The probe would run outside the strategy's replica context: not supported, so not measured.
-                    raise ValueError("the momentum probe runs on a single replica only")
+                self._check_supported(optimizer)
                 buffers = momentum.heavy_ball_buffers(optimizer, self._variables)
             except ValueError as error:
                 if not self._warned:
@@ -342,14 +389,14 @@ class MarginDistribution(EpochDiagnostic):
     def build(self):
         if callable(self._examples):
             self._examples = self._examples()
-        self._batch_fn = margins.make_margin_batch_fn(self.model.network, self.layer_names)
+        self._batch_fn = margins.make_margin_batch_fn(network_of(self.model), self.layer_names)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or not self.is_measured(epoch):
             return
         x, y = self._examples
         self.latest = margins.first_order_margins(
-            self.model.network, x, y, layer_names=self.layer_names, normalization=self.normalization,
+            network_of(self.model), x, y, layer_names=self.layer_names, normalization=self.normalization,
             batch_size=self.batch_size, batch_fn=self._batch_fn)
         for space, values in self.latest.items():
             prefix = "margin" if space == margins.INPUT_SPACE else f"margin_{space}"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
+from tfregimes.base.progress import Progress
 from tfregimes.base.registry import Registry
 from tfregimes.diagnostics.dynamics import margins
 from tfregimes.diagnostics.minimum import fisher_information, hessian, sharpness
@@ -53,8 +54,8 @@ class MetricSettings:
         object.__setattr__(self, "sharpness_spaces", tuple(self.sharpness_spaces))
 
 
-# (model, inputs, labels, settings) -> {metric name: result dict}
-FamilyFunction = Callable[[keras.Model, np.ndarray, np.ndarray, MetricSettings], dict[str, dict]]
+# (model, inputs, labels, settings, progress or None) -> {metric name: result dict}
+FamilyFunction = Callable[[keras.Model, np.ndarray, np.ndarray, MetricSettings, Progress | None], dict[str, dict]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,42 +76,44 @@ def fixed_sample(inputs: np.ndarray, labels: np.ndarray, size: int | None, seed:
     return inputs[chosen], labels[chosen]
 
 
-def _sharpness(model, inputs, labels, settings):
+def _sharpness(model, inputs, labels, settings, progress):
     inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     results = sharpness.model_sharpness(
         model, inputs, labels, epsilons=settings.sharpness_epsilons, spaces=settings.sharpness_spaces,
         subspace_dim=settings.sharpness_subspace_dim, maxiter=settings.sharpness_maxiter, seed=settings.seed,
-        batch_size=settings.batch_size)
+        batch_size=settings.batch_size, progress=progress)
     return {"sharpness": {key: result.to_dict() for key, result in results.items()}}
 
 
-def _fisher(model, inputs, labels, settings):
+def _fisher(model, inputs, labels, settings, progress):
     return fisher_information.fisher_statistics(model, inputs, labels, samples=settings.fisher_samples,
-                                    trials=settings.fisher_trials, seed=settings.seed,
-                                    normalized_logits=settings.fisher_normalized_logits).metrics()
+                                                trials=settings.fisher_trials, seed=settings.seed,
+                                                normalized_logits=settings.fisher_normalized_logits,
+                                                progress=progress).metrics()
 
 
-def _hessian_top(model, inputs, labels, settings):
+def _hessian_top(model, inputs, labels, settings, progress):
     inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     top = hessian.hessian_top_eigenvalue(model, inputs, labels, iterations=settings.hessian_iterations,
                                          tolerance=settings.hessian_tolerance, seed=settings.seed,
-                                         batch_size=settings.batch_size)
+                                         batch_size=settings.batch_size, progress=progress)
     return {"hessian_top": top.to_dict()}
 
 
-def _hutchinson(model, inputs, labels, settings):
+def _hutchinson(model, inputs, labels, settings, progress):
     inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     return hessian.hessian_trace_and_frobenius(model, inputs, labels, probes=settings.hessian_probes,
-                                               seed=settings.seed, batch_size=settings.batch_size).metrics()
+                                               seed=settings.seed, batch_size=settings.batch_size,
+                                               progress=progress).metrics()
 
 
-def _robustness(model, inputs, labels, settings):
+def _robustness(model, inputs, labels, settings, progress):
     inputs, _ = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     return {"robustness": robustness(model, inputs, norm=settings.robustness_norm,
                                      output=settings.robustness_output)}
 
 
-def _margins(model, inputs, labels, settings):
+def _margins(model, inputs, labels, settings, progress):
     inputs, labels = fixed_sample(inputs, labels, settings.sample_size, settings.seed)
     started = time.perf_counter()
     values = margins.first_order_margins(model, inputs, labels, normalization=settings.margin_normalization,
@@ -137,18 +140,20 @@ for _name, _family, _definition in [
 
 
 def compute_minimum_metrics(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, names: Sequence[str],
-                            settings: MetricSettings = MetricSettings()) -> dict[str, dict]:
+                            settings: MetricSettings = MetricSettings(),
+                            progress: Progress | None = None) -> dict[str, dict]:
     """{name: result} for each requested metric at the model's weights, over (inputs, labels) (normally the
     training split). Each result is a dict with a "value" and the seconds it took (its family's time;
     sharpness: one such dict per space and ε, keyed like "full_eps1e-3"). The model's variables are never
-    written."""
+    written. `progress` (None: silent) shows the long ones step by step: sharpness per L-BFGS-B iteration, the Fisher
+    metrics per subset, the Hessian metrics per iteration or probe."""
     metrics = [(name, MINIMUM_METRICS.get(name)) for name in names]  # Unknown names fail before any work.
     results: dict[str, dict] = {}
     for name, metric in metrics:
         if name in results:
             continue
         start = time.perf_counter()
-        family_results = metric.family(model, inputs, labels, settings)
+        family_results = metric.family(model, inputs, labels, settings, progress)
         seconds = time.perf_counter() - start
         for other_name, other in metrics:
             if other.family is metric.family:

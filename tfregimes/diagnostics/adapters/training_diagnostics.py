@@ -1,11 +1,12 @@
-"""Training diagnostics by name (`TRAINING_DIAGNOSTICS`) and `diagnostic_callbacks`, the one call a trainer makes.
+"""Training diagnostics by name (`TRAINING_DIAGNOSTICS`) and `diagnostic_callbacks`, the one call that makes them,
+for any Keras model's `fit`; the trainer is one user of it:
 
     callbacks = diagnostic_callbacks("angular,elr,momentum,margins", every=k, num_train=N, batch_size=B,
                                      train_examples=data.evaluation("train", eval_batch_size),
                                      output_dir=RUN/"diagnostics", tensorboard_dir=RUN/"tensorboard"/"diagnostics")
 
-Put the returned callbacks before Keras' TensorBoard callback and the history recorder, so that the values they
-add to the epoch logs are written too.
+Put the returned callbacks before Keras' TensorBoard callback, CSVLogger or the trainer's history recorder, so that
+the values they add to the epoch logs are written too (Keras appends its own `History` last).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class DiagnosticSettings:
     margin_batch_size: int
     save_margins: str | None
     snapshot_dir: Path | None
+    skip_unsupported: bool
+
+    def common(self) -> dict:
+        """The arguments every `EpochDiagnostic` takes."""
+        return {"every": self.every, "output": self.output,
+                "build_examples": None if self.examples is None else lambda: self.examples(1)}
 
     def need_examples(self, diagnostic: str) -> Callable[[int], Examples]:
         if self.examples is None:
@@ -59,13 +66,13 @@ TRAINING_DIAGNOSTICS: Registry[Callable[[DiagnosticSettings], keras.callbacks.Ca
 
 @TRAINING_DIAGNOSTICS.register("angular")
 def _angular(settings: DiagnosticSettings) -> keras.callbacks.Callback:
-    return callbacks_lib.AngularUpdate(every=settings.every, output=settings.output,
+    return callbacks_lib.AngularUpdate(**settings.common(),
                                        scale_invariant_only=settings.scale_invariant_only)
 
 
 @TRAINING_DIAGNOSTICS.register("elr")
 def _effective_learning_rate(settings: DiagnosticSettings) -> keras.callbacks.Callback:
-    return callbacks_lib.EffectiveLearningRate(every=settings.every, output=settings.output,
+    return callbacks_lib.EffectiveLearningRate(**settings.common(),
                                                num_train=settings.num_train, batch_size=settings.batch_size,
                                                scale_invariant_only=settings.scale_invariant_only)
 
@@ -73,16 +80,17 @@ def _effective_learning_rate(settings: DiagnosticSettings) -> keras.callbacks.Ca
 @TRAINING_DIAGNOSTICS.register("momentum")
 def _momentum(settings: DiagnosticSettings) -> keras.callbacks.Callback:
     examples = settings.need_examples("momentum")
-    return callbacks_lib.MomentumDiagnostic(every=settings.every, output=settings.output,
+    return callbacks_lib.MomentumDiagnostic(**settings.common(),
                                             probe_examples=lambda: examples(settings.probe_examples),
                                             probe_every=settings.probe_every, chunk_size=settings.batch_size,
-                                            snapshot_dir=settings.snapshot_dir)
+                                            snapshot_dir=settings.snapshot_dir,
+                                            skip_unsupported=settings.skip_unsupported)
 
 
 @TRAINING_DIAGNOSTICS.register("margins")
 def _margins(settings: DiagnosticSettings) -> keras.callbacks.Callback:
     examples = settings.need_examples("margins")
-    return callbacks_lib.MarginDistribution(every=settings.every, output=settings.output,
+    return callbacks_lib.MarginDistribution(**settings.common(),
                                             examples=lambda: examples(settings.margin_samples),
                                             layer_names=settings.margin_layers,
                                             normalization=settings.margin_normalization,
@@ -149,14 +157,21 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
                          scale_invariant_only: bool = False, probe_examples: int | None = None,
                          margin_samples: int = 1024, margin_normalization: str = "total_variation",
                          margin_layers: Sequence[str] = (), margin_batch_size: int = 256,
-                         save_margins: str | os.PathLike | None = None) -> list[keras.callbacks.Callback]:
-    """Keras callbacks for the training diagnostics `names` (see `TRAINING_DIAGNOSTICS.names()`).
+                         save_margins: str | os.PathLike | None = None,
+                         skip_unsupported: bool = False) -> list[keras.callbacks.Callback]:
+    """Keras callbacks for the training diagnostics `names` (see `TRAINING_DIAGNOSTICS.names()`), for the `fit` of
+    any Keras model (functional, Sequential, subclassed; it must output logits for the margins) with any Keras
+    optimizer, except that "momentum" needs Keras SGD with momentum > 0 on one replica. Their values go into the
+    epoch logs, so `History` and callbacks listed after them (CSVLogger, TensorBoard) get them:
+
+        model.fit(x, y, batch_size=64, epochs=10, callbacks=diagnostic_callbacks(
+            "angular,elr,momentum,margins", num_train=len(x), batch_size=64, train_examples=(x, y)))
 
     every: measure at the end of every `every`-th epoch (and of the last one).
     num_train, batch_size: N and B of seed 002's eqs. 10 and 27 (B also bounds the probe's chunks in memory).
     train_examples: training examples, unaugmented, as (x, y) arrays or a dataset of (x, y) batches; the first
-        `probe_examples` are the momentum probe set, the first `margin_samples` the margin set. Read once, at the
-        start of training.
+        `probe_examples` are the momentum probe set, the first `margin_samples` the margin set, and the first one
+        builds a model that `fit` has not built yet (a subclassed one). Read once, at the start of training.
     probe_examples: size of the probe set for ∇f in the momentum scale, measured then every `every` epochs;
         None: `default_probe_examples`, measured every `default_probe_every` epochs (snapshots for the alignment
         are taken every `every` epochs either way).
@@ -166,6 +181,8 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
     scale_invariant_only: angular update and effective LR over scale-invariant weights only (seed 002 §5.2).
     margin_normalization: "total_variation" (seed 000 A.1) or "none"; margin_layers: hidden layers (by name)
         whose margins are measured too; save_margins: an .npy path for the per-example margins.
+    skip_unsupported: "momentum" with an optimizer without a heavy-ball buffer skips those epochs with a one-line
+        message (the trainer, whose phases may change optimizer) instead of failing when training starts.
     """
     if every < 1:
         raise ValueError(f"every must be >= 1, got {every}")
@@ -183,7 +200,7 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
     examples = None
     if train_examples is not None:
         # Read once for both users: the largest prefix either needs.
-        largest = max(probe_examples if "momentum" in parsed else 0, margin_samples if "margins" in parsed else 0)
+        largest = max(1, probe_examples if "momentum" in parsed else 0, margin_samples if "margins" in parsed else 0)
         prefix = functools.cache(lambda: take_examples(train_examples, largest))
         examples = lambda count: tuple(a[:count] for a in prefix())  # noqa: E731
     settings = DiagnosticSettings(
@@ -193,5 +210,6 @@ def diagnostic_callbacks(names: str | Sequence[str], *, every: int = 1, num_trai
         margin_samples=margin_samples,
         margin_normalization=margin_normalization, margin_layers=tuple(margin_layers),
         margin_batch_size=margin_batch_size, save_margins=str(save_margins) if save_margins else None,
-        snapshot_dir=Path(output_dir) / "momentum_snapshots" if output_dir else None)
+        snapshot_dir=Path(output_dir) / "momentum_snapshots" if output_dir else None,
+        skip_unsupported=skip_unsupported)
     return [TRAINING_DIAGNOSTICS.get(name)(settings) for name in parsed]

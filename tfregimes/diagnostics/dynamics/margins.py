@@ -26,6 +26,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base import keras_private
+
 INPUT_SPACE = "input"
 NORMALIZATIONS = ("total_variation", "none")
 
@@ -34,8 +36,9 @@ def feature_model(network: keras.Model, layer_names: Sequence[str] = ()) -> kera
     """`network`, or a functional model returning [outputs of `layer_names`..., logits] for hidden-layer margins."""
     if not layer_names:
         return network
-    if not hasattr(network, "_nodes"):
-        raise ValueError(f"hidden-layer margins need a functional network; {network.name!r} is subclassed")
+    if keras_private.functional_graph(network) is None:
+        raise ValueError(f"hidden-layer margins need a functional or built Sequential network; {network.name!r} "
+                         "is subclassed")
     known = [layer.name for layer in network.layers]
     missing = [name for name in layer_names if name not in known]
     if missing:

@@ -13,13 +13,14 @@ an ascent direction, s_t would tend to −1 on the convex quadratic where §3.1 
 unknown during training; as in seed 001 (footnote 2) it is the solution training converged to, the final weights,
 so s_t is computed after training from snapshots (v_t, x_t) recorded at the end of the measured epochs.
 
-∇f(w_t) in eq. 4 is the gradient of the training objective (data loss plus coupled weight decay, exactly what the
-`RegimeModel` computes for its optimizer, including a regime's extra terms) at the current weights on a fixed probe
-set of training examples (the same examples every time), averaged over chunks of at most a training batch, in
-training mode (batch statistics, dropout). Every state variable the pass touches (BN moving statistics, dropout
-seeds) is restored, so the diagnostic does not change the run. The probe gradient is not clipped (the optimizer's
-`global_clipnorm`, if any, is not applied). On a noiseless quadratic (the test) it is the exact gradient, and
-r_t → 1/(1 − μ), s_t → 1 (seed 001 §3.1).
+∇f(w_t) in eq. 4 is the gradient of the training objective at the current weights (`objective_gradients`: for the
+`RegimeModel`, data loss plus coupled weight decay, exactly what it computes for its optimizer, including a regime's
+extra terms; for any other Keras model, what Keras' own `train_step` differentiates: `compute_loss`, the compiled
+loss plus the layers' regularization losses) on a fixed probe set of training examples (the same examples every
+time), averaged over chunks of at most a training batch, in training mode (batch statistics, dropout). Every
+state variable the pass touches (BN moving statistics, dropout seeds) is restored, so the diagnostic does not change
+the run. The probe gradient is not clipped (the optimizer's `global_clipnorm`, if any, is not applied). On a
+noiseless quadratic (the test) it is the exact gradient, and r_t → 1/(1 − μ), s_t → 1 (seed 001 §3.1).
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ def make_device_flatten(variables: Sequence):
     return lambda: compute().numpy()
 
 
-def heavy_ball_buffers(optimizer: keras.optimizers.Optimizer, variables: Sequence[keras.Variable]) -> list:
-    """Keras SGD's velocity v of each variable (see the module docstring); ValueError for other optimizers."""
+def check_heavy_ball(optimizer: keras.optimizers.Optimizer) -> None:
+    """ValueError, in one line, unless `optimizer` is Keras SGD with momentum > 0: only it keeps a heavy-ball buffer
+    (Adam's first moment is an average of gradients, not a velocity of the weights)."""
     if not isinstance(optimizer, keras.optimizers.SGD) or not optimizer.momentum:
         raise ValueError(f"the momentum diagnostic needs keras SGD with momentum > 0 (a heavy-ball buffer); got "
                          f"{type(optimizer).__name__} with momentum={getattr(optimizer, 'momentum', None)}")
+
+
+def heavy_ball_buffers(optimizer: keras.optimizers.Optimizer, variables: Sequence[keras.Variable]) -> list:
+    """Keras SGD's velocity v of each variable (see the module docstring); ValueError for other optimizers."""
+    check_heavy_ball(optimizer)
     if not optimizer.built:
         raise ValueError("the optimizer is not built yet: it has no momentum buffers")
     # Keras' own variable -> slot index (private, but the only public alternative is the order of `build`).
@@ -76,12 +83,23 @@ def momentum_alignment(velocity: Sequence, weights: Sequence, final_weights: Seq
     return float(v @ to_final / denominator) if denominator > 0 else float("nan")
 
 
+def objective_gradients(model: keras.Model, x, y) -> list:
+    """∇ of what `fit` minimizes on (x, y), w.r.t. `model.trainable_variables`, in training mode: a model with the
+    `RegimeModel` hook `compute_gradients(x, y)` (data loss + weight decay + regime terms) answers itself; any other
+    Keras model gets the gradient of `compute_loss`, as Keras' own `train_step` takes it (no sample weights)."""
+    if hasattr(model, "compute_gradients"):
+        return model.compute_gradients(x, y)[2]
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True), training=True)
+    return tape.gradient(loss, model.trainable_variables)
+
+
 class ProbeGradient:
     """‖v‖² and ‖∇f(w)‖² at the model's current weights, ∇f on a fixed probe set, leaving every state as it was.
 
-    ∇f is `model.compute_gradients` (the `RegimeModel` hook: data loss + weight decay + regime terms) in training
-    mode, averaged over chunks of at most `chunk_size` examples (weighted by chunk size) so that a large probe set
-    fits in memory like a training batch. The model's non-trainable state (BN moving statistics, seed-generator
+    ∇f is `objective_gradients` (any Keras model; the `RegimeModel`'s full objective) in training mode, averaged
+    over chunks of at most `chunk_size` examples (weighted by chunk size) so that a large probe set fits in memory
+    like a training batch. The model's non-trainable state (BN moving statistics, seed-generator
     states) is saved before and restored after, so the next training step sees what it would have without it.
     One compiled call does it all (the chunks are a graph loop).
     """
@@ -103,13 +121,13 @@ class ProbeGradient:
         one_chunk = x.shape[0] is not None and x.shape[0] <= self.chunk_size
         with tf.control_dependencies(saved):
             if one_chunk:  # The usual one-batch probe: without a graph loop it ran ~20 % faster (cnn_small, CPU).
-                _, _, gradients = self.model.compute_gradients(x, y)
+                gradients = objective_gradients(self.model, x, y)
                 total = [t if g is None else tf.cast(g, t.dtype) for t, g in zip(total, gradients)]
             else:
                 for start in tf.range(0, count, self.chunk_size):
                     chunk_x, chunk_y = x[start:start + self.chunk_size], y[start:start + self.chunk_size]
                     weight = tf.cast(tf.shape(chunk_x)[0], tf.float32) / tf.cast(count, tf.float32)
-                    _, _, gradients = self.model.compute_gradients(chunk_x, chunk_y)
+                    gradients = objective_gradients(self.model, chunk_x, chunk_y)
                     total = [t if g is None else t + tf.cast(g, t.dtype) * tf.cast(weight, t.dtype)
                              for t, g in zip(total, gradients)]
         squared_gradient = tf.add_n([tf.reduce_sum(tf.square(tf.cast(t, tf.float32))) for t in total])

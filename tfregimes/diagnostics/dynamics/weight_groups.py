@@ -5,7 +5,7 @@ Seed 002 (§3.1, §5.2) measures the angular update and effective learning rate 
 weights (kernel and bias together) count as scale-invariant when every path from its output reaches a
 normalization layer through parameter-free, positively homogeneous single-input layers only (pooling, padding,
 flatten/reshape, dropout, ReLU), since those commute with a positive rescaling. The rule is structural: it reads
-the functional graph, so a subclassed (non-functional) network has no scale-invariant weights by this rule.
+the functional graph (a Sequential model's too), so a subclassed network has no scale-invariant weights by this rule.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ POSITIVELY_HOMOGENEOUS = (
 
 
 def _functional_layers(model: keras.Model):
-    """(layer, owning functional model) for every layer, descending into nested functional models."""
-    for layer in getattr(model, "layers", ()):
-        yield layer, model
-        if isinstance(layer, keras.Model) and keras_private.is_functional(layer):
+    """(layer, owning functional graph) for every layer, descending into nested functional and Sequential models."""
+    graph = keras_private.functional_graph(model)
+    for layer in getattr(graph, "layers", ()):
+        yield layer, graph
+        if isinstance(layer, keras.Model) and keras_private.functional_graph(layer) is not None:
             yield from _functional_layers(layer)
 
 
@@ -53,7 +54,7 @@ def _reaches_only_normalization(layer: keras.layers.Layer, model: keras.Model) -
 
 def scale_invariant_variables(network: keras.Model) -> list[keras.Variable]:
     """The trainable variables of layers whose output feeds only normalization (see the module docstring)."""
-    if not hasattr(network, "_nodes"):
+    if keras_private.functional_graph(network) is None:
         return []
     selected = {id(v) for layer, owner in _functional_layers(network)
                 if layer.trainable_variables and not isinstance(layer, keras.Model)

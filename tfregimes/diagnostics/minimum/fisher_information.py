@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base import progress as progress_lib
 from tfregimes.diagnostics.minimum.flat_model import FlatModel, cross_entropy
 
 # The authors' code scales the logits to norm 1/0.04 = 25 before the loss: z / (‖z‖ · 0.04).
@@ -156,10 +157,10 @@ class FisherStatistics:
 
 def fisher_statistics(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, *, samples: int = 100,
                       trials: int = 100, seed: int = 0, normalized_logits: bool = False,
-                      chunk_size: int = 100) -> FisherStatistics:
+                      chunk_size: int = 100, progress: progress_lib.Progress | None = None) -> FisherStatistics:
     """γ̂ (seed 004 eq. 5), spectral radius and Frobenius norm (appendix D) from T subsets of N' = `samples`
     examples of (inputs, labels), drawn without replacement by `seed`. With samples = len(inputs) and trials = 1
-    the subset is the whole set. The model's variables are never written."""
+    the subset is the whole set. The model's variables are never written. `progress`: one step per subset."""
     if not 1 <= samples <= len(inputs):
         raise ValueError(f"fisher samples N' must be in [1, {len(inputs)}] (the examples given), got {samples}")
     if trials < 1:
@@ -170,9 +171,11 @@ def fisher_statistics(model: keras.Model, inputs: np.ndarray, labels: np.ndarray
         raise ValueError(f"fisher samples N' = {samples} exceeds the {num_weights} weights: J Jᵀ would be singular")
     rng = np.random.default_rng(seed)
     subsets, rows = [], []
-    for _ in range(trials):
-        subset = np.sort(rng.choice(len(inputs), size=samples, replace=False))
-        rows.append(statistics(inputs[subset], labels[subset]))
-        subsets.append(subset)
+    with progress_lib.task(progress, "fisher", trials, "subset") as task:
+        for _ in range(trials):
+            subset = np.sort(rng.choice(len(inputs), size=samples, replace=False))
+            rows.append(statistics(inputs[subset], labels[subset]))
+            subsets.append(subset)
+            task.step(logdet=rows[-1][0])
     log_dets, spectral_radii, frobenius_norms = (np.array(column) for column in zip(*rows))
     return FisherStatistics(log_dets, spectral_radii, frobenius_norms, subsets, num_weights, normalized_logits)

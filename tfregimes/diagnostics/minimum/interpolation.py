@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base import progress as progress_lib
 from tfregimes.diagnostics.minimum.flat_model import cross_entropy
 
 
@@ -120,10 +121,12 @@ def _recomputed(model, batch_statistics, trainable, non_trainable, inputs, batch
 
 def interpolation_curve(model_1: keras.Model, model_2: keras.Model,
                         data: Mapping[str, tuple[np.ndarray, np.ndarray]], alphas: np.ndarray, *,
-                        batch_size: int = 512, bn_statistics: str = "recompute") -> list[dict[str, float]]:
+                        batch_size: int = 512, bn_statistics: str = "recompute",
+                        progress: progress_lib.Progress | None = None) -> list[dict[str, float]]:
     """One row per a: {"alpha", "<split>_loss", "<split>_accuracy" for each split of `data`} (mean cross-entropy
     and accuracy at θ(a) over each split's (inputs, labels)); with bn_statistics="interpolate" also
-    "bn_variances_clipped". "recompute" takes the statistics from data["train"]'s inputs."""
+    "bn_variances_clipped". "recompute" takes the statistics from data["train"]'s inputs. `progress`: one step per
+    point."""
     if bn_statistics not in BN_STATISTICS:
         raise ValueError(f"bn_statistics must be one of {', '.join(BN_STATISTICS)}; got {bn_statistics!r}")
     if bn_statistics == "recompute" and "train" not in data:
@@ -144,7 +147,8 @@ def interpolation_curve(model_1: keras.Model, model_2: keras.Model,
         return model_1.stateless_call(trainable, non_trainable, images, training=True)[1]
 
     rows = []
-    with _ZeroMomentum(model_1):  # Traced (and so read) only by batch_statistics.
+    task = progress_lib.task(progress, "interpolation", len(alphas), "point")
+    with task, _ZeroMomentum(model_1):  # The momenta are traced (and so read) only by batch_statistics.
         for alpha in alphas:
             clipped = [0]
             trainable = _interpolate(model_1.trainable_variables, model_2.trainable_variables, float(alpha))
@@ -167,6 +171,7 @@ def interpolation_curve(model_1: keras.Model, model_2: keras.Model,
                     correct_sum += float(batch_correct)
                 row[f"{split}_loss"], row[f"{split}_accuracy"] = loss_sum / len(inputs), correct_sum / len(inputs)
             rows.append(row)
+            task.step(**{key: value for key, value in row.items() if key == "alpha" or key.endswith("_loss")})
     return rows
 
 

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import scipy.optimize
 
+from tfregimes.base import progress as progress_lib
 from tfregimes.diagnostics.minimum.flat_model import FlatModel
 
 SPACES = ("full", "subspace")
@@ -57,11 +58,12 @@ def box_half_widths(x: np.ndarray, epsilon: float, subspace: np.ndarray | None =
 
 
 def maximize_in_box(objective: Objective, x: np.ndarray, epsilon: float, *, subspace: np.ndarray | None = None,
-                    maxiter: int = 10, half_widths: np.ndarray | None = None) -> SharpnessResult:
+                    maxiter: int = 10, half_widths: np.ndarray | None = None,
+                    progress: progress_lib.Progress | None = None, label: str = "sharpness") -> SharpnessResult:
     """φ_{x,f}(ε, A) for a float64 `objective` w -> (f(w), ∇f(w)); `subspace` is A (None: the full space).
 
     `half_widths` may pass box_half_widths(x, epsilon, subspace) when it is already known (the pseudo-inverse
-    of a large A costs seconds)."""
+    of a large A costs seconds). `progress` reports each L-BFGS-B iteration under `label`, with f at its iterate."""
     if maxiter < 1:
         raise ValueError(f"maxiter must be >= 1, got {maxiter}")
     x = np.asarray(x, np.float64)
@@ -81,10 +83,14 @@ def maximize_in_box(objective: Objective, x: np.ndarray, epsilon: float, *, subs
         projected = gradient if subspace is None else subspace.T @ gradient
         return -float(value), -np.asarray(projected, np.float64)
 
+    def iteration_done(intermediate_result):  # SciPy passes the iterate's OptimizeResult by this parameter name.
+        task.step(f=-float(intermediate_result.fun))
+
     # ftol = gtol = 0: stop after `maxiter` iterations, not earlier because the gradient at a minimum is tiny.
-    result = scipy.optimize.minimize(negative, np.zeros_like(bound), jac=True, method="L-BFGS-B",
-                                     bounds=scipy.optimize.Bounds(-bound, bound),
-                                     options={"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0})
+    with progress_lib.task(progress, label, maxiter, "iteration") as task:
+        result = scipy.optimize.minimize(negative, np.zeros_like(bound), jac=True, method="L-BFGS-B",
+                                         bounds=scipy.optimize.Bounds(-bound, bound), callback=iteration_done,
+                                         options={"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0})
     max_loss = float(best["loss"])
     return SharpnessResult(value=100.0 * (max_loss - loss) / (1.0 + loss), loss=float(loss), max_loss=max_loss,
                            status=str(result.message), iterations=int(result.nit), evaluations=int(result.nfev),
@@ -100,11 +106,12 @@ def random_subspace(num_weights: int, dim: int, seed: int) -> np.ndarray:
 
 def model_sharpness(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, *,
                     epsilons: Sequence[float] = (1e-3, 5e-4), spaces: Sequence[str] = SPACES,
-                    subspace_dim: int = 100, maxiter: int = 10, seed: int = 0,
-                    batch_size: int = 512) -> dict[str, SharpnessResult]:
+                    subspace_dim: int = 100, maxiter: int = 10, seed: int = 0, batch_size: int = 512,
+                    progress: progress_lib.Progress | None = None) -> dict[str, SharpnessResult]:
     """φ for every (space, ε), keyed by `sharpness_key`; f is the mean cross-entropy over (inputs, labels).
 
-    One random A (from `seed`) serves every ε of the subspace. The model's variables are never written."""
+    One random A (from `seed`) serves every ε of the subspace. The model's variables are never written.
+    `progress`: one step per L-BFGS-B iteration, e.g. "sharpness full_eps1e-3: iteration 3/10, f=0.1234"."""
     unknown = sorted(set(spaces) - set(SPACES))
     if unknown or not spaces:
         raise ValueError(f"sharpness spaces must be among {SPACES}, got {list(spaces)}")
@@ -117,6 +124,7 @@ def model_sharpness(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, 
         coordinates = x if subspace is None else np.linalg.lstsq(subspace, x, rcond=None)[0]
         for epsilon in epsilons:
             half_widths = box_half_widths(coordinates, epsilon)
-            results[sharpness_key(space, epsilon)] = maximize_in_box(
-                objective, x, epsilon, subspace=subspace, maxiter=maxiter, half_widths=half_widths)
+            key = sharpness_key(space, epsilon)
+            results[key] = maximize_in_box(objective, x, epsilon, subspace=subspace, maxiter=maxiter,
+                                           half_widths=half_widths, progress=progress, label=f"sharpness {key}")
     return results
