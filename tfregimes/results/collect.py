@@ -98,7 +98,8 @@ def stop_columns(stop: dict[str, Any] | None) -> dict[str, Any]:
     return {"stop/criterion": stop.get("criterion"), "stop/target": finite(stop.get("target")),
             "stop/reached_target": stop.get("reached_target"),
             "stop/stopped_at_epoch": stop.get("stopped_at_epoch"),
-            "stop/clean_loss": finite(stop.get("clean_loss")), "stop/clean_accuracy": finite(stop.get("clean_accuracy"))}
+            "stop/clean_loss": finite(stop.get("clean_loss")),
+            "stop/clean_accuracy": finite(stop.get("clean_accuracy"))}
 
 
 def short_of_target(df: pd.DataFrame) -> pd.DataFrame:
