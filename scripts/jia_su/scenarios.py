@@ -89,7 +89,7 @@ def verdicts(axis: str, summary: list[dict], ranks: list[dict]) -> list[tuple[st
     out.append(("Every model ends at a near-zero, similar training loss (the paper's premise)",
                 "holds" if reached == total and max(losses, default=np.inf) < 0.05 else
                 ("partly" if reached > 0 else "does not hold"),
-                f"{reached} of {total} models reached the stop at 99.9 % running training accuracy"
+                f"{reached} of {total} models reached the stop at 99.9 % clean training accuracy"
                 + (f" (not all in: {', '.join(short)})" if short else "")
                 + f"; final clean training loss {min(losses, default=np.nan):.4f} to "
                   f"{max(losses, default=np.nan):.4f}"))
