@@ -65,6 +65,8 @@ PLANS = {
     "python -m tfregimes.train --flagfile=flags/digits_cnn.cfg": ("{cmd}" + SHORT + " --model_dir={tmp}/digits", "ok"),
     "python -m tfregimes.train --flagfile=flags/digits_cnn.cfg --epochs=10": (
         "{cmd}" + TINY + " --model_dir={tmp}/RUN", "ok"),
+    "python -m tfregimes.train --flagfile=flags/digits_cnn.cfg --stop_at_train_loss=0.05 --stop_check_every=2": (
+        "{cmd}" + SHORT + " --model_dir={tmp}/stop", "ok"),
     "python -m tfregimes.train --flagfile=flags/smoke.cfg": ("{cmd} --model_dir={tmp}/smoke --verbose=0", "ok"),
     "python -m tfregimes.train --help": ("{cmd}", "help"),
     "MULTI_WORKER_BLOCK": ("{block}\nwait", "multi_worker"),

@@ -77,7 +77,7 @@ def claims(axis: str, runs: pd.DataFrame, order: list, settings: list[dict], ran
     training-loss baseline, setup.baseline)."""
     compared = same_stop_target(runs)
     reached = (f"{sum(s['reached_target'] for s in settings)} of {sum(s['n'] for s in settings)} models reached the "
-               "stop at 99.9 % running training accuracy")
+               "stop at 99.9 % clean training accuracy")
     position = runs[axis].map({value: i for i, value in enumerate(order)})
     text, direction = ERROR_TREND[axis]
     trend = kendall_tau(position, runs["test_error"], name=f"τ_b(position along {axis}, test error) over runs")

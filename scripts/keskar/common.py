@@ -7,8 +7,9 @@ Adam at batch 256 (SB) and at 10 % of the training set (LB), each run until its 
 100-dimensional subspace at ε = 1e-3 and 5e-4 with 10 iterations of L-BFGS-B (Tables 3–4). Scaled down to fit 2
 CPU cores: F1 at a quarter of its width (`--model=f1_narrow`: 5 batch-normalized ReLU layers of 128, 168,458
 weights instead of 1,460,234), a fixed 10,000-example subset of Fashion-MNIST (MNIST is not available offline), so
-LB is 1,000 (the paper's LB/SB ratio is ~23, ours ~4); training stops at the first epoch whose running training
-accuracy reaches 99 % (`--stop_at_train_accuracy`), at most 40 epochs. Sharpness is
+LB is 1,000 (the paper's LB/SB ratio is ~23, ours ~4); training stops at the first epoch whose clean training
+accuracy (one inference-mode pass over the unaugmented training subset) reaches 99 % (`--stop_at_train_accuracy`),
+at most 40 epochs. Sharpness is
 `python -m tfregimes.evaluate --metrics=sharpness` at its defaults (the paper's ε, p = 100, 10 iterations) on 2,048
 training examples, run by the sweep engine after each point.
 """
@@ -66,7 +67,8 @@ def describe(config: Setting) -> str:
     return (f"Setting: `{model}` on a fixed {config.train_subset:,}-example training subset of `{config.dataset}` "
             f"(chosen by the seed, as the initialization is) and its full test split; Adam at a constant "
             f"{config.learning_rate:g}; SB = {config.small_batch}, LB = {config.large_batch} (10 % of the training "
-            f"set); each run stops at the first epoch whose running training accuracy reaches "
+            f"set); each run stops at the first epoch whose clean training accuracy (inference mode, unaugmented) "
+            f"reaches "
             f"{100 * config.target:g} % (`--stop_at_train_accuracy={config.target}`), or after {config.max_epochs} "
             f"epochs, saying so; seeds {list(config.seeds)}. Mean ± sample std over the seeds.")
 
@@ -162,6 +164,7 @@ def weight_norm(run_dir: Path) -> float:
 def row(record: RunRecord) -> dict:
     """One run: its varied settings, final metrics, stop, sharpness (value and L-BFGS-B status) and weight norm."""
     metrics, flags = record.metrics, record.flags
+    stop = metrics.get("stop") or {}  # metrics.json's stop at the target (tfregimes.training.target_stop).
     sharpness = (record.evaluation or {}).get("sharpness", {})
     done = record.state == "done"
     return {"run": record.name, "batch_size": int(flags["batch_size"]), "seed": int(flags["seed"]),
@@ -169,7 +172,7 @@ def row(record: RunRecord) -> dict:
             "state": record.state, "train_accuracy": metrics.get("train_accuracy"),
             "test_accuracy": metrics.get("test_accuracy"), "train_loss": metrics.get("train_loss"),
             "test_loss": metrics.get("test_loss"), "epochs_run": metrics.get("epochs_run"),
-            "reached_target": metrics.get("reached_target"), "stopped_at_epoch": metrics.get("stopped_at_epoch"),
+            "reached_target": stop.get("reached_target"), "stopped_at_epoch": stop.get("stopped_at_epoch"),
             "wall_seconds": metrics.get("wall_seconds"),
             "sharpness": {key: sharpness[key]["value"] for key in SHARPNESS_KEYS if key in sharpness},
             "status": {key: sharpness[key]["status"] for key in SHARPNESS_KEYS if key in sharpness},

@@ -122,7 +122,13 @@ def test_diagnostics_report_ends_with_the_documented_json(diagnostics_timing):
     timing = diagnostics_timing
     result = json.loads(diagnostics_report(timing).splitlines()[-1])
     assert result == diagnostics_result(timing)
-    assert set(result) == {"plain", "diagnostics", "setting"}
+    assert set(result) == {"plain", "diagnostics", "stop_check", "setting"}
+    # The stop's check: one inference pass over digits' 1437 clean training examples, timed rounds times.
+    assert result["stop_check"]["examples"] == 1437 and len(timing.stop_check_ms) == 2
+    assert result["stop_check"]["check_ms"] == pytest.approx(np.median(timing.stop_check_ms), abs=1e-3)
+    assert result["stop_check"]["percent_of_epoch"] == pytest.approx(
+        100 * np.median(timing.stop_check_ms) / timing.epoch_ms("plain"), abs=1e-3)
+    assert "stop check (--stop_at_train_loss/_accuracy, 1437 clean training examples)" in diagnostics_report(timing)
     assert set(result["plain"]) == {"epoch_ms", "first_epoch_ms"}
     assert set(result["diagnostics"]) == {"epoch_ms", "first_epoch_ms", "overhead_percent", "overhead_percent_iqr",
                                           "callback_ms", "callback_percent", "first_epoch_extra_ms"}
@@ -152,7 +158,7 @@ def test_cli_times_the_diagnostics_with_run_config_defaults_and_ends_with_the_js
                      "--epochs=1", "--rounds=1", "--notrainer_epoch", timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     last = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(last) == {"plain", "diagnostics", "setting"} and last["diagnostics"]["epoch_ms"] > 0
+    assert set(last) == {"plain", "diagnostics", "stop_check", "setting"} and last["diagnostics"]["epoch_ms"] > 0
     # Flags not given take RunConfig's values, not the regularizers suite's (resnet20, batch 128).
     assert (last["setting"]["dataset"], last["setting"]["batch_size"], last["setting"]["model"]) == \
         ("digits", 64, "mlp")

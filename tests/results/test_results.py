@@ -88,3 +88,38 @@ def test_cli_writes_the_csv_and_prints_the_table(sweep_dir, tmp_path):
     assert written["run"].tolist() == [name for name, _ in SWEEP_POINTS]
     bad = run_cli("tfregimes.results", str(tmp_path / "nothing"))
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def stop_runs(tmp_path_factory):
+    """Two runs with a stop (one reaches its target at once, one cannot) and one without."""
+    from helpers import tiny_config
+
+    from tfregimes.training import train_and_evaluate
+    root = tmp_path_factory.mktemp("stops")
+    settings = dict(epochs=2, lr_schedule="constant", lr_boundaries=())
+    for name, changes in (("reached", dict(stop_at_train_loss=100.0)), ("short", dict(stop_at_train_accuracy=1.0,
+                                                                                       stop_check_examples=50)),
+                          ("none", {})):
+        train_and_evaluate(tiny_config(root / name, **settings, **changes))
+    return root
+
+
+def test_stop_columns_come_from_metrics_json_and_runs_short_of_their_target_are_flagged(stop_runs):
+    from tfregimes.results import short_of_target
+    df = collect([stop_runs]).set_index("run")
+    for run in ("reached", "short"):
+        stop = json.loads((stop_runs / run / "metrics.json").read_text())["stop"]
+        for field in ("criterion", "target", "reached_target", "stopped_at_epoch", "clean_loss", "clean_accuracy"):
+            value = df.loc[run, f"stop/{field}"]
+            assert value == stop[field] or (stop[field] is None and pd.isna(value)), (run, field)
+    assert df.loc["reached", "stop/reached_target"] == True and df.loc["reached", "stop/stopped_at_epoch"] == 1  # noqa: E712
+    assert pd.isna(df.loc["none", "stop/criterion"]) and pd.isna(df.loc["none", "stop/reached_target"])
+    assert math.isnan(df.loc["none", "stop/target"]) and math.isnan(df.loc["none", "stop/clean_loss"])
+    assert list(short_of_target(df.reset_index())["run"]) == ["short"]
+    assert not any(column.startswith("stop/") for column in group_summary(df.reset_index(), []).attrs["columns"])
+    result = run_cli("tfregimes.results", str(stop_runs), "--group_by=")
+    assert result.returncode == 0, result.stderr
+    clean = df.loc["short", "stop/clean_accuracy"]
+    assert "! 1 of 3 runs did not reach their stop target" in result.stdout
+    assert f"!   short: train accuracy >= 1 not reached in 2 epochs (clean accuracy {clean:.4g})" in result.stdout

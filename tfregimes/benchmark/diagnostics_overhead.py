@@ -29,6 +29,11 @@ Method:
   the median over rounds of (diagnostics round / plain round − 1), in percent: the two fits of a round run within
   seconds of each other, so a change in the load of a shared machine touches both alike. `epoch_ms` is the median
   of a variant's timed epochs.
+- The stop at a training target (`--stop_at_train_loss` / `--stop_at_train_accuracy`) costs one check per checked
+  epoch: an inference pass over at most `--stop_check_examples` (default 10,000) clean training examples. It is
+  built as the trainer builds it (`target_stop.build_training_target`) on plain's trained model and timed alone after
+  the rounds: its first call (tracing) and then `rounds` calls, whose median is `stop_check.check_ms`, also given as a
+  share of plain's median epoch (the cost per epoch with `--stop_check_every=1`).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from tfregimes.training import recording
 from tfregimes.training.config import RunConfig
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
+from tfregimes.training.target_stop import build_training_target
 from tfregimes.training.trainer import (
     build_network_and_wrapper,
     compile_for_phase,
@@ -110,6 +116,9 @@ class DiagnosticsTiming:
     first_epoch_ms: dict[str, float]  # Variant -> its warm-up epoch.
     round_epoch_ms: dict[str, list[list[float]]]  # Variant -> each round's timed epochs.
     round_callback_ms: list[list[float]]  # Each round's timed epochs: the time inside the diagnostics' callbacks.
+    stop_check_first_ms: float = math.nan  # The stop's first check (tracing included).
+    stop_check_ms: list[float] = dataclasses.field(default_factory=list)  # Its later checks.
+    stop_check_examples: int = 0  # The clean training examples one check reads.
 
     def round_ms(self, variant: str) -> list[float]:
         return [float(np.mean(epochs)) for epochs in self.round_epoch_ms[variant]]
@@ -140,6 +149,11 @@ class DiagnosticsTiming:
     def callback_percent(self) -> float:
         """`callback_ms` as a share of plain's median epoch."""
         return 100.0 * self.callback_ms / self.epoch_ms("plain")
+
+    @property
+    def stop_check_percent(self) -> float:
+        """The median stop check as a share of plain's median epoch."""
+        return 100.0 * float(np.median(self.stop_check_ms)) / self.epoch_ms("plain")
 
     @property
     def first_epoch_extra_ms(self) -> float:
@@ -263,7 +277,20 @@ def time_diagnostics(setting: DiagnosticsSetting, *, log=print) -> DiagnosticsTi
                     inside.append(inside_ms[1:])
             log(f"  round {round_index}: " + ", ".join(f"{name} {np.mean(ms[-1]):.1f} ms"
                                                        for name, ms in rounds.items()))
-    return DiagnosticsTiming(setting, steps_per_epoch, period, first, rounds, inside)
+        check_first, checks, examples = time_stop_check(config, data, variants["plain"][0], setting.rounds)
+    return DiagnosticsTiming(setting, steps_per_epoch, period, first, rounds, inside, check_first, checks, examples)
+
+
+def time_stop_check(config: RunConfig, data, model: keras.Model, repeats: int) -> tuple[float, list[float], int]:
+    """(first check ms, `repeats` more checks' ms, examples per check) of the stop's check of `config` (its
+    --stop_check_examples) on `model`, as the trainer builds it."""
+    target = build_training_target(config.replace(stop_at_train_loss=1e-12), model, data)  # A target never met.
+    times = []
+    for _ in range(1 + repeats):
+        started = time.perf_counter()
+        result = target.measure()
+        times.append(1000.0 * (time.perf_counter() - started))
+    return times[0], times[1:], int(result["examples"])
 
 
 def diagnostics_result(timing: DiagnosticsTiming) -> dict:
@@ -276,7 +303,10 @@ def diagnostics_result(timing: DiagnosticsTiming) -> dict:
                 first_epoch_extra_ms=round(timing.first_epoch_extra_ms, 3))
     setting = {**dataclasses.asdict(timing.setting), "diagnostics": list(timing.setting.diagnostics),
                "steps_per_epoch": timing.steps_per_epoch, "measurement_period": timing.period}
-    return {"plain": plain, "diagnostics": diag, "setting": setting}
+    stop_check = {"check_ms": round(float(np.median(timing.stop_check_ms)), 3),
+                  "first_check_ms": round(timing.stop_check_first_ms, 3), "examples": timing.stop_check_examples,
+                  "percent_of_epoch": round(timing.stop_check_percent, 3)}
+    return {"plain": plain, "diagnostics": diag, "stop_check": stop_check, "setting": setting}
 
 
 def diagnostics_report(timing: DiagnosticsTiming) -> str:
@@ -295,5 +325,8 @@ def diagnostics_report(timing: DiagnosticsTiming) -> str:
                  f"{low:+.1f} % to {high:+.1f} %); one-off first-epoch cost: {timing.first_epoch_extra_ms:+.0f} ms")
     lines.append(f"inside the diagnostics' callbacks: {timing.callback_ms:.2f} ms per epoch = "
                  f"{timing.callback_percent:.2f} % of plain's epoch (background work left out)")
+    lines.append(f"stop check (--stop_at_train_loss/_accuracy, {timing.stop_check_examples} clean training examples): "
+                 f"{np.median(timing.stop_check_ms):.2f} ms per check = {timing.stop_check_percent:.2f} % of plain's "
+                 f"epoch; first check {timing.stop_check_first_ms:.0f} ms (tracing)")
     lines.append(json.dumps(diagnostics_result(timing)))
     return "\n".join(lines)

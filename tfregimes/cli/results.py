@@ -1,8 +1,9 @@
 """python -m tfregimes.results SWEEP_OR_RUN_DIRS... [--output=runs.csv] [--group_by=FLAG[,FLAG]] [--columns=...]
 
 One row per run (varied flags, final metrics, evaluate metrics, final training diagnostics, diverged, wall time,
-command), written as CSV with --output; prints a Markdown table of mean ± std over seeds per group (default: all
-varied flags except the seed). Diverged runs are counted per group and left out of the statistics.
+command, stop/...), written as CSV with --output; prints a Markdown table of mean ± std over seeds per group (default:
+all varied flags except the seed). Diverged runs are counted per group and left out of the statistics. A run that
+ended without reaching its --stop_at_train_loss / --stop_at_train_accuracy target gets a `!` line under the table.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from absl import app, flags
 
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.cli import common as cli_common
-from tfregimes.results import collect, group_summary, summary_markdown
+from tfregimes.results import collect, group_summary, short_of_target, summary_markdown
 
 flags.DEFINE_string("output", "", "Write one row per run as CSV to this file.")
 flags.DEFINE_list("group_by", None, "Flags to group by (default: every varied flag except --seed); "
@@ -36,10 +37,30 @@ def main(argv):
     print(f"{len(df)} runs ({', '.join(f'{n} {state}' for state, n in states.items())}); varied flags: "
           f"{', '.join(df.attrs['varied_flags']) or 'none'}")
     print(summary_markdown(summary))
+    for line in short_of_target_lines(df):
+        print(line)
     if FLAGS.output:
         write_atomically(FLAGS.output, df.to_csv(index=False))
         print(f"written to {FLAGS.output}")
     return 0
+
+
+def short_of_target_lines(df) -> list[str]:
+    """A `!` line per run that ended without reaching its stop's target: it is in the table, but not at the
+    training loss or accuracy of the runs that reached theirs."""
+    short = short_of_target(df)
+    if not len(short):
+        return []
+    lines = [f"! {len(short)} of {len(df)} runs did not reach their stop target (not at equal training loss or "
+             "accuracy: compare them with care):"]
+    for row in short.to_dict("records"):
+        if row["stop/criterion"] == "train_loss":
+            rule, read = f"train loss <= {row['stop/target']:g}", f"clean loss {row['stop/clean_loss']:.4g}"
+        else:
+            rule, read = (f"train accuracy >= {row['stop/target']:g}",
+                          f"clean accuracy {row['stop/clean_accuracy']:.4g}")
+        lines.append(f"!   {row['run']}: {rule} not reached in {row['epochs_run']:g} epochs ({read})")
+    return lines
 
 
 def entry_point() -> None:

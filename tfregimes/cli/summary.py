@@ -25,7 +25,7 @@ def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -
         f"accuracy {_number(metrics.get('train_accuracy'), True)}",
         f"  test loss       {_number(metrics.get('test_loss'))}    "
         f"accuracy {_number(metrics.get('test_accuracy'), True)}",
-        *([_target_line(metrics)] if metrics.get("stop_at_train_accuracy") else []),
+        *([stop_line(metrics["stop"], metrics["epochs_run"])] if metrics.get("stop") else []),
         f"  wall time       {metrics['wall_seconds']:.1f} s"
         + (f"    training {rate:,.0f} images/s" if rate else ""),
         f"  run directory   {metrics['run_dir']}",
@@ -33,12 +33,17 @@ def run_summary(metrics: Mapping[str, Any], *, already_complete: bool = False) -
     return "\n".join(lines)
 
 
-def _target_line(metrics: Mapping[str, Any]) -> str:
-    """Where --stop_at_train_accuracy stopped the run, or that it never reached the target."""
-    target = f"train accuracy >= {_number(metrics['stop_at_train_accuracy'], True)}"
-    if metrics.get("reached_target"):
-        return f"  target          {target} reached at epoch {metrics['stopped_at_epoch']}: stopped there"
-    return f"  target          {target} NOT reached in {metrics['epochs_run']} epochs"
+def stop_line(stop: Mapping[str, Any], epochs_run: int) -> str:
+    """Where --stop_at_train_loss / --stop_at_train_accuracy stopped the run and the clean value it read there, or
+    that the run never reached the target (metrics.json's `stop`)."""
+    if stop["criterion"] == "train_loss":
+        target, read = f"train loss <= {stop['target']:g}", f"clean loss {_number(stop.get('clean_loss'))}"
+    else:
+        target = f"train accuracy >= {_number(stop['target'], True)}"
+        read = f"clean accuracy {_number(stop.get('clean_accuracy'), True)}"
+    if stop.get("reached_target"):
+        return f"  stop            reached {target} at epoch {stop['stopped_at_epoch']} ({read}): stopped there"
+    return f"  stop            did not reach {target} in {epochs_run} epochs ({read})"
 
 
 def evaluation_summary(result: Mapping[str, Any]) -> str:

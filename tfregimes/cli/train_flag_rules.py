@@ -134,6 +134,13 @@ def _batch_splits_into_micro_batches(values):
     return values["batch_size"] % values["grad_accum_steps"] == 0
 
 
+@flags.multi_flags_validator(["stop_at_train_loss", "stop_at_train_accuracy"],
+                             message="--stop_at_train_loss and --stop_at_train_accuracy are both set; a run stops at "
+                                     "one target: set at most one of them")
+def _one_stop(values):
+    return not (values["stop_at_train_loss"] and values["stop_at_train_accuracy"])
+
+
 @flags.multi_flags_validator(["confusion_size", "train_subset"],
                              message="--confusion_size needs --train_subset: the confusion images come from the rest "
                                      "of the training split, and the train_* metrics are on the subset")
@@ -153,6 +160,8 @@ def _subset_holds_a_batch(values):
 _ONLY_WITH = [
     (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),
      lambda c: c.transition_epoch > 0, "--transition_epoch (two-phase training)"),
+    (("stop_check_every", "stop_check_examples"), lambda c: bool(c.stop_at_train_loss or c.stop_at_train_accuracy),
+     "--stop_at_train_loss or --stop_at_train_accuracy (a stop at a training target)"),
     *(((flag,), applies, requirement) for flag, applies, requirement in flag_rules()),
 ]
 

@@ -7,6 +7,7 @@ the flag and the valid values, before any data or model is built.
 
 from __future__ import annotations
 
+import math
 import os
 
 from absl import flags
@@ -86,12 +87,26 @@ flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_
 # --- Optimization ---------------------------------------------------------------------------------------------
 HELP_GROUPS.begin("Optimizer and schedule")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)
+# The stop at a training target (tfregimes.training.target_stop): the rule the README's "Training" section states.
+flags.DEFINE_float("stop_at_train_loss", _DEFAULT.stop_at_train_loss,
+                   "End the run at the end of the first checked epoch whose clean training loss is <= this, e.g. "
+                   "0.05: the loss of one inference-mode pass over the clean training examples (no augmentation, "
+                   "the run's normalization), as metrics.json's train_loss. metrics.json's `stop` records the "
+                   "criterion, reached_target, stopped_at_epoch and the clean loss and accuracy read. 0: no stop.")
+flags.register_validator("stop_at_train_loss", lambda target: math.isfinite(target) and target >= 0.0,
+                         message="must be a positive finite loss (e.g. 0.05), or 0 for no stop")
 flags.DEFINE_float("stop_at_train_accuracy", _DEFAULT.stop_at_train_accuracy,
-                   "End the run at the end of the first epoch whose training accuracy (history.csv's `accuracy`) "
-                   "reaches this fraction, e.g. 0.99 (seed 003 trains to a target); metrics.json records "
-                   "reached_target and stopped_at_epoch. 0: train all --epochs.")
+                   "As --stop_at_train_loss, at the first checked epoch whose clean training accuracy is >= this "
+                   "fraction, e.g. 0.99 (seed 003 trains to 99 %). 0: no stop.")
 flags.register_validator("stop_at_train_accuracy", lambda target: 0.0 <= target <= 1.0,  # NaN fails too.
                          message="must be a fraction in (0, 1] (0.99 for 99 %), or 0 for no stop")
+flags.DEFINE_integer("stop_check_every", _DEFAULT.stop_check_every,
+                     "Check the stop's target every k epochs, and at the last (each check is one inference pass). "
+                     "Only with --stop_at_train_loss or --stop_at_train_accuracy.", lower_bound=1)
+flags.DEFINE_integer("stop_check_examples", _DEFAULT.stop_check_examples,
+                     "Clean training examples the stop's check reads: a fixed subset chosen by --seed when the "
+                     "training set is larger, else all of them. 0: the whole training set. Only with "
+                     "--stop_at_train_loss or --stop_at_train_accuracy.", lower_bound=0)
 flags.DEFINE_integer("batch_size", _DEFAULT.batch_size, "Global training batch size.", lower_bound=1)
 flags.DEFINE_enum("optimizer", _DEFAULT.optimizer, OPTIMIZERS.names(), "Optimizer.")
 flags.DEFINE_float("learning_rate", _DEFAULT.learning_rate, "Base learning rate.", lower_bound=0.0)

@@ -98,9 +98,10 @@ class LoadedDataset(abc.ABC):
         epochs=num_epochs, steps_per_epoch=steps_per_epoch(batch_size))`."""
 
     @abc.abstractmethod
-    def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
+    def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:
         """Every example of `split` ("train" or "test"; "confusion" where there is one) once, in order,
-        unaugmented; the last batch may be smaller. "train" is the training subset without the confusion set."""
+        unaugmented; the last batch may be smaller. "train" is the training subset without the confusion set.
+        `rows`: only these examples (sorted row numbers of the split), in the same pipeline."""
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """(normalized float32 inputs, int32 labels) of `split`, for in-memory datasets."""

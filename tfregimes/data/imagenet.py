@@ -122,9 +122,15 @@ class StreamingImageNet(LoadedDataset):
                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
+    def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:
         stats = self.stats
-        dataset = (self._read(check_split(split), shuffle_seed=None)
+        dataset = self._read(check_split(split), shuffle_seed=None)
+        if rows is not None:  # Streamed: read every example, keep those of `rows`.
+            keep = tf.constant(np.isin(np.arange(int(rows.max()) + 1), rows))
+            dataset = (dataset.enumerate().take(len(keep))
+                       .filter(lambda index, example: tf.gather(keep, index))
+                       .map(lambda index, example: example))
+        dataset = (dataset
                    .map(lambda image, label: (imagenet_eval_crop(image), label),
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
                    .batch(batch_size)

@@ -138,7 +138,7 @@ class InMemoryDataset(LoadedDataset):
                        (num_epochs - start_epoch) * steps)))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def evaluation(self, split: str, batch_size: int) -> tf.data.Dataset:
+    def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:
         if split != "confusion" or "confusion" not in self._splits:
             check_split(split)
         if batch_size < 1:
@@ -150,7 +150,9 @@ class InMemoryDataset(LoadedDataset):
             images = unit_scale_tf(tf.gather(x_all, indices))
             return normalize_tf(images, stats), tf.gather(y_all, indices)
 
-        dataset = (tf.data.Dataset.range(len(self._splits[split][0])).batch(batch_size)
+        indices = (tf.data.Dataset.range(len(self._splits[split][0])) if rows is None
+                   else tf.data.Dataset.from_tensor_slices(np.asarray(rows, np.int64)))
+        dataset = (indices.batch(batch_size)
                    .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
         return dataset.prefetch(tf.data.AUTOTUNE)
 

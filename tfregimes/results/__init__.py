@@ -6,6 +6,7 @@ from tfregimes.results.collect import (
            evaluation_metrics,
            frame,
            measure_columns,
+           short_of_target,
 )
 from tfregimes.results.runs import (
            RunRecord,
@@ -16,4 +17,5 @@ from tfregimes.results.runs import (
 from tfregimes.results.table import group_summary, markdown_table, summary_markdown
 
 __all__ = ["RunRecord", "collect", "evaluation_metrics", "flags_differing_from_defaults", "frame",
-           "group_summary", "load_runs", "markdown_table", "measure_columns", "summary_markdown", "varied_flags"]
+           "group_summary", "load_runs", "markdown_table", "measure_columns", "short_of_target", "summary_markdown",
+           "varied_flags"]

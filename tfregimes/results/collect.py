@@ -7,6 +7,10 @@ Column names:
   gap_accuracy, gap_loss                 the generalization gap from those four numbers: train − test accuracy,
                                          test − train loss (the only derived columns)
   epochs_run, wall_seconds, train_seconds   metrics.json
+  stop/criterion, stop/target,           metrics.json's `stop` (--stop_at_train_loss / --stop_at_train_accuracy):
+  stop/reached_target,                   train_loss or train_accuracy, its target, whether and at which epoch the
+  stop/stopped_at_epoch,                 run reached it, and the clean loss and accuracy its last check read; None
+  stop/clean_loss, stop/clean_accuracy   (NaN for the numbers) for a run without a stop or metrics.json
   eval/<split>_loss, eval/<split>_accuracy  the evaluate JSON's own loss and accuracy
   <metric>, sharpness/<space_eps>        each minimum metric's `value` from the evaluate JSON
   final/<diagnostic>                     the last logged value of each training diagnostic in history.csv
@@ -31,6 +35,9 @@ from tfregimes.results.runs import (
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 RUN_METRICS = ("epochs_run", "wall_seconds", "train_seconds")
 GAP_COLUMNS = ("gap_accuracy", "gap_loss")
+# metrics.json's `stop` fields, as the columns stop/<field> (tfregimes.analysis reads exactly these names).
+STOP_FIELDS = ("criterion", "target", "reached_target", "stopped_at_epoch", "clean_loss", "clean_accuracy")
+STOP_COLUMNS = tuple(f"stop/{field}" for field in STOP_FIELDS)
 # history.csv columns the training diagnostics log (README "Diagnostics during training").
 DIAGNOSTIC_COLUMNS = ("angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
                       "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean")
@@ -73,6 +80,7 @@ def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
     row.update({name: finite(metrics.get(name)) for name in FINAL_METRICS + RUN_METRICS})
     row["gap_accuracy"] = row["train_accuracy"] - row["test_accuracy"]
     row["gap_loss"] = row["test_loss"] - row["train_loss"]
+    row.update(stop_columns(metrics.get("stop")))
     if record.evaluation:
         split = record.evaluation.get("split", "test")
         row[f"eval/{split}_loss"] = finite(record.evaluation.get("loss"))
@@ -82,6 +90,25 @@ def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
         row.update(final_diagnostics(record.history()))
     row["command"] = record.command
     return row
+
+
+def stop_columns(stop: dict[str, Any] | None) -> dict[str, Any]:
+    """The stop/<field> columns of metrics.json's `stop` (None or absent: no stop)."""
+    stop = stop or {}
+    return {"stop/criterion": stop.get("criterion"), "stop/target": finite(stop.get("target")),
+            "stop/reached_target": stop.get("reached_target"),
+            "stop/stopped_at_epoch": stop.get("stopped_at_epoch"),
+            "stop/clean_loss": finite(stop.get("clean_loss")),
+            "stop/clean_accuracy": finite(stop.get("clean_accuracy"))}
+
+
+def short_of_target(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs that ended without reaching their stop's target (stop/reached_target false): they are not
+    at the training loss or accuracy the others stopped at, so not comparable with them as minima."""
+    if "stop/reached_target" not in df.columns:
+        return df.iloc[0:0]
+    return df[df["stop/reached_target"].map(lambda reached: reached is not None and reached == reached  # not NaN
+                                            and not reached)]
 
 
 def frame(records: list[RunRecord]) -> pd.DataFrame:
@@ -102,5 +129,5 @@ def collect(paths) -> pd.DataFrame:
 def measure_columns(df: pd.DataFrame) -> list[str]:
     """The minimum metrics and final training diagnostics present in `df`, in column order."""
     fixed = {"run", "run_dir", "state", "diverged", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
-             *df.attrs.get("varied_flags", [])}
+             *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
     return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]

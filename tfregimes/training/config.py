@@ -92,8 +92,12 @@ class RunConfig:
     sam_subbatches: int = 1
     regularizer_start_epoch: int = 0
     regularizer_end_epoch: int = 0  # 0: to the end of training.
-    # End at the first epoch whose training accuracy reaches this fraction (seed 003 trains to a target); 0: off.
+    # End at the first checked epoch whose clean training loss is at most / accuracy at least this (seed 003 and 004
+    # compare minima at a training target; tfregimes.training.target_stop); 0: off. At most one of the two.
+    stop_at_train_loss: float = 0.0
     stop_at_train_accuracy: float = 0.0
+    stop_check_every: int = 1  # Check every k epochs, and at the last.
+    stop_check_examples: int = 10_000  # Clean training examples a check reads (a subset by --seed); 0: all of them.
     # Distribution and precision.
     strategy: str = "default"
     num_cpu_devices: int = 0  # 0: leave the CPU as one device.

@@ -124,8 +124,21 @@ def _single_output(signature) -> str:
 
 def evaluate_classifier(logits_fn: LogitsFn, dataset: tf.data.Dataset) -> dict[str, float]:
     """Mean softmax cross-entropy (from logits) and accuracy over every example of `dataset` (images, labels)."""
+    return classifier_evaluation(logits_fn)(dataset)
 
-    @tf.function
+
+def inference_evaluation(model: keras.Model) -> Callable[[tf.data.Dataset], dict[str, float]]:
+    """The evaluation of `model` in inference mode (`training=False`: no dropout, batch norm's moving statistics)
+    that metrics.json's final train_/test_ metrics and the stop check (tfregimes.training.target_stop) both use."""
+    return classifier_evaluation(lambda images: model(images, training=False))
+
+
+def classifier_evaluation(logits_fn: LogitsFn) -> Callable[[tf.data.Dataset], dict[str, float]]:
+    """`evaluate_classifier` with `logits_fn` bound, its per-batch function traced once for every later call (a
+    check that reruns it every few epochs would otherwise pay the tracing each time; a smaller last batch makes
+    it trace once more, for any batch size)."""
+
+    @tf.function(reduce_retracing=True)
     def batch_sums(images, labels):
         logits = tf.cast(logits_fn(images), tf.float32)
         labels = tf.cast(labels, tf.int32)
@@ -133,12 +146,15 @@ def evaluate_classifier(logits_fn: LogitsFn, dataset: tf.data.Dataset) -> dict[s
         correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels), tf.float64)
         return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(correct), tf.shape(labels)[0]
 
-    loss_sum, correct_sum, count = 0.0, 0.0, 0
-    for images, labels in dataset:
-        batch_loss, batch_correct, batch_count = batch_sums(images, labels)
-        loss_sum += float(batch_loss)
-        correct_sum += float(batch_correct)
-        count += int(batch_count)
-    if count == 0:
-        raise ValueError("cannot evaluate on an empty dataset")
-    return {"loss": loss_sum / count, "accuracy": correct_sum / count, "examples": count}
+    def evaluate(dataset: tf.data.Dataset) -> dict[str, float]:
+        loss_sum, correct_sum, count = 0.0, 0.0, 0
+        for images, labels in dataset:
+            batch_loss, batch_correct, batch_count = batch_sums(images, labels)
+            loss_sum += float(batch_loss)
+            correct_sum += float(batch_correct)
+            count += int(batch_count)
+        if count == 0:
+            raise ValueError("cannot evaluate on an empty dataset")
+        return {"loss": loss_sum / count, "accuracy": correct_sum / count, "examples": count}
+
+    return evaluate

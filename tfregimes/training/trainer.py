@@ -49,8 +49,8 @@ from tfregimes.training.run_claim import (
     claim_run_dir,
     resolve_run_dir,
 )
-from tfregimes.training.scoring import evaluate_classifier
-from tfregimes.training.target_stop import TrainAccuracyTarget, check_target
+from tfregimes.training.scoring import inference_evaluation
+from tfregimes.training.target_stop import TrainingTarget, build_training_target, check_stop_settings
 
 
 @dataclasses.dataclass
@@ -175,7 +175,8 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     caller already made with `prepare_devices` (the CLI does, before its flag checks); else made here."""
     started = time.perf_counter()
     try:
-        check_target(config.stop_at_train_accuracy)
+        check_stop_settings(config.stop_at_train_loss, config.stop_at_train_accuracy, config.stop_check_every,
+                            config.stop_check_examples)
     except ValueError as error:
         raise RunConfigError(str(error)) from None
     run_dir = resolve_run_dir(config)
@@ -247,11 +248,11 @@ class _Progress:
     optimizer: keras.optimizers.Optimizer
     controller: ExplorationController | PlateauController | None
     wall_clock: WallClock  # The run's wall time over all its processes.
-    target: TrainAccuracyTarget | None = None  # --stop_at_train_accuracy.
+    target: TrainingTarget | None = None  # --stop_at_train_loss or --stop_at_train_accuracy.
 
 
 def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], steps_per_epoch: int,
-                     command, chief: bool, started: float) -> _Progress:
+                     command, chief: bool, started: float, target: TrainingTarget | None) -> _Progress:
     run_dir.create()
     phase_record = PhaseRecord()
     progress, optimizer = None, None
@@ -265,13 +266,13 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
     state = _Progress(int(progress["epochs_done"]) if progress else 0, [], phase_record, optimizer,
                       _exploration_controller(optimizer, config),
                       WallClock(float(progress.get("wall_seconds", 0.0)) if progress else 0.0, started),
-                      TrainAccuracyTarget(config.stop_at_train_accuracy) if config.stop_at_train_accuracy else None)
+                      target)
     if progress:
         state.history = run_dir.read_history()[:state.initial_epoch]
         if state.controller is not None and state.controller.name in progress:
             state.controller.restore(progress[state.controller.name])
-        if state.target is not None and "target" in progress:  # A run that reached its target stays stopped.
-            state.target.restore(progress["target"])
+        if state.target is not None and state.target.name in progress:  # Reached its target: stays stopped.
+            state.target.restore(progress[state.target.name])
         print(f"Resuming {run_dir.root} after epoch {state.initial_epoch} of {config.epochs}.", flush=True)
         if chief:
             recording.purge_tensorboard_from(run_dir.tensorboard_dir, state.initial_epoch)
@@ -328,12 +329,12 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
                "epochs_run": len(history), "resumed_from_epoch": state.initial_epoch,
                "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
     # With a confusion set, train_* are on the training subset alone (seed 004 §7.1) and confusion_* on the set.
+    evaluate = inference_evaluation(model)
     for split in ("train", "test", *(("confusion",) if data.info.num_confusion else ())):
         if divergence.diverged:
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
         else:
-            result = evaluate_classifier(lambda images: model(images, training=False),
-                                         data.evaluation(split, config.eval_batch_size))
+            result = evaluate(data.evaluation(split, config.eval_batch_size))
             metrics[f"{split}_loss"], metrics[f"{split}_accuracy"] = result["loss"], result["accuracy"]
     # Timings of the whole run, over every process of a resumed one: history.csv holds each epoch's training time,
     # progress.json the wall time up to its epoch.
@@ -345,8 +346,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
         "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
     })
-    if state.target is not None:
-        metrics.update(state.target.metrics())
+    metrics["stop"] = state.target.metrics() if state.target is not None else None
     if state.controller is not None:
         metrics[state.controller.name] = {k: v for k, v in state.controller.state().items() if k != "losses"}
     return metrics
@@ -360,7 +360,8 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     strategy = tf.distribute.get_strategy()
     chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
     shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
-    state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief, started)
+    state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief, started,
+                             build_training_target(config, model, data))
     epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief, shard)
     metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
     if not divergence.diverged:
