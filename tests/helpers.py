@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_config(model_dir: Path, **changes):
     """A run of seconds: an MLP on the generated `synthetic` dataset."""
-    from tfregimes.training.config import RunConfig
+    from tfregimes.config.run_config import RunConfig
     base = dict(dataset="synthetic", model="mlp", hidden_sizes=(32,), epochs=3, batch_size=32,
                 learning_rate=0.05, lr_boundaries=(2.0,), model_dir=str(model_dir), verbose=0)
     base.update(changes)

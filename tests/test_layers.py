@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent / "tfregimes"
 
 # Lowest first. A name covers its subpackages; the longest name that prefixes a module is its package.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("tfregimes.base", "tfregimes.analysis"),  # Import no other tfregimes package (analysis: numpy, scipy, pandas).
+    # Import no other tfregimes package. analysis (numpy, scipy, pandas) and config (the run's settings and option
+    # table) import no TensorFlow either, so results and report start without it (tests/test_no_tensorflow.py).
+    ("tfregimes.base", "tfregimes.analysis", "tfregimes.config"),
     ("tfregimes.data", "tfregimes.models"),
     ("tfregimes.optim", "tfregimes.steps", "tfregimes.diagnostics.minimum", "tfregimes.diagnostics.dynamics"),
     ("tfregimes.diagnostics.adapters",),  # Training callbacks and evaluate metrics around the pure measures.
@@ -28,15 +30,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 # Packages that only group others: their __init__ may import nothing from tfregimes.
 GROUPS = ("tfregimes", "tfregimes.diagnostics")
-# `python -m` entry points: two-line shims into tfregimes.cli, above every layer.
+# `python -m` entry points: two-line shims into tfregimes.cli, members of its layer wherever they live, so that
+# `tfregimes.results.__main__` importing tfregimes.cli is no upward import (every `*.__main__` is one too).
 ENTRY_POINTS = ("tfregimes.train", "tfregimes.evaluate")
 # Heavy optional dependencies a function may import on first use (seconds to import, or only some runs need them).
 LAZY_IMPORTS = frozenset({"tensorflow_datasets", "sklearn", "mnist1d", "matplotlib", "scipy", "ray", "torch"})
-# The one import a group package makes: the package's __init__ imports TensorFlow through it, with TensorFlow's C++
-# start-up lines filtered, before any other module can import TensorFlow (base imports nothing of tfregimes).
+# The one import a group package makes: the package's __init__ has the first import of TensorFlow, wherever it
+# happens, filter TensorFlow's C++ start-up lines; it imports no TensorFlow itself (base imports nothing of tfregimes).
 GROUP_IMPORTS = {"tfregimes": frozenset({"tfregimes.base.quiet_start"})}
-# Modules whose lazy imports of a dependency are their purpose, not a hidden cycle.
-LAZY_BY_DESIGN = {"tfregimes.base.quiet_start": frozenset({"tensorflow"})}  # Imported with stderr captured.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +88,13 @@ def imports_of(name: str, source: str, sources: dict[str, str]) -> list[Import]:
     return found
 
 
+def is_entry_point(module: str) -> bool:
+    return module in ENTRY_POINTS or module.endswith(".__main__")
+
+
 def package_of(module: str) -> str | None:
+    if is_entry_point(module):
+        return "tfregimes.cli"
     names = [name for layer in LAYERS for name in layer if module == name or module.startswith(name + ".")]
     return max(names, key=len) if names else None
 
@@ -130,22 +137,19 @@ def layer_violations(sources: dict[str, str]) -> list[str]:
     module_graph: dict[str, set[str]] = {name: set() for name in sources}
     package_graph: dict[str, set[str]] = {}
     for name, source in sorted(sources.items()):
-        is_entry_point = name in ENTRY_POINTS or name.endswith(".__main__")
         for imported in imports_of(name, source, sources):
             internal = imported.target == "tfregimes" or imported.target.startswith("tfregimes.")
             where = f"{name} line {imported.line}: import of {imported.target}"
             top = imported.target.split(".")[0]
-            if imported.lazy and top not in LAZY_IMPORTS and top not in LAZY_BY_DESIGN.get(name, ()):
+            if imported.lazy and top not in LAZY_IMPORTS:
                 problems.append(f"{where} inside a function or after the first definition; move it to the top "
                                 f"(or add a heavy optional dependency to LAZY_IMPORTS)")
             if not internal:
                 continue
             if not imported.lazy:
                 module_graph[name].add(imported.target)
-            if is_entry_point:
-                if package_of(imported.target) != "tfregimes.cli":
-                    problems.append(f"{where}: an entry point only imports its front end in tfregimes.cli")
-                continue
+            if is_entry_point(name) and package_of(imported.target) != "tfregimes.cli":
+                problems.append(f"{where}: an entry point only imports its front end in tfregimes.cli")
             if name in GROUPS and imported.target not in GROUP_IMPORTS.get(name, ()):
                 problems.append(f"{where}: {name} only groups packages and imports none of them")
                 continue
@@ -157,7 +161,7 @@ def layer_violations(sources: dict[str, str]) -> list[str]:
                                 f"({package_of(imported.target)})")
             if package_of(name) != package_of(imported.target):
                 package_graph.setdefault(package_of(name), set()).add(package_of(imported.target))
-        if layer_of(name) is None and not is_entry_point and name not in GROUPS:
+        if layer_of(name) is None and name not in GROUPS:
             problems.append(f"{name}: in no layer; add its package to LAYERS in {Path(__file__).name}")
     for graph, kind in ((module_graph, "modules"), (package_graph, "packages")):
         cycle = _find_cycle(graph)
@@ -188,6 +192,9 @@ def _planted(module: str, line: str) -> dict[str, str]:
      "layer 2 (tfregimes.diagnostics.minimum) imports layer 3 (tfregimes.diagnostics.adapters)"),
     ("tfregimes.train", "from tfregimes.training import train_and_evaluate",
      "an entry point only imports its front end"),
+    ("tfregimes.report.__main__", "from tfregimes.report import build", "an entry point only imports its front end"),
+    ("tfregimes.config.options", "from tfregimes.steps import REGULARIZERS",
+     "layer 0 (tfregimes.config) imports layer 2 (tfregimes.steps)"),
     ("tfregimes.diagnostics", "from tfregimes.diagnostics import minimum", "only groups packages"),
 ])
 def test_an_upward_import_is_named(module, line, expected):
@@ -195,6 +202,15 @@ def test_an_upward_import_is_named(module, line, expected):
     assert problems and expected in problems[0] and module in problems[0], problems
     # An upward import usually closes a cycle too, since the higher layer imports the lower one.
     assert all(problem.startswith("import cycle") for problem in problems[1:]), problems
+
+
+def test_the_python_m_shims_are_front_ends():
+    # They live in the packages `python -m` names, but belong to the cli layer: importing tfregimes.cli is no
+    # upward import and closes no cycle between packages.
+    assert package_of("tfregimes.results.__main__") == package_of("tfregimes.train") == "tfregimes.cli"
+    sources = read_sources()
+    assert {"tfregimes.results.__main__", "tfregimes.report.__main__", "tfregimes.sweep.__main__",
+            "tfregimes.benchmark.__main__", "tfregimes.models.__main__"} <= set(sources)
 
 
 def test_a_function_level_import_is_named_unless_allowlisted():

@@ -2,6 +2,8 @@
 
 __version__ = "0.1.0"
 
-from tfregimes.base.quiet_start import import_tensorflow as _import_tensorflow
+from tfregimes.base.quiet_start import filter_tensorflow_start as _filter_tensorflow_start
 
-_import_tensorflow()  # Without the C++ start-up lines (a cuInit error on every CPU start); see base/quiet_start.py.
+# Imports no TensorFlow: tools that only read results start without it. Whatever first imports it (training,
+# evaluation, a notebook's `import keras`) does so without the C++ start-up lines (a cuInit error on every CPU start).
+_filter_tensorflow_start()

@@ -130,7 +130,7 @@ def _run_extras(run_dir: Path) -> dict:
     """metrics.json's stop and confusion entries and the run's own flags (every setting, varied or not)."""
     import json
 
-    from tfregimes.training.config import parse_flagfile_values
+    from tfregimes.config.run_config import parse_flagfile_values
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
     flags = parse_flagfile_values((run_dir / "flags.cfg").read_text()) if (run_dir / "flags.cfg").exists() else {}
     stop = metrics.get("stop") or {}

@@ -28,9 +28,9 @@ from reproduction import Claim, claim_lines, new_figure, save_figure
 
 from tfregimes.analysis import comparable, mean_effect, paired_difference, verdict
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.config.run_config import RunConfig
 from tfregimes.results import load_runs
 from tfregimes.training import train_and_evaluate
-from tfregimes.training.config import RunConfig
 
 MOMENTA = (0.0, 0.5, 0.9)  # Figure 4's three momenta.
 BASELINE_MOMENTUM = 0.9

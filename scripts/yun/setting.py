@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from tfregimes.cli.train_flag_rules import parse_run_config
+from tfregimes.config.run_config import field_names, format_flag_value
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
 from tfregimes.results import collect
 from tfregimes.sweep.engine import run_sweep
 from tfregimes.sweep.executors import make_executor
 from tfregimes.sweep.spec import make_spec
-from tfregimes.training.config import field_names, format_flag_value
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tfregimes.base.run_dir import RunDirectory, json_safe, write_atomically, write_json
-from tfregimes.training import config as config_lib
+from tfregimes.config import run_config as config_lib
 
 
 def test_write_atomically_replaces_whole_file_and_leaves_no_temporaries(tmp_path):

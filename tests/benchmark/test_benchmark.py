@@ -29,8 +29,8 @@ from tfregimes.benchmark.minimum_metrics import BASELINE as MINIMUM_BASELINE
 from tfregimes.benchmark.minimum_metrics import MinimumSetting, baseline_log_det, time_minimum_metrics
 from tfregimes.benchmark.throughput import ThroughputSetting
 from tfregimes.benchmark.torch_reference import TorchTrainer, build_torch_twin
+from tfregimes.config.run_config import RunConfig
 from tfregimes.models import build_model
-from tfregimes.training.config import RunConfig
 
 TINY = Setting(model="mlp", input_shape=(8, 8, 1), num_classes=10, batch_size=16, warmup_steps=1, steps=1,
                rounds=2)

@@ -9,8 +9,8 @@ from helpers import REPO, run_cli
 
 from tfregimes.cli import common as cli_common
 from tfregimes.cli import train_flag_rules, train_flags
+from tfregimes.config import run_config as config_lib
 from tfregimes.models import ModelOptions
-from tfregimes.training import config as config_lib
 
 FLAGS = flags.FLAGS
 

@@ -7,10 +7,11 @@ import inspect
 
 import pytest
 
+from tfregimes.config import options
+from tfregimes.config.run_config import RunConfig, field_names
+from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
 from tfregimes.optim import OPTIMIZERS, SCHEDULES, build_schedule
 from tfregimes.steps import REGULARIZERS, regularizer_options
-from tfregimes.training import options
-from tfregimes.training.config import RunConfig, field_names
 from tfregimes.training.phases import Phase, optimizer_arguments, phases_from_config, schedule_arguments
 
 
@@ -37,6 +38,13 @@ def test_schedule_rows_are_arguments_of_build_schedule():
     parameters = inspect.signature(build_schedule).parameters
     for option in (o for o in options.OPTIONS if o.choice == "lr_schedule" and o.argument):
         assert option.argument in parameters, option
+
+
+def test_the_tables_names_are_the_registries():
+    # The table imports no TensorFlow, so it writes these names rather than reading the registries.
+    assert options.REGULARIZER_NAMES == tuple(REGULARIZERS.names())
+    assert options.DIAGNOSTIC_NAMES == tuple(TRAINING_DIAGNOSTICS.names())
+    assert options.REGULARIZER_OPTIONS == {name: tuple(regularizer_options(name)) for name in REGULARIZERS.names()}
 
 
 def test_regularizer_rows_are_the_steps_own_options():

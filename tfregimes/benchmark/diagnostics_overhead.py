@@ -50,9 +50,9 @@ import numpy as np
 
 from tfregimes.base.registry import UnknownNameError
 from tfregimes.base.run_dir import RunDirectory
+from tfregimes.config.run_config import RunConfig
 from tfregimes.diagnostics.adapters.training_diagnostics import parse_names
 from tfregimes.training import recording
-from tfregimes.training.config import RunConfig
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
 from tfregimes.training.target_stop import build_training_target

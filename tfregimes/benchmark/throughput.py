@@ -36,9 +36,9 @@ import numpy as np
 
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.benchmark import torch_reference
+from tfregimes.config.run_config import RunConfig
 from tfregimes.models import build_model
 from tfregimes.training import recording
-from tfregimes.training.config import RunConfig
 from tfregimes.training.distribution import precision_policy
 from tfregimes.training.phases import phases_from_config
 from tfregimes.training.trainer import (

@@ -55,6 +55,7 @@ from tfregimes.benchmark.throughput import (  # noqa: E402
 )
 from tfregimes.benchmark.timing import Setting, report, time_variants  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
+from tfregimes.cli import dataset_flag  # noqa: E402
 from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS  # noqa: E402
 from tfregimes.models import model_names  # noqa: E402
 from tfregimes.training import RunConfigError  # noqa: E402
@@ -94,8 +95,8 @@ flags.DEFINE_boolean("jit_compile", Setting.jit_compile, "Compile every variant'
 flags.register_validator("input_shape", lambda dims: bool(dims) and all(d.isdigit() and int(d) > 0 for d in dims),
                          message="must be positive integers, e.g. 32,32,3")
 # --suite=diagnostics.
-flags.DEFINE_string("dataset", _DIAG.dataset, f"Dataset of the timed job; one of {cli_common.DATASET_CHOICES}.")
-cli_common.register_dataset_validator("dataset")
+flags.DEFINE_string("dataset", _DIAG.dataset, f"Dataset of the timed job; one of {dataset_flag.DATASET_CHOICES}.")
+dataset_flag.register_dataset_validator("dataset")
 flags.DEFINE_integer("train_subset", _DIAG.train_subset, "Train on this many examples; 0: the whole split.",
                      lower_bound=0)
 flags.DEFINE_list("diagnostics", list(DEFAULT_DIAGNOSTICS),

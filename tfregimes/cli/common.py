@@ -1,4 +1,6 @@
-"""What both CLIs (train, evaluate) share: the dataset flag's rule and quiet logs."""
+"""What every CLI shares: quiet logs, a failed write in one line, help by group and flagfiles read relative to
+the file that names them. Imports no TensorFlow, so results and report start without it; the dataset flag's rule,
+which needs the dataset registry, is in `dataset_flag`."""
 
 from __future__ import annotations
 
@@ -8,23 +10,6 @@ import sys
 import textwrap
 
 from absl import app, flags, logging
-
-from tfregimes.base.registry import UnknownNameError
-from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
-
-DATASET_CHOICES = ", ".join([*dataset_names(), *prefix_forms()])
-
-
-def is_dataset_name(name: str) -> bool:
-    try:
-        check_dataset_name(name)
-    except (UnknownNameError, ValueError):
-        return False
-    return True
-
-
-def register_dataset_validator(flag_name: str = "dataset") -> None:
-    flags.register_validator(flag_name, is_dataset_name, message=f"must be one of {DATASET_CHOICES}")
 
 
 def quiet_python_logs() -> None:

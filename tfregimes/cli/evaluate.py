@@ -24,6 +24,7 @@ from absl import app, flags  # noqa: E402
 from tfregimes.base.progress import Progress  # noqa: E402
 from tfregimes.base.run_dir import write_json  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
+from tfregimes.cli import dataset_flag  # noqa: E402
 from tfregimes.cli.summary import evaluation_summary  # noqa: E402
 from tfregimes.data import NORMALIZATION_CHOICES, DatasetUnavailableError, load_dataset  # noqa: E402
 from tfregimes.diagnostics.adapters import MINIMUM_METRICS, MetricSettings, compute_minimum_metrics, fixed_sample  # noqa: E402
@@ -52,7 +53,7 @@ HELP_GROUPS = cli_common.HelpGroups()  # What --help shows, by concern.
 HELP_GROUPS.begin("Model and data")
 flags.DEFINE_string("model", None, "A run's export/ directory, a SavedModel directory or a .keras file; the "
                     "model must output logits.", required=True)
-flags.DEFINE_string("dataset", None, f"Dataset: one of {cli_common.DATASET_CHOICES}.", required=True)
+flags.DEFINE_string("dataset", None, f"Dataset: one of {dataset_flag.DATASET_CHOICES}.", required=True)
 flags.DEFINE_string("data_dir", "", "Directory of the data (as for tfregimes.train).")
 flags.DEFINE_boolean("download", False, "Let TFDS download a missing dataset (needs internet).")
 flags.DEFINE_integer("train_subset", 0, "The run's --train_subset: evaluate on the same fixed training subset "
@@ -109,7 +110,7 @@ flags.DEFINE_enum("interpolation_bn", "recompute", list(BN_STATISTICS),
                   "Keskar et al. evaluate with batch statistics) or interpolate them like the weights (moving "
                   "variances extrapolated below 0 are clipped, with a warning).")
 HELP_GROUPS.end()
-cli_common.register_dataset_validator("dataset")
+dataset_flag.register_dataset_validator("dataset")
 flags.register_validator("metrics", lambda names: all(name in MINIMUM_METRICS for name in names),
                          message=f"must be a comma-separated list of {', '.join(MINIMUM_METRICS.names())}")
 flags.register_validator("sharpness_spaces", lambda spaces: bool(spaces) and set(spaces) <= set(SPACES),

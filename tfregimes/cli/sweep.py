@@ -22,13 +22,13 @@ from absl import app, flags  # noqa: E402
 from tfregimes.base.registry import UnknownNameError  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
 from tfregimes.cli import train_flag_rules  # noqa: E402  (defines the training flags and their checks)
+from tfregimes.config import run_config as config_lib  # noqa: E402
 from tfregimes.diagnostics.adapters import MINIMUM_METRICS  # noqa: E402
 from tfregimes.sweep import hparams  # noqa: E402
 from tfregimes.sweep.engine import run_sweep  # noqa: E402
 from tfregimes.sweep.executors import EXECUTORS, make_executor  # noqa: E402
 from tfregimes.sweep.ray_executor import RayUnavailableError  # noqa: E402
 from tfregimes.sweep.spec import SweepSpecError, expand, make_spec, validate_points  # noqa: E402
-from tfregimes.training import config as config_lib  # noqa: E402
 
 flags.DEFINE_multi_string("grid", [], "NAME=V1,V2,...: a training flag and its values; the points are the "
                           "product of all --grid axes. A list-valued flag's values are separated by ';'. With "

@@ -10,18 +10,20 @@ from __future__ import annotations
 from absl import flags
 from absl.testing import flagsaver
 
-from tfregimes.cli import common as cli_common
-from tfregimes.cli import train_flags  # noqa: F401  (defines the flags these rules check: import it first)
+from tfregimes.cli import (
+    dataset_flag,
+    train_flags,  # noqa: F401  (defines the flags these rules check: import it first)
+)
+from tfregimes.config import run_config as config_lib
+from tfregimes.config.options import flag_rules
 from tfregimes.optim import boundary_epochs, parse_boundary
-from tfregimes.training import config as config_lib
-from tfregimes.training.options import flag_rules
 from tfregimes.training.phases import build_phase_optimizer, phases_from_config
 
 FLAGS = flags.FLAGS
 
 
 # --- Rules on single values that absl cannot express ----------------------------------------------------------
-cli_common.register_dataset_validator("dataset")
+dataset_flag.register_dataset_validator("dataset")
 
 
 def _all_numbers(kind):
@@ -155,7 +157,7 @@ def _subset_holds_a_batch(values):
 
 
 # --- Flags that would be silently ignored, and options that do not fit together --------------------------------
-# Options of a choice (optimizer, schedule, regularizer, diagnostics) come from tfregimes.training.options; two-phase
+# Options of a choice (optimizer, schedule, regularizer, diagnostics) come from tfregimes.config.options; two-phase
 # training adds the rest of the phase2_ flags.
 _ONLY_WITH = [
     (tuple(name for name in config_lib.field_names() if name.startswith("phase2_")),

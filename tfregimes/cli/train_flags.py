@@ -1,6 +1,6 @@
 """Command-line flags of `python -m tfregimes.train`; the only module besides the CLIs that touches absl FLAGS.
 
-Every flag is a field of `tfregimes.training.config.RunConfig` with the same name. Values that come from a registry are
+Every flag is a field of `tfregimes.config.RunConfig` with the same name. Values that come from a registry are
 enums of that registry's names, and rules across flags are validators, so a bad flag fails at parse time, naming
 the flag and the valid values, before any data or model is built.
 """
@@ -13,6 +13,9 @@ import os
 from absl import flags
 
 from tfregimes.cli import common as cli_common
+from tfregimes.cli import dataset_flag
+from tfregimes.config import run_config as config_lib
+from tfregimes.config.options import flag_rules
 from tfregimes.data import AUGMENTATIONS, NORMALIZATION_CHOICES
 from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
 from tfregimes.diagnostics.dynamics.margins import NORMALIZATIONS as MARGIN_NORMALIZATIONS
@@ -21,9 +24,7 @@ from tfregimes.models.decay import DECAY_SCOPES
 from tfregimes.optim import OPTIMIZERS, SCHEDULES, parse_boundary
 from tfregimes.optim.exploration import DECAY_MODES
 from tfregimes.steps import REGULARIZERS, FisherRegularizedModel
-from tfregimes.training import config as config_lib
 from tfregimes.training.distribution import PRECISIONS, STRATEGIES
-from tfregimes.training.options import flag_rules
 
 FLAGS = flags.FLAGS
 _DEFAULT = config_lib.RunConfig()
@@ -38,7 +39,7 @@ def _csv(values) -> list[str]:
 HELP_GROUPS.begin("Data")
 flags.DEFINE_string(
     "dataset", _DEFAULT.dataset,
-    f"Dataset: one of {cli_common.DATASET_CHOICES} (a .npz file with arrays x_train, y_train, x_test, y_test; "
+    f"Dataset: one of {dataset_flag.DATASET_CHOICES} (a .npz file with arrays x_train, y_train, x_test, y_test; "
     "images NHWC or flat).")
 flags.DEFINE_string("data_dir", _DEFAULT.data_dir,
                     "Directory of the data (TFDS data_dir; for fashion_mnist the four IDX files). Empty: defaults.")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from tfregimes.base.run_dir import parse_number
-from tfregimes.training.config import RunConfig, format_flag_value
+from tfregimes.config.run_config import RunConfig, format_flag_value
 
 SWEEP_FILE = "sweep.json"
 EVALUATION_FILE = "evaluation.json"

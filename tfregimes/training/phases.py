@@ -16,9 +16,9 @@ from typing import Any
 
 import keras
 
+from tfregimes.config.options import builder_arguments
+from tfregimes.config.run_config import RunConfig
 from tfregimes.optim import boundary_epochs, build_optimizer, build_schedule
-from tfregimes.training.config import RunConfig
-from tfregimes.training.options import builder_arguments
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from tfregimes.base.run_dir import RunDirectory, RunLock
-from tfregimes.training import config as config_lib
+from tfregimes.config import run_config as config_lib
 
 
 class RunConfigError(ValueError):

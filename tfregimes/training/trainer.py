@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory, read_json, write_atomically, write_json
+from tfregimes.config import run_config as config_lib
 from tfregimes.data import InvalidDatasetError, load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
 from tfregimes.models import ModelOptions, build_model
@@ -30,7 +31,6 @@ from tfregimes.optim.plateau import PlateauSchedule
 from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
-from tfregimes.training import config as config_lib
 from tfregimes.training import export, recording
 from tfregimes.training.distribution import is_chief, precision_policy, prepare_devices, shard_by_data
 from tfregimes.training.exploration_controller import ExplorationController

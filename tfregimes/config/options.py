@@ -2,9 +2,10 @@
 the check that rejects a flag the run would ignore (`tfregimes.cli.train_flag_rules`) and the flags' help text
 (`--helpfull`). A new option of an optimizer or schedule is one row here, plus its RunConfig field and flag.
 
-A regularizer's options are its step's keyword arguments (`tfregimes.steps.regularizer_options`), so its rows are
-read from there. A model's options are checked by the model's own builder (`reject_unused_options`), which knows
-which ones it reads.
+The table imports no TensorFlow (tools that read results start without it), so the regularizers' and training
+diagnostics' names are written here, not read from their registries; a regularizer's rows are its step's keyword
+arguments (`tfregimes.steps.regularizer_options`). tests/training/test_options.py holds both to the registries. A
+model's options are checked by the model's own builder (`reject_unused_options`), which knows which ones it reads.
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from tfregimes.diagnostics.adapters import TRAINING_DIAGNOSTICS
-from tfregimes.steps import REGULARIZERS, regularizer_options
-from tfregimes.training.config import RunConfig
+from tfregimes.config.run_config import RunConfig
+
+# The names of tfregimes.steps.REGULARIZERS and tfregimes.diagnostics.adapters.TRAINING_DIAGNOSTICS, in their
+# registries' (sorted) order, which the help text lists them in.
+REGULARIZER_NAMES = ("fisher", "none", "proximal", "sam")
+DIAGNOSTIC_NAMES = ("angular", "elr", "margins", "momentum")
+# Each regularizer's own options: the keyword arguments of its step (tfregimes.steps.regularizer_options).
+REGULARIZER_OPTIONS: dict[str, tuple[str, ...]] = {
+    "fisher": ("fisher_alpha", "fisher_beta", "fisher_subbatches", "clip_global_norm", "fisher_batch_loss"),
+    "none": (),
+    "proximal": ("proximal_lambda", "proximal_steps"),
+    "sam": ("sam_rho", "sam_subbatches"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,9 +39,9 @@ class Option:
     def requirement(self, phase2: bool = False) -> str:
         """The flags that make this option apply, as the help and errors say it."""
         choice = f"--phase2_{self.choice}" if phase2 else f"--{self.choice}"
-        if self.choice == "regularizer" and set(self.values) == set(REGULARIZERS.names()) - {"none"}:
+        if self.choice == "regularizer" and set(self.values) == set(REGULARIZER_NAMES) - {"none"}:
             return "--regularizer"
-        if self.choice == "diagnostics" and set(self.values) == set(TRAINING_DIAGNOSTICS.names()):
+        if self.choice == "diagnostics" and set(self.values) == set(DIAGNOSTIC_NAMES):
             return "--diagnostics"
         values = ", ".join(self.values[:-1]) + " or " + self.values[-1] if len(self.values) > 1 else self.values[0]
         return f"{choice}={values}"
@@ -62,18 +73,18 @@ _OPTIMIZER_AND_SCHEDULE_OPTIONS = (
 
 def _regularizer_options() -> tuple[Option, ...]:
     takers: dict[str, list[str]] = {}
-    for name in REGULARIZERS.names():
-        for option in regularizer_options(name):
+    for name in REGULARIZER_NAMES:
+        for option in REGULARIZER_OPTIONS[name]:
             takers.setdefault(option, []).append(name)
-    regularized = tuple(name for name in REGULARIZERS.names() if name != "none")
+    regularized = tuple(name for name in REGULARIZER_NAMES if name != "none")
     return (*(Option(flag, "regularizer", tuple(names), flag) for flag, names in takers.items()),
             Option("regularizer_start_epoch", "regularizer", regularized),
             Option("regularizer_end_epoch", "regularizer", regularized))
 
 
 _DIAGNOSTICS_OPTIONS = (
-    Option("diagnostics_every", "diagnostics", tuple(TRAINING_DIAGNOSTICS.names())),
-    Option("scale_invariant_only", "diagnostics", tuple(TRAINING_DIAGNOSTICS.names())),
+    Option("diagnostics_every", "diagnostics", DIAGNOSTIC_NAMES),
+    Option("scale_invariant_only", "diagnostics", DIAGNOSTIC_NAMES),
     Option("momentum_probe_examples", "diagnostics", ("momentum",)),
     Option("margin_samples", "diagnostics", ("margins",)),
     Option("margin_normalization", "diagnostics", ("margins",)),
