@@ -10,8 +10,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.helpers import REPO
+from helpers import REPO
 
 FRAMEWORKS = ("tensorflow", "keras")
 
