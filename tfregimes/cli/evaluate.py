@@ -153,7 +153,7 @@ def main(argv):
     print(evaluation_summary(result))
     if config.metrics:
         print(f"Metrics of the minimum on the {config.metrics_split} split (a fixed sample of "
-              f"{result['metrics_examples']} examples):")
+              f"{result['metrics_examples']} of its {result['metrics_split_examples']} examples):")
         print(metrics_summary(metric_entries(result)))
     if config.interpolate_with:
         print(f"  interpolation   {result['interpolation']['csv']}, {result['interpolation']['png']}")

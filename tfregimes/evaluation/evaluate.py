@@ -43,8 +43,9 @@ _NOT_METRICS = frozenset({"metric_settings", "interpolation"})
 
 def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None) -> dict[str, Any]:
     """The evaluation `config` describes: {model, dataset, split, normalization, normalization_carried_by_model,
-    loss, accuracy, examples}, with `metrics`: metrics_split, metric_settings, one flat entry per metric value
-    (`metric_entries`) and metrics_examples; with `interpolate_with`: interpolation (its CSV and PNG written).
+    loss, accuracy, examples}; with `metrics`, also metrics_split, metric_settings, one flat entry per metric value
+    (`metric_entries`), metrics_examples (the sample's size) and metrics_split_examples; with `interpolate_with`,
+    also interpolation (its CSV and PNG written).
 
     Raises ModelLoadError, DatasetUnavailableError or ValueError, each a one-paragraph message, for a model or data
     that cannot be used; every such check runs before the first expensive step. `progress` (None: silent) shows the
@@ -76,6 +77,7 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
                                               progress=progress))
         # The loss-based metrics see a fixed sample (sample_size) of the split; the Fisher ones their own subsets.
         result["metrics_examples"] = min(settings.sample_size or len(inputs), len(inputs))
+        result["metrics_split_examples"] = len(inputs)
     if config.interpolate_with:
         result["interpolation"] = _interpolate(config, keras_model, normalize, data, progress)
     return result
