@@ -1,13 +1,12 @@
 """Tiny real runs for the results and report tests: a sweep directory as `python -m tfregimes.sweep` lays it out
 (a hand-written sweep.json beside ordinary run directories) and one run with every training diagnostic.
 
-Evaluations are computed in-process with the functions `python -m tfregimes.evaluate` calls and written in its
-JSON layout (the CLI would cost a TensorFlow start-up per run).
+Evaluations are computed in-process with `tfregimes.evaluation.evaluate_model`, which `python -m tfregimes.evaluate`
+calls, and written as it writes them (the CLI would cost a TensorFlow start-up per run).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -28,27 +27,12 @@ SWEEP_COMMAND = ["python", "-m", "tfregimes.sweep", "--flagfile=flags/smoke.cfg"
 def evaluate_run(run_dir: Path, dataset: str, metrics=("sharpness", "margins")) -> None:
     """RUN/evaluation.json as `python -m tfregimes.evaluate --model=RUN/export --metrics=...` writes it."""
     from tfregimes.base.run_dir import write_json
-    from tfregimes.data import load_dataset
-    from tfregimes.diagnostics.adapters import MetricSettings, compute_minimum_metrics
-    from tfregimes.training.scoring import (
-        evaluate_classifier,
-        load_classifier,
-        load_keras_model,
-        normalization_to_load,
-        split_input_normalization,
-    )
-    export = run_dir / "export"
-    data = load_dataset(dataset, normalization=normalization_to_load(export, "auto"))  # The export normalizes.
-    result = {"model": str(export), "dataset": dataset, "split": "test",
-              **evaluate_classifier(load_classifier(export), data.evaluation("test", 512))}
+    from tfregimes.diagnostics.adapters import MetricSettings
+    from tfregimes.evaluation import EvaluationConfig, evaluate_model
     settings = MetricSettings(sample_size=256, sharpness_spaces=("full",), sharpness_epsilons=(1e-3,),
                               sharpness_maxiter=2)
-    network, normalize = split_input_normalization(load_keras_model(export))
-    inputs, labels = data.arrays("train")
-    inputs = inputs if normalize is None else normalize.normalize_numpy(inputs)
-    result.update(metrics_split="train", metric_settings=dataclasses.asdict(settings),
-                  **compute_minimum_metrics(network, inputs, labels, metrics, settings))
-    write_json(run_dir / "evaluation.json", result)
+    config = EvaluationConfig(model=str(run_dir / "export"), dataset=dataset, metrics=metrics, settings=settings)
+    write_json(run_dir / "evaluation.json", evaluate_model(config))
 
 
 def make_sweep(sweep_dir: Path) -> Path:

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tfregimes.optim", "tfregimes.steps", "tfregimes.diagnostics.minimum", "tfregimes.diagnostics.dynamics"),
     ("tfregimes.diagnostics.adapters",),  # Training callbacks and evaluate metrics around the pure measures.
     ("tfregimes.training",),
+    ("tfregimes.evaluation",),  # A trained model from an EvaluationConfig to its evaluation.
     # Experiments and analysis, built on whole runs.
     ("tfregimes.benchmark", "tfregimes.sweep", "tfregimes.results", "tfregimes.report"),
     ("tfregimes.cli",),  # Every front end; the only code that reads absl FLAGS.
@@ -185,7 +186,7 @@ def _planted(module: str, line: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("module, line, expected", [
     ("tfregimes.base.registry", "from tfregimes.cli import common",
-     "layer 0 (tfregimes.base) imports layer 6 (tfregimes.cli)"),
+     "layer 0 (tfregimes.base) imports layer 7 (tfregimes.cli)"),
     ("tfregimes.steps.plain", "from tfregimes.training import trainer",
      "layer 2 (tfregimes.steps) imports layer 4 (tfregimes.training)"),
     ("tfregimes.diagnostics.minimum.hessian", "from tfregimes.diagnostics.adapters import callbacks",

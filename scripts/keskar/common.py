@@ -165,7 +165,8 @@ def row(record: RunRecord) -> dict:
     """One run: its varied settings, final metrics, stop, sharpness (value and L-BFGS-B status) and weight norm."""
     metrics, flags = record.metrics, record.flags
     stop = metrics.get("stop") or {}  # metrics.json's stop at the target (tfregimes.training.target_stop).
-    sharpness = (record.evaluation or {}).get("sharpness", {})
+    evaluation = record.evaluation or {}  # Sharpness entries are flat: "sharpness/full_eps1e-3": {value, status, ...}.
+    sharpness = {key: evaluation[f"sharpness/{key}"] for key in SHARPNESS_KEYS if f"sharpness/{key}" in evaluation}
     done = record.state == "done"
     return {"run": record.name, "batch_size": int(flags["batch_size"]), "seed": int(flags["seed"]),
             "augment": flags.get("augment", "none"), "regularizer": flags.get("regularizer", "none"),
@@ -174,8 +175,8 @@ def row(record: RunRecord) -> dict:
             "test_loss": metrics.get("test_loss"), "epochs_run": metrics.get("epochs_run"),
             "reached_target": stop.get("reached_target"), "stopped_at_epoch": stop.get("stopped_at_epoch"),
             "wall_seconds": metrics.get("wall_seconds"),
-            "sharpness": {key: sharpness[key]["value"] for key in SHARPNESS_KEYS if key in sharpness},
-            "status": {key: sharpness[key]["status"] for key in SHARPNESS_KEYS if key in sharpness},
+            "sharpness": {key: entry["value"] for key, entry in sharpness.items()},
+            "status": {key: entry["status"] for key, entry in sharpness.items()},
             "weight_norm": weight_norm(record.run_dir) if done else None,
             # The stop/... columns of tfregimes.results.collect (criterion, target, reached): what same_stop_target
             # reads to say whether two groups of minima compare.

@@ -302,10 +302,13 @@ def test_every_metric_leaves_the_weights_untouched_and_unknown_names_fail():
     settings = MetricSettings(sample_size=24, sharpness_maxiter=2, sharpness_subspace_dim=4, fisher_samples=8,
                               fisher_trials=2, hessian_iterations=3, hessian_probes=2)
     results = compute_minimum_metrics(model, x, y, MINIMUM_METRICS.names(), settings)
-    assert list(results) == MINIMUM_METRICS.names()
-    for name, result in results.items():
-        entries = result.values() if name == "sharpness" else [result]
-        assert all(math.isfinite(entry["value"]) and entry["seconds"] >= 0 for entry in entries), name
+    names = MINIMUM_METRICS.names()
+    assert list(results) == [entry for name in names for entry in MINIMUM_METRICS.get(name).entry_names(name, settings)]
+    for name, entry in results.items():  # Flat: one entry per value, sharpness' per space and ε with its settings.
+        assert math.isfinite(entry["value"]) and entry["seconds"] >= 0, name
+    assert {(results[f"sharpness/{space}_eps{eps}"]["space"], results[f"sharpness/{space}_eps{eps}"]["epsilon"])
+            for space in ("full", "subspace") for eps in ("1e-3", "5e-4")} == {
+        (space, eps) for space in ("full", "subspace") for eps in (1e-3, 5e-4)}
     assert results["fisher_logdet"]["seconds"] == results["frobenius"]["seconds"]  # One shared computation.
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     with pytest.raises(UnknownNameError, match="valid names: fisher_logdet, frobenius"):
@@ -327,9 +330,11 @@ def test_evaluate_cli_adds_the_requested_metrics_and_interpolation(tiny_run, tmp
     assert completed.returncode == 0, completed.stderr
     evaluation = json.loads(output.read_text())
     assert evaluation["accuracy"] == result.metrics["test_accuracy"]  # The plain evaluation is unchanged.
-    assert sorted(evaluation["sharpness"]) == ["full_eps1e-3", "full_eps5e-4", "subspace_eps1e-3",
-                                               "subspace_eps5e-4"]
-    assert all(entry["value"] >= 0 and entry["status"] for entry in evaluation["sharpness"].values())
+    sharpness = {name: entry for name, entry in evaluation.items() if name.startswith("sharpness")}
+    assert sorted(sharpness) == ["sharpness/full_eps1e-3", "sharpness/full_eps5e-4", "sharpness/subspace_eps1e-3",
+                                 "sharpness/subspace_eps5e-4"]
+    assert all(entry["value"] >= 0 and entry["status"] and entry["iterations"] <= 2 for entry in sharpness.values())
+    assert "sharpness/subspace_eps5e-4" in completed.stdout
     assert evaluation["fisher_logdet"]["samples"] == 20 and evaluation["fisher_logdet"]["trials"] == 2
     for name in ("fisher_logdet", "spectral_radius", "frobenius", "hessian_top", "hessian_trace", "robustness"):
         assert math.isfinite(evaluation[name]["value"]), name

@@ -40,7 +40,7 @@ def test_each_long_metric_prints_one_line_per_step_to_a_log(capsys):
     number = r"-?[\d.]+(e[+-]\d+)?|nan|-?inf"
     for space in ("full", "subspace"):
         ours = [line for line in lines if line.startswith(f"sharpness {space}_eps1e-3: ")]
-        assert len(ours) == results["sharpness"][f"{space}_eps1e-3"]["iterations"]
+        assert len(ours) == results[f"sharpness/{space}_eps1e-3"]["iterations"]
         assert all(re.fullmatch(rf"sharpness {space}_eps1e-3: iteration {i}/3, f=({number})", line)
                    for i, line in enumerate(ours, 1)), ours
     assert [line.split(",")[0] for line in lines if line.startswith("fisher")] == [
@@ -49,7 +49,7 @@ def test_each_long_metric_prints_one_line_per_step_to_a_log(capsys):
         f"hessian_top: iteration {i}/4" for i in range(1, results["hessian_top"]["iterations"] + 1)]
     assert [line.split(",")[0] for line in lines if line.startswith("hessian_trace")] == [
         "hessian_trace: probe 1/2", "hessian_trace: probe 2/2"]
-    sharpness_iterations = sum(entry["iterations"] for entry in results["sharpness"].values())
+    sharpness_iterations = sum(entry["iterations"] for name, entry in results.items() if name.startswith("sharpness/"))
     assert len(lines) == sharpness_iterations + 3 + results["hessian_top"]["iterations"] + 2
 
     compute_minimum_metrics(model, x, y, names, settings)  # progress=None: silent

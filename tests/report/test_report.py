@@ -225,7 +225,7 @@ def test_run_report_has_every_figure_and_the_minimum_metrics(diagnostics_run, tm
                                    "momentum", "margins"}
     evaluation = json.loads((diagnostics_run / "evaluation.json").read_text())
     table = report.tables["minimum_metrics"].set_index("metric")
-    sharpness = evaluation["sharpness"]["full_eps1e-3"]
+    sharpness = evaluation["sharpness/full_eps1e-3"]
     assert table.loc["sharpness/full_eps1e-3", "value"] == sharpness["value"]
     assert f"status={sharpness['status']}" in table.loc["sharpness/full_eps1e-3", "details"]
     text = report.documents["md"].read_text()

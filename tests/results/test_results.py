@@ -28,7 +28,7 @@ def test_one_row_per_sweep_point_with_its_files_numbers(sweep_dir):
         assert row["test_accuracy"] == metrics["test_accuracy"] and row["wall_seconds"] == metrics["wall_seconds"]
         assert row["gap_accuracy"] == metrics["train_accuracy"] - metrics["test_accuracy"]
         assert row["gap_loss"] == metrics["test_loss"] - metrics["train_loss"]
-        assert row["sharpness/full_eps1e-3"] == evaluation["sharpness"]["full_eps1e-3"]["value"]
+        assert row["sharpness/full_eps1e-3"] == evaluation["sharpness/full_eps1e-3"]["value"]
         assert row["margins"] == evaluation["margins"]["value"]
         assert row["eval/test_accuracy"] == evaluation["accuracy"]
         assert f"--batch_size={row['batch_size']}" in row["command"]

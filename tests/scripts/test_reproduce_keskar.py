@@ -198,7 +198,7 @@ def test_smoke_run_writes_the_page_with_numbers_from_the_run_directories(smoke):
         evaluation = json.loads((run_dir / "evaluation.json").read_text())
         assert run["test_accuracy"] == metrics["test_accuracy"]
         assert run["reached_target"] == metrics["stop"]["reached_target"] and run["epochs_run"] == metrics["epochs_run"]
-        assert run["sharpness"] == {key: evaluation["sharpness"][key]["value"] for key in KEYS}
+        assert run["sharpness"] == {key: evaluation[f"sharpness/{key}"]["value"] for key in KEYS}
         model = keras.saving.load_model(run_dir / "export" / "model.keras", compile=False)
         norm = np.sqrt(sum(float(np.sum(np.square(w))) for w in model.trainable_weights))
         assert run["weight_norm"] == pytest.approx(norm, rel=1e-6)

@@ -54,3 +54,13 @@ def evaluation_summary(result: Mapping[str, Any]) -> str:
         f"  normalization   {result['normalization']}"
         + (" (carried by the model)" if result.get("normalization_carried_by_model") else ""),
     ])
+
+
+def metrics_summary(entries: Mapping[str, Mapping[str, Any]]) -> str:
+    """One line per metric entry (tfregimes.evaluation.metric_entries): its value, spread or status, and seconds."""
+    lines = []
+    for name, entry in entries.items():
+        spread = f" ± {entry['std']:.3g}" if "std" in entry else ""
+        status = f"{entry['status']}; " if "status" in entry else ""
+        lines.append(f"  {name:<29} {entry['value']:.6g}{spread}    ({status}{entry['seconds']:.1f} s)")
+    return "\n".join(lines)

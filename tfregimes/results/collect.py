@@ -12,7 +12,7 @@ Column names:
   stop/stopped_at_epoch,                 run reached it, and the clean loss and accuracy its last check read; None
   stop/clean_loss, stop/clean_accuracy   (NaN for the numbers) for a run without a stop or metrics.json
   eval/<split>_loss, eval/<split>_accuracy  the evaluate JSON's own loss and accuracy
-  <metric>, sharpness/<space_eps>        each minimum metric's `value` from the evaluate JSON
+  <metric>, sharpness/<space_eps>        each minimum metric entry's `value` from the evaluate JSON
   final/<diagnostic>                     the last logged value of each training diagnostic in history.csv
   command                                how the run was started (flags.cfg "# Started as:")
 """
@@ -47,18 +47,10 @@ _EVALUATION_CONTEXT = frozenset({"model", "dataset", "split", "loss", "accuracy"
 
 
 def evaluation_metrics(evaluation: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """{column: entry} for every minimum metric in an evaluate JSON: an entry is the metric's object (with its
-    `value`); sharpness has one per space and ε (`sharpness/full_eps1e-3`)."""
-    metrics: dict[str, dict[str, Any]] = {}
-    for name, entry in (evaluation or {}).items():
-        if name in _EVALUATION_CONTEXT or not isinstance(entry, dict):
-            continue
-        if "value" in entry:
-            metrics[name] = entry
-        else:
-            metrics.update({f"{name}/{key}": item for key, item in entry.items()
-                            if isinstance(item, dict) and "value" in item})
-    return metrics
+    """{column: entry} for every minimum metric in an evaluate JSON: an entry is the metric's object, with its
+    `value`, named as the JSON names it (a metric with several values has several: `sharpness/full_eps1e-3`)."""
+    return {name: entry for name, entry in (evaluation or {}).items()
+            if name not in _EVALUATION_CONTEXT and isinstance(entry, dict) and "value" in entry}
 
 
 def final_diagnostics(history: pd.DataFrame) -> dict[str, float]:

@@ -18,7 +18,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from tfregimes.diagnostics.minimum.sharpness import SPACES, sharpness_key
+from tfregimes.evaluation import EvaluationConfig, scalar_tags
 
 # (group, tag, display name) of what `tfregimes.train` writes under RUN/tensorboard.
 TRAINER_METRICS = (
@@ -35,13 +35,7 @@ def evaluate_metric_tags(metrics: Sequence[str]) -> list[str]:
     """The tags `tfregimes.evaluate --metrics=METRICS --tensorboard_dir` writes with its default settings."""
     if not metrics:
         return []
-    tags = ["test/loss", "test/accuracy"]
-    for name in metrics:
-        if name == "sharpness":
-            tags += [f"train/sharpness/{sharpness_key(space, eps)}" for space in SPACES for eps in (1e-3, 5e-4)]
-        else:
-            tags.append(f"train/{name}")
-    return tags
+    return scalar_tags(EvaluationConfig(model="", dataset="", metrics=tuple(metrics)))
 
 
 def evaluate_metrics(metric_tags: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -4,5 +4,6 @@ absl flag, so a forked `tfregimes.train` or `tfregimes.evaluate` defines exactly
 """
 
 import tfregimes.diagnostics.adapters  # noqa: F401
+import tfregimes.evaluation  # noqa: F401
 import tfregimes.training  # noqa: F401
 import tfregimes.training.scoring  # noqa: F401

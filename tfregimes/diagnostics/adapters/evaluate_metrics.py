@@ -5,6 +5,10 @@ Metrics of one family share their expensive part (the Fisher trio shares per-exa
 pair shares Hessian-vector products), so each family is computed once however many of its names are asked for.
 Loss-based metrics (sharpness, Hessian, robustness) use one fixed random sample of the examples given
 (`MetricSettings.sample_size`); the Fisher metrics draw their own subsets from all of them.
+
+Every result is flat: one entry per name, each a dict with a "value". A metric with several values gives one entry
+per value, named `<metric>/<key>` and carrying its own settings: sharpness has one per space and ε,
+`sharpness/full_eps1e-3` with "space" and "epsilon" (`MinimumMetric.entry_names` lists them before any work).
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ class MetricSettings:
     seed: int = 0
     batch_size: int = 512
     sample_size: int | None = 2048  # examples for the loss-based metrics; None: all of them
-    sharpness_epsilons: tuple[float, ...] = (1e-3, 5e-4)  # seed 003, Tables 3-4
+    sharpness_epsilons: tuple[float, ...] = sharpness.EPSILONS
     sharpness_spaces: tuple[str, ...] = sharpness.SPACES
-    sharpness_subspace_dim: int = 100  # seed 003, Table 4
-    sharpness_maxiter: int = 10  # Keskar et al. §2.2.2: 10 iterations of L-BFGS-B
+    sharpness_subspace_dim: int = sharpness.SUBSPACE_DIM
+    sharpness_maxiter: int = sharpness.MAXITER
     fisher_samples: int = 100  # N', seed 004 appendix D
     fisher_trials: int = 100  # T, seed 004 appendix D
     fisher_normalized_logits: bool = False
@@ -62,6 +66,12 @@ FamilyFunction = Callable[[keras.Model, np.ndarray, np.ndarray, MetricSettings, 
 class MinimumMetric:
     family: FamilyFunction
     definition: str
+    # settings -> the keys of its entries beyond the metric's name (None: one entry, named like the metric).
+    keys: Callable[[MetricSettings], list[str]] | None = None
+
+    def entry_names(self, name: str, settings: MetricSettings) -> list[str]:
+        """The names of the entries metric `name` gives under `settings`: `name`, or `name/<key>` for each key."""
+        return [name] if self.keys is None else [f"{name}/{key}" for key in self.keys(settings)]
 
 
 MINIMUM_METRICS: Registry[MinimumMetric] = Registry("metric")
@@ -82,7 +92,12 @@ def _sharpness(model, inputs, labels, settings, progress):
         model, inputs, labels, epsilons=settings.sharpness_epsilons, spaces=settings.sharpness_spaces,
         subspace_dim=settings.sharpness_subspace_dim, maxiter=settings.sharpness_maxiter, seed=settings.seed,
         batch_size=settings.batch_size, progress=progress)
-    return {"sharpness": {key: result.to_dict() for key, result in results.items()}}
+    return {f"sharpness/{key}": result.to_dict() for key, result in results.items()}
+
+
+def _sharpness_keys(settings: MetricSettings) -> list[str]:
+    return [sharpness.sharpness_key(space, epsilon)
+            for space in settings.sharpness_spaces for epsilon in settings.sharpness_epsilons]
 
 
 def _fisher(model, inputs, labels, settings, progress):
@@ -125,8 +140,9 @@ def _margins(model, inputs, labels, settings, progress):
                         "seconds": time.perf_counter() - started}}
 
 
+MINIMUM_METRICS.register("sharpness", MinimumMetric(
+    _sharpness, "ε-sharpness, full space and random subspace (seed 003, eq. 3/4)", keys=_sharpness_keys))
 for _name, _family, _definition in [
-    ("sharpness", _sharpness, "ε-sharpness, full space and random subspace (seed 003, eq. 3/4)"),
     ("fisher_logdet", _fisher, "γ̂ = mean over T subsets of ln|J Jᵀ| (seed 004, eq. 5)"),
     ("spectral_radius", _fisher, "mean over T subsets of ‖J‖₂²/N' (seed 004, appendix D)"),
     ("frobenius", _fisher, "mean over T subsets of mean ‖g_x g_xᵀ‖_F² (seed 004, appendix D)"),
@@ -142,21 +158,24 @@ for _name, _family, _definition in [
 def compute_minimum_metrics(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, names: Sequence[str],
                             settings: MetricSettings = MetricSettings(),
                             progress: Progress | None = None) -> dict[str, dict]:
-    """{name: result} for each requested metric at the model's weights, over (inputs, labels) (normally the
-    training split). Each result is a dict with a "value" and the seconds it took (its family's time;
-    sharpness: one such dict per space and ε, keyed like "full_eps1e-3"). The model's variables are never
-    written. `progress` (None: silent) shows the long ones step by step: sharpness per L-BFGS-B iteration, the Fisher
-    metrics per subset, the Hessian metrics per iteration or probe."""
+    """{entry name: result} for each requested metric at the model's weights, over (inputs, labels) (normally the
+    training split), in the order of `names`. Each result is a dict with a "value" and the seconds it took (its own,
+    or its family's time); a metric with several values has several entries (`MinimumMetric.entry_names`). The
+    model's variables are never written. `progress` (None: silent) shows the long ones step by step: sharpness per
+    L-BFGS-B iteration, the Fisher metrics per subset, the Hessian metrics per iteration or probe."""
     metrics = [(name, MINIMUM_METRICS.get(name)) for name in names]  # Unknown names fail before any work.
     results: dict[str, dict] = {}
+    done: set[str] = set()
     for name, metric in metrics:
-        if name in results:
+        if name in done:
             continue
         start = time.perf_counter()
         family_results = metric.family(model, inputs, labels, settings, progress)
         seconds = time.perf_counter() - start
         for other_name, other in metrics:
             if other.family is metric.family:
-                result = family_results[other_name]
-                results[other_name] = result if other_name == "sharpness" else {**result, "seconds": seconds}
-    return {name: results[name] for name in names}
+                done.add(other_name)
+                for entry in other.entry_names(other_name, settings):
+                    result = family_results[entry]
+                    results[entry] = {**result, "seconds": result.get("seconds", seconds)}
+    return {entry: results[entry] for name, metric in metrics for entry in metric.entry_names(name, settings)}

@@ -23,12 +23,18 @@ from tfregimes.base import progress as progress_lib
 from tfregimes.diagnostics.minimum.flat_model import FlatModel
 
 SPACES = ("full", "subspace")
+# The paper's settings, the defaults of every caller (tfregimes.evaluate's flags, MetricSettings, sweeps' tags).
+EPSILONS = (1e-3, 5e-4)  # seed 003, Tables 3-4
+SUBSPACE_DIM = 100  # p, seed 003 Table 4
+MAXITER = 10  # Keskar et al. §2.2.2: 10 iterations of L-BFGS-B
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]  # weights -> (f, ∇f), float64
 
 
 @dataclasses.dataclass(frozen=True)
 class SharpnessResult:
     value: float  # φ in percent (Keskar eq. 3/4)
+    space: str  # "full" (A = I) or "subspace" (a random n×p A)
+    epsilon: float  # ε of the box C_ε
     loss: float  # f(x)
     max_loss: float  # the largest f(x + Ay) found inside C_ε
     status: str  # L-BFGS-B's message
@@ -38,12 +44,13 @@ class SharpnessResult:
     perturbation: np.ndarray = dataclasses.field(repr=False)  # A y at that point, one entry per weight
 
     def to_dict(self) -> dict:
-        return {"value": self.value, "status": self.status, "loss": self.loss, "max_loss": self.max_loss,
+        return {"value": self.value, "space": self.space, "epsilon": self.epsilon, "status": self.status,
+                "loss": self.loss, "max_loss": self.max_loss,
                 "iterations": self.iterations, "evaluations": self.evaluations, "seconds": self.seconds}
 
 
 def sharpness_key(space: str, epsilon: float) -> str:
-    """"full_eps1e-3", "subspace_eps5e-4": the result names evaluate's JSON uses."""
+    """"full_eps1e-3", "subspace_eps5e-4": the keys of `model_sharpness` (evaluate's JSON: `sharpness/full_eps1e-3`)."""
     mantissa, exponent = f"{epsilon:e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{space}_eps{mantissa}e{int(exponent)}"
@@ -58,7 +65,7 @@ def box_half_widths(x: np.ndarray, epsilon: float, subspace: np.ndarray | None =
 
 
 def maximize_in_box(objective: Objective, x: np.ndarray, epsilon: float, *, subspace: np.ndarray | None = None,
-                    maxiter: int = 10, half_widths: np.ndarray | None = None,
+                    maxiter: int = MAXITER, half_widths: np.ndarray | None = None,
                     progress: progress_lib.Progress | None = None, label: str = "sharpness") -> SharpnessResult:
     """φ_{x,f}(ε, A) for a float64 `objective` w -> (f(w), ∇f(w)); `subspace` is A (None: the full space).
 
@@ -92,7 +99,9 @@ def maximize_in_box(objective: Objective, x: np.ndarray, epsilon: float, *, subs
                                          bounds=scipy.optimize.Bounds(-bound, bound), callback=iteration_done,
                                          options={"maxiter": maxiter, "ftol": 0.0, "gtol": 0.0})
     max_loss = float(best["loss"])
-    return SharpnessResult(value=100.0 * (max_loss - loss) / (1.0 + loss), loss=float(loss), max_loss=max_loss,
+    return SharpnessResult(value=100.0 * (max_loss - loss) / (1.0 + loss),
+                           space=SPACES[0] if subspace is None else SPACES[1], epsilon=float(epsilon),
+                           loss=float(loss), max_loss=max_loss,
                            status=str(result.message), iterations=int(result.nit), evaluations=int(result.nfev),
                            seconds=time.perf_counter() - start, perturbation=perturb(best["y"]))
 
@@ -105,8 +114,8 @@ def random_subspace(num_weights: int, dim: int, seed: int) -> np.ndarray:
 
 
 def model_sharpness(model: keras.Model, inputs: np.ndarray, labels: np.ndarray, *,
-                    epsilons: Sequence[float] = (1e-3, 5e-4), spaces: Sequence[str] = SPACES,
-                    subspace_dim: int = 100, maxiter: int = 10, seed: int = 0, batch_size: int = 512,
+                    epsilons: Sequence[float] = EPSILONS, spaces: Sequence[str] = SPACES,
+                    subspace_dim: int = SUBSPACE_DIM, maxiter: int = MAXITER, seed: int = 0, batch_size: int = 512,
                     progress: progress_lib.Progress | None = None) -> dict[str, SharpnessResult]:
     """φ for every (space, ε), keyed by `sharpness_key`; f is the mean cross-entropy over (inputs, labels).
 
