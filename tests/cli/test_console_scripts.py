@@ -54,3 +54,12 @@ def test_an_installed_script_runs_its_front_end(tmp_path):
     completed = subprocess.run([path, str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True,
                                timeout=120)
     assert completed.returncode != 0 and "not a run directory" in completed.stderr, completed.stderr
+
+
+@pytest.mark.parametrize("command", ["results", "report", "sweep", "benchmark"])
+def test_help_starts_with_the_front_ends_usage(command):
+    # absl's --help prints the __main__ module's docstring: without cli_common.run's doc= it was the shim's one line.
+    usage = ast.get_docstring(_source(f"tfregimes.cli.{command}")).splitlines()[0]
+    shown = subprocess.run([sys.executable, "-m", f"tfregimes.{command}", "--help"], capture_output=True, text=True,
+                           cwd=REPO, timeout=300)
+    assert shown.stdout.strip().splitlines()[0] == usage, (shown.stdout, shown.stderr)  # absl's --help exits 1.

@@ -223,7 +223,7 @@ def main(argv):
 
 def entry_point() -> None:
     """`python -m tfregimes.benchmark`."""
-    cli_common.run(main)
+    cli_common.run(main, doc=__doc__)
 
 
 if __name__ == "__main__":

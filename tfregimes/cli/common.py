@@ -78,6 +78,8 @@ def run(main, help_groups: HelpGroups | None = None, doc: str | None = None) -> 
         print((doc if doc is not None else sys.modules["__main__"].__doc__ or "").strip())
         print(help_groups.text(full=any(helps)))
         sys.exit(0)
+    if doc is not None:  # absl's --help prints the __main__ module's docstring: a shim's one line, or a console
+        sys.modules["__main__"].__doc__ = doc  # script's nothing. The front end's own docstring says how to use it.
     try:
         argv = expand_flagfiles(sys.argv)
     except flags.Error as error:

@@ -64,7 +64,7 @@ def short_of_target_lines(df) -> list[str]:
 
 
 def entry_point() -> None:
-    cli_common.run(main)
+    cli_common.run(main, doc=__doc__)
 
 
 if __name__ == "__main__":

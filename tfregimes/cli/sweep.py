@@ -150,7 +150,7 @@ def _interrupt(signum, frame):
 
 def entry_point() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # Stop the points as Ctrl-C does, not leave them orphaned.
-    cli_common.run(main)
+    cli_common.run(main, doc=__doc__)
 
 
 if __name__ == "__main__":
