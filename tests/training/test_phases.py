@@ -138,3 +138,18 @@ def test_explore_schedule_runs_end_to_end_and_records_its_decisions(tmp_path):
     assert rates[:3] == pytest.approx([0.05] * 3)
     assert rates[3:] == pytest.approx([0.005, 0.001, 0.001])  # x0.1 per epoch, floored at min_lr.
     assert result.metrics["exploration"]["flat_epoch"] == 2 and result.metrics["exploration"]["decay_epoch"] == 3
+
+
+def test_a_rising_loss_is_not_a_plateau():
+    """Seed 000 decays after the loss flattens; a rise (e.g. after warm-up) must not count as flat."""
+    schedule = ExplorationSchedule(1.0, 0.01, "step", decay=0.1, decay_interval_steps=100)
+    controller = ExplorationController(schedule, window=2, tolerance=0.05, extra_epochs=1)
+    controller.set_model(_FakeModel())
+    rising_then_falling = [1.0, 1.2, 1.5, 1.3, 1.0, 0.7, 0.69, 0.68]
+    for epoch, loss in enumerate(rising_then_falling):
+        controller.model.optimizer._iterations.assign((epoch + 1) * 100)
+        controller.on_epoch_end(epoch, {"loss": loss})
+    # Window 2: epochs 3 and 4 rose ((1.0 - 1.5)/1.0 = -0.5, (1.2 - 1.3)/1.2 = -0.083), epochs 5-7 fell by 0.33,
+    # 0.46 and 0.31; epoch 8 fell by (0.7 - 0.68)/0.7 = 0.029 < 0.05: the first plateau.
+    assert controller.flat_epoch == 8 and controller.decay_epoch is None
+    assert controller.history_fields(3)["lr_event"] == ""

@@ -2,7 +2,8 @@
 
 Our copy of seed 000 does not state its exact rule, so this one is documented and configurable:
   1. flattening: at the end of epoch e, the relative improvement of the epoch training loss over the last
-     `window` epochs, (L[e − window] − L[e]) / |L[e − window]|, is below `tolerance`;
+     `window` epochs, (L[e − window] − L[e]) / |L[e − window]|, lies in [0, `tolerance`): the loss still falls,
+     by less than the tolerance. A loss that rose (improvement < 0, e.g. right after warm-up) is not a plateau;
   2. keep exploring at the large learning rate for `extra_epochs` more epochs;
   3. then start the decay (the schedule's mode: step factors, or a smooth transition down to min_lr).
 Each decision is written to the history (`lr_event` column: what was decided and the numbers behind it) and its
@@ -42,16 +43,18 @@ class ExplorationController(keras.callbacks.Callback):
         before = self.losses[-1 - self.window]
         return (before - self.losses[-1]) / abs(before) if before else 0.0
 
+    def is_flat(self) -> bool:
+        improvement = self.relative_improvement()
+        return improvement is not None and 0.0 <= improvement < self.tolerance  # A rise is not a plateau.
+
     def on_epoch_end(self, epoch, logs=None):
         epochs_done = epoch + 1
         self.losses.append(float((logs or {})["loss"]))
-        if self.flat_epoch is None:
-            improvement = self.relative_improvement()
-            if improvement is not None and improvement < self.tolerance:
-                self.flat_epoch = epochs_done
-                self._events[epochs_done] = (
-                    f"flat: loss improved {improvement:.4g} (relative) over {self.window} epochs < "
-                    f"tolerance {self.tolerance:g}; exploring {self.extra_epochs} more epochs")
+        if self.flat_epoch is None and self.is_flat():
+            self.flat_epoch = epochs_done
+            self._events[epochs_done] = (
+                f"flat: loss improved {self.relative_improvement():.4g} (relative) over {self.window} epochs < "
+                f"tolerance {self.tolerance:g}; exploring {self.extra_epochs} more epochs")
         if (self.flat_epoch is not None and self.decay_epoch is None
                 and epochs_done >= self.flat_epoch + self.extra_epochs):
             self.decay_epoch = epochs_done
