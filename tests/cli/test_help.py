@@ -44,3 +44,14 @@ def test_evaluate_help_exits_0_with_its_flags():  # A real process: the exit sta
     completed = run_cli("tfregimes.evaluate", "--help")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert "--interpolation_bn=recompute" in completed.stdout and "--metrics_samples=2048" in completed.stdout
+
+
+
+@pytest.mark.parametrize("front_end,own_flag", [("results", "--group_by="), ("report", "--output="),
+                                                ("sweep", "--sweep_dir="), ("benchmark", "--suite=")])
+def test_help_of_each_front_end_lists_its_own_flags(front_end, own_flag):
+    """Real processes: the front ends define clashing flags (--output, --model), as separate programs may."""
+    completed = run_cli(f"tfregimes.{front_end}", "--help")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith(f"python -m tfregimes.{front_end}")
+    assert "\nFlags:\n" in completed.stdout and own_flag in completed.stdout.split("\nFlags:\n")[1]

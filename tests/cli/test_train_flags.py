@@ -84,6 +84,35 @@ def test_nested_flagfiles_resolve_relative_to_the_including_file_and_keep_order(
     assert argv == ["prog", "--epochs=7", "--momentum=0.5", "--epochs=9", "--momentum=0.8"]
 
 
+def test_the_space_form_of_flagfile_resolves_like_the_equals_form(tmp_path):
+    """`--flagfile PATH` (absl accepts it): nested includes still resolve from the including file, not the cwd."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "common.cfg").write_text("--epochs=7\n")
+    (tmp_path / "exp.cfg").write_text("--flagfile=base/common.cfg\n--epochs=9\n")
+    spaced = cli_common.expand_flagfiles(["prog", "--flagfile", str(tmp_path / "exp.cfg"), "--momentum=0.8"])
+    assert spaced == cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'exp.cfg'}", "--momentum=0.8"])
+    assert spaced == ["prog", "--epochs=7", "--epochs=9", "--momentum=0.8"]
+    with pytest.raises(flags.Error, match="needs a path"):
+        cli_common.expand_flagfiles(["prog", "--flagfile"])
+
+
+def test_a_flagfile_that_is_not_utf8_is_one_flags_error(tmp_path):
+    (tmp_path / "latin1.cfg").write_bytes(b"# caf\xe9\n--epochs=3\n")
+    with pytest.raises(flags.Error, match=r"not UTF-8 text \(byte 0xe9 at offset 5\); save it as UTF-8"):
+        cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'latin1.cfg'}"])
+
+
+@pytest.mark.parametrize("flag", ["learning_rate=nan", "learning_rate=inf", "weight_decay=inf", "min_lr=nan"])
+def test_non_finite_float_flags_are_refused_by_name(flag, parse):
+    """absl's float parser takes nan/inf, which pass every bound (NaN compares false)."""
+    cli_common.refuse_non_finite_floats()
+    name = flag.split("=")[0]
+    with pytest.raises(flags.IllegalFlagValueError, match=rf"--{name} must be a finite number"):
+        parse(f"--{flag}")
+    FLAGS.unparse_flags()  # absl keeps the refused value after a failed parse.
+    parse("--learning_rate=0.5", "--weight_decay=0.1")  # Finite values still parse.
+
+
 def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):
     with pytest.raises(flags.Error, match="cannot read it"):
         cli_common.expand_flagfiles(["prog", f"--flagfile={tmp_path / 'absent.cfg'}"])

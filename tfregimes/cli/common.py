@@ -5,6 +5,7 @@ which needs the dataset registry, is in `dataset_flag`."""
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 import textwrap
@@ -53,10 +54,7 @@ class HelpGroups:
         for title, names in self.groups:
             lines += ["", f"{title}:"]
             for name in names:
-                flag = flags.FLAGS[name]
-                default = "" if flag.default is None else flag.default_as_str.strip("'")
-                lines.append(f"  --{name}={default}" if not flag.boolean else f"  --[no]{name} (default {default})")
-                lines += textwrap.wrap(flag.help, width=110, initial_indent="      ", subsequent_indent="      ")
+                lines += flag_help_lines(name)
         if full:
             ours = {name for _, names in self.groups for name in names}
             others = sorted(name for name in flags.FLAGS if name not in ours and name == flags.FLAGS[name].name)
@@ -66,18 +64,34 @@ class HelpGroups:
         return "\n".join(lines)
 
 
+def flag_help_lines(name: str) -> list[str]:
+    """`  --name=default` and its help, wrapped: one flag of a `--help` listing."""
+    flag = flags.FLAGS[name]
+    default = "" if flag.default is None else flag.default_as_str.strip("'")
+    lines = [f"  --{name}={default}" if not flag.boolean else f"  --[no]{name} (default {default})"]
+    return lines + textwrap.wrap(flag.help, width=110, initial_indent="      ", subsequent_indent="      ")
+
+
+def module_flags_text(module_name: str) -> str:
+    """The flags a front end defines in its own module (for a `--help` without groups)."""
+    defined = flags.FLAGS.flags_by_module_dict().get(module_name, [])
+    names = list(dict.fromkeys(flag.name for flag in defined))
+    return "\n".join(["", "Flags:", *(line for name in names for line in flag_help_lines(name))]) if names else ""
+
+
 HELP_ARGUMENTS = {"--help": False, "-h": False, "-?": False, "--helpshort": False, "--helpfull": True}
 
 
 def run(main, help_groups: HelpGroups | None = None, doc: str | None = None) -> None:
     """absl's app.run, after inlining --flagfile arguments (see `expand_flagfiles`). `--help` (or -h,
-    --helpshort) prints `doc` (the front end's docstring; default the __main__ module's) and `help_groups`,
-    `--helpfull` also names absl's own flags; both exit 0."""
+    --helpshort) prints `doc` (the front end's docstring; default the __main__ module's) and `help_groups` (default:
+    the flags defined in `main`'s module), `--helpfull` also names absl's own flags; both exit 0."""
     helps = [HELP_ARGUMENTS[argument] for argument in sys.argv[1:] if argument in HELP_ARGUMENTS]
-    if helps and help_groups is not None:
+    if helps:
         print((doc if doc is not None else sys.modules["__main__"].__doc__ or "").strip())
-        print(help_groups.text(full=any(helps)))
+        print(help_groups.text(full=any(helps)) if help_groups is not None else module_flags_text(main.__module__))
         sys.exit(0)
+    refuse_non_finite_floats()
     if doc is not None:  # absl's --help prints the __main__ module's docstring: a shim's one line, or a console
         sys.modules["__main__"].__doc__ = doc  # script's nothing. The front end's own docstring says how to use it.
     try:
@@ -88,14 +102,36 @@ def run(main, help_groups: HelpGroups | None = None, doc: str | None = None) -> 
     app.run(main, argv=argv)
 
 
+_FINITE_CHECKED: set[str] = set()
+
+
+def refuse_non_finite_floats() -> None:
+    """absl's float parser takes `nan` and `inf`, which pass every bound check (NaN compares false): no tfregimes
+    float flag means either, so each is refused by name at parse time."""
+    for module, defined in flags.FLAGS.flags_by_module_dict().items():
+        if not module.startswith(("tfregimes", "scripts")):
+            continue
+        for flag in defined:
+            if isinstance(flag.parser, flags.FloatParser) and flag.name not in _FINITE_CHECKED:
+                _FINITE_CHECKED.add(flag.name)
+                flags.register_validator(flag.name, lambda value: value is None or math.isfinite(value),
+                                         message=f"--{flag.name} must be a finite number (not nan or inf)")
+
+
 def expand_flagfiles(argv: list[str]) -> list[str]:
     """Inlines every --flagfile=PATH argument. A flagfile named inside a flagfile is found relative to the file
     that names it (absl would look in the working directory), so flags/ works from any directory. The order of
     the flags is kept, so later flags still override earlier ones."""
     expanded = []
-    for argument in argv:
-        if argument.startswith("--flagfile="):
-            expanded.extend(_read_flagfile(argument.split("=", 1)[1], including_dir=None, depth=0))
+    arguments = iter(argv)
+    for argument in arguments:
+        name, equals, value = argument.partition("=")
+        if name in ("--flagfile", "-flagfile"):
+            if not equals:  # The space form, `--flagfile PATH`, as absl accepts it.
+                value = next(arguments, None)
+                if value is None:
+                    raise flags.Error("--flagfile needs a path: --flagfile=PATH")
+            expanded.extend(_read_flagfile(value, including_dir=None, depth=0))
         else:
             expanded.append(argument)
     return expanded
@@ -107,10 +143,13 @@ def _read_flagfile(path: str, including_dir: str | None, depth: int) -> list[str
     if including_dir is not None and not os.path.isabs(path):
         path = os.path.join(including_dir, path)
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             lines = [line.strip() for line in f]
     except OSError as error:
         raise flags.Error(f"--flagfile={path}: cannot read it ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise flags.Error(f"--flagfile={path}: not UTF-8 text (byte {error.object[error.start]:#04x} at offset "
+                          f"{error.start}); save it as UTF-8") from None
     arguments = []
     for line in lines:
         if line.startswith("--flagfile="):
