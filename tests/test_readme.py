@@ -1,5 +1,5 @@
 """The README's first section gives exactly two commands, CI runs the second one verbatim, and every command the
-README shows runs as written."""
+README and the docs/ pages show runs as written."""
 
 import json
 import os
@@ -147,24 +147,36 @@ WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "swee
          ("report", "results"))
 
 
+def doc_pages() -> list[Path]:
+    """README.md and the reference pages docs/*.md (not docs/results/, which the reproduction scripts write)."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def page_commands():
+    """(page, key, command) for every command of the bash blocks of the README and the docs/ pages: continuations
+    joined, trailing comments dropped; the multi-worker example (two commands started together) is one block, its
+    key MULTI_WORKER_BLOCK."""
+    for page in doc_pages():
+        for block in re.findall(r"```bash\n(.*?)\n```", page.read_text(), flags=re.S):
+            if "TF_CONFIG" in block:
+                yield page, "MULTI_WORKER_BLOCK", block
+                continue
+            for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
+                command = re.sub(r"\s+#.*$", "", line).strip()
+                if command:
+                    yield page, command, command
+
+
 def readme_commands():
-    """Every command of the README's bash blocks: continuations joined, trailing comments dropped; the
-    multi-worker example (two commands started together) is one block."""
-    readme = (REPO / "README.md").read_text()
-    commands = {}
-    for block in re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S):
-        if "TF_CONFIG" in block:
-            commands["MULTI_WORKER_BLOCK"] = block
-            continue
-        for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
-            command = re.sub(r"\s+#.*$", "", line).strip()
-            if command:
-                commands[command] = command
-    return commands
+    """Every command of the README and the docs/ pages by its key; a command shown on several pages is one entry,
+    so it runs once."""
+    return {key: command for _, key, command in page_commands()}
 
 
 def test_every_readme_command_has_a_plan():
-    assert set(readme_commands()) == set(PLANS)
+    unplanned = [f"{page.relative_to(REPO)}: {key}" for page, key, _ in page_commands() if key not in PLANS]
+    assert not unplanned, "commands without a plan in PLANS:\n" + "\n".join(unplanned)
+    assert set(PLANS) <= set(readme_commands()), f"plans of no command: {set(PLANS) - set(readme_commands())}"
 
 
 def free_port():
@@ -229,19 +241,21 @@ def check(key, expectation, process, tmp):
 
 
 def readme_python_blocks() -> dict[str, str]:
-    """The README's python blocks by the section (### heading) they are in."""
-    readme = (REPO / "README.md").read_text()
+    """The python blocks of the README and the docs/ pages, by page and the section (## or ### heading) they are
+    in."""
     blocks = {}
-    for section in re.split(r"\n(?=#{2,3} )", readme):
-        for index, block in enumerate(re.findall(r"```python\n(.*?)\n```", section, flags=re.S)):
-            blocks[f"{section.splitlines()[0]} [{index}]"] = block
+    for page in doc_pages():
+        for section in re.split(r"\n(?=#{2,3} )", page.read_text()):
+            for index, block in enumerate(re.findall(r"```python\n(.*?)\n```", section, flags=re.S)):
+                blocks[f"{page.relative_to(REPO)} {section.splitlines()[0]} [{index}]"] = block
     return blocks
 
 
 def test_every_readme_python_block_runs_as_written(tmp_path):
     blocks = readme_python_blocks()
     # Each python block is a program: it runs as written, from a scratch directory, with this interpreter.
-    assert "### Diagnostics during training [0]" in blocks
+    diagnostics = "docs/diagnostics.md ### Diagnostics during training [0]"
+    assert diagnostics in blocks
     for key, block in blocks.items():
         (tmp_path / "cwd").mkdir(exist_ok=True)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
@@ -250,7 +264,7 @@ def test_every_readme_python_block_runs_as_written(tmp_path):
                                  capture_output=True, timeout=600)
         report = f"{key}\n--- stdout\n{process.stdout[-1500:]}\n--- stderr\n{process.stderr[-2500:]}"
         assert process.returncode == 0, report
-        if key.startswith("### Diagnostics during training"):
+        if key == diagnostics:
             for name in ("angular_update", "effective_lr", "momentum_scale", "margin_median"):
                 assert f"'{name}'" in process.stdout, (name, process.stdout)
 
