@@ -283,3 +283,50 @@ def test_every_readme_command_runs_as_written(tmp_path):
             for key, process in running:
                 check(key, PLANS[key][1], process, tmp_path)
                 print(f"{time.monotonic() - started:6.1f} s  {key[:90]}")
+
+
+# -- every relative link of the README and the docs/ pages resolves -----------------------------------------------
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation (backticks, colons, ...) dropped, spaces to
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors of a page's headings outside code blocks; a repeated heading's gets -1, -2, ... as on GitHub."""
+    anchors, fenced = set(), False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"#{1,6} (.*)", line)):
+            anchor = github_anchor(match.group(1))
+            anchors.add(next(f"{anchor}-{n}" if n else anchor for n in range(100)
+                             if (f"{anchor}-{n}" if n else anchor) not in anchors))
+    return anchors
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The targets of a page's Markdown links and images that are not URLs, outside code blocks and code spans."""
+    prose = re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", markdown, flags=re.S))
+    return [target for target in re.findall(r"\]\(([^)\s]+)\)", prose) if not re.match(r"[a-z]+:", target)]
+
+
+def test_github_anchors_of_headings():
+    assert github_anchor("Comparing settings: one verdict rule") == "comparing-settings-one-verdict-rule"
+    assert github_anchor("What a run writes") == "what-a-run-writes"
+    assert heading_anchors("# A\n```\n# not a heading\n```\n## A\n### `b`: c\n") == {"a", "a-1", "b-c"}
+    assert relative_links("[x](a.md#b) ![f](fig.png) [u](https://x.org) `[c](code.md)`") == ["a.md#b", "fig.png"]
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_pages_resolves():
+    broken = []
+    for page in doc_pages():
+        for target in relative_links(page.read_text()):
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path) if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and anchor not in heading_anchors(linked.read_text()):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no heading with that anchor)")
+    assert not broken, "\n".join(broken)
