@@ -1,5 +1,5 @@
 """The README's first section gives exactly two commands, CI runs the second one verbatim, and every command the
-README shows runs as written."""
+README and the docs/ pages show runs as written."""
 
 import json
 import os
@@ -147,24 +147,36 @@ WAVES = (("ok", "help", "json", "json_line", "multi_worker", DATA_MISSING, "swee
          ("report", "results"))
 
 
+def doc_pages() -> list[Path]:
+    """README.md and the reference pages docs/*.md (not docs/results/, which the reproduction scripts write)."""
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def page_commands():
+    """(page, key, command) for every command of the bash blocks of the README and the docs/ pages: continuations
+    joined, trailing comments dropped; the multi-worker example (two commands started together) is one block, its
+    key MULTI_WORKER_BLOCK."""
+    for page in doc_pages():
+        for block in re.findall(r"```bash\n(.*?)\n```", page.read_text(), flags=re.S):
+            if "TF_CONFIG" in block:
+                yield page, "MULTI_WORKER_BLOCK", block
+                continue
+            for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
+                command = re.sub(r"\s+#.*$", "", line).strip()
+                if command:
+                    yield page, command, command
+
+
 def readme_commands():
-    """Every command of the README's bash blocks: continuations joined, trailing comments dropped; the
-    multi-worker example (two commands started together) is one block."""
-    readme = (REPO / "README.md").read_text()
-    commands = {}
-    for block in re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S):
-        if "TF_CONFIG" in block:
-            commands["MULTI_WORKER_BLOCK"] = block
-            continue
-        for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines():
-            command = re.sub(r"\s+#.*$", "", line).strip()
-            if command:
-                commands[command] = command
-    return commands
+    """Every command of the README and the docs/ pages by its key; a command shown on several pages is one entry,
+    so it runs once."""
+    return {key: command for _, key, command in page_commands()}
 
 
 def test_every_readme_command_has_a_plan():
-    assert set(readme_commands()) == set(PLANS)
+    unplanned = [f"{page.relative_to(REPO)}: {key}" for page, key, _ in page_commands() if key not in PLANS]
+    assert not unplanned, "commands without a plan in PLANS:\n" + "\n".join(unplanned)
+    assert set(PLANS) <= set(readme_commands()), f"plans of no command: {set(PLANS) - set(readme_commands())}"
 
 
 def free_port():
@@ -229,19 +241,21 @@ def check(key, expectation, process, tmp):
 
 
 def readme_python_blocks() -> dict[str, str]:
-    """The README's python blocks by the section (### heading) they are in."""
-    readme = (REPO / "README.md").read_text()
+    """The python blocks of the README and the docs/ pages, by page and the section (## or ### heading) they are
+    in."""
     blocks = {}
-    for section in re.split(r"\n(?=#{2,3} )", readme):
-        for index, block in enumerate(re.findall(r"```python\n(.*?)\n```", section, flags=re.S)):
-            blocks[f"{section.splitlines()[0]} [{index}]"] = block
+    for page in doc_pages():
+        for section in re.split(r"\n(?=#{2,3} )", page.read_text()):
+            for index, block in enumerate(re.findall(r"```python\n(.*?)\n```", section, flags=re.S)):
+                blocks[f"{page.relative_to(REPO)} {section.splitlines()[0]} [{index}]"] = block
     return blocks
 
 
 def test_every_readme_python_block_runs_as_written(tmp_path):
     blocks = readme_python_blocks()
     # Each python block is a program: it runs as written, from a scratch directory, with this interpreter.
-    assert "### Diagnostics during training [0]" in blocks
+    diagnostics = "docs/diagnostics.md ### Diagnostics during training [0]"
+    assert diagnostics in blocks
     for key, block in blocks.items():
         (tmp_path / "cwd").mkdir(exist_ok=True)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
@@ -250,7 +264,7 @@ def test_every_readme_python_block_runs_as_written(tmp_path):
                                  capture_output=True, timeout=600)
         report = f"{key}\n--- stdout\n{process.stdout[-1500:]}\n--- stderr\n{process.stderr[-2500:]}"
         assert process.returncode == 0, report
-        if key.startswith("### Diagnostics during training"):
+        if key == diagnostics:
             for name in ("angular_update", "effective_lr", "momentum_scale", "margin_median"):
                 assert f"'{name}'" in process.stdout, (name, process.stdout)
 
@@ -269,3 +283,50 @@ def test_every_readme_command_runs_as_written(tmp_path):
             for key, process in running:
                 check(key, PLANS[key][1], process, tmp_path)
                 print(f"{time.monotonic() - started:6.1f} s  {key[:90]}")
+
+
+# -- every relative link of the README and the docs/ pages resolves -----------------------------------------------
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation (backticks, colons, ...) dropped, spaces to
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors of a page's headings outside code blocks; a repeated heading's gets -1, -2, ... as on GitHub."""
+    anchors, fenced = set(), False
+    for line in markdown.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"#{1,6} (.*)", line)):
+            anchor = github_anchor(match.group(1))
+            anchors.add(next(f"{anchor}-{n}" if n else anchor for n in range(100)
+                             if (f"{anchor}-{n}" if n else anchor) not in anchors))
+    return anchors
+
+
+def relative_links(markdown: str) -> list[str]:
+    """The targets of a page's Markdown links and images that are not URLs, outside code blocks and code spans."""
+    prose = re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", markdown, flags=re.S))
+    return [target for target in re.findall(r"\]\(([^)\s]+)\)", prose) if not re.match(r"[a-z]+:", target)]
+
+
+def test_github_anchors_of_headings():
+    assert github_anchor("Comparing settings: one verdict rule") == "comparing-settings-one-verdict-rule"
+    assert github_anchor("What a run writes") == "what-a-run-writes"
+    assert heading_anchors("# A\n```\n# not a heading\n```\n## A\n### `b`: c\n") == {"a", "a-1", "b-c"}
+    assert relative_links("[x](a.md#b) ![f](fig.png) [u](https://x.org) `[c](code.md)`") == ["a.md#b", "fig.png"]
+
+
+def test_every_relative_link_of_the_readme_and_the_docs_pages_resolves():
+    broken = []
+    for page in doc_pages():
+        for target in relative_links(page.read_text()):
+            path, _, anchor = target.partition("#")
+            linked = (page.parent / path) if path else page
+            if not linked.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and anchor not in heading_anchors(linked.read_text()):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no heading with that anchor)")
+    assert not broken, "\n".join(broken)

@@ -9,7 +9,7 @@ epochs, not as minima):
 2. it then decays at a moment chosen at run time, within the run: the mean of (decay epoch − last epoch) is < 0.
 A seed whose controller never decayed kept the peak rate to the end: its decay epoch is counted as the last epoch
 (a lower bound, as the run ended before it decided), which counts for claim 1 and against claim 2, and the numbers
-say how many seeds that was. tfregimes' rule (README, "Run-time exploration and decay") counts any relative
+say how many seeds that was. tfregimes' rule (docs/training.md, "Run-time exploration and decay") counts any relative
 improvement below the tolerance as flat, a rise of the loss included: the controller's record below says which it
 saw.
 """

@@ -59,7 +59,7 @@ flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CH
 flags.DEFINE_integer("batch_size", _SETTINGS.batch_size, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", _DEFAULT.output, "Write the results as JSON to this file.")
 
-# Metrics at the minimum (README: "Diagnostics at a minimum").
+# Metrics at the minimum (docs/diagnostics.md, "Diagnostics at a minimum").
 HELP_GROUPS.begin("Metrics of the minimum")
 flags.DEFINE_list("metrics", list(_DEFAULT.metrics),
                   f"Metrics of the minimum to add: any of {', '.join(MINIMUM_METRICS.names())}.")

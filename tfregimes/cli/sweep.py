@@ -1,7 +1,8 @@
 """python -m tfregimes.sweep --flagfile=BASE.cfg --grid=batch_size=64,512 --seeds=0,1 --sweep_dir=sweeps/NAME
        [--zip=...] [--sample=N] [--metrics=sharpness,...] [--executor=local|ray] [--max_parallel=2]
 
-Runs a grid of `tfregimes.train` runs, one directory per point under --sweep_dir, resumably (README "Sweeps").
+Runs a grid of `tfregimes.train` runs, one directory per point under --sweep_dir, resumably
+(docs/sweeps_and_results.md, "Sweeps").
 Every training flag on the command line or in the flagfiles is shared by all points; --grid, --zip, --seeds and
 --sample say what varies. A whole sweep can live in a flagfile (flags/sweeps/*.cfg).
 

@@ -88,7 +88,7 @@ flags.DEFINE_enum("weight_decay_scope", _DEFAULT.weight_decay_scope, list(DECAY_
 # --- Optimization ---------------------------------------------------------------------------------------------
 HELP_GROUPS.begin("Optimizer and schedule")
 flags.DEFINE_integer("epochs", _DEFAULT.epochs, "Number of training epochs.", lower_bound=1)
-# The stop at a training target (tfregimes.training.target_stop): the rule the README's "Training" section states.
+# The stop at a training target (tfregimes.training.target_stop): the rule docs/training.md states.
 flags.DEFINE_float("stop_at_train_loss", _DEFAULT.stop_at_train_loss,
                    "End the run at the end of the first checked epoch whose clean training loss is <= this, e.g. "
                    "0.05: the loss of one inference-mode pass over the clean training examples (no augmentation, "
@@ -194,7 +194,7 @@ flags.DEFINE_list("phase2_lr_boundaries", _csv(_DEFAULT.phase2_lr_boundaries),
 flags.DEFINE_float("phase2_decoupled_weight_decay", _DEFAULT.phase2_decoupled_weight_decay,
                    "Decoupled weight decay of phase 2 (e.g. AdamW).", lower_bound=0.0)
 
-# --- Regularized training steps (README "Regularized training") ---------------------------------------------------
+# --- Regularized training steps (docs/training.md, "Regularized training") ---------------------------------------
 HELP_GROUPS.begin("Regimes: regularized steps")
 flags.DEFINE_enum("regularizer", _DEFAULT.regularizer, REGULARIZERS.names(),
                   "Training step: none; fisher (Fisher-trace regularizer, seed 004 Algorithm 1); proximal (Keskar's "
@@ -242,7 +242,7 @@ flags.DEFINE_boolean("jit_compile", _DEFAULT.jit_compile,
                      "XLA-compile the train step; needs --nodeterministic (op determinism turns XLA off). On this "
                      "2-core CPU it was slower for ResNet-20; it fails under mirrored on logical CPU devices.")
 
-# --- Diagnostics during training (README "Diagnostics during training") ------------------------------------------
+# --- Diagnostics during training (docs/diagnostics.md) ----------------------------------------------------------
 HELP_GROUPS.begin("Diagnostics during training")
 flags.DEFINE_list("diagnostics", list(_DEFAULT.diagnostics),
                   f"Training-time diagnostics, any of {', '.join(TRAINING_DIAGNOSTICS.names())}: angular update "

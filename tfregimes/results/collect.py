@@ -38,7 +38,7 @@ GAP_COLUMNS = ("gap_accuracy", "gap_loss")
 # metrics.json's `stop` fields, as the columns stop/<field> (tfregimes.analysis reads exactly these names).
 STOP_FIELDS = ("criterion", "target", "reached_target", "stopped_at_epoch", "clean_loss", "clean_accuracy")
 STOP_COLUMNS = tuple(f"stop/{field}" for field in STOP_FIELDS)
-# history.csv columns the training diagnostics log (README "Diagnostics during training").
+# history.csv columns the training diagnostics log (docs/diagnostics.md, "Diagnostics during training").
 DIAGNOSTIC_COLUMNS = ("angular_update", "weight_norm", "effective_lr", "effective_lr_per_epoch", "tuning_factor",
                       "momentum_scale", "margin_q1", "margin_median", "margin_q3", "margin_mean")
 # Keys of an evaluate JSON that are not metrics of the minimum.

@@ -1,6 +1,6 @@
 """Reading what runs and sweeps wrote: one `RunRecord` per run directory, nothing recomputed.
 
-A run directory (README "What a run writes") holds flags.cfg, metrics.json, history.csv, diagnostics/ and, after
+A run directory (docs/reliability.md) holds flags.cfg, metrics.json, history.csv, diagnostics/ and, after
 `python -m tfregimes.evaluate --output=RUN/evaluation.json`, an evaluation JSON. A sweep directory holds
 `sweep.json` (spec, command, points with run_dir, overrides, state, evaluation) and one run directory per point.
 """

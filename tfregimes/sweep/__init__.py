@@ -1,4 +1,4 @@
-"""Sweeps: a grid of training runs on this machine or a Ray cluster, resumable (README "Sweeps").
+"""Sweeps: a grid of training runs on this machine or a Ray cluster, resumable (docs/sweeps_and_results.md, "Sweeps").
 
     python -m tfregimes.sweep --flagfile=flags/sweeps/digits_batch.cfg --max_parallel=2
 

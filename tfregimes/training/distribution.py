@@ -47,7 +47,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "multi_worker":  # The cluster comes from the TF_CONFIG environment variable.
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable (README, Distribution)")
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(docs/training.md, Distribution)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
 
