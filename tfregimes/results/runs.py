@@ -141,7 +141,7 @@ def load_runs(paths, skipped: list[Path] | None = None) -> tuple[list[RunRecord]
                 skipped.append(path)
         else:
             raise ValueError(f"{path}: not a run directory, a sweep directory ({SWEEP_FILE}) or a folder of run "
-                             "directories: there is no such directory")
+                             f"directories: {'a file' if path.exists() else 'there is no such directory'}")
     if not records:
         raise ValueError(f"no runs found under {', '.join(map(str, paths))} (a run directory holds {FLAGS_FILE})")
     _name_uniquely(records)
