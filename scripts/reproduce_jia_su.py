@@ -27,6 +27,8 @@ from jia_su import regularizer, scenarios  # noqa: E402
 from reproduction import Claim, define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
+from tfregimes.base.run_files import SWEEP_FILE  # noqa: E402
+
 PARTS = ["confusion", "augmentation", "batch_size", "regularizer"]
 FLAGS = flags.FLAGS
 
@@ -41,7 +43,7 @@ def unfinished_points(work_dir: Path) -> list[str]:
     """`sweep/point` of every point of the sweeps under `work_dir` that is not done (or diverged)."""
     import json
     names = []
-    for state_file in sorted(work_dir.glob("*/sweep.json")):
+    for state_file in sorted(work_dir.glob(f"*/{SWEEP_FILE}")):
         for point in json.loads(state_file.read_text())["points"]:
             if point["state"] not in ("done", "diverged"):
                 names.append(f"{state_file.parent.name}/{point['name']}")

@@ -78,3 +78,31 @@ def make_explore_run(run_dir: Path) -> Path:
                          flat_tolerance=10.0, extra_exploration_epochs=1, decay_interval_epochs=1.0)
     train_and_evaluate(config)
     return run_dir
+
+
+# (name, overrides, test_accuracy) of a fabricated sweep: two seeds at each batch size.
+FABRICATED_POINTS = [
+    ("batch_size=16,seed=0", {"batch_size": "16", "seed": "0"}, 0.5),
+    ("batch_size=16,seed=1", {"batch_size": "16", "seed": "1"}, 0.7),
+    ("batch_size=64,seed=0", {"batch_size": "64", "seed": "0"}, 0.6),
+    ("batch_size=64,seed=1", {"batch_size": "64", "seed": "1"}, 0.9),
+]
+
+
+def make_fabricated_sweep(sweep_dir: Path) -> Path:
+    """A sweep directory written by hand, no training: each point's flags.cfg (`to_flagfile`), a metrics.json whose
+    test accuracy FABRICATED_POINTS gives (train accuracy 1.0, losses 0.1 and 1 − accuracy) and sweep.json."""
+    from tfregimes.base.run_files import write_atomically, write_json
+    from tfregimes.config.run_config import RunConfig, to_flagfile
+    points = []
+    for name, overrides, accuracy in FABRICATED_POINTS:
+        run_dir = sweep_dir / name
+        config = RunConfig(dataset="synthetic", epochs=2, **{k: int(v) for k, v in overrides.items()})
+        write_atomically(run_dir / "flags.cfg", to_flagfile(config, ["python", "-m", "tfregimes.train", name]))
+        write_json(run_dir / "metrics.json", {"train_loss": 0.1, "train_accuracy": 1.0, "test_loss": 1 - accuracy,
+                                              "test_accuracy": accuracy, "epochs_run": 2, "diverged": False})
+        points.append({"name": name, "run_dir": name, "overrides": overrides, "state": "done",
+                       "log": f"{name}/sweep.log", "error": None, "evaluation": None})
+    spec = {"grid": {"batch_size": ["16", "64"]}, "seeds": [0, 1], "flagfile": "flags/smoke.cfg"}
+    write_json(sweep_dir / "sweep.json", {"spec": spec, "command": SWEEP_COMMAND, "points": points})
+    return sweep_dir

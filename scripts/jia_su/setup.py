@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tfregimes.analysis import Effect, granulated_kendall, kendall_tau, partial_kendall_tau, summarize
+from tfregimes.base.run_files import FLAGS_FILE, METRICS_FILE, SWEEP_FILE
 from tfregimes.results import collect
 
 METRICS = ("fisher_logdet", "frobenius", "spectral_radius", "robustness")
@@ -117,7 +118,7 @@ def run_sweeps(sweeps: dict[str, list[str]], log) -> None:
 
 def read_runs(sweep_dirs: list[Path]) -> pd.DataFrame:
     """Every run of the sweeps (tfregimes.results.collect), with `test_error` (%) and the final training state."""
-    df = collect([d for d in sweep_dirs if (Path(d) / "sweep.json").exists()])
+    df = collect([d for d in sweep_dirs if (Path(d) / SWEEP_FILE).exists()])
     df["test_error"] = 100.0 * (1.0 - df["test_accuracy"])
     extra = [_run_extras(Path(d)) for d in df["run_dir"]]
     for key in ("reached_target", "stopped_at_epoch", "last_epoch_train_loss", "confusion_loss",
@@ -131,8 +132,8 @@ def _run_extras(run_dir: Path) -> dict:
     import json
 
     from tfregimes.config.run_config import parse_flagfile_values
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
-    flags = parse_flagfile_values((run_dir / "flags.cfg").read_text()) if (run_dir / "flags.cfg").exists() else {}
+    metrics = json.loads((run_dir / METRICS_FILE).read_text()) if (run_dir / METRICS_FILE).exists() else {}
+    flags = parse_flagfile_values((run_dir / FLAGS_FILE).read_text()) if (run_dir / FLAGS_FILE).exists() else {}
     stop = metrics.get("stop") or {}
     return {**{k: stop.get(k) for k in ("reached_target", "stopped_at_epoch")},
             **{k: metrics.get(k) for k in ("last_epoch_train_loss", "confusion_loss", "confusion_accuracy")},

@@ -30,6 +30,7 @@ from reproduction import Claim, claim_lines, shown
 
 from tfregimes.analysis import Comparability, Effect, paired_difference, same_stop_target, summarize
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.base.run_files import SWEEP_FILE
 from tfregimes.results.collect import run_row
 from tfregimes.results.runs import RunRecord, load_runs
 
@@ -185,7 +186,7 @@ def row(record: RunRecord) -> dict:
 
 def read_rows(sweep_dir: Path) -> list[dict]:
     """The finished (done or diverged) runs of a sweep; unfinished points are left out."""
-    records, _ = load_runs([sweep_dir]) if (sweep_dir / "sweep.json").exists() else ([], [])
+    records, _ = load_runs([sweep_dir]) if (sweep_dir / SWEEP_FILE).exists() else ([], [])
     return [row(record) for record in records if record.state in ("done", "diverged")]
 
 

@@ -28,6 +28,7 @@ from reproduction import Claim, claim_lines, new_figure, save_figure
 
 from tfregimes.analysis import comparable, mean_effect, paired_difference, verdict
 from tfregimes.base.run_dir import write_atomically
+from tfregimes.base.run_files import METRICS_FILE
 from tfregimes.config.run_config import RunConfig
 from tfregimes.results import load_runs
 from tfregimes.training import train_and_evaluate
@@ -85,7 +86,7 @@ def read_point(point: Point, work_dir: Path) -> dict | None:
     """One run's final metrics and per-epoch training losses, read back from its directory; None when it did not
     finish (with --notrain, an interrupted run is left out)."""
     run_dir = work_dir / point.name
-    if not (run_dir / "metrics.json").exists():
+    if not (run_dir / METRICS_FILE).exists():
         return None
     (record,), _ = load_runs([run_dir])
     metrics = record.metrics

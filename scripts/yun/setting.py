@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from tfregimes.base.run_files import HISTORY_FILE
 from tfregimes.cli.train_flag_rules import parse_run_config
 from tfregimes.config.run_config import field_names, format_flag_value
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
@@ -153,7 +154,7 @@ def read_column(grid: Setting, column: Column, work_dir: Path) -> list[dict]:
     for _, row in df.iterrows():
         if row["state"] not in ("done", "diverged"):  # A sweep stopped before its end: its finished runs.
             continue
-        history_path = Path(row["run_dir"]) / "history.csv"  # A run diverged in its first epoch has none.
+        history_path = Path(row["run_dir"]) / HISTORY_FILE  # A run diverged in its first epoch has none.
         history = pd.read_csv(history_path) if history_path.exists() else pd.DataFrame({"angular_update": []})
         records.append({"num_train": column.num_train, "batch_size": column.batch_size,
                         "weight_decay": float(row["weight_decay"]), "exponent": grid.exponent(row["weight_decay"]),

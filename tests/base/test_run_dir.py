@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from tfregimes.base.run_dir import RunDirectory, json_safe, write_atomically, write_json
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.run_files import json_safe, write_atomically, write_json
 from tfregimes.config import run_config as config_lib
 
 

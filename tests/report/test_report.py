@@ -197,7 +197,8 @@ def test_sweep_report_has_every_section(sweep_dir, tmp_path):
     assert all(path.stat().st_size > 10_000 for path in report.figures.values())
     summary = group_summary(collect([sweep_dir]))
     assert f"{summary.loc[0, 'test_loss/mean']:.4g} ± {summary.loc[0, 'test_loss/std']:.4g}" in text
-    assert ("| batch_size=16,learning_rate=1e9,seed=0 | diverged | epoch 1 (1-based, as history.csv counts), batch"
+    assert ("| batch_size=16,learning_rate=1e9,seed=0 | diverged | non-finite loss at epoch 1 (1-based, as history.csv "
+            "counts), batch"
             in text)
     assert "python -m tfregimes.sweep --flagfile=flags/smoke.cfg" in text
     assert "`python -m tfregimes.train --flagfile=flags/smoke.cfg --batch_size=64 --seed=1`" in text

@@ -192,6 +192,17 @@ def test_a_diverged_run_is_a_result_and_is_not_evaluated(tmp_path):
     assert "$ " not in (run_dir / "sweep.log").read_text()  # Neither train nor evaluate was started.
 
 
+def test_a_point_whose_metrics_json_is_truncated_fails_naming_the_file_and_is_not_evaluated(tmp_path):
+    run_dir = tmp_path / "p"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"diverged": fal')
+    job = PointJob(name="p", run_dir=str(run_dir), log=str(run_dir / "sweep.log"), train_argv=["--never-run"],
+                   evaluate_argv=["--never-run"], evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path))
+    outcome = run_point(job)
+    assert outcome["state"] == "failed" and outcome["error"].startswith("metrics.json: not valid JSON (truncated?)")
+    assert "$ " not in (run_dir / "sweep.log").read_text()
+
+
 def test_a_failing_run_is_failed_with_the_last_lines_of_its_log(tmp_path):
     run_dir = tmp_path / "p"
     job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"),

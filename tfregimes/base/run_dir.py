@@ -1,14 +1,5 @@
-"""The run directory: where a run records itself, written atomically so that a kill never leaves a torn file.
-
-Layout:
-  flags.cfg        resolved flags; `--flagfile=RUN/flags.cfg` repeats the run
-  progress.json    last completed epoch and its checkpoint (written last, so it never points ahead of the files)
-  history.csv      one row per completed epoch, every logged metric
-  metrics.json     final metrics (written when the run ends)
-  checkpoints/     epoch-NNNN.weights.h5: model and optimizer state
-  tensorboard/     train/ and validation/ event files (and profiles)
-  export/          SavedModel with a serving signature; model.keras beside it
-  .lock            held (flock) by the process writing the run; names its pid and host
+"""The run directory: its paths (names in `tfregimes.base.run_files`, which writes every file atomically), its
+progress and history, and the lock of the process that writes it.
 
 A run directory is claimed before anything is written to it: a default name by an exclusive mkdir (a suffix -2,
 -3, ... when another run took the name in the same second), and every directory by an exclusive flock on .lock.
@@ -24,41 +15,14 @@ import hashlib
 import io
 import itertools
 import json
-import math
 import os
 import socket
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates files readable by their owner only; results get the mode any new file gets (e.g. 0644, as the
-# checkpoints Keras writes).
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def write_atomically(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to a temporary file beside `path` and renames it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from tfregimes.base import run_files
+from tfregimes.base.run_files import read_json, write_atomically, write_json
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -67,28 +31,6 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and infinities become None (JSON has no such numbers); numpy scalars become Python numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | os.PathLike, data: Mapping[str, Any]) -> None:
-    write_atomically(path, json.dumps(json_safe(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
-
-
-def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
 
 
 class RunDirectoryBusyError(RuntimeError):
@@ -148,7 +90,7 @@ class RunDirectory:
         """Claims the directory for this process; a live holder (another process, or this one through another
         RunDirectory) makes it fail with RunDirectoryBusyError naming the holder."""
         self.create()
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root / run_files.LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -164,15 +106,17 @@ class RunDirectory:
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         return RunLock(fd, previous if previous not in (None, os.getpid()) else None)
 
-    flags_path = property(lambda self: self.root / "flags.cfg")
-    progress_path = property(lambda self: self.root / "progress.json")
-    history_path = property(lambda self: self.root / "history.csv")
-    metrics_path = property(lambda self: self.root / "metrics.json")
-    checkpoint_dir = property(lambda self: self.root / "checkpoints")
-    tensorboard_dir = property(lambda self: self.root / "tensorboard")
-    export_dir = property(lambda self: self.root / "export")
-    keras_model_path = property(lambda self: self.root / "export" / "model.keras")
-    saved_model_dir = property(lambda self: self.root / "export" / "saved_model")
+    flags_path = property(lambda self: self.root / run_files.FLAGS_FILE)
+    progress_path = property(lambda self: self.root / run_files.PROGRESS_FILE)
+    history_path = property(lambda self: self.root / run_files.HISTORY_FILE)
+    metrics_path = property(lambda self: self.root / run_files.METRICS_FILE)
+    evaluation_path = property(lambda self: self.root / run_files.EVALUATION_FILE)
+    checkpoint_dir = property(lambda self: self.root / run_files.CHECKPOINT_DIR)
+    tensorboard_dir = property(lambda self: self.root / run_files.TENSORBOARD_DIR)
+    export_dir = property(lambda self: self.root / run_files.EXPORT_DIR)
+    diagnostics_dir = property(lambda self: self.root / run_files.DIAGNOSTICS_DIR)
+    keras_model_path = property(lambda self: self.root / run_files.EXPORT_DIR / "model.keras")
+    saved_model_dir = property(lambda self: self.root / run_files.EXPORT_DIR / "saved_model")
 
     def create(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

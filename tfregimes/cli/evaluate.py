@@ -24,7 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # noqa: E402
 
 from tfregimes.base.progress import Progress  # noqa: E402
-from tfregimes.base.run_dir import write_json  # noqa: E402
+from tfregimes.base.run_files import write_json  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
 from tfregimes.cli import dataset_flag  # noqa: E402
 from tfregimes.cli.summary import evaluation_summary, metrics_summary  # noqa: E402

@@ -4,7 +4,10 @@ PATH is a run directory (its curves, learning rate, training diagnostics and met
 sweep directories / run directories (results table, quantities against --x with seeds as error bars, learning
 curves per group, measure ranking: τ, partial τ given the training loss and Ψ against each generalization gap,
 with the training loss as a baseline). Writes DIR/report.md (or .html)
-and DIR/figures/*.png; DIR defaults to PATH/report for one PATH.
+and DIR/figures/*.png; DIR defaults to PATH/report for one PATH. A run whose files cannot be read (state corrupt, e.g.
+a truncated metrics.json) is listed in the report, left out of its statistics and named on a warning line (stderr).
+
+Exit status: 0; 1 when a run is corrupt; 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -54,7 +57,10 @@ def main(argv):
         for gap in GAPS:
             print(f"\nmeasure ranking against {gap}:\n{markdown_table(*ranking_cells(report.tables['ranking'], gap))}")
     print(f"built in {time.perf_counter() - start:.1f} s")
-    return 0
+    for name, reason in report.corrupt.items():
+        print(f"warning: run {name} is corrupt: {reason}; listed in the report, left out of its statistics",
+              file=sys.stderr)
+    return 1 if report.corrupt else 0
 
 
 def entry_point() -> None:

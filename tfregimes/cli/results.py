@@ -4,6 +4,10 @@ One row per run (varied flags, final metrics, evaluate metrics, final training d
 command, stop/...), written as CSV with --output; prints a Markdown table of mean ± std over seeds per group (default:
 all varied flags except the seed). Diverged runs are counted per group and left out of the statistics. A run that
 ended without reaching its --stop_at_train_loss / --stop_at_train_accuracy target gets a `!` line under the table.
+A run whose files cannot be read (state corrupt, e.g. a truncated metrics.json) is counted in its group, left out of
+the statistics and named on a warning line (stderr). A directory with no run in it is skipped, with a note.
+
+Exit status: 0; 1 when a run is corrupt; 2 for bad arguments.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import sys
 
 from absl import app, flags
 
-from tfregimes.base.run_dir import write_atomically
+from tfregimes.base.run_files import write_atomically
 from tfregimes.cli import common as cli_common
-from tfregimes.results import collect, group_summary, short_of_target, summary_markdown
+from tfregimes.results import collect, corrupt_runs, group_summary, short_of_target, summary_markdown
 
 flags.DEFINE_string("output", "", "Write one row per run as CSV to this file.")
 flags.DEFINE_list("group_by", None, "Flags to group by (default: every varied flag except --seed); "
@@ -33,6 +37,8 @@ def main(argv):
     except (ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for path in df.attrs.get("skipped", []):
+        print(f"note: {path}: no run in it (no flags.cfg, metrics.json or sweep.json), skipped", file=sys.stderr)
     states = df["state"].value_counts().to_dict()
     print(f"{len(df)} runs ({', '.join(f'{n} {state}' for state, n in states.items())}); varied flags: "
           f"{', '.join(df.attrs['varied_flags']) or 'none'}")
@@ -42,7 +48,11 @@ def main(argv):
     if FLAGS.output:
         write_atomically(FLAGS.output, df.to_csv(index=False))
         print(f"written to {FLAGS.output}")
-    return 0
+    corrupt = corrupt_runs(df)
+    for row in corrupt.to_dict("records"):
+        print(f"warning: run {row['run']} ({row['run_dir']}) is corrupt: {row['reason']}; counted in its group, left "
+              "out of the statistics", file=sys.stderr)
+    return 1 if len(corrupt) else 0
 
 
 def short_of_target_lines(df) -> list[str]:

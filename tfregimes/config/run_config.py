@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import shlex
 from typing import Any
+
+from tfregimes.base.run_files import flagfile_text, parse_flagfile
 
 # Settings that do not change what a run computes: they are left out when a resumed run is compared with the
 # flags it was started with.
@@ -142,24 +143,12 @@ def format_flag_value(value: Any) -> str:
 def to_flagfile(config: RunConfig, command: list[str] | None = None) -> str:
     """Flagfile text that repeats the run. `model_dir` is written as a comment, so repeating makes a new run."""
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
-    lines = [f"# Resolved flags of a tfregimes run, written {stamp}.",
-             "# Repeat it with: python -m tfregimes.train --flagfile=THIS_FILE"]
-    if command:
-        lines.append("# Started as: " + " ".join(shlex.quote(part) for part in command))
-    for name in field_names():
-        value = getattr(config, name)
-        line = f"--{name}={format_flag_value(value)}"
-        lines.append(f"# {line}" if name == "model_dir" else line)
-    return "\n".join(lines) + "\n"
+    return flagfile_text({name: format_flag_value(getattr(config, name)) for name in field_names()},
+                         comments=[f"Resolved flags of a tfregimes run, written {stamp}.",
+                                   "Repeat it with: python -m tfregimes.train --flagfile=THIS_FILE"],
+                         command=command, commented_out={"model_dir"})
 
 
 def parse_flagfile_values(text: str) -> dict[str, str]:
     """The `--name=value` lines of a flagfile written by `to_flagfile` (comments skipped), values as strings."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("--"):
-            continue
-        name, _, value = line[2:].partition("=")
-        values[name] = value
-    return values
+    return parse_flagfile(text).values

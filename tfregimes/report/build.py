@@ -13,7 +13,7 @@ import pandas as pd
 
 from tfregimes.analysis import same_stop_target
 from tfregimes.analysis.rank import RESAMPLES
-from tfregimes.base.run_dir import write_atomically
+from tfregimes.base.run_files import write_atomically
 from tfregimes.report import document as doc
 from tfregimes.report import figures_run, figures_sweep
 from tfregimes.report.events import last_histogram
@@ -43,6 +43,7 @@ class Report:
     documents: dict[str, Path]  # format -> file
     figures: dict[str, Path]  # name -> PNG
     tables: dict[str, pd.DataFrame]
+    corrupt: dict[str, str] = dataclasses.field(default_factory=dict)  # run -> why its files cannot be read
 
 
 def build_report(paths, output_dir, *, x: str | None = None, formats=("md",), command: str | None = None) -> Report:
@@ -73,7 +74,7 @@ def build_report(paths, output_dir, *, x: str | None = None, formats=("md",), co
     if "html" in formats:
         documents["html"] = output_dir / "report.html"
         _write(documents["html"], doc.to_html([doc.Heading(title, 1), *blocks], title))
-    return Report(documents, figures, tables)
+    return Report(documents, figures, tables, {r.name: r.reason for r in records if r.state == "corrupt"})
 
 
 def _write(path: Path, text: str) -> None:
@@ -138,7 +139,7 @@ def _run_report(record: RunRecord, figure_dir: Path, command: str):
                doc.Table(["flag", "value", "default"], flags_table.astype(str).values.tolist())]
     metrics = {k: v for k, v in record.metrics.items() if not isinstance(v, (dict, list))}
     blocks += [doc.Heading("Final metrics (metrics.json)"),
-               doc.Paragraph(f"State: {record.state}" + (f" in {_where(record)}" if record.diverged else "") + "."),
+               doc.Paragraph(f"State: {record.state}" + (f" ({record.reason})" if record.reason else "") + "."),
                doc.Table(["metric", "value"], [[k, _text(v)] for k, v in metrics.items()])]
     figures = _run_figures(record, figure_dir)
     blocks += [doc.Heading("Figures"), *(_figure_blocks(figures, RUN_CAPTIONS) or
@@ -185,8 +186,9 @@ def _sweep_report(records: list[RunRecord], sweeps: list[dict], figure_dir: Path
                              "Regenerate this report with:"), doc.Code(command)]
     blocks += [doc.Heading("Results: mean ± std over seeds"),
                doc.Paragraph(f"Grouped by {', '.join(group_by) or 'nothing (all runs)'}; sample standard deviation "
-                             "(ddof = 1) over the runs that finished; diverged and unfinished runs are counted, not "
-                             "averaged. Gaps: train − test accuracy, test − train loss (metrics.json)."),
+                             "(ddof = 1) over the runs that finished; diverged, unreadable (corrupt) and unfinished "
+                             "runs are counted, not averaged. Gaps: train − test accuracy, test − train loss "
+                             "(metrics.json)."),
                doc.Table(*summary_cells(summary))]
     shown = [c for c in ("test_accuracy", "gap_accuracy", "gap_loss") if c in df]
     blocks += [doc.Heading("Runs"),
@@ -195,10 +197,8 @@ def _sweep_report(records: list[RunRecord], sweeps: list[dict], figure_dir: Path
                            *(_text(r[c]) for c in shown), f"`{r['command']}`"] for r in df.to_dict("records")])]
     left_out = [r for r in records if r.state != "done"]
     if left_out:
-        blocks += [doc.Heading("Diverged or unfinished runs (left out of every statistic)"),
-                   doc.Table(["run", "state", "where / error"],
-                             [[r.name, r.state, _where(r)]
-                              for r in left_out])]
+        blocks += [doc.Heading("Diverged, unreadable or unfinished runs (counted, left out of every statistic)"),
+                   doc.Table(["run", "state", "why"], [[r.name, r.state, r.reason] for r in left_out])]
     figures = _sweep_figures(records, df, x, measures, group_by, figure_dir)
     captions = {"accuracy_gap_vs_x": f"Test accuracy and generalization gaps against --{x}: mean over seeds, "
                                      "error bars ± one standard deviation.",
@@ -236,13 +236,6 @@ def _ranking_blocks(df: pd.DataFrame, ranking: pd.DataFrame) -> list:
     for gap, meaning in GAPS.items():
         blocks += [doc.Heading(f"Against {gap} ({meaning})", 3), doc.Table(*ranking_cells(ranking, gap))]
     return blocks
-
-
-def _where(record: RunRecord) -> str:
-    at = record.metrics.get("diverged_at")
-    if isinstance(at, dict):
-        return f"epoch {at.get('epoch')} (1-based, as history.csv counts), batch {at.get('batch')}"
-    return record.error or ""
 
 
 def _sweep_figures(records, df, x, measures, group_by, figure_dir: Path) -> dict[str, Path]:

@@ -3,6 +3,7 @@ seeds per group). CLI: `python -m tfregimes.results` (tfregimes/cli/results.py).
 
 from tfregimes.results.collect import (
            collect,
+           corrupt_runs,
            evaluation_metrics,
            frame,
            measure_columns,
@@ -16,6 +17,6 @@ from tfregimes.results.runs import (
 )
 from tfregimes.results.table import group_summary, markdown_table, summary_markdown
 
-__all__ = ["RunRecord", "collect", "evaluation_metrics", "flags_differing_from_defaults", "frame",
+__all__ = ["RunRecord", "collect", "corrupt_runs", "evaluation_metrics", "flags_differing_from_defaults", "frame",
            "group_summary", "load_runs", "markdown_table", "measure_columns", "short_of_target", "summary_markdown",
            "varied_flags"]

@@ -2,6 +2,8 @@
 
 Column names:
   run, run_dir, state, diverged          what and where (a diverged run is a result: a row, left out of statistics)
+  reason                                 why a run is not done (tfregimes.base.run_files.run_state): where it
+                                         diverged, the file that cannot be read (state corrupt), the error
   <flag>                                 each varied flag (numbers where the value is one)
   train_loss ... test_accuracy           metrics.json, full passes in inference mode at the end of training
   gap_accuracy, gap_loss                 the generalization gap from those four numbers: train − test accuracy,
@@ -23,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from tfregimes.base.run_files import FINISHED
 from tfregimes.results.runs import (
     RunRecord,
     finite,
@@ -66,7 +69,7 @@ def final_diagnostics(history: pd.DataFrame) -> dict[str, float]:
 
 def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"run": record.name, "run_dir": str(record.run_dir), "state": record.state,
-                           "diverged": record.diverged}
+                           "diverged": record.diverged, "reason": record.reason}
     row.update({flag: parse_value(flag_value(record, flag)) for flag in flags})
     metrics = record.metrics
     row.update({name: finite(metrics.get(name)) for name in FINAL_METRICS + RUN_METRICS})
@@ -78,7 +81,7 @@ def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
         row[f"eval/{split}_loss"] = finite(record.evaluation.get("loss"))
         row[f"eval/{split}_accuracy"] = finite(record.evaluation.get("accuracy"))
     row.update({column: finite(entry["value"]) for column, entry in evaluation_metrics(record.evaluation).items()})
-    if record.state in ("done", "diverged"):
+    if record.state in FINISHED:
         row.update(final_diagnostics(record.history()))
     row["command"] = record.command
     return row
@@ -113,13 +116,22 @@ def frame(records: list[RunRecord]) -> pd.DataFrame:
 def collect(paths) -> pd.DataFrame:
     """The runs under `paths` (sweep directories, run directories, folders of run directories) as a DataFrame,
     one row per run (columns: this module's docstring). `df.attrs["varied_flags"]` names the varied flags:
-    a sweep's overrides, and the flags.cfg entries that differ across the runs."""
-    records, _ = load_runs(paths)
-    return frame(records)
+    a sweep's overrides, and the flags.cfg entries that differ across the runs; `df.attrs["skipped"]` the
+    directories among `paths` with no run in them."""
+    skipped: list = []
+    records, _ = load_runs(paths, skipped)
+    df = frame(records)
+    df.attrs["skipped"] = [str(path) for path in skipped]
+    return df
+
+
+def corrupt_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of runs whose files cannot be read (state corrupt): counted in their group, in no statistic."""
+    return df[df["state"] == "corrupt"]
 
 
 def measure_columns(df: pd.DataFrame) -> list[str]:
     """The minimum metrics and final training diagnostics present in `df`, in column order."""
-    fixed = {"run", "run_dir", "state", "diverged", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
+    fixed = {"run", "run_dir", "state", "diverged", "reason", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
              *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
     return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]

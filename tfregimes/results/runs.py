@@ -1,8 +1,10 @@
 """Reading what runs and sweeps wrote: one `RunRecord` per run directory, nothing recomputed.
 
-A run directory (docs/reliability.md) holds flags.cfg, metrics.json, history.csv, diagnostics/ and, after
-`python -m tfregimes.evaluate --output=RUN/evaluation.json`, an evaluation JSON. A sweep directory holds
-`sweep.json` (spec, command, points with run_dir, overrides, state, evaluation) and one run directory per point.
+A run directory (docs/reliability.md; names in `tfregimes.base.run_files`) holds flags.cfg, metrics.json,
+history.csv, diagnostics/ and, after `python -m tfregimes.evaluate --output=RUN/evaluation.json`, an evaluation JSON.
+A sweep directory holds `sweep.json` (spec, command, points with run_dir, overrides, state, evaluation) and one run
+directory per point. A run's state is `tfregimes.base.run_files.run_state`'s: a run whose files cannot be read is a
+record too (state corrupt, and why), never dropped.
 """
 
 from __future__ import annotations
@@ -16,20 +18,23 @@ from typing import Any
 
 import pandas as pd
 
-from tfregimes.base.run_dir import parse_number
+from tfregimes.base.run_dir import RunDirectory, parse_number
+from tfregimes.base.run_files import (
+    EVALUATION_FILE,
+    FLAGS_FILE,
+    RUN_JSON_FILES,
+    SWEEP_FILE,
+    is_run_dir,
+    read_flagfile,
+    run_state,
+)
 from tfregimes.config.run_config import RunConfig, format_flag_value
-
-SWEEP_FILE = "sweep.json"
-EVALUATION_FILE = "evaluation.json"
-# Files of a run directory that are not an evaluation result, though they are JSON.
-_RUN_JSON_FILES = frozenset({"metrics.json", "progress.json"})
-STARTED_AS = "# Started as: "
 
 
 @dataclasses.dataclass
 class RunRecord:
-    """One run as its files describe it. `state`: done, diverged, or (from sweep.json or missing files)
-    pending, running, failed, incomplete."""
+    """One run as its files describe it. `state`: `tfregimes.base.run_files.run_state` (done, diverged, corrupt,
+    running, failed, pending), with its `reason`."""
 
     run_dir: Path
     name: str
@@ -41,7 +46,7 @@ class RunRecord:
     evaluation_path: Path | None
     sweep_dir: Path | None = None
     overrides: dict[str, str] = dataclasses.field(default_factory=dict)  # a sweep point's varied flags
-    error: str = ""
+    reason: str = ""  # why the run is not done: where it diverged, which file is unreadable, the error, ...
 
     @property
     def diverged(self) -> bool:
@@ -49,31 +54,18 @@ class RunRecord:
 
     def history(self) -> pd.DataFrame:
         """history.csv (one row per epoch; empty without the file)."""
-        path = self.run_dir / "history.csv"
+        path = RunDirectory(self.run_dir).history_path
         return pd.read_csv(path) if path.exists() else pd.DataFrame()
 
     def diagnostics_path(self, name: str) -> Path:
-        return self.run_dir / "diagnostics" / name
-
-
-def read_flagfile(path: Path) -> tuple[dict[str, str], str]:
-    """(`--name=value` lines as {name: value}, the "# Started as:" command) of a run's flags.cfg."""
-    flags, command = {}, ""
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith(STARTED_AS):
-            command = line[len(STARTED_AS):]
-        elif line.startswith("--"):
-            name, _, value = line[2:].partition("=")
-            flags[name] = value
-    return flags, command
+        return RunDirectory(self.run_dir).diagnostics_dir / name
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         with open(path) as f:
             return json.load(f)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
 
 
@@ -87,7 +79,7 @@ def find_evaluation(run_dir: Path) -> Path | None:
     if (run_dir / EVALUATION_FILE).exists():
         return run_dir / EVALUATION_FILE
     for path in sorted(run_dir.glob("*.json")):
-        if path.name not in _RUN_JSON_FILES and is_evaluation(_read_json(path)):
+        if path.name not in RUN_JSON_FILES and is_evaluation(_read_json(path)):
             return path
     return None
 
@@ -95,26 +87,28 @@ def find_evaluation(run_dir: Path) -> Path | None:
 def read_run(run_dir: str | os.PathLike, *, name: str | None = None, sweep_point: dict | None = None,
              sweep_dir: Path | None = None) -> RunRecord:
     run_dir = Path(run_dir)
-    flags, command = read_flagfile(run_dir / "flags.cfg") if (run_dir / "flags.cfg").exists() else ({}, "")
-    metrics = _read_json(run_dir / "metrics.json") or {}
     point = sweep_point or {}
     evaluation_path = None
     if point.get("evaluation"):
         evaluation_path = sweep_dir / point["evaluation"]
     elif not point:
         evaluation_path = find_evaluation(run_dir)
-    evaluation = _read_json(evaluation_path) if evaluation_path and evaluation_path.exists() else None
-    if metrics:
-        state = "diverged" if metrics.get("diverged") else "done"
-    else:
-        state = point.get("state") or "incomplete"
-    if point.get("state") in ("diverged", "failed"):
-        state = point["state"]
-    return RunRecord(run_dir=run_dir, name=name or run_dir.name, state=state, flags=flags, command=command,
-                     metrics=metrics, evaluation=evaluation,
+    state = run_state(run_dir, evaluation=evaluation_path, recorded=point)
+    status, reason = state.state, state.reason
+    flags, command = {}, ""
+    if (run_dir / FLAGS_FILE).exists():
+        try:
+            flagfile = read_flagfile(run_dir / FLAGS_FILE)
+            flags, command = flagfile.values, flagfile.command
+        except (OSError, UnicodeDecodeError) as error:
+            status, reason = "corrupt", f"{FLAGS_FILE}: cannot be read: {error}"
+    evaluation = (_read_json(evaluation_path) if status != "corrupt" and evaluation_path and evaluation_path.exists()
+                  else None)
+    return RunRecord(run_dir=run_dir, name=name or run_dir.name, state=status, flags=flags, command=command,
+                     metrics=state.metrics if status != "corrupt" else {}, evaluation=evaluation,
                      evaluation_path=evaluation_path if evaluation is not None else None,
                      sweep_dir=sweep_dir, overrides={k: str(v) for k, v in point.get("overrides", {}).items()},
-                     error=point.get("error") or "")
+                     reason=reason)
 
 
 def read_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRecord]]:
@@ -127,9 +121,10 @@ def read_sweep(sweep_dir: Path) -> tuple[dict[str, Any], list[RunRecord]]:
     return sweep, records
 
 
-def load_runs(paths) -> tuple[list[RunRecord], list[dict[str, Any]]]:
+def load_runs(paths, skipped: list[Path] | None = None) -> tuple[list[RunRecord], list[dict[str, Any]]]:
     """(every run under `paths`, the sweep.json of each sweep among them). A path is a sweep directory (it holds
-    sweep.json), a run directory (it holds flags.cfg or metrics.json), or a folder of run directories."""
+    sweep.json), a run directory (it holds flags.cfg or metrics.json), or a folder of run directories. A directory
+    with no run in it (e.g. only the .lock of a start that failed) is appended to `skipped`, if given."""
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
     records, sweeps = [], []
     for path in paths:
@@ -137,15 +132,18 @@ def load_runs(paths) -> tuple[list[RunRecord], list[dict[str, Any]]]:
             sweep, sweep_records = read_sweep(path)
             sweeps.append({**sweep, "sweep_dir": str(path)})
             records.extend(sweep_records)
-        elif (path / "flags.cfg").exists() or (path / "metrics.json").exists():
+        elif is_run_dir(path):
             records.append(read_run(path))
-        elif path.is_dir() and (children := sorted(p for p in path.iterdir() if (p / "flags.cfg").exists())):
+        elif path.is_dir():
+            children = sorted(p for p in path.iterdir() if is_run_dir(p))
             records.extend(read_run(child) for child in children)
+            if not children and skipped is not None:
+                skipped.append(path)
         else:
-            raise ValueError(f"{path}: not a run directory (no flags.cfg or metrics.json), a sweep directory "
-                             f"(no {SWEEP_FILE}) or a folder of run directories")
+            raise ValueError(f"{path}: not a run directory, a sweep directory ({SWEEP_FILE}) or a folder of run "
+                             f"directories: {'a file' if path.exists() else 'there is no such directory'}")
     if not records:
-        raise ValueError(f"no runs found under {', '.join(map(str, paths))}")
+        raise ValueError(f"no runs found under {', '.join(map(str, paths))} (a run directory holds {FLAGS_FILE})")
     _name_uniquely(records)
     return records, sweeps
 

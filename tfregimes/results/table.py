@@ -1,7 +1,8 @@
 """Mean ± standard deviation over seeds per group of runs, as a DataFrame and as a Markdown table.
 
 Statistics use only the runs that finished without diverging (state "done"); each group still counts its
-diverged and unfinished runs. The standard deviation is the sample one (ddof = 1; none for a single run).
+diverged, unreadable (corrupt) and unfinished runs. The standard deviation is the sample one (ddof = 1; none for
+a single run).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def default_columns(df: pd.DataFrame) -> list[str]:
 
 def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
                   columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per group: the group's flag values, `runs` (all), `done`, `diverged`, and for each column
+    """One row per group: the group's flag values, `runs` (all), `done`, `diverged`, `corrupt`, and for each column
     `<column>/mean`, `<column>/std` over the group's done runs."""
     group_by = list(default_group_by(df) if group_by is None else group_by)
     unknown = [flag for flag in group_by if flag not in df.columns]
@@ -46,7 +47,8 @@ def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
         group = df[keys == key]
         done = group[group["state"] == "done"]
         row = {flag: group[flag].iloc[0] for flag in group_by}
-        row.update(runs=len(group), done=len(done), diverged=int(group["diverged"].sum()))
+        row.update(runs=len(group), done=len(done), diverged=int(group["diverged"].sum()),
+                   corrupt=int((group["state"] == "corrupt").sum()))
         for column in columns:
             summary = summarize(pd.to_numeric(done[column], errors="coerce"))
             row.update({f"{column}/mean": summary.mean, f"{column}/std": summary.std, f"{column}/n": summary.n})
@@ -69,12 +71,14 @@ def mean_std_text(mean: float, std: float) -> str:
 
 
 def summary_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """(header, rows) of the summary as text: flag values, run counts, then mean ± std per column."""
+    """(header, rows) of the summary as text: flag values, run counts (`corrupt` only where a run is), then
+    mean ± std per column."""
     group_by, columns = summary.attrs["group_by"], summary.attrs["columns"]
-    header = [*group_by, "runs", "done", "diverged", *columns]
+    counts = ["runs", "done", "diverged"] + (["corrupt"] if summary["corrupt"].any() else [])
+    header = [*group_by, *counts, *columns]
     rows = []
     for row in summary.to_dict("records"):  # per-column types kept (iterrows would make every number a float)
-        rows.append([format_value(row[flag]) for flag in group_by] + [str(row[k]) for k in ("runs", "done", "diverged")]
+        rows.append([format_value(row[flag]) for flag in group_by] + [str(row[k]) for k in counts]
                     + [mean_std_text(row[f"{c}/mean"], row[f"{c}/std"]) for c in columns])
     return header, rows
 

@@ -15,23 +15,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tfregimes.base import progress as progress_lib
-from tfregimes.base.run_dir import write_atomically
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.run_files import EVALUATION_FILE, FINISHED, write_atomically
 from tfregimes.sweep import hparams
 from tfregimes.sweep.point import PointJob, child_threads_env
 from tfregimes.sweep.spec import SweepSpec, base_flagfile_text, expand, point_argv, validate_points
 from tfregimes.sweep.state import SweepState
 
 BASE_FLAGFILE = "base.cfg"
-EVALUATION_FILE = "evaluation.json"
 
 
 def evaluate_argv(config, run_dir: Path, metrics: Sequence[str]) -> list[str]:
     """`tfregimes.evaluate` flags for a point: its data prepared exactly as its training saw it (dataset,
     normalization, the same fixed --train_subset drawn with its --seed)."""
-    argv = [f"--model={run_dir / 'export'}", f"--dataset={config.dataset}",
+    run = RunDirectory(run_dir)
+    argv = [f"--model={run.export_dir}", f"--dataset={config.dataset}",
             f"--normalization={config.normalization}", f"--train_subset={config.train_subset}",
             f"--train_subset_seed={config.seed}", f"--metrics={','.join(metrics)}",
-            f"--output={run_dir / EVALUATION_FILE}", f"--tensorboard_dir={run_dir / 'tensorboard' / 'evaluate'}"]
+            f"--output={run.evaluation_path}", f"--tensorboard_dir={run.tensorboard_dir / 'evaluate'}"]
     if config.data_dir:
         argv.append(f"--data_dir={config.data_dir}")
     if config.download:
@@ -77,7 +78,7 @@ class Progress:
             self.task.write(f"sweep: point {name} failed; last lines of {record['log']}:\n{outcome.get('error')}")
         with self._lock:
             self._printed_at = time.monotonic()
-            if outcome["state"] in ("done", "diverged"):
+            if outcome["state"] in FINISHED:
                 self.task.step(line=self.line())
             else:
                 self.task.note(self.line())

@@ -10,7 +10,6 @@ running a point again after a kill continues it; a finished training with no eva
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import threading
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.run_files import run_state
 from tfregimes.sweep import launch
 
 LOG_TAIL_LINES = 20
@@ -102,7 +103,7 @@ def run_point(job: PointJob) -> dict[str, Any]:
     wall_seconds}: a non-zero exit is a failed point (with the log's last lines), never an exception."""
     started = time.perf_counter()
     Path(job.run_dir).mkdir(parents=True, exist_ok=True)
-    metrics_path = Path(job.run_dir) / "metrics.json"
+    metrics_path = RunDirectory(job.run_dir).metrics_path
 
     def outcome(state: str, error: str | None = None) -> dict[str, Any]:
         evaluation = job.evaluation if state == "done" and job.evaluation else None
@@ -116,9 +117,11 @@ def run_point(job: PointJob) -> dict[str, Any]:
             if code != 0 or not metrics_path.exists():
                 log.flush()
                 return outcome("failed", f"tfregimes.train exited with {code}:\n{log_tail(job.log)}")
-        with open(metrics_path) as f:
-            if json.load(f).get("diverged"):
-                return outcome("diverged")  # A result: no export to evaluate.
+        state = run_state(job.run_dir)
+        if state.state == "corrupt":
+            return outcome("failed", f"{state.reason} (delete it to train the point again from its last checkpoint)")
+        if state.state == "diverged":
+            return outcome("diverged")  # A result: no export to evaluate.
         if job.evaluate_argv is not None and not Path(job.evaluation).exists():
             code = _run_logged("tfregimes.evaluate", job.evaluate_argv, job, log)
             if code != 0 or not Path(job.evaluation).exists():

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from tfregimes.base.run_files import flagfile_text
+
 
 class SweepSpecError(ValueError):
     """A sweep that cannot run; the message names the flag or the point."""
@@ -204,8 +206,8 @@ def point_argv(base_flagfile: str, point: Point, run_dir: str) -> list[str]:
 
 
 def base_flagfile_text(base: dict[str, str]) -> str:
-    lines = ["# Flags every point of this sweep shares (written by tfregimes.sweep); each point adds its own."]
-    return "\n".join(lines + [f"--{name}={value}" for name, value in base.items()]) + "\n"
+    return flagfile_text(base, comments=["Flags every point of this sweep shares (written by tfregimes.sweep); "
+                                         "each point adds its own."])
 
 
 def validate_points(points: Sequence[Point], base: dict[str, str], parse) -> dict[str, Any]:

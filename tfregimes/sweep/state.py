@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tfregimes.base.run_dir import read_json, write_json
+from tfregimes.base.run_files import FINISHED, SWEEP_FILE, read_json, write_json
 from tfregimes.sweep.spec import Point, SweepSpecError
 
+# A point as the sweep saw it last; tfregimes.base.run_files.run_state reads what its files say now.
 STATES = ("pending", "running", "done", "diverged", "failed")
-FINISHED = ("done", "diverged")
-SWEEP_FILE = "sweep.json"
 
 
 def spec_differences(recorded: dict[str, Any], given: dict[str, Any]) -> list[str]:

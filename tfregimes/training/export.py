@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfregimes.base.run_files import write_json
 from tfregimes.data.normalization import NormalizationStats
 
 METADATA_FILE = Path("assets.extra") / "tfregimes.json"
@@ -76,11 +77,9 @@ def export_model(network: keras.Model, export_dir: str | os.PathLike, *, input_s
     export_dir.mkdir(parents=True, exist_ok=True)
     model = with_input_normalization(network, input_shape, normalization, stats)
     model.export(str(export_dir / "saved_model"), format="tf_saved_model", verbose=False)
-    metadata = export_dir / "saved_model" / METADATA_FILE
-    metadata.parent.mkdir(parents=True, exist_ok=True)
-    metadata.write_text(json.dumps({"normalization": normalization,
-                                    "inputs": "float32 as the dataset yields them before normalization "
-                                              "(uint8 pixels divided by 255)"}, indent=2) + "\n")
+    write_json(export_dir / "saved_model" / METADATA_FILE,
+               {"normalization": normalization,
+                "inputs": "float32 as the dataset yields them before normalization (uint8 pixels divided by 255)"})
     model.save(str(export_dir / "model.keras"))
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -27,9 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfregimes.base import keras_private
+from tfregimes.base import keras_private, run_files
 from tfregimes.base.background import BackgroundFiles
-from tfregimes.base.run_dir import json_safe
+from tfregimes.base.run_files import json_safe
 from tfregimes.base.scalars import ScalarWriter
 from tfregimes.diagnostics.dynamics import angular, learning_rate, margins, momentum
 from tfregimes.diagnostics.dynamics.weight_groups import group_by_layer, select_variables
@@ -112,14 +111,8 @@ class DiagnosticsOutput:
 
     def write_json(self, name: str, data) -> None:
         """Atomically (a temporary file renamed over `name`), NaN as null; no fsync: it is rewritten each epoch."""
-        if self.output_dir is None:
-            return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / name
-        fd, tmp = tempfile.mkstemp(dir=self.output_dir, prefix=f".{name}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(json_safe(data), f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
+        if self.output_dir is not None:
+            run_files.write_json(self.output_dir / name, data, indent=1, fsync=False)
 
 
 class EpochDiagnostic(keras.callbacks.Callback):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import tensorflow as tf
 
 from tfregimes.base import keras_private
 from tfregimes.base.background import BackgroundFiles
+from tfregimes.base.run_files import atomic_file
 
 
 def flatten(values: Sequence) -> np.ndarray:
@@ -179,12 +179,9 @@ class SnapshotStore:
         self.background.wait()
 
     def _write(self, snapshot: MomentumSnapshot) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".snapshot.", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(self.directory / f"epoch-{snapshot.epoch:06d}.npz", "wb", fsync=False) as f:
             np.savez(f, epoch=snapshot.epoch, step=snapshot.step, learning_rate=snapshot.learning_rate,
                      weights=snapshot.weights, velocity=snapshot.velocity)
-        os.replace(tmp, self.directory / f"epoch-{snapshot.epoch:06d}.npz")
 
     def epochs(self) -> list[int]:
         self.wait()
