@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import saved_model_pb2
+
 # Op name -> what it reaches. Sources: tensorflow/core/ops/{io_ops,script_ops,logging_ops,summary_ops,
 # dataset_ops,experimental_dataset_ops,lookup_ops,debug_ops,rpc_ops}.cc of TF 2.21.
 _FILES = ("WriteFile", "ReadFile", "MatchingFiles", "ImmutableConst", "Save", "SaveV2", "SaveSlices",
@@ -45,9 +48,6 @@ RESTORE_OPS = frozenset({"Restore", "RestoreV2", "RestoreSlice"})
 def dangerous_ops(saved_model_dir: str | os.PathLike) -> list[str]:
     """The sorted names of the dangerous ops `saved_model_dir`'s saved_model.pb holds outside its checkpoint
     functions (empty: the model only computes). Raises ValueError for a file that is not a SavedModel protobuf."""
-    from google.protobuf.message import DecodeError
-    from tensorflow.core.protobuf import saved_model_pb2
-
     saved_model = saved_model_pb2.SavedModel()
     try:
         saved_model.ParseFromString((Path(saved_model_dir) / "saved_model.pb").read_bytes())
