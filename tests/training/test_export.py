@@ -70,3 +70,41 @@ def test_evaluate_cli_uses_the_carried_normalization_and_refuses_a_contradiction
     with pytest.raises(ModelLoadError, match="carries normalization per_channel; --normalization=none contradicts it"):
         normalization_to_load(result.run_dir.keras_model_path, "none")
     assert normalization_to_load(result.run_dir.saved_model_dir, "per_channel") == "none"  # Agreeing is fine.
+
+
+
+PLAIN_KERAS = """
+import sys
+import keras
+import numpy as np
+x = np.load(sys.argv[1])
+for model_path, logits_path in zip(sys.argv[2::2], sys.argv[3::2]):
+    np.save(logits_path, keras.saving.load_model(model_path)(x, training=False))
+assert not [name for name in sys.modules if name.split(".")[0] == "tfregimes"], "tfregimes was imported"
+print("ok")
+"""
+
+
+@pytest.mark.slow(20)
+def test_the_keras_export_loads_with_plain_keras_without_tfregimes(runs, tmp_path):
+    """Issue 24, item 4: a process that never imports tfregimes loads export/model.keras and gets the run's logits
+    (Keras' Identity for `none`, its Normalization for the others)."""
+    import subprocess
+    import sys
+
+    from tfregimes.data import load_dataset
+    from tfregimes.training.scoring import load_keras_model, split_input_normalization
+    raw_x, _ = load_dataset("synthetic", normalization="none").arrays("test")
+    np.save(tmp_path / "x.npy", raw_x)
+    names = ("none", "per_pixel", "per_channel")
+    pairs = [str(path) for name in names for path in (runs[name].run_dir.keras_model_path, tmp_path / f"{name}.npy")]
+    completed = subprocess.run([sys.executable, "-c", PLAIN_KERAS, str(tmp_path / "x.npy"), *pairs],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr
+    for name in names:
+        normalized_x, _ = load_dataset("synthetic", normalization=name).arrays("test")
+        network, carried = split_input_normalization(load_keras_model(runs[name].run_dir.keras_model_path))
+        assert carried.normalization == name
+        np.testing.assert_array_equal(carried.normalize_numpy(raw_x), normalized_x)  # The pipeline's, bitwise.
+        np.testing.assert_allclose(np.load(tmp_path / f"{name}.npy"), network(normalized_x, training=False).numpy(),
+                                   rtol=1e-5, atol=1e-5)

@@ -56,6 +56,9 @@ flags.DEFINE_enum("split", _DEFAULT.split, ["test", "train"], "Which split to ev
 flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                   "Input normalization of a model that does not carry its own (auto: the dataset's default). "
                   "A run's export normalizes its inputs itself; a contradicting value is refused.")
+flags.DEFINE_boolean("trust_model", _DEFAULT.trust_model, "Evaluate a SavedModel even if its graph holds ops "
+                     "that touch files, Python or the network (WriteFile, PyFunc, ...): they run. Without it such "
+                     "a model is refused.")
 flags.DEFINE_integer("batch_size", _SETTINGS.batch_size, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", _DEFAULT.output, "Write the results as JSON to this file.")
 

@@ -28,6 +28,8 @@ class EvaluationConfig:
     split: str = "test"
     # Of a model that does not carry its own (auto: the dataset's default); a run's export carries its own.
     normalization: str = "auto"
+    # Run a SavedModel whose graph touches files, Python or the network (training.saved_model_ops); else refused.
+    trust_model: bool = False
     metrics: tuple[str, ...] = ()  # Names in tfregimes.diagnostics.adapters.MINIMUM_METRICS.
     metrics_split: str = "train"
     # The metrics' knobs, and the seed and batch size of the whole evaluation.

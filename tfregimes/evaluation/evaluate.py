@@ -53,7 +53,7 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
     settings = config.settings
     carried = carried_normalization(config.model)  # None: not a tfregimes export
     normalization = normalization_to_load(config.model, config.normalization)
-    logits_fn = load_classifier(config.model)
+    logits_fn = load_classifier(config.model, trust_model=config.trust_model)
     keras_model = normalize = None
     if config.metrics or config.interpolate_with:
         keras_model, normalize = split_input_normalization(load_keras_model(config.model))

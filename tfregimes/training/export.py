@@ -3,13 +3,17 @@
 A run's `export/model.keras` and `export/saved_model/` take inputs as tfregimes' datasets yield them before
 normalization (float32, uint8 pixels already divided by 255) and normalize them with the statistics of the run's
 training split, so that `tf.saved_model.load(...).serve(x)` or `keras.saving.load_model(...)(x)` anywhere gives the
-run's logits. The SavedModel also records the normalization in `assets.extra/tfregimes.json` (a SavedModel's place
-for files its graph does not read), so that `evaluate` knows not to normalize again and can refuse a
-`--normalization` that contradicts it.
+run's logits. The normalization is a standard Keras layer (`Normalization` with the run's mean and variance =
+std², `Identity` for `none`), so that loading `model.keras` needs Keras alone, not tfregimes (of the zoo's networks,
+those with a custom layer of their own still do); its name, `input_normalization_<name>`, says which normalization
+it is. The SavedModel also records the normalization in `assets.extra/tfregimes.json` (a SavedModel's place for files
+its graph does not read), so that `evaluate` knows not to normalize again and can refuse a `--normalization` that
+contradicts it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import zipfile
@@ -20,17 +24,49 @@ import numpy as np
 import tensorflow as tf
 
 from tfregimes.base.run_files import write_json
-from tfregimes.data.normalization import NormalizationStats
+from tfregimes.data.normalization import NORMALIZATIONS, NormalizationStats
 
 METADATA_FILE = Path("assets.extra") / "tfregimes.json"
-LAYER_NAME = "input_normalization"
+LAYER_NAME = "input_normalization"  # The layer is named input_normalization_<normalization>.
+_LAYER_CLASSES = ("Normalization", "Identity")  # Keras' class names of the layer, with statistics or without.
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CarriedNormalization:
+    """The input normalization an export applies: its name and float32 statistics (None for `none`)."""
+
+    normalization: str
+    mean: np.ndarray | None
+    std: np.ndarray | None
+
+    def normalize_numpy(self, inputs: np.ndarray) -> np.ndarray:
+        inputs = np.asarray(inputs, np.float32)
+        return inputs if self.mean is None else (inputs - self.mean) / self.std
+
+    def same_as(self, other: CarriedNormalization) -> bool:
+        return (self.normalization == other.normalization
+                and all(np.array_equal(a, b) if a is not None else b is None
+                        for a, b in ((self.mean, other.mean), (self.std, other.std))))
+
+
+def input_normalization_layer(normalization: str, stats: NormalizationStats | None) -> keras.layers.Layer:
+    """(x − mean) / std in float32 whatever the precision policy, bitwise as the input pipeline computes it, from
+    standard Keras layers. Keras' Normalization divides by max(√variance, 1e-7); with variance = fl(std²),
+    √variance is std exactly (a correctly rounded square root of a binary float's square; std ≥ MIN_STD is far
+    from underflow). It holds no variables (the statistics are constants of its config), so weight metrics and
+    interpolation never see it."""
+    name = f"{LAYER_NAME}_{normalization}"
+    if stats is None:
+        return keras.layers.Identity(name=name, dtype="float32")
+    mean, std = np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)
+    return keras.layers.Normalization(axis=tuple(range(-mean.ndim, 0)), mean=mean, variance=np.square(std),
+                                      name=name, dtype="float32")
 
 
 @keras.saving.register_keras_serializable(package="tfregimes")
 class InputNormalization(keras.layers.Layer):
-    """(x − mean) / std with the run's statistics, or the identity for normalization `none`. It holds no
-    variables (the statistics are constants in its config), so weight metrics and interpolation never see it.
-    It computes in float32 whatever the precision policy, exactly as the input pipeline does."""
+    """The normalization layer of exports written before `input_normalization_layer`, kept so that they load (in a
+    process that imports tfregimes)."""
 
     def __init__(self, normalization: str, mean=None, std=None, **kwargs):
         kwargs["dtype"] = "float32"
@@ -45,15 +81,6 @@ class InputNormalization(keras.layers.Layer):
             return inputs
         return (inputs - tf.constant(self.mean)) / tf.constant(self.std)
 
-    def normalize_numpy(self, inputs: np.ndarray) -> np.ndarray:
-        inputs = np.asarray(inputs, np.float32)
-        return inputs if self.mean is None else (inputs - self.mean) / self.std
-
-    def same_as(self, other: InputNormalization) -> bool:
-        return (self.normalization == other.normalization
-                and all(np.array_equal(a, b) if a is not None else b is None
-                        for a, b in ((self.mean, other.mean), (self.std, other.std))))
-
     def get_config(self):
         return {**super().get_config(), "normalization": self.normalization,
                 "mean": None if self.mean is None else self.mean.tolist(),
@@ -62,10 +89,9 @@ class InputNormalization(keras.layers.Layer):
 
 def with_input_normalization(network: keras.Model, input_shape, normalization: str,
                              stats: NormalizationStats | None) -> keras.Model:
-    """`network` behind an InputNormalization layer: a model of the inputs before normalization."""
-    layer = InputNormalization(normalization, None if stats is None else stats.mean,
-                               None if stats is None else stats.std, name=LAYER_NAME)
+    """`network` behind the input normalization layer: a model of the inputs before normalization."""
     inputs = keras.Input(shape=tuple(input_shape), dtype="float32", name="inputs")
+    layer = input_normalization_layer(normalization, stats)
     return keras.Model(inputs, network(layer(inputs)), name=f"{network.name}_exported")
 
 
@@ -114,8 +140,13 @@ def carried_normalization(path: str | os.PathLike) -> str | None:
 
 def _find_normalization(config) -> str | None:
     if isinstance(config, dict):
-        if config.get("class_name") == "InputNormalization" and isinstance(config.get("config"), dict):
-            return config["config"].get("normalization")
+        inner = config.get("config")
+        if isinstance(inner, dict):
+            found = _normalization_named(config.get("class_name"), inner.get("name"))
+            if config.get("class_name") == "InputNormalization":
+                found = inner.get("normalization")
+            if found is not None:
+                return found
         values = config.values()
     elif isinstance(config, list):
         values = config
@@ -128,11 +159,36 @@ def _find_normalization(config) -> str | None:
     return None
 
 
-def split_input_normalization(model: keras.Model) -> tuple[keras.Model, InputNormalization | None]:
-    """(the network behind the input normalization, the layer) for an export; (model, None) for any other
+def _normalization_named(class_name, layer_name) -> str | None:
+    """The normalization of a layer that `input_normalization_layer` made, from its Keras class and name."""
+    if class_name not in _LAYER_CLASSES or not isinstance(layer_name, str):
+        return None
+    normalization = layer_name.removeprefix(f"{LAYER_NAME}_")
+    if normalization == layer_name or normalization not in NORMALIZATIONS:
+        return None
+    return normalization if (normalization == "none") == (class_name == "Identity") else None
+
+
+def _carried_by(layer: keras.layers.Layer) -> CarriedNormalization | None:
+    if isinstance(layer, InputNormalization):
+        return CarriedNormalization(layer.normalization, layer.mean, layer.std)
+    normalization = _normalization_named(type(layer).__name__, layer.name)
+    if normalization is None or not isinstance(layer, (keras.layers.Normalization, keras.layers.Identity)):
+        return None
+    if isinstance(layer, keras.layers.Identity):
+        return CarriedNormalization(normalization, None, None)
+    config = layer.get_config()
+    return CarriedNormalization(normalization, np.asarray(config["mean"], np.float32),
+                                np.sqrt(np.asarray(config["variance"], np.float32)))
+
+
+def split_input_normalization(model: keras.Model) -> tuple[keras.Model, CarriedNormalization | None]:
+    """(the network behind the input normalization, the normalization) for an export; (model, None) for any other
     model. Metrics of the inputs (margins, robustness) and interpolation use the network on normalized inputs,
     exactly as during training."""
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if len(layers) == 2 and isinstance(layers[0], InputNormalization) and isinstance(layers[1], keras.Model):
-        return layers[1], layers[0]
+    if len(layers) == 2 and isinstance(layers[1], keras.Model):
+        carried = _carried_by(layers[0])
+        if carried is not None:
+            return layers[1], carried
     return model, None

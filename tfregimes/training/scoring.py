@@ -6,6 +6,7 @@ on a run's export computes exactly what the run wrote to metrics.json.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zipfile
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from tfregimes.training.export import (  # noqa: F401  (registers the layer)
     carried_normalization,
     split_input_normalization,
 )
+from tfregimes.training.saved_model_ops import dangerous_ops
 
 LogitsFn = Callable[[tf.Tensor], tf.Tensor]
 
@@ -44,31 +46,79 @@ def normalization_to_load(path: str | os.PathLike, requested: str) -> str:
     return "none"
 
 
-def load_classifier(path: str | os.PathLike) -> LogitsFn:
-    """A function images -> logits for a `.keras` file, a SavedModel directory, or a run's export/ directory."""
+class UntrustedModelError(ModelLoadError):
+    """A SavedModel whose graph holds ops that reach outside the computation (files, Python, the network)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedClassifier:
+    """A function images -> logits, with the shape of one input example where the model declares it (None in a
+    dimension it leaves open) and the object that must outlive the function (a SavedModel's signature holds only
+    weak references to the variables of the loaded object: once that object is freed, calling it fails)."""
+
+    logits: LogitsFn
+    input_shape: tuple[int | None, ...] | None = None
+    keep_alive: object = None
+
+    def __call__(self, images: tf.Tensor) -> tf.Tensor:
+        return self.logits(images)
+
+
+def load_classifier(path: str | os.PathLike, *, trust_model: bool = False) -> LoadedClassifier:
+    """The classifier of a `.keras` file, a SavedModel directory, or a run's export/ directory. A SavedModel runs
+    the ops its graph holds, so one with ops that touch files, Python or the network (`saved_model_ops`) is refused
+    unless `trust_model`; the check reads saved_model.pb and runs nothing."""
     path = Path(path)
     if path.is_dir() and (path / "saved_model" / "saved_model.pb").exists():
         path = path / "saved_model"  # A run's export/ directory.
     if path.suffix == ".keras" and path.is_file():
         model = _load_keras_file(path)
-        return lambda images: model(images, training=False)
+        return LoadedClassifier(lambda images: model(images, training=False), _keras_input_shape(model))
     if path.is_dir() and (path / "saved_model.pb").exists():
+        if not trust_model:
+            _refuse_dangerous_ops(path)
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001  (a damaged protobuf or variables file: TF raises several kinds)
             raise ModelLoadError(f"{path} holds a SavedModel that cannot be read ({type(error).__name__}: "
                                  f"{_first_line(error)}); export or copy it again") from None
-        if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
-            return lambda images: loaded.serve(images)  # The closure keeps `loaded`, and so its variables, alive.
         signature = loaded.signatures.get("serving_default")
+        input_shape = None if signature is None else _signature_input_shape(signature)
+        if hasattr(loaded, "serve"):  # Keras' model.export endpoint.
+            return LoadedClassifier(lambda images: loaded.serve(images), input_shape, loaded)
         if signature is None:
             raise ModelLoadError(f"the SavedModel at {path} has neither a `serve` endpoint nor a serving_default "
                                  "signature; export it with Keras' model.export(path).")
         output_name = _single_output(signature)
-        return lambda images: signature(images)[output_name]
+        return LoadedClassifier(lambda images: signature(images)[output_name], input_shape, loaded)
     raise ModelLoadError(
         f"{path} is neither a .keras file nor a SavedModel directory (one with saved_model.pb). Pass a run's "
         "export/ directory, its export/model.keras, or any Keras model or SavedModel whose output is logits.")
+
+
+def _refuse_dangerous_ops(path: Path) -> None:
+    try:
+        found = dangerous_ops(path)
+    except (ValueError, OSError) as error:
+        raise ModelLoadError(f"{path} holds a SavedModel that cannot be read ({error}); export or copy it "
+                             "again") from None
+    if found:
+        raise UntrustedModelError(
+            f"{path} holds a SavedModel whose graph has ops that touch files, Python or the network "
+            f"({', '.join(found)}), which evaluating it would run; if you trust whoever made it, pass "
+            "--trust_model (trust_model=True)")
+
+
+def _keras_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
+    inputs = getattr(model, "inputs", None) or []
+    return tuple(inputs[0].shape[1:]) if len(inputs) == 1 else None
+
+
+def _signature_input_shape(signature) -> tuple[int | None, ...] | None:
+    specs = tf.nest.flatten(signature.structured_input_signature)
+    if len(specs) != 1 or specs[0].shape.rank is None:
+        return None
+    return tuple(specs[0].shape.as_list()[1:])
 
 
 def load_keras_model(path: str | os.PathLike) -> keras.Model:
@@ -100,11 +150,20 @@ def _load_keras_file(path: Path) -> keras.Model:
                              f"{_first_line(error)})") from None
 
 
-def check_classes(logits_fn: LogitsFn, data, split: str) -> str | None:
-    """Refuses a model with fewer outputs than the dataset has classes (its loss would index past the logits);
-    returns a note for one with more (the extra logits take part in the softmax), else None."""
+def check_classes(classifier: LogitsFn, data, split: str) -> str | None:
+    """Refuses a model that cannot take the dataset's inputs (another shape) or has fewer outputs than the dataset
+    has classes (its loss would index past the logits); returns a note for one with more (the extra logits take
+    part in the softmax), else None. Runs the model on one example."""
+    model_shape = getattr(classifier, "input_shape", None)
+    data_shape = tuple(data.info.input_shape)
+    if model_shape is not None and not _shapes_agree(model_shape, data_shape):
+        raise ModelLoadError(_shape_mismatch(model_shape, data))
     images, _ = next(iter(data.evaluation(split, 1)))
-    outputs = int(logits_fn(images).shape[-1])
+    try:
+        outputs = int(classifier(images).shape[-1])
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:  # A shape the model does not say.
+        raise ModelLoadError(f"{_shape_mismatch(model_shape, data)} ({type(error).__name__}: "
+                             f"{_first_line(error)})") from None
     classes = data.info.num_classes
     if outputs < classes:
         raise ModelLoadError(f"the model outputs {outputs} classes but {data.info.name} has {classes} (labels "
@@ -113,6 +172,17 @@ def check_classes(logits_fn: LogitsFn, data, split: str) -> str | None:
         return (f"note: the model outputs {outputs} classes, {data.info.name} has {classes}; the extra logits "
                 "take part in the softmax (was it trained on another dataset?)")
     return None
+
+
+def _shapes_agree(model_shape, data_shape) -> bool:
+    return len(model_shape) == len(data_shape) and all(m is None or m == d for m, d in zip(model_shape, data_shape))
+
+
+def _shape_mismatch(model_shape, data) -> str:
+    takes = "inputs of another shape" if model_shape is None else \
+        f"inputs of shape {tuple(model_shape)} (one example)"
+    return (f"the model takes {takes} but {data.info.name}'s examples have shape {tuple(data.info.input_shape)}; "
+            "evaluate it with the --dataset (and its options) it was trained on")
 
 
 def _single_output(signature) -> str:
