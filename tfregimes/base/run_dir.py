@@ -2,6 +2,7 @@
 
 Layout:
   flags.cfg        resolved flags; `--flagfile=RUN/flags.cfg` repeats the run
+  data.json        the data's fingerprint (tfregimes.data.fingerprint): a rerun on changed data is refused
   progress.json    last completed epoch and its checkpoint (written last, so it never points ahead of the files)
   history.csv      one row per completed epoch, every logged metric
   metrics.json     final metrics (written when the run ends)
@@ -165,6 +166,7 @@ class RunDirectory:
         return RunLock(fd, previous if previous not in (None, os.getpid()) else None)
 
     flags_path = property(lambda self: self.root / "flags.cfg")
+    data_path = property(lambda self: self.root / "data.json")
     progress_path = property(lambda self: self.root / "progress.json")
     history_path = property(lambda self: self.root / "history.csv")
     metrics_path = property(lambda self: self.root / "metrics.json")
