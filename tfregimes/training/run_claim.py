@@ -57,9 +57,9 @@ def check_same_data(run_dir: RunDirectory, current: dict[str, Any]) -> None:
     changes = fingerprint_differences(read_json(run_dir.data_path), current)
     if changes:
         raise RunDataMismatch(
-            f"{run_dir.root} holds a run on other data than {current['dataset']} holds now ({'; '.join(changes)}); "
-            f"its numbers are not of this data. Restore the data it was trained on to resume or report it, or "
-            "start a new run with another --model_dir.")
+            f"{run_dir.root} holds a run trained on other data than {current['dataset']} holds now "
+            f"({'; '.join(changes)}); its numbers are not of this data. Restore the data it was trained on to resume "
+            "or report it, or start a new run with another --model_dir.")
 
 
 def run_data_fingerprint(config: config_lib.RunConfig) -> dict[str, Any]:
