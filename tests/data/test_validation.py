@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from helpers import run_cli, tiny_config
+from helpers import REPO, run_cli, tiny_config
 
 
 def _arrays(**changes):
@@ -35,6 +35,13 @@ BAD_FILES = {
                        r"x_train and x_test differ in shape: \(4, 4, 1\) vs \(5, 5, 1\)"),
     "empty_test": ({"x_test": np.zeros((0, 4, 4, 1), np.float32), "y_test": np.zeros((0,), np.int64)},
                    r"x_test is empty"),
+    # Issue 24, item 5: a fractional class count was truncated, a huge one exhausted memory building the model.
+    "num_classes_fraction": ({"num_classes": np.array(10.7)}, r"num_classes must be one whole number, not 10\.7; "
+                             r"store the class count the labels use"),
+    "num_classes_huge": ({"num_classes": np.array(10**9)}, r"num_classes=1000000000 is outside 1\.\.40 \(the "
+                         r"number of training examples\)"),
+    "num_classes_list": ({"num_classes": np.array([4, 4])}, r"num_classes must be one whole number, not int64 of "
+                         r"shape \(2,\)"),
 }
 
 
@@ -70,6 +77,15 @@ def test_a_file_that_is_not_npz_is_named_as_such(tmp_path, content, message):
         load_dataset(f"npz:{path}")
 
 
+def test_an_npy_file_is_named_as_one_array_not_the_four_splits(tmp_path):
+    from tfregimes.data import InvalidDatasetError, load_dataset
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((5, 3)))
+    with pytest.raises(InvalidDatasetError, match=r"x\.npy: the file holds a single array \(numpy.save's .npy "
+                                                  r"format, shape \(5, 3\)\), not a .npz archive.*numpy.savez"):
+        load_dataset(f"npz:{path}")
+
+
 def test_a_batch_larger_than_the_training_set_is_a_flag_error_before_training(tmp_path):
     from tfregimes.training import RunConfigError, train_and_evaluate
     with pytest.raises(RunConfigError, match=r"--batch_size=1024 exceeds the 512 training examples of synthetic"):
@@ -86,3 +102,14 @@ def test_train_cli_stops_on_bad_data_with_one_line_before_training(tmp_path):
     assert "Traceback" not in completed.stderr and "diverged" not in completed.stdout.lower()
     assert f"error: npz:{path}: x_train holds 16 non-finite values" in completed.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_refuses_an_npy_file_in_one_line_leaving_no_run_directory(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    completed = run_cli("tfregimes.train", f"--flagfile={REPO / 'flags' / 'smoke.cfg'}", "--dataset=npz:x.npy",
+                        cwd=tmp_path)
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        "error: npz:x.npy: the file holds a single array (numpy.save's .npy format, shape (3,)), not a .npz archive "
+        "of the four splits; save one with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]  # No runs/ directory.

@@ -107,6 +107,7 @@ class RunDirectory:
         return RunLock(fd, previous if previous not in (None, os.getpid()) else None)
 
     flags_path = property(lambda self: self.root / run_files.FLAGS_FILE)
+    data_path = property(lambda self: self.root / run_files.DATA_FILE)
     progress_path = property(lambda self: self.root / run_files.PROGRESS_FILE)
     history_path = property(lambda self: self.root / run_files.HISTORY_FILE)
     metrics_path = property(lambda self: self.root / run_files.METRICS_FILE)

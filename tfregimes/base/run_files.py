@@ -1,8 +1,9 @@
 """A run directory's contract: the names of its files, how every file is written (atomically, all with one mode),
 its flagfile's lines, and the one rule that says which state a run is in.
 
-Layout (README "What a run writes"; `tfregimes.base.run_dir.RunDirectory` holds the paths):
+Layout (docs/reliability.md "What a run writes"; `tfregimes.base.run_dir.RunDirectory` holds the paths):
   flags.cfg        resolved flags; `--flagfile=RUN/flags.cfg` repeats the run ("# Started as:" names its command)
+  data.json        the data's fingerprint (tfregimes.data.fingerprint): a rerun on changed data is refused
   progress.json    last completed epoch and its checkpoint (written last, so it never points ahead of the files)
   history.csv      one row per completed epoch, every logged metric
   metrics.json     final metrics (written when the run ends): the run has a result
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 FLAGS_FILE = "flags.cfg"
+DATA_FILE = "data.json"
 PROGRESS_FILE = "progress.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"

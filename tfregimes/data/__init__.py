@@ -13,11 +13,20 @@ from tfregimes.data import fashion_mnist, imagenet, sources, tfds_sources  # noq
 from tfregimes.data.augmentation import AUGMENTATIONS, Augmentation
 from tfregimes.data.base import DatasetInfo, LoadedDataset, SplitArrays
 from tfregimes.data.errors import DatasetUnavailableError, InvalidDatasetError
+from tfregimes.data.fingerprint import differences as fingerprint_differences
 from tfregimes.data.normalization import NORMALIZATION_CHOICES, NORMALIZATIONS
-from tfregimes.data.registry import DATASETS, check_dataset_name, dataset_names, load_dataset, prefix_forms
+from tfregimes.data.registry import (
+    DATASETS,
+    check_dataset_name,
+    dataset_fingerprint,
+    dataset_names,
+    load_dataset,
+    prefix_forms,
+)
 
 __all__ = [
     "AUGMENTATIONS", "Augmentation", "DATASETS", "DatasetInfo", "DatasetUnavailableError", "InvalidDatasetError",
     "LoadedDataset", "NORMALIZATIONS", "NORMALIZATION_CHOICES", "SplitArrays",
-    "check_dataset_name", "dataset_names", "load_dataset", "prefix_forms",
+    "check_dataset_name", "dataset_fingerprint", "dataset_names", "fingerprint_differences", "load_dataset",
+    "prefix_forms",
 ]

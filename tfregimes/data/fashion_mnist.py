@@ -15,8 +15,9 @@ import struct
 import numpy as np
 
 from tfregimes.data.base import LoadRequest, SplitArrays
+from tfregimes.data.fingerprint import FINGERPRINTS, files_fingerprint
 from tfregimes.data.registry import register_arrays_source
-from tfregimes.data.tfds_sources import tfds_split_arrays
+from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_split_arrays
 
 # Where `apt-get install dataset-fashion-mnist` puts the files (`dpkg -L dataset-fashion-mnist`).
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -98,3 +99,12 @@ def fashion_mnist(request: LoadRequest) -> SplitArrays:
         x_test, y_test = tfds_split_arrays("fashion_mnist", "test", request, hint=looked)
         arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return SplitArrays(**arrays, num_classes=10, default_normalization="per_channel")
+
+
+@FINGERPRINTS.register("fashion_mnist")
+def fashion_mnist_fingerprint(data_dir: str | None) -> dict:
+    """The four IDX files the loader reads, or (without them) the TFDS builder it falls back to."""
+    directory = find_idx_directory(_candidate_directories(data_dir))
+    if directory is None:
+        return tfds_fingerprint("fashion_mnist", data_dir)
+    return files_fingerprint([_idx_path(directory, stem) for stem in IDX_FILES.values()])

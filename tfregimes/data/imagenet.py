@@ -17,10 +17,11 @@ import tensorflow as tf
 
 from tfregimes.data.augmentation import AUGMENTATIONS, IMAGENET_CROP, imagenet_eval_crop
 from tfregimes.data.base import DatasetInfo, LoadedDataset, LoadRequest, check_epochs, check_split
+from tfregimes.data.fingerprint import FINGERPRINTS
 from tfregimes.data.normalization import NormalizationStats, fixed_stats, normalize_tf, resolve_normalization
 from tfregimes.data.pipeline import item_seed
 from tfregimes.data.registry import DATASETS
-from tfregimes.data.tfds_sources import tfds_load
+from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_load
 
 TFDS_NAME = "imagenet2012"
 TFDS_SPLITS = {"train": "train", "test": "validation"}
@@ -139,3 +140,4 @@ class StreamingImageNet(LoadedDataset):
 
 
 DATASETS.register(TFDS_NAME, StreamingImageNet.load)
+FINGERPRINTS.register(TFDS_NAME, lambda data_dir: tfds_fingerprint(TFDS_NAME, data_dir))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tfregimes.base.registry import Registry, UnknownNameError
+from tfregimes.data import fingerprint
 from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data.normalization import NORMALIZATION_CHOICES
 from tfregimes.data.pipeline import InMemoryDataset
@@ -50,6 +51,18 @@ def _loader(name: str) -> DatasetLoader:
         return DATASETS.get(name)
     raise UnknownNameError(f"unknown dataset {name!r}; valid names: "
                            f"{', '.join(dataset_names() + prefix_forms())}")
+
+
+def dataset_fingerprint(name: str, *, data_dir: str | None = None) -> dict:
+    """What the content of dataset `name` (as `load_dataset(name, data_dir=data_dir)` reads it) is, without loading
+    it: tfregimes.data.fingerprint. Raises DatasetUnavailableError for an npz:PATH file that does not exist."""
+    _loader(name)  # An unknown name fails as loading it would.
+    prefix, colon, argument = name.partition(":")
+    if colon and prefix in fingerprint.PREFIX_FINGERPRINTS:
+        content = fingerprint.PREFIX_FINGERPRINTS.get(prefix)(argument, data_dir)
+    else:
+        content = fingerprint.FINGERPRINTS.get(name)(data_dir)
+    return fingerprint.finish(name, content)
 
 
 def check_dataset_name(name: str) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from tfregimes.data.base import LoadRequest, SplitArrays
 from tfregimes.data.errors import DatasetUnavailableError
+from tfregimes.data.fingerprint import FINGERPRINTS
 from tfregimes.data.registry import register_arrays_source
 
 _MATERIALIZE_BATCH = 4096
@@ -57,6 +58,17 @@ def tfds_load(tfds_name: str, split: str, request: LoadRequest, hint: str = "", 
         raise DatasetUnavailableError(unavailable_message(tfds_name, request, error, hint)) from None
 
 
+def tfds_fingerprint(tfds_name: str, data_dir: str | None) -> dict:
+    """The builder's name and version, and the split sizes its prepared data records (none under
+    tfds.testing.mock_data, or before the data is prepared), read from its dataset_info.json without the data."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    splits = {name: int(split.num_examples) for name, split in sorted(builder.info.splits.items())}
+    return {"kind": "tfds", "builder": builder.name, "version": str(builder.version), "splits": splits,
+            "location": str(builder.data_dir)}
+
+
 def tfds_split_arrays(tfds_name: str, split: str, request: LoadRequest, hint: str = ""
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 NHWC, labels) of one split, materialized in memory."""
@@ -93,6 +105,7 @@ def _register_tfds_in_memory(name: str, num_classes: int, default_normalization:
             y_train = np.concatenate([y_train, y_extra])
         return SplitArrays(x_train, y_train, x_test, y_test, num_classes=num_classes,
                            default_normalization=default_normalization, stats_rows=stats_rows)
+    FINGERPRINTS.register(name, lambda data_dir: tfds_fingerprint(name, data_dir))
     return source
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import tensorflow as tf
 
 from tfregimes.base.progress import Progress
-from tfregimes.data import load_dataset
+from tfregimes.data import dataset_fingerprint, load_dataset
 from tfregimes.diagnostics.adapters import MINIMUM_METRICS, compute_minimum_metrics, fixed_sample
 from tfregimes.diagnostics.minimum import (
     interpolation_alphas,
@@ -38,14 +38,15 @@ from tfregimes.training.scoring import (
 )
 
 # Keys of the result that are not metric entries, though dicts: what `metric_entries` skips.
-_NOT_METRICS = frozenset({"metric_settings", "interpolation"})
+_NOT_METRICS = frozenset({"data", "metric_settings", "interpolation"})
 
 
 def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None) -> dict[str, Any]:
-    """The evaluation `config` describes: {model, dataset, split, normalization, normalization_carried_by_model,
-    loss, accuracy, examples}; with `metrics`, also metrics_split, metric_settings, one flat entry per metric value
-    (`metric_entries`), metrics_examples (the sample's size) and metrics_split_examples; with `interpolate_with`,
-    also interpolation (its CSV and PNG written).
+    """The evaluation `config` describes: {model, dataset, data (the fingerprint of the data it read:
+    tfregimes.data.fingerprint), split, normalization, normalization_carried_by_model, loss, accuracy, examples};
+    with `metrics`, also metrics_split, metric_settings, one flat entry per metric value (`metric_entries`),
+    metrics_examples (the sample's size) and metrics_split_examples; with `interpolate_with`, also interpolation
+    (its CSV and PNG written).
 
     Raises ModelLoadError, DatasetUnavailableError or ValueError, each a one-paragraph message, for a model or data
     that cannot be used; every such check runs before the first expensive step. `progress` (None: silent) shows the
@@ -65,7 +66,8 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
     note = check_classes(logits_fn, data, config.split)
     if note:
         print(note, file=sys.stderr)
-    result = {"model": config.model, "dataset": config.dataset, "split": config.split,
+    result = {"model": config.model, "dataset": config.dataset,
+              "data": dataset_fingerprint(config.dataset, data_dir=config.data_dir or None), "split": config.split,
               "normalization": carried or data.info.normalization,
               "normalization_carried_by_model": carried is not None,
               **evaluate_classifier(logits_fn, data.evaluation(config.split, settings.batch_size))}

@@ -9,6 +9,7 @@ Column names:
   gap_accuracy, gap_loss                 the generalization gap from those four numbers: train − test accuracy,
                                          test − train loss (the only derived columns)
   epochs_run, wall_seconds, train_seconds   metrics.json
+  data                                   the digest of the data's fingerprint in metrics.json (equal: same data)
   stop/criterion, stop/target,           metrics.json's `stop` (--stop_at_train_loss / --stop_at_train_accuracy):
   stop/reached_target,                   train_loss or train_accuracy, its target, whether and at which epoch the
   stop/stopped_at_epoch,                 run reached it, and the clean loss and accuracy its last check read; None
@@ -73,6 +74,7 @@ def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
     row.update({flag: parse_value(flag_value(record, flag)) for flag in flags})
     metrics = record.metrics
     row.update({name: finite(metrics.get(name)) for name in FINAL_METRICS + RUN_METRICS})
+    row["data"] = (metrics.get("data") or {}).get("digest")
     row["gap_accuracy"] = row["train_accuracy"] - row["test_accuracy"]
     row["gap_loss"] = row["test_loss"] - row["train_loss"]
     row.update(stop_columns(metrics.get("stop")))
@@ -132,6 +134,6 @@ def corrupt_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def measure_columns(df: pd.DataFrame) -> list[str]:
     """The minimum metrics and final training diagnostics present in `df`, in column order."""
-    fixed = {"run", "run_dir", "state", "diverged", "reason", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
+    fixed = {"run", "run_dir", "state", "diverged", "reason", "data", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
              *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
     return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]

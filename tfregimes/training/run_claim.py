@@ -1,13 +1,15 @@
 """Which run directory a run writes, and whether it may: the default name claimed atomically, the lock a writing
-process holds, the refusal of a directory started with other flags, and the wall clock a resumed run carries on."""
+process holds, the refusal of a directory started with other flags or on other data, the removal of a directory
+whose run never started, and the wall clock a resumed run carries on."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from tfregimes.base.run_dir import RunDirectory, RunLock
+from tfregimes.base.run_dir import RunDirectory, RunLock, read_json
 from tfregimes.config import run_config as config_lib
+from tfregimes.data import dataset_fingerprint, fingerprint_differences
 
 
 class RunConfigError(ValueError):
@@ -18,10 +20,14 @@ class RunConfigMismatch(RunConfigError):
     """An existing run directory was started with other flags than the ones given now."""
 
 
-def resolve_run_dir(config: config_lib.RunConfig) -> RunDirectory:
-    if config.model_dir:
-        return RunDirectory(config.model_dir)
-    return RunDirectory.new_default(config.dataset, config.model)
+class RunDataMismatch(RunConfigMismatch):
+    """An existing run directory was started on other data than its dataset holds now (same flags)."""
+
+
+def given_run_dir(config: config_lib.RunConfig) -> RunDirectory | None:
+    """The --model_dir, which may hold a run to resume or report; None for a default name, which is always a fresh
+    directory (a default name that exists is another run's, started in the same second: see `claim_run_dir`)."""
+    return RunDirectory(config.model_dir) if config.model_dir else None
 
 
 def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> None:
@@ -43,19 +49,61 @@ def check_same_flags(run_dir: RunDirectory, config: config_lib.RunConfig) -> Non
             "run with another --model_dir).")
 
 
-def claim_run_dir(run_dir: RunDirectory, config: config_lib.RunConfig, chief: bool
-                  ) -> tuple[RunDirectory, RunLock | None]:
+def check_same_data(run_dir: RunDirectory, current: dict[str, Any]) -> None:
+    """Refuses a run directory whose recorded data fingerprint (data.json) differs from `current`: a finished run
+    would report numbers of other data, an interrupted one would go on training on a mix of two data sets."""
+    if not run_dir.data_path.exists():  # Not started, or written before runs recorded their data.
+        return
+    changes = fingerprint_differences(read_json(run_dir.data_path), current)
+    if changes:
+        raise RunDataMismatch(
+            f"{run_dir.root} holds a run trained on other data than {current['dataset']} holds now "
+            f"({'; '.join(changes)}); its numbers are not of this data. Restore the data it was trained on to resume "
+            "or report it, or start a new run with another --model_dir.")
+
+
+def run_data_fingerprint(config: config_lib.RunConfig) -> dict[str, Any]:
+    """The fingerprint of the data `config` trains on (tfregimes.data.fingerprint)."""
+    return dataset_fingerprint(config.dataset, data_dir=config.data_dir or None)
+
+
+def recorded_result(run_dir: RunDirectory, config: config_lib.RunConfig,
+                    fingerprint: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Refuses a run directory started with other flags or on other data (`fingerprint`: the current data's, None:
+    computed here if needed); returns its metrics if it is finished, else None."""
+    check_same_flags(run_dir, config)
+    if run_dir.data_path.exists():
+        check_same_data(run_dir, fingerprint if fingerprint is not None else run_data_fingerprint(config))
+    return read_json(run_dir.metrics_path) if run_dir.metrics_path.exists() else None
+
+
+def claim_run_dir(config: config_lib.RunConfig, chief: bool
+                  ) -> tuple[RunDirectory, RunLock | None, bool]:
     """The chief claims the run directory (a fresh default one, or --model_dir) and holds its lock until the run
-    ends; other workers of a cluster write nothing there and take no lock."""
+    ends; other workers of a cluster write nothing there and take no lock. Returns (the directory, its lock,
+    whether this claim created it)."""
+    run_dir = given_run_dir(config)
     if not chief:
-        return run_dir, None
-    if not config.model_dir:
-        run_dir = RunDirectory.claim_default(config.dataset, config.model)
+        return run_dir or RunDirectory.new_default(config.dataset, config.model), None, False
+    if run_dir is None:
+        run_dir, created = RunDirectory.claim_default(config.dataset, config.model), True
+    else:
+        created = not run_dir.root.exists()
     lock = run_dir.lock()
     if lock.took_over_from is not None:
         print(f"Taking over {run_dir.root} from process {lock.took_over_from}, which ended without releasing it.",
               flush=True)
-    return run_dir, lock
+    return run_dir, lock, created
+
+
+def discard_unstarted(run_dir: RunDirectory) -> None:
+    """Removes a directory this process created for a run that failed before it started (no flags.cfg): it holds
+    only the lock file (and perhaps data.json), and would otherwise sit among the runs as one that is not a run."""
+    entries = {entry.name for entry in run_dir.root.iterdir()} if run_dir.root.is_dir() else set()
+    if ".lock" in entries and entries <= {".lock", run_dir.data_path.name}:
+        for name in entries:
+            (run_dir.root / name).unlink()
+        run_dir.root.rmdir()
 
 
 class WallClock:

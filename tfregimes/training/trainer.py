@@ -1,7 +1,8 @@
 """`train_and_evaluate`: one run from a RunConfig to a run directory with metrics, history, checkpoints and export.
 
 A run directory that already holds progress is resumed from its last completed epoch; one whose metrics.json
-exists is complete and only reported. Because each epoch's data order and augmentation depend only on
+exists is complete and only reported. Either is refused when its flags.cfg or its data.json (the fingerprint of the
+data it trained on) differs from what is given now. Because each epoch's data order and augmentation depend only on
 (seed, epoch) and the checkpoint holds model and optimizer state, a resumed run ends with the same numbers as an
 uninterrupted one.
 """
@@ -46,9 +47,11 @@ from tfregimes.training.plateau_controller import PlateauController
 from tfregimes.training.run_claim import (
     RunConfigError,
     WallClock,
-    check_same_flags,
     claim_run_dir,
-    resolve_run_dir,
+    discard_unstarted,
+    given_run_dir,
+    recorded_result,
+    run_data_fingerprint,
 )
 from tfregimes.training.scoring import inference_evaluation
 from tfregimes.training.target_stop import TrainingTarget, build_training_target, check_stop_settings
@@ -180,27 +183,30 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
                             config.stop_check_examples)
     except ValueError as error:
         raise RunConfigError(str(error)) from None
-    run_dir = resolve_run_dir(config)
-    check_same_flags(run_dir, config)
-    if run_dir.metrics_path.exists():
-        return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
+    run_dir = given_run_dir(config)
+    if run_dir is not None and (metrics := recorded_result(run_dir, config)) is not None:  # Before any data loads.
+        return RunResult(run_dir, metrics, already_complete=True)
 
     if strategy is None:
         strategy = prepare_devices(config.num_cpu_devices, config.strategy)  # Before anything touches a device.
     data = load_run_data(config)
+    fingerprint = run_data_fingerprint(config)  # After loading: TFDS may have just prepared the data.
     if config.batch_size > data.info.num_train:
         subset = " (--train_subset)" if config.train_subset else ""
         raise RunConfigError(f"--batch_size={config.batch_size} exceeds the {data.info.num_train} training examples "
                              f"of {config.dataset}{subset}; training drops the last partial batch, so no step would "
                              f"run. Use --batch_size of at most {data.info.num_train}.")
-    run_dir, lock = claim_run_dir(run_dir, config, is_chief(strategy))
+    run_dir, lock, created = claim_run_dir(config, is_chief(strategy))
     try:
-        if lock is not None:  # Another process may have written the run while this one loaded its data.
-            check_same_flags(run_dir, config)
-            if run_dir.metrics_path.exists():
-                return RunResult(run_dir, read_json(run_dir.metrics_path), already_complete=True)
+        # Another process may have written the run while this one loaded its data.
+        if lock is not None and (metrics := recorded_result(run_dir, config, fingerprint)) is not None:
+            return RunResult(run_dir, metrics, already_complete=True)
         with precision_policy(config.precision), strategy.scope():
-            return _train(config, data, run_dir, command, started)
+            return _train(config, data, fingerprint, run_dir, command, started)
+    except BaseException:
+        if created:  # A run that failed before it started (e.g. out of memory building the model) leaves nothing.
+            discard_unstarted(run_dir)
+        raise
     finally:
         if lock is not None:
             lock.release()
@@ -253,7 +259,8 @@ class _Progress:
 
 
 def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], steps_per_epoch: int,
-                     command, chief: bool, started: float, target: TrainingTarget | None) -> _Progress:
+                     command, chief: bool, started: float, target: TrainingTarget | None,
+                     fingerprint: dict[str, Any]) -> _Progress:
     run_dir.create()
     phase_record = PhaseRecord()
     progress, optimizer = None, None
@@ -278,7 +285,10 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
         if chief:
             recording.purge_tensorboard_from(run_dir.tensorboard_dir, state.initial_epoch)
     elif chief:
+        write_json(run_dir.data_path, fingerprint)  # Before flags.cfg, which marks a started run.
         write_atomically(run_dir.flags_path, config_lib.to_flagfile(config, command))
+    if chief and not run_dir.data_path.exists():  # A run started before runs recorded their data.
+        write_json(run_dir.data_path, fingerprint)
     return state
 
 
@@ -353,7 +363,8 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     return metrics
 
 
-def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, started: float) -> RunResult:
+def _train(config: config_lib.RunConfig, data, fingerprint: dict[str, Any], run_dir: RunDirectory, command,
+           started: float) -> RunResult:
     seed_run(config)
     steps_per_epoch = data.steps_per_epoch(micro_batch_size(config))
     phases = phases_from_config(config)
@@ -362,7 +373,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     chief = is_chief(strategy)  # Only the chief writes; other workers of a cluster only compute.
     shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
     state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief, started,
-                             build_training_target(config, model, data))
+                             build_training_target(config, model, data), fingerprint)
     epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief, shard)
     metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
     if not divergence.diverged:
@@ -376,6 +387,7 @@ def _train(config: config_lib.RunConfig, data, run_dir: RunDirectory, command, s
     metrics["wall_seconds"] = state.wall_clock.state()
     metrics["wall_seconds_this_process"] = time.perf_counter() - started
     metrics["run_dir"] = str(run_dir.root)
+    metrics["data"] = fingerprint
     if chief:
         write_json(run_dir.metrics_path, metrics)
     return RunResult(run_dir, metrics)
