@@ -134,6 +134,6 @@ def corrupt_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 def measure_columns(df: pd.DataFrame) -> list[str]:
     """The minimum metrics and final training diagnostics present in `df`, in column order."""
-    fixed = {"run", "run_dir", "state", "diverged", "reason", "data", "command", *FINAL_METRICS, *RUN_METRICS, *GAP_COLUMNS,
-             *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
+    fixed = {"run", "run_dir", "state", "diverged", "reason", "data", "command", *FINAL_METRICS, *RUN_METRICS,
+             *GAP_COLUMNS, *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
     return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tfregimes.base import keras_private
 from tfregimes.base.run_dir import RunDirectory
-from tfregimes.base.run_files import read_json, write_atomically, write_json
+from tfregimes.base.run_files import write_atomically, write_json
 from tfregimes.config import run_config as config_lib
 from tfregimes.data import InvalidDatasetError, load_dataset
 from tfregimes.diagnostics.adapters import diagnostic_callbacks
