@@ -122,5 +122,5 @@ def test_evaluate_records_the_data_it_evaluated_and_results_show_the_digest(npz_
     assert collect([result.run_dir.root])["data"].tolist() == [recorded["digest"]]
 
 
-def test_readme_names_the_data_json_file():
-    assert "`data.json`" in (REPO / "README.md").read_text()
+def test_the_run_files_page_names_the_data_json_file():
+    assert "| `data.json` |" in (REPO / "docs" / "reliability.md").read_text()
