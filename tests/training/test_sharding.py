@@ -2,16 +2,13 @@
 its own), one held in memory by data (each worker gets its half of every global batch)."""
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO
-from test_distribution import _free_ports
+from helpers import localhost_workers
 
 NUM_TRAIN = 16  # labels 0..15: each training example's label is its id
 
@@ -80,7 +77,7 @@ def test_fewer_files_than_workers_or_a_subset_split_the_epoch_by_data(tiny_image
         assert sorted(everything) == sorted(whole) and len(whole) == subset
 
 
-@pytest.mark.slow(50)
+@pytest.mark.slow(45)
 def test_two_workers_read_their_own_files_of_a_streamed_set_and_share_batches_of_an_in_memory_one(
         tiny_imagenet, tmp_path):
     source, file_ids = tiny_imagenet
@@ -93,14 +90,8 @@ def test_two_workers_read_their_own_files_of_a_streamed_set_and_share_batches_of
         other = sorted(version_dir.glob("imagenet2012-train.tfrecord-*"))[1 - index]
         other.write_bytes(b"\xff" * other.stat().st_size)
         data_dirs.append(copy)
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
-    workers = [subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("shard_worker.py")), str(tmp_path / f"worker{index}.json"),
-         str(data_dirs[index])],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
-        for index in range(2)]
+    workers = localhost_workers(lambda index: [sys.executable, str(Path(__file__).with_name("shard_worker.py")),
+                                               str(tmp_path / f"worker{index}.json"), str(data_dirs[index])])
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):  # DataLossError: a worker opened the other's file
         assert worker.returncode == 0, stderr[-3000:]
