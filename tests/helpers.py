@@ -1,9 +1,12 @@
-"""What several tests share: the repository root, a tiny run's config, running a CLI as a user would, and closed
-forms for a linear softmax classifier (logits x·W + b), the hand computations that tests compare with."""
+"""What several tests share: the repository root, a tiny run's config, running a CLI as a user would, a localhost
+cluster of worker processes, and closed forms for a linear softmax classifier (logits x·W + b), the hand
+computations that tests compare with."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +23,21 @@ def tiny_config(model_dir: Path, **changes):
                 learning_rate=0.05, lr_boundaries=(2.0,), model_dir=str(model_dir), verbose=0)
     base.update(changes)
     return RunConfig(**base)
+
+
+def localhost_workers(argv_of_worker, count: int = 2) -> list[subprocess.Popen]:
+    """Starts `count` processes, `argv_of_worker(index)` each, as the workers of one localhost cluster (TF_CONFIG)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    cluster = {"worker": [f"localhost:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    return [subprocess.Popen(
+        argv_of_worker(index), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
+        for index in range(count)]
 
 
 def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -1,15 +1,12 @@
 """tf.distribute and precision: MirroredStrategy on 2 logical CPU devices matches one device; mixed precision."""
 
 import json
-import os
-import socket
-import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-from helpers import REPO, run_cli, tiny_config
+from helpers import localhost_workers, run_cli, tiny_config
 
 from tfregimes.training import train_and_evaluate
 
@@ -42,26 +39,10 @@ def test_mirrored_on_two_cpu_devices_gives_the_weights_of_one_device(one_device_
     assert_same_weights(one_device_weights, exported_weights(tmp_path / "run"))
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_two_localhost_workers_train_checkpoint_and_match_one_device(one_device_weights, tmp_path):
-    ports = _free_ports(2)
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
     run_dir = tmp_path / "run"
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "tfregimes.train", *SMOKE, "--strategy=multi_worker", f"--model_dir={run_dir}"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-             "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})})
-        for index in range(2)]
+    workers = localhost_workers(lambda index: [sys.executable, "-m", "tfregimes.train", *SMOKE,
+                                               "--strategy=multi_worker", f"--model_dir={run_dir}"])
     outputs = [worker.communicate(timeout=300) for worker in workers]
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]

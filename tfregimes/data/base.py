@@ -76,6 +76,10 @@ class LoadedDataset(abc.ABC):
     # The normalization statistics the pipelines apply (a NormalizationStats, None for `none`); a run's export
     # carries them (tfregimes.training.export).
     stats = None
+    # Declared by the source: whether training streams from files that the workers of a cluster can split among
+    # themselves (`train(input_context=...)` reads only one worker's share). Otherwise workers split by data: each
+    # runs the whole pipeline and keeps its share of every batch, which costs nothing extra for arrays in memory.
+    shard_by_file = False
 
     def __init__(self, info: DatasetInfo):
         self.info = info
@@ -92,10 +96,13 @@ class LoadedDataset(abc.ABC):
 
     @abc.abstractmethod
     def train(self, batch_size: int, *, seed: int, augment: str = "none", start_epoch: int = 0,
-              num_epochs: int) -> tf.data.Dataset:
+              num_epochs: int, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """Epochs start_epoch .. num_epochs-1 back to back, each exactly steps_per_epoch batches of
         (float32 images, int32 labels). Feed it to `model.fit(..., initial_epoch=start_epoch,
-        epochs=num_epochs, steps_per_epoch=steps_per_epoch(batch_size))`."""
+        epochs=num_epochs, steps_per_epoch=steps_per_epoch(batch_size))`.
+
+        `input_context` (only where `shard_by_file`): the batches of one input pipeline of a cluster, for
+        `strategy.distribute_datasets_from_function`: its share of each epoch, in per-replica batches."""
 
     @abc.abstractmethod
     def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:

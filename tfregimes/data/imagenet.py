@@ -6,6 +6,12 @@ followed by that augmentation). Evaluation resizes the shorter side to 256 and t
 224 x 224 crop. Unlike the in-memory datasets, a resumed run is not guaranteed bit-identical
 batches: TFDS' parallel file reads make the order only approximately reproducible.
 The "test" split is ImageNet's validation set.
+
+Across the workers of a cluster (`train(input_context=...)`), each worker reads only its own training files:
+TFDS assigns file i to worker i mod n before the seeded file shuffle, so the shares are disjoint whatever the
+seeds, and together they are the epoch. Sharding by file needs at least as many files as workers (TFDS refuses
+fewer) and whole files: with fewer files, or a --train_subset (the first N examples in file order), every worker
+reads the same files in the same (seed, epoch)-seeded order and keeps every n-th example instead.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ def _python_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed % 2**63, epoch]).generate_state(1)[0])
 
 
+def _num_files(info, tfds_split: str) -> int:
+    """The split's record files; 0 where the info does not say (tfds.testing.mock_data)."""
+    return int(info.splits[tfds_split].num_shards) if tfds_split in info.splits else 0
+
+
 def _num_examples(info, tfds_split: str, dataset: tf.data.Dataset) -> int:
     split_info = info.splits[tfds_split] if tfds_split in info.splits else None
     if split_info is not None and split_info.num_examples:
@@ -48,10 +59,14 @@ def _num_examples(info, tfds_split: str, dataset: tf.data.Dataset) -> int:
 
 
 class StreamingImageNet(LoadedDataset):
-    def __init__(self, info: DatasetInfo, request: LoadRequest, stats: NormalizationStats | None):
+    shard_by_file = True
+
+    def __init__(self, info: DatasetInfo, request: LoadRequest, stats: NormalizationStats | None,
+                 train_files: int = 0):
         super().__init__(info)
         self._request = request
         self.stats = stats
+        self._train_files = train_files
 
     @classmethod
     def load(cls, name: str, request: LoadRequest) -> StreamingImageNet:
@@ -64,6 +79,7 @@ class StreamingImageNet(LoadedDataset):
         for split, tfds_split in TFDS_SPLITS.items():  # fails fast when the data is missing
             dataset, info = tfds_load(TFDS_NAME, tfds_split, request)
             sizes[split] = _num_examples(info, tfds_split, dataset)
+        train_files = _num_files(info, TFDS_SPLITS["train"])
         num_train = sizes["train"]
         if request.train_subset is not None:
             if not 1 <= request.train_subset <= num_train:
@@ -73,26 +89,51 @@ class StreamingImageNet(LoadedDataset):
         info = DatasetInfo(name=name, input_shape=(IMAGENET_CROP, IMAGENET_CROP, 3),
                            num_classes=NUM_CLASSES, num_train=num_train, num_test=sizes["test"],
                            normalization=normalization, in_memory=False)
-        return cls(info, request, stats)
+        return cls(info, request, stats, train_files)
 
-    def _read(self, split: str, shuffle_seed: int | None) -> tf.data.Dataset:
-        """(uint8 image, int32 label) pairs; the training subset is the first N in file order."""
+    def _read(self, split: str, shuffle_seed: int | None,
+              input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """(uint8 image, int32 label) pairs; the training subset is the first N in file order.
+        `input_context`: only that input pipeline's files."""
         import tensorflow_datasets as tfds
 
         subset = self._request.train_subset if split == "train" else None
-        kwargs = {}
+        read = {}
         if shuffle_seed is not None and subset is None:
-            kwargs = dict(shuffle_files=True, read_config=tfds.ReadConfig(shuffle_seed=shuffle_seed))
+            read["shuffle_seed"] = shuffle_seed
+        if input_context is not None:
+            read["input_context"] = input_context
+        kwargs = dict(shuffle_files="shuffle_seed" in read, read_config=tfds.ReadConfig(**read)) if read else {}
         dataset, _ = tfds_load(TFDS_NAME, TFDS_SPLITS[split], self._request, **kwargs)
         if subset is not None:
             dataset = dataset.take(subset)
         return dataset.map(lambda image, label: (image, tf.cast(label, tf.int32)))
 
-    def _epoch(self, epoch: int, batch_size: int, steps: int, seed: int, augmentation):
+    def _shards_by_file(self, input_context: tf.distribute.InputContext | None) -> bool:
+        """Whether this pipeline reads only its own files (see the module docstring)."""
+        return (input_context is not None and input_context.num_input_pipelines > 1
+                and self._request.train_subset is None and self._train_files >= input_context.num_input_pipelines)
+
+    def _epoch(self, epoch: int, batch_size: int, steps: int, seed: int, augmentation,
+               input_context: tf.distribute.InputContext | None = None):
         epoch_seed = _python_seed(seed, epoch)
-        examples = (self._read("train", shuffle_seed=epoch_seed)
-                    .shuffle(SHUFFLE_BUFFER, seed=epoch_seed, reshuffle_each_iteration=False)
-                    .enumerate())
+        pipelines, pipeline = ((input_context.num_input_pipelines, input_context.input_pipeline_id)
+                               if input_context is not None else (1, 0))
+        by_file = self._shards_by_file(input_context)
+        examples = self._read("train", shuffle_seed=epoch_seed, input_context=input_context if by_file else None)
+        if pipelines > 1 and not by_file:
+            # Every pipeline reads the same files in the same order (seeded by (seed, epoch) alone, and read
+            # deterministically), so taking every n-th example before the shuffle buffer splits the epoch.
+            examples = examples.shard(pipelines, pipeline)
+        examples = examples.shuffle(SHUFFLE_BUFFER, seed=epoch_seed, reshuffle_each_iteration=False)
+        if pipelines > 1:
+            # Files may hold unequal numbers of examples, but every worker must give exactly its `steps` batches
+            # (a worker that runs out first leaves the others waiting in a collective): a short share wraps around.
+            # Example k of pipeline p is example k * n + p of the epoch: no two workers augment alike.
+            examples = (examples.repeat().enumerate()
+                        .map(lambda index, pair: (index * pipelines + pipeline, pair)))
+        else:
+            examples = examples.enumerate()
         if augmentation.example_fn is not None:
             crop = lambda index, pair: (augmentation.example_fn(pair[0],  # noqa: E731
                                                                 item_seed(seed, epoch, index)),
@@ -103,17 +144,21 @@ class StreamingImageNet(LoadedDataset):
                    .batch(batch_size, drop_remainder=True).take(steps))
         if augmentation.batch_fn is not None and not augmentation.is_identity:
             batches = batches.enumerate().map(
-                lambda step, pair: (augmentation.batch_fn(pair[0], item_seed(seed, epoch, step)),
+                lambda step, pair: (augmentation.batch_fn(pair[0], item_seed(seed, epoch, step * pipelines + pipeline)),
                                     pair[1]),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return batches
 
     def train(self, batch_size: int, *, seed: int, augment: str = "none", start_epoch: int = 0,
-              num_epochs: int) -> tf.data.Dataset:
+              num_epochs: int, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         augmentation = AUGMENTATIONS.get(augment)
         check_epochs(start_epoch, num_epochs)
         steps = self.steps_per_epoch(batch_size)
-        epochs = [self._epoch(epoch, batch_size, steps, seed, augmentation)
+        if input_context is not None:  # Each of this worker's replicas takes one per-replica batch per step.
+            replica_batch = input_context.get_per_replica_batch_size(batch_size)
+            steps *= batch_size // (replica_batch * input_context.num_input_pipelines)
+            batch_size = replica_batch
+        epochs = [self._epoch(epoch, batch_size, steps, seed, augmentation, input_context)
                   for epoch in range(start_epoch, max(num_epochs, start_epoch + 1))]
         dataset = functools.reduce(lambda first, second: first.concatenate(second), epochs)
         if num_epochs == start_epoch:

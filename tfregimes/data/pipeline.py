@@ -110,7 +110,10 @@ class InMemoryDataset(LoadedDataset):
         return self._tensor_cache[split]
 
     def train(self, batch_size: int, *, seed: int, augment: str = "none", start_epoch: int = 0,
-              num_epochs: int) -> tf.data.Dataset:
+              num_epochs: int, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        if input_context is not None:
+            raise ValueError(f"{self.info.name} is held in memory and is sharded by data across workers, "
+                             "not read per input pipeline")
         augmentation = get_batch_augmentation(augment, dataset_name=self.info.name,
                                               is_image=self.info.is_image)
         check_epochs(start_epoch, num_epochs)

@@ -9,6 +9,9 @@ import os
 import keras
 import tensorflow as tf
 
+from tfregimes.data.base import LoadedDataset
+from tfregimes.steps.plain import is_multi_worker
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -64,10 +67,28 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """In-memory pipelines have no files to shard across workers: each worker takes its share of every batch."""
+    """Each worker runs the whole pipeline and takes its share of every batch (no file sharding)."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def training_batches(strategy: tf.distribute.Strategy, data: LoadedDataset, batch_size: int, **train_args):
+    """`data.train(batch_size, **train_args)`, as each worker of `strategy` should read it.
+
+    Across the workers of a cluster, a dataset streamed from files (`data.shard_by_file`) gets one pipeline per
+    worker that reads only that worker's files (TFDS' per-worker file split, tfregimes.data.imagenet), instead of
+    every worker reading and decoding the whole data set to keep 1/n of it. tf.data's AutoShardPolicy.FILE would
+    also split the files, but it keeps the global batching, so a worker whose files hold a few examples fewer
+    would run out before the others and leave them waiting in a collective; per-worker pipelines give each
+    worker exactly its batches. Arrays in memory cost nothing to read: they stay sharded by data, which keeps the
+    batches of one device (tests/training/test_distribution.py)."""
+    if not is_multi_worker(strategy):
+        return data.train(batch_size, **train_args)
+    if not data.shard_by_file:
+        return shard_by_data(data.train(batch_size, **train_args))
+    return strategy.distribute_datasets_from_function(
+        lambda context: data.train(batch_size, input_context=context, **train_args))
 
 
 @contextlib.contextmanager

@@ -34,7 +34,13 @@ from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
 from tfregimes.training import export, recording
-from tfregimes.training.distribution import is_chief, precision_policy, prepare_devices, shard_by_data
+from tfregimes.training.distribution import (
+    is_chief,
+    precision_policy,
+    prepare_devices,
+    shard_by_data,
+    training_batches,
+)
 from tfregimes.training.exploration_controller import ExplorationController
 from tfregimes.training.phases import (
     Phase,
@@ -318,8 +324,8 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
         recorder = recording.EpochRecorder(run_dir, state.history, records=records, divergence=divergence,
                                            is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
         start = max(state.initial_epoch, phase.start_epoch)
-        model.fit(shard(data.train(batch_size, seed=config.seed, augment=config.augment,
-                                   start_epoch=start, num_epochs=phase.end_epoch)),
+        model.fit(training_batches(tf.distribute.get_strategy(), data, batch_size, seed=config.seed,
+                                   augment=config.augment, start_epoch=start, num_epochs=phase.end_epoch),
                   epochs=phase.end_epoch, initial_epoch=start, steps_per_epoch=steps_per_epoch,
                   validation_data=validation, validation_freq=config.eval_every,
                   callbacks=epoch_callbacks(
