@@ -27,7 +27,7 @@ import pandas as pd
 from reproduction import Claim, claim_lines, new_figure, save_figure
 from sweeps import Sweep
 
-from tfregimes.analysis import comparable, mean_effect, paired_difference, verdict
+from tfregimes.analysis import comparable, mean_effect, paired_difference, summarize, verdict
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.results import load_runs
 from tfregimes.sweep.spec import point_name
@@ -103,7 +103,7 @@ def mean_accuracy(records: list[dict], momentum: float, learning_rates) -> np.nd
     for lr in learning_rates:
         values = [r["test_accuracy"] for r in records if r["momentum"] == momentum and r["learning_rate"] == lr
                   and not r["diverged"]]
-        out.append(float(np.mean(values)) if values else float("nan"))
+        out.append(summarize(values).mean)  # NaN where every seed diverged.
     return np.array(out)
 
 

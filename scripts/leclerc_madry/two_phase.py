@@ -78,7 +78,7 @@ def accuracy_by_seed(runs: list[dict]) -> dict[str, float]:
     for r in runs:
         if not r["diverged"]:
             values.setdefault(str(r["seed"]), []).append(100 * r["test_accuracy"])
-    return {seed: float(np.mean(v)) for seed, v in values.items()}
+    return {seed: summarize(v).mean for seed, v in values.items()}
 
 
 def bins_of(runs: list[dict], epochs: int, bins: int = BINS) -> list[dict]:
@@ -133,14 +133,14 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
     base = list(analysis["baseline"].values())
     if base:
         ax.axhspan(min(base), max(base), color="gray", alpha=0.25, label="three-stage schedule (range over seeds)")
-        ax.axhline(float(np.mean(base)), color="gray", linestyle="--", label="three-stage mean")
+        ax.axhline(summarize(base).mean, color="gray", linestyle="--", label="three-stage mean")
     for name, marker in zip(PHASE1, "os"):
         done = [r for r in runs[name] if not r["diverged"]]
         dots, = ax.plot([r["transition_epoch"] for r in done], [100 * r["test_accuracy"] for r in done], marker,
                         alpha=0.6, label=f"two phases, {name.replace('_', ' ')} in phase 1")
         for b in analysis["bins"][name]:
             if b["by_seed"]:  # The bin's mean over seeds, each seed's the mean over its draws.
-                ax.hlines(np.mean(list(b["by_seed"].values())), b["low"], b["high"], color=dots.get_color(),
+                ax.hlines(summarize(b["by_seed"].values()).mean, b["low"], b["high"], color=dots.get_color(),
                           linewidth=2.5)
     ax.set(xlabel="transition epoch", ylabel="test accuracy (%)",
            title="Two phases vs three stages, means per bin as bars (seed 001 Fig. 7)")
