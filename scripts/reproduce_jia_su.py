@@ -4,7 +4,7 @@ Reproduces seed 004 (Jia & Su 2020, "Information-theoretic local minima characte
 CPU scale and writes docs/results/jia_su/: one section per part (`<part>.md`, its JSON and figure) and README.md,
 which gathers the sections that exist, so a part can be rerun alone. The setting (a small CNN on a Fashion-MNIST
 subset, trained to a 99.9 % training-accuracy stop with the learning rate divided by 10 on plateaus) is in
-scripts/jia_su/setup.py; every model is trained and measured by `python -m tfregimes.sweep --metrics=...`.
+scripts/jia_su/setup.py; every model is trained and measured by a sweep with --metrics (`tfregimes.sweep.run_sweep`).
 
 - `confusion`: §7.1 Figure 1, Scenario I, random-labelled images appended to training (`--confusion_size`).
 - `augmentation`: Figure 2, Scenario II, none / flip / crop1_flip / crop4_flip.

@@ -2,9 +2,9 @@
 
 Reproduces seed 003 (Keskar et al. 2017, "On Large-Batch Training for Deep Learning: Generalization Gap and Sharp
 Minima") at CPU scale and writes docs/results/keskar/: one section per part (`<part>.md`, its JSON and figures) and
-README.md, which gathers the sections that exist, so a part can be rerun alone. Every run is made by
-`python -m tfregimes.sweep` (training to a target accuracy with `--stop_at_train_accuracy`, then
-`python -m tfregimes.evaluate --metrics=sharpness`); the parts share the SB/LB sweep, which a later part reuses.
+README.md, which gathers the sections that exist, so a part can be rerun alone. Every run is made by a
+sweep in this process (`tfregimes.sweep.run_sweep`: training to a target accuracy with `--stop_at_train_accuracy`, then
+`tfregimes.evaluate --metrics=sharpness`); the parts share the SB/LB sweep, which a later part reuses.
 
 - `table`: Tables 2–4 (SB vs LB: accuracy, ε-sharpness in the full space and a random 100-dim subspace at
   ε = 1e-3 and 5e-4, weight norm) and Figure 3 (loss and accuracy along the SB→LB line).

@@ -9,7 +9,7 @@ the sections that exist, so a part can be rerun alone.
 - `lr_momentum` (about 22 min on 2 cores): §3.2 Figure 4 and appendix B, test accuracy against the learning rate
   for several momenta on MNIST-1D, trained with tfregimes, and the learning rate matching a baseline's early loss.
 - `two_phase` (about 28 min): §4.2 Figure 7, two independent phases against the three-stage step schedule over
-  randomly drawn transition epochs, with and without momentum in phase 1, run as sweeps (`python -m tfregimes.sweep`).
+  randomly drawn transition epochs, with and without momentum in phase 1, run as sweeps (`tfregimes.sweep.run_sweep`).
 
 `--smoke` runs each part's whole pipeline on tiny sizes in well under a minute (for the test suite); `--notrain`
 trains nothing and writes the network parts' sections from the runs that finished in --work_dir (the convex part, a

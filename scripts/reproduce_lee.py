@@ -6,8 +6,8 @@ and figure) and README.md, which gathers the sections that exist, so a part can 
 
 Every part reads the same four sweeps (small batch, large batch with Goyal et al.'s linear scaling and warm-up,
 large batch with LARS, large batch with extended exploration and the run-time decay; MNIST-1D, `mlp`, same epochs,
-5 seeds), made by `python -m tfregimes.sweep`; the first part to run makes them (17 min with --parallel_sweeps
-on 2 shared cores) and the others reuse them (a sweep rerun skips finished points).
+5 seeds), made by `tfregimes.sweep.run_sweep` in this process; the first part to run makes them (17 min with
+--parallel_sweeps on 2 shared cores) and the others reuse them (a sweep rerun skips finished points).
 - `accuracy`: final test accuracy per regime (seed 000's tables), and the large-batch gap.
 - `curves`: learning curves with the run-time decay points marked (appendix A.3).
 - `margins`: the normalized margin distribution over training per regime (appendix A.1, Figure 1).
@@ -58,9 +58,9 @@ def main(argv):
     output, work_dir, command = start("lee", argv)
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
     if FLAGS.train:
-        sweep_commands = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+        sweeps = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
     else:  # The setting still shows the sweeps that made the runs.
-        sweep_commands = regimes.sweep_commands(setting, work_dir)
+        sweeps = regimes.sweeps(setting, work_dir)
         print("[lee] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
     frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
     output.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def main(argv):
                "margins": lambda: sections.write_margins(output, frame, runs)}
 
     def write_setting_and_page() -> None:  # The setting's wall time counts the parts too.
-        sections.write_setting(output, setting, sweep_commands, runs, command, (time.time() - started) / 60)
+        sections.write_setting(output, setting, sweeps, runs, command, (time.time() - started) / 60)
         write_page(output)
 
     run_parts(FLAGS.part, lambda part: writers[part](), write_setting_and_page, output)

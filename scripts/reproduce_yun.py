@@ -3,7 +3,7 @@
 Reproduces seed 002 (Yun et al. 2022, "On the Angular Update and Hyperparameter Tuning of a Scale-Invariant
 Network") at CPU scale and writes docs/results/yun/: one section per part (`<part>.md`, its JSON and figure) and
 README.md, which gathers the sections that exist, so a part can be rerun alone. Every run is a point of a
-`python -m tfregimes.sweep` sweep (one sweep per table column, in --work_dir), read back with
+sweep run in this process (`tfregimes.sweep.run_sweep`, one per table column, in --work_dir), read back with
 `tfregimes.results.collect`; a column two parts share is trained once.
 
 - `sizes`: Table 1 (λ tuned for several training-set sizes N) with the cells of equal tuning factor marked, and

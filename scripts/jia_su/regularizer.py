@@ -85,7 +85,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, l
     text = "\n".join([
         "## The Fisher-trace regularizer (§7.2, Tables 1 and 2)", "",
         f"Command: `{command}`; this invocation took {(time.time() - started) / 60:.1f} min. Its sweeps:", "",
-        *command_lines(commands.values()), "",
+        *command_lines(s.command() for s in commands.values()), "",
         __doc__.split("\n\n", 1)[1].strip(), "", markdown_table(header, rows), "", *claim_lines(found)])
     write_atomically(output / "regularizer.md", text)
     return found

@@ -159,7 +159,7 @@ def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_d
         f"Command: `{command}`. The {len(df)} models' training took {train_minutes:.1f} min of wall time in all "
         f"(2 shared CPU cores; the default setting's models are shared with the other parts); this invocation took "
         f"{(time.time() - started) / 60:.1f} min. Its sweeps (rerunning one resumes it):", "",
-        *command_lines(commands.values()), "",
+        *command_lines(s.command() for s in commands.values()), "",
         *tables(settings, runs, ranks, base), "", f"![{part}]({part}.png)", "", *claim_lines(found)])
     write_atomically(output / f"{part}.md", text)
     return found

@@ -14,22 +14,22 @@ augmentation: a 4-pixel crop of a 14×14 image is a far stronger perturbation th
 attempt with it left the default models at 83 % training accuracy after 60 epochs (learning rate divided three times),
 so the scenarios would have compared under-fitted models; without augmentation the network reaches 100 % in about 40
 epochs, with a 500-image confusion set in about 50. Every
-model is trained and measured by `python -m tfregimes.sweep ... --metrics=...` (γ̂, the Fisher-based Frobenius norm
-and spectral radius with N' = T = 100 as appendix D, and robustness, all on the clean training subset, unaugmented).
+model is trained and measured by a sweep with --metrics (`tfregimes.sweep.run_sweep`, in this process; γ̂, the
+Fisher-based Frobenius norm and spectral radius with N' = T = 100 as appendix D, and robustness, all on the clean
+training subset, unaugmented).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sweeps import Sweep, flag_dict
 
 from tfregimes.analysis import Effect, granulated_kendall, kendall_tau, partial_kendall_tau, summarize
-from tfregimes.base.run_files import FLAGS_FILE, METRICS_FILE, SWEEP_FILE
+from tfregimes.base.run_files import SWEEP_FILE
 from tfregimes.results import collect
 
 METRICS = ("fisher_logdet", "frobenius", "spectral_radius", "robustness")
@@ -101,46 +101,34 @@ def base_flags(size: dict, data: Path) -> list[str]:
             f"--eval_every={size['max_epochs']}", "--verbose=0"]
 
 
-def sweep_argv(name: str, size: dict, work_dir: Path, extra: list[str]) -> list[str]:
-    """`python -m tfregimes.sweep` for one group of models, measured with --metrics after training."""
-    seeds = ",".join(str(s) for s in size["seeds"])
-    data = prepare_data(work_dir)
-    return [sys.executable, "-m", "tfregimes.sweep", *base_flags(size, data), *extra, f"--seeds={seeds}",
-            f"--metrics={','.join(METRICS)}", "--threads_per_run=1", f"--max_parallel={size['parallel']}",
-            f"--sweep_dir={work_dir / name}"]
+def sweep_argv(name: str, size: dict, work_dir: Path, extra: list[str]) -> Sweep:
+    """The sweep of one group of models (`extra`: its --grid axes and flags), measured with --metrics after
+    training."""
+    grid = [argument.removeprefix("--grid=") for argument in extra if argument.startswith("--grid=")]
+    fixed = flag_dict([argument for argument in extra if not argument.startswith("--grid=")])
+    axes = {axis.partition("=")[0] for axis in grid}
+    base = {name: value for name, value in {**flag_dict(base_flags(size, prepare_data(work_dir))), **fixed}.items()
+            if name not in axes}  # An axis's values replace the default setting's.
+    return Sweep.of(base, work_dir / name, grid=grid,
+                    seeds=size["seeds"], metrics=METRICS, max_parallel=size["parallel"], threads_per_run=1)
 
 
-def run_sweeps(sweeps: dict[str, list[str]], log) -> None:
-    for argv in sweeps.values():
-        log(" ".join(["python", *argv[1:]]))
-        subprocess.run(argv, check=True)  # A failed point fails the part: its log is in the sweep directory.
+def run_sweeps(sweeps: dict[str, Sweep], log) -> None:
+    for sweep in sweeps.values():
+        log(" ".join(sweep.command()))
+        sweep.run()  # A failed point fails the part: its log is in the sweep directory.
 
 
 def read_runs(sweep_dirs: list[Path]) -> pd.DataFrame:
-    """Every run of the sweeps (tfregimes.results.collect), with `test_error` (%) and the final training state."""
+    """Every run of the sweeps (tfregimes.results.collect: every flag, the stop and the confusion set's numbers),
+    with `test_error` (%) and the stop's outcome under the names the parts use."""
     df = collect([d for d in sweep_dirs if (Path(d) / SWEEP_FILE).exists()])
+    if df.empty:
+        return df
     df["test_error"] = 100.0 * (1.0 - df["test_accuracy"])
-    extra = [_run_extras(Path(d)) for d in df["run_dir"]]
-    for key in ("reached_target", "stopped_at_epoch", "last_epoch_train_loss", "confusion_loss",
-                "confusion_accuracy", "regularizer", "augment", "batch_size", "confusion_size", "seed"):
-        df[key] = [e.get(key) for e in extra]
+    df["reached_target"] = df["stop/reached_target"]
+    df["stopped_at_epoch"] = df["stop/stopped_at_epoch"]
     return df
-
-
-def _run_extras(run_dir: Path) -> dict:
-    """metrics.json's stop and confusion entries and the run's own flags (every setting, varied or not)."""
-    import json
-
-    from tfregimes.config.run_config import parse_flagfile_values
-    metrics = json.loads((run_dir / METRICS_FILE).read_text()) if (run_dir / METRICS_FILE).exists() else {}
-    flags = parse_flagfile_values((run_dir / FLAGS_FILE).read_text()) if (run_dir / FLAGS_FILE).exists() else {}
-    stop = metrics.get("stop") or {}
-    return {**{k: stop.get(k) for k in ("reached_target", "stopped_at_epoch")},
-            **{k: metrics.get(k) for k in ("last_epoch_train_loss", "confusion_loss", "confusion_accuracy")},
-            "regularizer": flags.get("regularizer"), "augment": flags.get("augment"),
-            "batch_size": int(flags["batch_size"]) if "batch_size" in flags else None,
-            "confusion_size": int(flags["confusion_size"]) if "confusion_size" in flags else None,
-            "seed": int(flags["seed"]) if "seed" in flags else None}
 
 
 def done_runs(df: pd.DataFrame, column: str, values: list) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from reproduction import Claim, command_lines, new_figure, save_figure
+from sweeps import Sweep
 
 from keskar.common import (
     SHARPNESS_KEYS,
@@ -20,16 +21,16 @@ from keskar.common import (
     read_rows,
     start_part,
     stopped_alike,
-    sweep_command,
+    sweep,
     write_part,
 )
 from tfregimes.analysis import kendall_tau, summarize, verdict
 
 
-def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+def figure4_sweep(config: Setting, work_dir: Path) -> dict[str, Sweep]:
     """Figure 4's batch sizes besides SB and LB (the shared sweep's), with the same flags and seeds."""
     batches = ",".join(str(b) for b in config.figure4_batches)
-    return {"batch_size": sweep_command(config, work_dir / "batch_size", [f"--grid=batch_size={batches}"])}
+    return {"batch_size": sweep(config, work_dir / "batch_size", grid=(f"batch_size={batches}",))}
 
 
 def analyse(rows: list[dict]) -> dict:
@@ -114,7 +115,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. {len(rows)} runs "
             f"({sum(r['wall_seconds'] or 0 for r in rows) / 60:.1f} min of training wall time in all). It ran (the "
             "first is the table part's sweep, reused):", "",
-            *command_lines(commands.values()), "",
+            *command_lines(s.command() for s in commands.values()), "",
             describe(config), "", *table, ""]
 
     return write_part(output, "batch_size", started=started, command=command, train=train, analysis=analysis,

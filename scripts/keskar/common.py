@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from reproduction import Claim, claim_lines, shown
+from sweeps import Sweep, flag_dict
 
 from tfregimes.analysis import Comparability, Effect, paired_difference, same_stop_target, summarize
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.base.run_files import SWEEP_FILE
-from tfregimes.results.collect import run_row
-from tfregimes.results.runs import RunRecord, load_runs
+from tfregimes.results import collect
 
 REPO = Path(__file__).resolve().parents[2]
 SHARPNESS_KEYS = ("full_eps1e-3", "full_eps5e-4", "subspace_eps1e-3", "subspace_eps5e-4")
@@ -83,41 +81,38 @@ def train_flags(config: Setting) -> list[str]:
             f"--eval_every={config.max_epochs + 1}", "--verbose=0"]
 
 
-def sweep_command(config: Setting, sweep_dir: Path, varied: list[str]) -> list[str]:
-    """`python -m tfregimes.sweep` over `varied` (--grid/--seeds/fixed flags) with sharpness after each point."""
-    seeds = ",".join(str(s) for s in config.seeds)
-    return [sys.executable, "-m", "tfregimes.sweep", *train_flags(config), *varied, f"--seeds={seeds}",
-            "--metrics=sharpness", "--threads_per_run=1", f"--max_parallel={config.max_parallel}",
-            f"--sweep_dir={sweep_dir}"]
+def sweep(config: Setting, sweep_dir: Path, *, grid: tuple[str, ...] = (), **fixed) -> Sweep:
+    """A sweep over `grid` (and the part's `fixed` flags) of every seed, with sharpness after each point."""
+    return Sweep.of({**flag_dict(train_flags(config)), **fixed}, sweep_dir, grid=grid, seeds=config.seeds,
+                    metrics=["sharpness"], max_parallel=config.max_parallel, threads_per_run=1)
 
 
-def sb_lb_command(config: Setting, work_dir: Path) -> list[str]:
+def sb_lb_sweep(config: Setting, work_dir: Path) -> Sweep:
     """SB and LB from the same initialization (same --seed: same initial weights and training subset)."""
-    return sweep_command(config, work_dir / "sb_lb",
-                         [f"--grid=batch_size={config.small_batch},{config.large_batch}"])
+    return sweep(config, work_dir / "sb_lb", grid=(f"batch_size={config.small_batch},{config.large_batch}",))
 
 
-def run_sweeps(commands: dict[str, list[str]], label: str, train: bool = True) -> None:
+def run_sweeps(sweeps: dict[str, Sweep], label: str, train: bool = True) -> None:
     """Runs (or resumes) each sweep; with `train` false only says that the page reads what has finished."""
     if not train:
         print(f"[{label}] --notrain: reading the runs that finished, training nothing", flush=True)
         return
-    for argv in commands.values():
-        print(f"[{label}] {shown(argv)}", flush=True)
-        subprocess.run(argv, check=True, cwd=REPO)  # A failed point fails the part: its log is in the sweep.
+    for one in sweeps.values():
+        print(f"[{label}] {shown(one.command())}", flush=True)
+        one.run()
 
 
 def start_part(label: str, *, smoke: bool, seed: int, work_dir: Path, train: bool,
-               own_sweeps: Callable[[Setting, Path], dict[str, list[str]]] | None = None
-               ) -> tuple[float, Setting, dict[str, list[str]]]:
+               own_sweeps: Callable[[Setting, Path], dict[str, Sweep]] | None = None
+               ) -> tuple[float, Setting, dict[str, Sweep]]:
     """What every part does first: note its start time, make the setting and run (or resume; with `train` false,
     skip) its sweeps: `sb_lb`, the SB/LB sweep all parts share (a part after the first reuses its runs), then the
-    part's own, `own_sweeps(config, work_dir)`. Returns the start time, the setting and the sweeps' commands by name."""
+    part's own, `own_sweeps(config, work_dir)`. Returns the start time, the setting and the sweeps by name."""
     started = time.time()
     config = setting(smoke, seed)
-    commands = {"sb_lb": sb_lb_command(config, work_dir), **(own_sweeps(config, work_dir) if own_sweeps else {})}
-    run_sweeps(commands, label, train)
-    return started, config, commands
+    sweeps = {"sb_lb": sb_lb_sweep(config, work_dir), **(own_sweeps(config, work_dir) if own_sweeps else {})}
+    run_sweeps(sweeps, label, train)
+    return started, config, sweeps
 
 
 def invocation(results: Path, command: str, started: float, train: bool) -> dict:
@@ -162,32 +157,36 @@ def weight_norm(run_dir: Path) -> float:
     return float(np.linalg.norm(FlatModel(network).weights()))
 
 
-def row(record: RunRecord) -> dict:
-    """One run: its varied settings, final metrics, stop, sharpness (value and L-BFGS-B status) and weight norm."""
-    metrics, flags = record.metrics, record.flags
-    stop = metrics.get("stop") or {}  # metrics.json's stop at the target (tfregimes.training.target_stop).
-    evaluation = record.evaluation or {}  # Sharpness entries are flat: "sharpness/full_eps1e-3": {value, status, ...}.
-    sharpness = {key: evaluation[f"sharpness/{key}"] for key in SHARPNESS_KEYS if f"sharpness/{key}" in evaluation}
-    done = record.state == "done"
-    return {"run": record.name, "batch_size": int(flags["batch_size"]), "seed": int(flags["seed"]),
-            "augment": flags.get("augment", "none"), "regularizer": flags.get("regularizer", "none"),
-            "state": record.state, "train_accuracy": metrics.get("train_accuracy"),
-            "test_accuracy": metrics.get("test_accuracy"), "train_loss": metrics.get("train_loss"),
-            "test_loss": metrics.get("test_loss"), "epochs_run": metrics.get("epochs_run"),
-            "reached_target": stop.get("reached_target"), "stopped_at_epoch": stop.get("stopped_at_epoch"),
-            "wall_seconds": metrics.get("wall_seconds"),
-            "sharpness": {key: entry["value"] for key, entry in sharpness.items()},
-            "status": {key: entry["status"] for key, entry in sharpness.items()},
-            "weight_norm": weight_norm(record.run_dir) if done else None,
-            # The stop/... columns of tfregimes.results.collect (criterion, target, reached): what same_stop_target
-            # reads to say whether two groups of minima compare.
-            **{key: value for key, value in run_row(record, []).items() if key.startswith("stop/")}}
+def row(run: dict) -> dict:
+    """One run, from its row of `tfregimes.results.collect`: its settings, final metrics, stop, sharpness (value and
+    L-BFGS-B status) and weight norm."""
+    done = run["state"] == "done"
+    keys = [key for key in SHARPNESS_KEYS if f"status/sharpness/{key}" in run and isinstance(
+        run[f"status/sharpness/{key}"], str)]  # Evaluated: the sharpness entries are flat, "sharpness/full_eps1e-3".
+    return {"run": run["run"], "batch_size": int(run["batch_size"]), "seed": int(run["seed"]),
+            "augment": run["augment"], "regularizer": run["regularizer"], "state": run["state"],
+            **{name: _number(run[name]) for name in ("train_accuracy", "test_accuracy", "train_loss", "test_loss",
+                                                     "epochs_run", "wall_seconds")},
+            "reached_target": run["stop/reached_target"], "stopped_at_epoch": _number(run["stop/stopped_at_epoch"]),
+            "sharpness": {key: run[f"sharpness/{key}"] for key in keys},
+            "status": {key: run[f"status/sharpness/{key}"] for key in keys},
+            "weight_norm": weight_norm(Path(run["run_dir"])) if done else None,
+            # The stop/... columns (criterion, target, reached): what same_stop_target reads to say whether two
+            # groups of minima compare.
+            **{key: value for key, value in run.items() if key.startswith("stop/")}}
+
+
+def _number(value) -> float | None:
+    """A frame's number as a part's JSON keeps it: None where it is missing (NaN)."""
+    return None if value is None or value != value else float(value)
 
 
 def read_rows(sweep_dir: Path) -> list[dict]:
-    """The finished (done or diverged) runs of a sweep; unfinished points are left out."""
-    records, _ = load_runs([sweep_dir]) if (sweep_dir / SWEEP_FILE).exists() else ([], [])
-    return [row(record) for record in records if record.state in ("done", "diverged")]
+    """The finished (done or diverged) runs of a sweep (`tfregimes.results.collect`); unfinished points are left
+    out."""
+    if not (sweep_dir / SWEEP_FILE).exists():
+        return []
+    return [row(run) for run in collect([sweep_dir]).to_dict("records") if run["state"] in ("done", "diverged")]
 
 
 def group(rows: list[dict], **match) -> list[dict]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from reproduction import Claim, command_lines, new_figure, save_figure
+from sweeps import Sweep
 
 from keskar.common import (
     Setting,
@@ -28,7 +29,7 @@ from keskar.common import (
     start_part,
     stopped_alike,
     summary,
-    sweep_command,
+    sweep,
     test_points,
     write_part,
 )
@@ -37,14 +38,14 @@ from tfregimes.analysis import paired_difference, verdict
 TABLE_KEYS = ("full_eps1e-3", "full_eps5e-4")  # The sharpness Tables 6–7 list.
 
 
-def remedy_flags(augment: str, large_batch: int) -> dict[str, list[str]]:
-    return {"augmented": [f"--batch_size={large_batch}", f"--augment={augment}"],
-            "conservative": [f"--batch_size={large_batch}", "--regularizer=proximal"]}
+def remedy_flags(augment: str, large_batch: int) -> dict[str, dict[str, str]]:
+    return {"augmented": {"batch_size": str(large_batch), "augment": augment},
+            "conservative": {"batch_size": str(large_batch), "regularizer": "proximal"}}
 
 
-def remedy_sweeps(config: Setting, work_dir: Path) -> dict[str, list[str]]:
+def remedy_sweeps(config: Setting, work_dir: Path) -> dict[str, Sweep]:
     """One sweep per remedy, each LB with the shared sweep's flags and seeds."""
-    return {name: sweep_command(config, work_dir / name, flags)
+    return {name: sweep(config, work_dir / name, **flags)
             for name, flags in remedy_flags(config.augment, config.large_batch).items()}
 
 
@@ -126,7 +127,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 shared CPU cores. "
             f"{sum(len(r) for r in rows.values())} runs ({minutes:.1f} min of training wall time in all). It ran (the "
             "first is the table "
-            "part's sweep, reused):", "", *command_lines(commands.values()), "",
+            "part's sweep, reused):", "", *command_lines(s.command() for s in commands.values()), "",
             describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
             *table, ""]
 

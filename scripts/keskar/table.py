@@ -168,7 +168,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             f"Command: `{record['command']}`, {record['minutes']:.1f} min on 2 CPU cores shared with other work "
             f"(sharpness and interpolation included; the {len(rows)} trainings' own `wall_seconds` add up to "
             f"{train_minutes:.1f} min). It ran:", "",
-            *command_lines([*commands.values(), *evaluations]), "",
+            *command_lines([*(s.command() for s in commands.values()), *evaluations]), "",
             describe(config), "",
             *table_rows(analysis), "",
             "φ: ε-sharpness in percent (seed 003 eq. 3/4); `full` is the whole weight space, `subspace` a random "

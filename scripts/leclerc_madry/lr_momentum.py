@@ -25,19 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from reproduction import Claim, claim_lines, new_figure, save_figure
+from sweeps import Sweep
 
-from tfregimes.analysis import comparable, mean_effect, paired_difference, verdict
+from tfregimes.analysis import comparable, mean_effect, paired_difference, summarize, verdict
 from tfregimes.base.run_dir import write_atomically
-from tfregimes.base.run_files import METRICS_FILE
-from tfregimes.config.run_config import RunConfig
 from tfregimes.results import load_runs
-from tfregimes.training import train_and_evaluate
+from tfregimes.sweep.spec import point_name
 
 MOMENTA = (0.0, 0.5, 0.9)  # Figure 4's three momenta.
 BASELINE_MOMENTUM = 0.9
 # "The same η" on a log grid: a best η is only located to within one grid step, so one step off is as equal as the
 # grid can tell; 1.5 steps (in log10 η) counts one step off as equal and two steps off as different.
 STEP_MARGIN = 1.5
+SWEEP = "lr_momentum"  # The sweep's directory under --work_dir.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,9 @@ class Point:
 
     @property
     def name(self) -> str:
-        return f"mu{self.momentum}_lr{self.learning_rate:.4g}_seed{self.seed}"
+        """The sweep's name of the point (and of its run directory under the sweep's)."""
+        return point_name({"momentum": repr(self.momentum), "learning_rate": repr(self.learning_rate),
+                           "seed": str(self.seed)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,32 +70,31 @@ def setting(smoke: bool, seed: int) -> Setting:
                    train_subset=0)
 
 
-def run_config(point: Point, grid: Setting, work_dir: Path) -> RunConfig:
-    return RunConfig(dataset="mnist1d", model="mlp", epochs=grid.epochs, batch_size=64, optimizer="sgd",
-                     learning_rate=point.learning_rate, momentum=point.momentum, weight_decay=0.0,
-                     lr_schedule="constant", lr_boundaries=(), train_subset=grid.train_subset, seed=point.seed,
-                     model_dir=str(work_dir / point.name), verbose=0)
+def sweep(grid: Setting, work_dir: Path) -> Sweep:
+    """Every (μ, η, seed) of the grid, one sweep: mlp on MNIST-1D at a constant η, no weight decay."""
+    base = {"dataset": "mnist1d", "model": "mlp", "epochs": grid.epochs, "batch_size": 64, "optimizer": "sgd",
+            "weight_decay": 0.0, "lr_schedule": "constant", "train_subset": grid.train_subset, "verbose": 0}
+    axes = [f"momentum={','.join(repr(mu) for mu in grid.momenta)}",
+            f"learning_rate={','.join(repr(lr) for lr in grid.learning_rates)}"]  # repr: read back as the same float.
+    return Sweep.of(base, work_dir / SWEEP, grid=axes, seeds=grid.seeds)
 
 
-def train_point(point: Point, grid: Setting, work_dir: Path) -> None:
-    """Trains (or resumes) one run into its directory under `work_dir`."""
-    import keras
-    train_and_evaluate(run_config(point, grid, work_dir))
-    keras.backend.clear_session()
-
-
-def read_point(point: Point, work_dir: Path) -> dict | None:
-    """One run's final metrics and per-epoch training losses, read back from its directory; None when it did not
-    finish (with --notrain, an interrupted run is left out)."""
-    run_dir = work_dir / point.name
-    if not (run_dir / METRICS_FILE).exists():
-        return None
-    (record,), _ = load_runs([run_dir])
-    metrics = record.metrics
-    losses = [float(v) for v in pd.to_numeric(record.history()["loss"], errors="coerce")]
-    return {**dataclasses.asdict(point), "diverged": record.diverged, "epoch_losses": losses,
-            "test_accuracy": metrics["test_accuracy"], "train_accuracy": metrics["train_accuracy"],
-            "wall_seconds": metrics["wall_seconds"]}
+def read_points(sweep: Sweep) -> list[dict]:
+    """Every finished run's point, final metrics and per-epoch training losses, from `collect`'s frame and the run's
+    history (with --notrain, an interrupted run is left out)."""
+    df = sweep.runs()
+    if df.empty:
+        return []
+    records = {str(record.run_dir): record for record in load_runs([sweep.sweep_dir])[0]}
+    out = []
+    for _, row in df[df["state"].isin(("done", "diverged"))].iterrows():
+        history = records[row["run_dir"]].history()
+        out.append({"momentum": float(row["momentum"]), "learning_rate": float(row["learning_rate"]),
+                    "seed": int(row["seed"]), "diverged": bool(row["diverged"]),
+                    "epoch_losses": [float(v) for v in pd.to_numeric(history["loss"], errors="coerce")],
+                    "test_accuracy": float(row["test_accuracy"]), "train_accuracy": float(row["train_accuracy"]),
+                    "wall_seconds": float(row["wall_seconds"])})
+    return out
 
 
 def mean_accuracy(records: list[dict], momentum: float, learning_rates) -> np.ndarray:
@@ -102,7 +103,7 @@ def mean_accuracy(records: list[dict], momentum: float, learning_rates) -> np.nd
     for lr in learning_rates:
         values = [r["test_accuracy"] for r in records if r["momentum"] == momentum and r["learning_rate"] == lr
                   and not r["diverged"]]
-        out.append(float(np.mean(values)) if values else float("nan"))
+        out.append(summarize(values).mean)  # NaN where every seed diverged.
     return np.array(out)
 
 
@@ -269,19 +270,16 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, t
     """Trains (or resumes; with `train` false, only reads) every point, writes the section and returns its claims."""
     started = time.time()
     grid = setting(smoke, seed)
-    points = [Point(mu, lr, s) for mu in grid.momenta for lr in grid.learning_rates for s in grid.seeds]
-    if not train:
+    lr_sweep = sweep(grid, work_dir)
+    if train:
+        print(f"[lr_momentum] {' '.join(lr_sweep.command()[1:])}", flush=True)
+        lr_sweep.run()  # A failed point fails the part: its log is in the sweep directory.
+    else:
         print("[lr_momentum] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
-    records = []
-    for i, point in enumerate(points):
-        if train:
-            train_point(point, grid, work_dir)
-        record = read_point(point, work_dir)
-        if record is not None:
-            records.append(record)
-        print(f"[lr_momentum] {i + 1}/{len(points)} {point.name}: "
-              + ("not finished" if record is None else f"test accuracy {record['test_accuracy']}"
-                 + (" (diverged)" if record["diverged"] else "")), flush=True)
+    records = read_points(lr_sweep)
+    for record in records:
+        print(f"[lr_momentum] {Point(record['momentum'], record['learning_rate'], record['seed']).name}: test "
+              f"accuracy {record['test_accuracy']}" + (" (diverged)" if record["diverged"] else ""), flush=True)
     analysis = analyse(records, grid)
     write_section(analysis, records, grid, output, time.time() - started, command)
     return verdicts(analysis)

@@ -1,7 +1,7 @@
 """Seed 001 §4.2 Figure 7 at CPU scale: two independent phases against the three-stage step schedule.
 
 Appendix C.7's optimizers on our small setting (MNIST-1D, `mlp` (256, 128), batch 64, 20 epochs, weight decay 1e-4,
-no augmentation), every run made by `python -m tfregimes.sweep`:
+no augmentation), every run made by a sweep (`tfregimes.sweep.run_sweep`, in this process):
 - baseline: "the default three stages schedule" with constant μ = 0.9: η = 0.1, ×0.1 at epochs 10 and 15, 3 seeds;
 - two phases: phase 1 SGD at a constant large step, with momentum (η = 0.1, μ = 0.9; C.5) or without it
   (η = 0.9237, μ = 0: C.7's rate matched to the momentum run, appendix B); phase 2 a fresh SGD with η = 0.005,
@@ -20,13 +20,12 @@ compares them at an equal budget (not minima at a common training loss):
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from reproduction import Claim, claim_lines, command_lines, new_figure, save_figure
+from sweeps import Sweep, flag_dict
 
 from tfregimes.analysis import comparable, mean_effect, paired_difference, summarize, verdict
 from tfregimes.base.run_dir import write_atomically
@@ -43,21 +42,21 @@ BUDGET = ("every schedule trained for the same epochs: Figure 7 compares test ac
 FINISHED = ("done", "diverged")
 
 
-def sweep_commands(work_dir: Path, smoke: bool, seed: int) -> dict[str, list[str]]:
+def sweeps(work_dir: Path, smoke: bool, seed: int) -> dict[str, Sweep]:
     epochs, draws = (4, 1) if smoke else (20, 8)
-    common = ["--dataset=mnist1d", "--model=mlp", f"--epochs={epochs}", "--batch_size=64", "--optimizer=sgd",
-              "--weight_decay=1e-4", "--verbose=0"] + (["--train_subset=128"] if smoke else [])
+    common = {"dataset": "mnist1d", "model": "mlp", "epochs": epochs, "batch_size": 64, "optimizer": "sgd",
+              "weight_decay": "1e-4", "verbose": 0, **({"train_subset": 128} if smoke else {})}
     boundaries = "2,3" if smoke else "10,15"  # The stage lengths are not in our copy: 50 % and 75 % of the run.
-    seeds = str(seed) if smoke else f"{seed},{seed + 1},{seed + 2}"
-    commands = {"baseline": [*common, "--learning_rate=0.1", "--momentum=0.9", "--lr_schedule=step",
-                             f"--lr_boundaries={boundaries}", "--lr_decay=0.1", f"--seeds={seeds}"]}
+    seeds = [seed] if smoke else [seed, seed + 1, seed + 2]
+    out = {"baseline": Sweep.of({**common, "learning_rate": 0.1, "momentum": 0.9, "lr_schedule": "step",
+                                 "lr_boundaries": boundaries, "lr_decay": 0.1}, work_dir / "baseline", seeds=seeds)}
     for name, phase1 in PHASE1.items():
-        commands[name] = [*common, *phase1, "--lr_schedule=constant", "--phase2_optimizer=sgd",
-                          "--phase2_learning_rate=0.005", "--phase2_momentum=0.95", "--phase2_lr_schedule=constant",
-                          f"--grid=transition_epoch=1:{epochs - 1}", f"--sample={draws}", f"--sample_seed={seed}",
-                          f"--seeds={seeds}"]  # The baseline's seeds: each bin pairs with it by seed.
-    return {name: [sys.executable, "-m", "tfregimes.sweep", *args, f"--sweep_dir={work_dir / name}"]
-            for name, args in commands.items()}
+        out[name] = Sweep.of({**common, **flag_dict(phase1), "lr_schedule": "constant", "phase2_optimizer": "sgd",
+                              "phase2_learning_rate": 0.005, "phase2_momentum": 0.95,
+                              "phase2_lr_schedule": "constant"}, work_dir / name,
+                             grid=[f"transition_epoch=1:{epochs - 1}"], sample=draws, sample_seed=seed,
+                             seeds=seeds)  # The baseline's seeds: each bin pairs with it by seed.
+    return out
 
 
 def read_sweep(sweep_dir: Path) -> list[dict]:
@@ -79,7 +78,7 @@ def accuracy_by_seed(runs: list[dict]) -> dict[str, float]:
     for r in runs:
         if not r["diverged"]:
             values.setdefault(str(r["seed"]), []).append(100 * r["test_accuracy"])
-    return {seed: float(np.mean(v)) for seed, v in values.items()}
+    return {seed: summarize(v).mean for seed, v in values.items()}
 
 
 def bins_of(runs: list[dict], epochs: int, bins: int = BINS) -> list[dict]:
@@ -134,14 +133,14 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
     base = list(analysis["baseline"].values())
     if base:
         ax.axhspan(min(base), max(base), color="gray", alpha=0.25, label="three-stage schedule (range over seeds)")
-        ax.axhline(float(np.mean(base)), color="gray", linestyle="--", label="three-stage mean")
+        ax.axhline(summarize(base).mean, color="gray", linestyle="--", label="three-stage mean")
     for name, marker in zip(PHASE1, "os"):
         done = [r for r in runs[name] if not r["diverged"]]
         dots, = ax.plot([r["transition_epoch"] for r in done], [100 * r["test_accuracy"] for r in done], marker,
                         alpha=0.6, label=f"two phases, {name.replace('_', ' ')} in phase 1")
         for b in analysis["bins"][name]:
             if b["by_seed"]:  # The bin's mean over seeds, each seed's the mean over its draws.
-                ax.hlines(np.mean(list(b["by_seed"].values())), b["low"], b["high"], color=dots.get_color(),
+                ax.hlines(summarize(b["by_seed"].values()).mean, b["low"], b["high"], color=dots.get_color(),
                           linewidth=2.5)
     ax.set(xlabel="transition epoch", ylabel="test accuracy (%)",
            title="Two phases vs three stages, means per bin as bars (seed 001 Fig. 7)")
@@ -153,11 +152,11 @@ def plot(analysis: dict, runs: dict[str, list[dict]], path: Path) -> None:
 def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, train: bool = True) -> list[Claim]:
     """Runs (or resumes; with `train` false, only reads) the sweeps, writes the section and returns its claims."""
     started = time.time()
-    commands = sweep_commands(work_dir, smoke, seed)
-    for argv in commands.values():
+    commands = sweeps(work_dir, smoke, seed)
+    for sweep in commands.values():
         if train:
-            print(f"[two_phase] {' '.join(argv[1:])}", flush=True)
-            subprocess.run(argv, check=True)  # A failed point fails the part: its log is in the sweep directory.
+            print(f"[two_phase] {' '.join(sweep.command()[1:])}", flush=True)
+            sweep.run()  # A failed point fails the part: its log is in the sweep directory.
     if not train:
         print("[two_phase] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
     runs = {name: read_sweep(work_dir / name) for name in commands}
@@ -180,7 +179,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path, t
         "## Two phases against three stages (§4.2, Figure 7; appendix C.7)", "",
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
         f"time in all (2 shared CPU cores); this invocation took {(time.time() - started) / 60:.1f} min. It ran "
-        "these sweeps (rerunning one resumes it):", "", *command_lines(commands.values()), "",
+        "these sweeps (rerunning one resumes it):", "", *command_lines(s.command() for s in commands.values()), "",
         __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
         f"Three stages, test accuracy (%): {summarize(analysis['baseline'].values()).text(digits=3)}.", "",
         *rows, "", "![two phases](two_phase.png)", "", *claim_lines(claims)])

@@ -1,4 +1,4 @@
-"""Seed 000's four regimes at CPU scale, each a sweep over seeds made by `python -m tfregimes.sweep`.
+"""Seed 000's four regimes at CPU scale, each a sweep over seeds (`tfregimes.sweep.run_sweep`).
 
 The paper (appendix A.2; flags/seed000/cifar10_resnet20_*.cfg) trains ResNet-20 on CIFAR-10 for 300 epochs at
 batch 128 (small) and 2048 (large, ×16), with Goyal et al.'s linear scaling and 5 warm-up epochs, the step schedule
@@ -12,10 +12,11 @@ large batch under the Goyal schedule falls short of the small batch (`setting()`
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
+
+from sweeps import Sweep, flag_dict
 
 REGIMES = ("small_batch", "large_batch", "lars", "explore")
 LABELS = {"small_batch": "small batch", "large_batch": "large batch (Goyal)", "lars": "large batch + LARS",
@@ -84,24 +85,24 @@ def regime_flags(s: Setting) -> dict[str, list[str]]:
     }
 
 
-def sweep_commands(s: Setting, work_dir: Path) -> dict[str, list[str]]:
-    seeds = ",".join(str(seed) for seed in s.seeds)
-    return {name: [sys.executable, "-m", "tfregimes.sweep", *flags, f"--seeds={seeds}", "--threads_per_run=1",
-                   f"--sweep_dir={work_dir / name}"] for name, flags in regime_flags(s).items()}
+def sweeps(s: Setting, work_dir: Path) -> dict[str, Sweep]:
+    """Each regime's sweep over the seeds, one thread per point."""
+    return {name: Sweep.of(flag_dict(flags), work_dir / name, seeds=s.seeds, threads_per_run=1)
+            for name, flags in regime_flags(s).items()}
 
 
-def run_sweeps(s: Setting, work_dir: Path, *, parallel: bool, log_prefix: str = "[lee]") -> dict[str, list[str]]:
-    """Runs (or resumes) every regime's sweep, one after the other or (`parallel`, for --smoke, where TensorFlow's
-    start-up dominates) all at once. A failed point fails the script; its log is in its sweep directory."""
-    commands = sweep_commands(s, work_dir)
-    for argv in commands.values():
-        print(f"{log_prefix} {' '.join(argv[1:])}", flush=True)
+def run_sweeps(s: Setting, work_dir: Path, *, parallel: bool, log_prefix: str = "[lee]") -> dict[str, Sweep]:
+    """Runs (or resumes) every regime's sweep, one after the other or (`parallel`) all at once, each from a thread of
+    this process (their points forked from one preloaded TensorFlow). A failed point fails the script; its log is in
+    its sweep directory."""
+    regime_sweeps = sweeps(s, work_dir)
+    for sweep in regime_sweeps.values():
+        print(f"{log_prefix} {' '.join(sweep.command()[1:])}", flush=True)
     if parallel:
-        processes = {name: subprocess.Popen(argv) for name, argv in commands.items()}
-        failed = [name for name, process in processes.items() if process.wait() != 0]
-        if failed:
-            raise RuntimeError(f"the sweeps of {', '.join(failed)} failed; see their sweep.json and sweep.log files")
+        with concurrent.futures.ThreadPoolExecutor(len(regime_sweeps), thread_name_prefix="regime") as pool:
+            for future in [pool.submit(sweep.run) for sweep in regime_sweeps.values()]:
+                future.result()
     else:
-        for argv in commands.values():
-            subprocess.run(argv, check=True)
-    return commands
+        for sweep in regime_sweeps.values():
+            sweep.run()
+    return regime_sweeps

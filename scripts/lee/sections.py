@@ -14,7 +14,7 @@ from tfregimes.analysis import summarize
 from tfregimes.base.run_dir import write_atomically
 
 
-def write_setting(output: Path, s: regimes.Setting, commands: dict[str, list[str]], runs: dict[str, list[dict]],
+def write_setting(output: Path, s: regimes.Setting, sweeps: dict, runs: dict[str, list[dict]],
                   command: str, minutes: float) -> None:
     train_minutes = sum(r["wall_seconds"] for rs in runs.values() for r in rs) / 60
     text = "\n".join([
@@ -22,7 +22,7 @@ def write_setting(output: Path, s: regimes.Setting, commands: dict[str, list[str
         f"Command: `{command}`. The {sum(len(r) for r in runs.values())} runs took {train_minutes:.1f} min of wall "
         f"time in all (one thread each, on 2 CPU cores shared with other jobs); this invocation took {minutes:.1f} "
         "min (runs finished before are reused, not rerun). It ran these sweeps (rerunning one resumes it):", "",
-        *command_lines(commands.values()), "",
+        *command_lines(sweep.command() for sweep in sweeps.values()), "",
         regimes.__doc__.split("\n\n", 1)[1].strip(), "",
         f"Sizes: {s.epochs} epochs for every regime; small batch {s.small_batch} at η = {s.learning_rate:g}; large "
         f"batch {s.large_batch} at η = {s.learning_rate:g} × {s.large_batch}/{s.small_batch} = "

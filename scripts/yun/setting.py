@@ -20,15 +20,10 @@ import math
 from pathlib import Path
 
 import pandas as pd
+from sweeps import Sweep, flag_dict
 
-from tfregimes.base.run_files import HISTORY_FILE
-from tfregimes.cli.train_flag_rules import parse_run_config
-from tfregimes.config.run_config import field_names, format_flag_value
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
-from tfregimes.results import collect
-from tfregimes.sweep.engine import run_sweep
-from tfregimes.sweep.executors import make_executor
-from tfregimes.sweep.spec import make_spec
+from tfregimes.results import collect, load_runs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,40 +117,39 @@ def train_flags(grid: Setting, column: Column) -> list[str]:
             f"--eval_every={grid.epochs}", "--verbose=0"]
 
 
+def column_sweep(grid: Setting, column: Column, work_dir: Path, max_parallel: int) -> Sweep:
+    """The column's sweep: the window of weight decays around its marked cell, every seed."""
+    decays = ",".join(f"{grid.weight_decay(j):.6g}" for j in grid.row_exponents(column))
+    return Sweep.of(flag_dict(train_flags(grid, column)), work_dir / column.name, grid=[f"weight_decay={decays}"],
+                    seeds=grid.seeds, max_parallel=max_parallel, threads_per_run=1)
+
+
 def sweep_argv(grid: Setting, column: Column, work_dir: Path, max_parallel: int) -> list[str]:
     """The `python -m tfregimes.sweep` command of a column (what `run_column` runs in-process, and records)."""
-    decays = ",".join(f"{grid.weight_decay(j):.6g}" for j in grid.row_exponents(column))
-    return ["python", "-m", "tfregimes.sweep", *train_flags(grid, column), f"--grid=weight_decay={decays}",
-            f"--seeds={','.join(str(s) for s in grid.seeds)}", "--threads_per_run=1",
-            f"--max_parallel={max_parallel}", f"--sweep_dir={work_dir / column.name}"]
+    return column_sweep(grid, column, work_dir, max_parallel).command()
 
 
 def run_column(grid: Setting, column: Column, work_dir: Path, max_parallel: int, tag: str) -> None:
-    """Runs (or resumes, or reads back as finished) the column's sweep with the sweep engine's library, as
-    `sweep_argv` would from the command line (one TensorFlow start-up for every column, not one per sweep command);
-    a failed point fails the part."""
-    argv = sweep_argv(grid, column, work_dir, max_parallel)
-    print(f"[{tag}] {' '.join(argv)}", flush=True)
-    flags = train_flags(grid, column)
-    config = parse_run_config(flags)
-    base = {name: format_flag_value(getattr(config, name)) for name in (f[2:].partition("=")[0] for f in flags)}
-    decays = argv[len(flags) + 3].removeprefix("--grid=")
-    spec = make_spec(base, grid=[decays], seeds=[str(s) for s in grid.seeds], flag_names=field_names())
-    counts = run_sweep(spec, work_dir / column.name, make_executor("local", max_parallel=max_parallel),
-                       parse_run_config, command=argv, threads_per_run=1, cwd=REPO)
-    if counts["failed"]:
-        raise RuntimeError(f"{counts['failed']} point(s) of {work_dir / column.name} failed: their logs are there")
+    """Runs (or resumes, or reads back as finished) the column's sweep in this process (`tfregimes.sweep.run_sweep`:
+    one TensorFlow start-up for every column); a failed point fails the part."""
+    sweep = column_sweep(grid, column, work_dir, max_parallel)
+    print(f"[{tag}] {' '.join(sweep.command())}", flush=True)
+    sweep.run()
 
 
 def read_column(grid: Setting, column: Column, work_dir: Path) -> list[dict]:
-    """Every run of the column as `tfregimes.results.collect` reads it, with its angular update per epoch."""
-    df = collect([work_dir / column.name])
+    """Every run of the column as `tfregimes.results.collect` reads it, with its angular update per epoch (the run's
+    history through `tfregimes.results.load_runs`)."""
+    sweep_dir = work_dir / column.name
+    df = collect([sweep_dir])
+    histories = {str(record.run_dir): record for record in load_runs([sweep_dir])[0]}
     records = []
     for _, row in df.iterrows():
         if row["state"] not in ("done", "diverged"):  # A sweep stopped before its end: its finished runs.
             continue
-        history_path = Path(row["run_dir"]) / HISTORY_FILE  # A run diverged in its first epoch has none.
-        history = pd.read_csv(history_path) if history_path.exists() else pd.DataFrame({"angular_update": []})
+        history = histories[row["run_dir"]].history()  # A run diverged in its first epoch has none.
+        if "angular_update" not in history.columns:
+            history = pd.DataFrame({"angular_update": []})
         records.append({"num_train": column.num_train, "batch_size": column.batch_size,
                         "weight_decay": float(row["weight_decay"]), "exponent": grid.exponent(row["weight_decay"]),
                         "seed": int(row["seed"]), "diverged": bool(row["diverged"]),

@@ -44,5 +44,5 @@ def test_any_flags_are_a_config_or_a_flag_error(pairs):
 
 
 def test_the_fuzzed_flags_are_every_train_flag():
-    defined = {flag.name for flag in FLAGS.flags_by_module_dict()["tfregimes.cli.train_flags"]}
+    defined = {flag.name for flag in FLAGS.flags_by_module_dict()["tfregimes.training.run_flags"]}
     assert set(NAMES) == defined and "transition_epoch" in NAMES

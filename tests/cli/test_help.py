@@ -14,7 +14,7 @@ def test_every_train_flag_is_in_exactly_one_help_group():
     from absl import flags
 
     from tfregimes.cli import train_flags
-    defined = [flag.name for flag in flags.FLAGS.flags_by_module_dict()["tfregimes.cli.train_flags"]]
+    defined = [flag.name for flag in flags.FLAGS.flags_by_module_dict()["tfregimes.training.run_flags"]]
     grouped = [name for _, names in train_flags.HELP_GROUPS.groups for name in names]
     assert sorted(grouped) == sorted(set(defined)) and len(grouped) == len(set(grouped))
     assert [title for title, _ in train_flags.HELP_GROUPS.groups] == TRAIN_GROUPS

@@ -105,12 +105,18 @@ def test_a_flagfile_that_is_not_utf8_is_one_flags_error(tmp_path):
 @pytest.mark.parametrize("flag", ["learning_rate=nan", "learning_rate=inf", "weight_decay=inf", "min_lr=nan"])
 def test_non_finite_float_flags_are_refused_by_name(flag, parse):
     """absl's float parser takes nan/inf, which pass every bound (NaN compares false)."""
-    cli_common.refuse_non_finite_floats()
-    name = flag.split("=")[0]
-    with pytest.raises(flags.IllegalFlagValueError, match=rf"--{name} must be a finite number"):
+    with pytest.raises(flags.IllegalFlagValueError, match=rf"--{flag}: must be a finite number"):
         parse(f"--{flag}")
     FLAGS.unparse_flags()  # absl keeps the refused value after a failed parse.
     parse("--learning_rate=0.5", "--weight_decay=0.1")  # Finite values still parse.
+    with pytest.raises(train_flag_rules.InvalidFlagsError, match=rf"--{flag}: must be a finite number"):
+        train_flag_rules.parse_run_config([f"--{flag}"])  # A sweep's point, on its private flags, alike.
+
+
+def test_a_non_finite_float_flag_of_another_front_end_is_refused(tmp_path):
+    completed = run_cli("tfregimes.evaluate", f"--model={tmp_path}", "--dataset=digits", "--hessian_tolerance=inf")
+    assert completed.returncode != 0 and "Traceback" not in completed.stderr
+    assert "--hessian_tolerance=inf: must be a finite number" in completed.stderr
 
 
 def test_missing_or_self_including_flagfile_is_a_flags_error(tmp_path):

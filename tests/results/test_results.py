@@ -9,7 +9,7 @@ import pytest
 from helpers import run_cli
 from result_fixtures import SWEEP_POINTS
 
-from tfregimes.results import collect, group_summary, summary_markdown
+from tfregimes.results import collect, group_summary, measure_columns, summary_markdown
 
 
 def test_one_row_per_sweep_point_with_its_files_numbers(sweep_dir):
@@ -33,6 +33,20 @@ def test_one_row_per_sweep_point_with_its_files_numbers(sweep_dir):
         assert row["eval/test_accuracy"] == evaluation["accuracy"]
         assert f"--batch_size={row['batch_size']}" in row["command"]
     assert df.loc[df["state"] == "diverged", "learning_rate"].tolist() == [1e9]
+
+
+def test_every_flag_of_every_run_is_a_column_varied_or_not(sweep_dir):
+    """A script reads any setting from the frame: the flags no point varies too, as each run's flags.cfg says."""
+    from tfregimes.config.run_config import parse_flagfile_values
+    df = collect([sweep_dir])
+    assert "dataset" in df.columns and "dataset" not in df.attrs["varied_flags"]
+    assert df.attrs["flags"][:3] == ["batch_size", "learning_rate", "seed"]
+    for _, row in df.iterrows():
+        written = parse_flagfile_values((sweep_dir / row["run"] / "flags.cfg").read_text())
+        assert set(written) <= set(df.attrs["flags"])
+        assert str(row["dataset"]) == written["dataset"] and str(row["model"]) == written["model"]
+        assert row["epochs"] == int(written["epochs"])
+    assert "dataset" not in measure_columns(df)
 
 
 def test_group_means_and_sample_stds_equal_numpy_and_leave_diverged_runs_out(sweep_dir):
@@ -71,8 +85,10 @@ def test_plain_run_directories_vary_the_flags_that_differ(sweep_dir, diagnostics
 
 
 def test_unknown_group_flag_is_refused_naming_the_varied_flags(sweep_dir):
-    with pytest.raises(ValueError, match="--group_by: momentum .*batch_size, learning_rate, seed"):
-        group_summary(collect([sweep_dir]), ["momentum"])
+    with pytest.raises(ValueError, match="--group_by: momentun .*batch_size, learning_rate, seed"):
+        group_summary(collect([sweep_dir]), ["momentun"])
+    # A flag no run varies is a column too (collect keeps every flag): grouping by it makes one group.
+    assert len(group_summary(collect([sweep_dir]), ["momentum"])) == 1
     with pytest.raises(ValueError, match="--columns: test_acc is not a column .* test_accuracy"):
         group_summary(collect([sweep_dir]), ["batch_size"], ["test_acc"])
 

@@ -176,7 +176,7 @@ def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path
     assert len(runs) == 4
     for run in runs:  # Every number comes from the run's own directory.
         name = lr_momentum.Point(run["momentum"], run["learning_rate"], run["seed"]).name
-        metrics = json.loads((work / "smoke" / name / "metrics.json").read_text())
+        metrics = json.loads((work / "smoke" / lr_momentum.SWEEP / name / "metrics.json").read_text())
         assert run["test_accuracy"] == metrics["test_accuracy"] and metrics["epochs_run"] == 2
     phases = json.loads((output / "two_phase.json").read_text())["runs"]
     assert set(phases) == {"baseline", "with_momentum", "without_momentum"}

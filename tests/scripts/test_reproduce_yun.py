@@ -13,9 +13,9 @@ import pytest
 from helpers import REPO
 
 from tfregimes.analysis import WORDS
-from tfregimes.cli.train_flag_rules import parse_run_config
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
 from tfregimes.models import build_model
+from tfregimes.training.run_flag_rules import parse_run_config
 from tfregimes.training.trainer import model_options
 
 sys.path.insert(0, str(REPO / "scripts"))

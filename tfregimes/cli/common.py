@@ -107,15 +107,18 @@ _FINITE_CHECKED: set[str] = set()
 
 def refuse_non_finite_floats() -> None:
     """absl's float parser takes `nan` and `inf`, which pass every bound check (NaN compares false): no tfregimes
-    float flag means either, so each is refused by name at parse time."""
+    float flag means either, so each is refused by name at parse time (the training flags' own rules do it for
+    theirs, `tfregimes.training.run_flag_rules`)."""
+    from tfregimes.config.run_config import field_names
+    covered = set(field_names())
     for module, defined in flags.FLAGS.flags_by_module_dict().items():
         if not module.startswith(("tfregimes", "scripts")):
             continue
         for flag in defined:
-            if isinstance(flag.parser, flags.FloatParser) and flag.name not in _FINITE_CHECKED:
+            if isinstance(flag.parser, flags.FloatParser) and flag.name not in _FINITE_CHECKED | covered:
                 _FINITE_CHECKED.add(flag.name)
                 flags.register_validator(flag.name, lambda value: value is None or math.isfinite(value),
-                                         message=f"--{flag.name} must be a finite number (not nan or inf)")
+                                         message="must be a finite number (not nan or inf)")
 
 
 def expand_flagfiles(argv: list[str]) -> list[str]:

@@ -1,22 +1,12 @@
-"""The --dataset flag's rule, shared by the CLIs that load data (train, evaluate, benchmark). Apart from
-`common` because the dataset registry imports TensorFlow, which results and report start without."""
+"""The --dataset flag's rule on the global FLAGS, shared by the CLIs that load data (evaluate, benchmark; train gets
+it with the other training rules). Apart from `common` because the dataset registry imports TensorFlow, which
+results and report start without."""
 
 from __future__ import annotations
 
 from absl import flags
 
-from tfregimes.base.registry import UnknownNameError
-from tfregimes.data import check_dataset_name, dataset_names, prefix_forms
-
-DATASET_CHOICES = ", ".join([*dataset_names(), *prefix_forms()])
-
-
-def is_dataset_name(name: str) -> bool:
-    try:
-        check_dataset_name(name)
-    except (UnknownNameError, ValueError):
-        return False
-    return True
+from tfregimes.training.run_flags import DATASET_CHOICES, is_dataset_name
 
 
 def register_dataset_validator(flag_name: str = "dataset") -> None:

@@ -22,14 +22,13 @@ from absl import app, flags  # noqa: E402
 
 from tfregimes.base.registry import UnknownNameError  # noqa: E402
 from tfregimes.cli import common as cli_common  # noqa: E402
-from tfregimes.cli import train_flag_rules  # noqa: E402  (defines the training flags and their checks)
+from tfregimes.cli import train_flag_rules  # noqa: E402, F401  (the training flags and their rules: shared flags)
 from tfregimes.config import run_config as config_lib  # noqa: E402
-from tfregimes.diagnostics.adapters import MINIMUM_METRICS  # noqa: E402
-from tfregimes.sweep import hparams  # noqa: E402
-from tfregimes.sweep.engine import run_sweep  # noqa: E402
+from tfregimes.sweep import make_spec, run_sweep  # noqa: E402
 from tfregimes.sweep.executors import EXECUTORS, make_executor  # noqa: E402
 from tfregimes.sweep.ray_executor import RayUnavailableError  # noqa: E402
-from tfregimes.sweep.spec import SweepSpecError, expand, make_spec, validate_points  # noqa: E402
+from tfregimes.sweep.spec import SweepSpecError, expand, validate_points  # noqa: E402
+from tfregimes.training.run_flag_rules import parse_run_config  # noqa: E402
 
 flags.DEFINE_multi_string("grid", [], "NAME=V1,V2,...: a training flag and its values; the points are the "
                           "product of all --grid axes. A list-valued flag's values are separated by ';'. With "
@@ -86,13 +85,6 @@ def check_executor_flags() -> None:
             raise SweepSpecError(f"{', '.join(given)} only applies with --executor={executor}; remove it")
     if FLAGS["sample_seed"].present and not FLAGS.sample:
         raise SweepSpecError("--sample_seed only applies with --sample=N; remove it or set that")
-    unknown = sorted(set(FLAGS.metrics) - set(_metric_names()))
-    if unknown:
-        raise SweepSpecError(f"--metrics: unknown {', '.join(unknown)}; valid: {', '.join(_metric_names())}")
-
-
-def _metric_names() -> list[str]:
-    return MINIMUM_METRICS.names()
 
 
 def local_gpus(text: str) -> list[str]:
@@ -124,18 +116,17 @@ def main(argv):
         axis_names = {axis.partition("=")[0].strip().lstrip("-") for axis in axes}
         base = {name: value for name, value in base_flags().items() if name not in axis_names}
         spec = make_spec(base, grid=FLAGS.grid, zip_axes=FLAGS.zip, seeds=FLAGS.seeds, sample=FLAGS.sample,
-                         sample_seed=FLAGS.sample_seed, metrics=FLAGS.metrics, flag_names=config_lib.field_names())
+                         sample_seed=FLAGS.sample_seed, metrics=FLAGS.metrics)
         if FLAGS.dry_run:
             points = expand(spec)
-            validate_points(points, spec.base, train_flag_rules.parse_run_config)
+            validate_points(points, spec.base, parse_run_config)
             print(f"{len(points)} valid points:\n" + "\n".join(f"  {p.name}" for p in points))
             return 0
         executor = executor_from_flags()
         threads = FLAGS.threads_per_run or (math.ceil(FLAGS.cpus_per_run) if FLAGS.executor == "ray" else 0)
-        counts = run_sweep(spec, FLAGS.sweep_dir, executor, train_flag_rules.parse_run_config,
+        counts = run_sweep(spec, FLAGS.sweep_dir, executor,
                            command=["python", "-m", "tfregimes.sweep", *sys.argv[1:]], threads_per_run=threads,
-                           evaluate_tags=hparams.evaluate_metric_tags(FLAGS.metrics), cwd=os.getcwd(),
-                           preloaded=FLAGS.point_start == "preloaded")
+                           cwd=os.getcwd(), preloaded=FLAGS.point_start == "preloaded")
     except (SweepSpecError, RayUnavailableError, UnknownNameError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_REFUSED

@@ -1,5 +1,5 @@
 """Which options belong to which choice, in one table: read by the builders' arguments (`tfregimes.training.phases`),
-the check that rejects a flag the run would ignore (`tfregimes.cli.train_flag_rules`) and the flags' help text
+the check that rejects a flag the run would ignore (`tfregimes.training.run_flag_rules`) and the flags' help text
 (`--helpfull`). A new option of an optimizer or schedule is one row here, plus its RunConfig field and flag.
 
 The table imports no TensorFlow (tools that read results start without it), so the regularizers' and training

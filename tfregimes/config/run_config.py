@@ -1,6 +1,7 @@
 """The resolved settings of one training run, and their round trip through a flagfile.
 
-`RunConfig` is what the library takes; only the CLI (`tfregimes/cli/train_flags.py`) builds it from absl flags. Its
+`RunConfig` is what the library takes; only `tfregimes/training/run_flags.py` builds it from absl flags (on the
+CLI's FLAGS, or on the private FlagValues a sweep checks its points on). Its
 field names are the flag names, so a run directory's `flags.cfg` written by `to_flagfile` repeats the run.
 """
 

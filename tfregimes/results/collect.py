@@ -1,4 +1,4 @@
-"""One row per run: its varied flags, final metrics, evaluate metrics, final training diagnostics, state.
+"""One row per run: its flags, final metrics, evaluate metrics, final training diagnostics, state.
 
 Column names:
   run, run_dir, state, diverged          what and where (a diverged run is a result: a row, left out of statistics)
@@ -8,7 +8,9 @@ Column names:
   train_loss ... test_accuracy           metrics.json, full passes in inference mode at the end of training
   gap_accuracy, gap_loss                 the generalization gap from those four numbers: train − test accuracy,
                                          test − train loss (the only derived columns)
-  epochs_run, wall_seconds, train_seconds   metrics.json
+  epochs_run, wall_seconds, train_seconds,  metrics.json (the confusion set's loss and accuracy NaN without one)
+  last_epoch_train_loss, confusion_loss,
+  confusion_accuracy
   data                                   the digest of the data's fingerprint in metrics.json (equal: same data)
   stop/criterion, stop/target,           metrics.json's `stop` (--stop_at_train_loss / --stop_at_train_accuracy):
   stop/reached_target,                   train_loss or train_accuracy, its target, whether and at which epoch the
@@ -16,8 +18,12 @@ Column names:
   stop/clean_loss, stop/clean_accuracy   (NaN for the numbers) for a run without a stop or metrics.json
   eval/<split>_loss, eval/<split>_accuracy  the evaluate JSON's own loss and accuracy
   <metric>, sharpness/<space_eps>        each minimum metric entry's `value` from the evaluate JSON
+  status/<metric>                        that entry's `status` where it has one (sharpness: L-BFGS-B's)
   final/<diagnostic>                     the last logged value of each training diagnostic in history.csv
   command                                how the run was started (flags.cfg "# Started as:")
+  <flag>                                 every other flag of flags.cfg (or of the sweep's overrides), the same
+                                         across the runs: a script reads any setting from the frame, none from
+                                         the run files; None where a run has not written it yet
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ from tfregimes.results.runs import (
 )
 
 FINAL_METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-RUN_METRICS = ("epochs_run", "wall_seconds", "train_seconds")
+RUN_METRICS = ("epochs_run", "wall_seconds", "train_seconds", "last_epoch_train_loss", "confusion_loss",
+               "confusion_accuracy")
 GAP_COLUMNS = ("gap_accuracy", "gap_loss")
 # metrics.json's `stop` fields, as the columns stop/<field> (tfregimes.analysis reads exactly these names).
 STOP_FIELDS = ("criterion", "target", "reached_target", "stopped_at_epoch", "clean_loss", "clean_accuracy")
@@ -68,7 +75,8 @@ def final_diagnostics(history: pd.DataFrame) -> dict[str, float]:
     return values
 
 
-def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
+def run_row(record: RunRecord, flags: list[str], other_flags: list[str] = ()) -> dict[str, Any]:
+    """The row of one run: `flags` (the varied ones) after its name and state, `other_flags` at the end."""
     row: dict[str, Any] = {"run": record.name, "run_dir": str(record.run_dir), "state": record.state,
                            "diverged": record.diverged, "reason": record.reason}
     row.update({flag: parse_value(flag_value(record, flag)) for flag in flags})
@@ -82,10 +90,13 @@ def run_row(record: RunRecord, flags: list[str]) -> dict[str, Any]:
         split = record.evaluation.get("split", "test")
         row[f"eval/{split}_loss"] = finite(record.evaluation.get("loss"))
         row[f"eval/{split}_accuracy"] = finite(record.evaluation.get("accuracy"))
-    row.update({column: finite(entry["value"]) for column, entry in evaluation_metrics(record.evaluation).items()})
+    entries = evaluation_metrics(record.evaluation)
+    row.update({column: finite(entry["value"]) for column, entry in entries.items()})
+    row.update({f"status/{column}": entry["status"] for column, entry in entries.items() if "status" in entry})
     if record.state in FINISHED:
         row.update(final_diagnostics(record.history()))
     row["command"] = record.command
+    row.update({flag: parse_value(flag_value(record, flag)) for flag in other_flags})
     return row
 
 
@@ -108,18 +119,29 @@ def short_of_target(df: pd.DataFrame) -> pd.DataFrame:
                                             and not reached)]
 
 
+def every_flag(records: list[RunRecord]) -> list[str]:
+    """Every flag any run wrote to flags.cfg or a sweep set for it, in flags.cfg order."""
+    names: list[str] = []
+    for record in records:
+        names.extend(name for name in [*record.flags, *record.overrides] if name not in names)
+    return names
+
+
 def frame(records: list[RunRecord]) -> pd.DataFrame:
     flags = varied_flags(records)
-    df = pd.DataFrame([run_row(record, flags) for record in records])
+    others = [name for name in every_flag(records) if name not in flags]
+    df = pd.DataFrame([run_row(record, flags, others) for record in records])
     df.attrs["varied_flags"] = flags
+    df.attrs["flags"] = flags + others
     return df
 
 
 def collect(paths) -> pd.DataFrame:
     """The runs under `paths` (sweep directories, run directories, folders of run directories) as a DataFrame,
-    one row per run (columns: this module's docstring). `df.attrs["varied_flags"]` names the varied flags:
-    a sweep's overrides, and the flags.cfg entries that differ across the runs; `df.attrs["skipped"]` the
-    directories among `paths` with no run in them."""
+    one row per run (columns: this module's docstring), with a column for every flag of every run.
+    `df.attrs["varied_flags"]` names the varied flags: a sweep's overrides, and the flags.cfg entries that differ
+    across the runs; `df.attrs["flags"]` names every flag column; `df.attrs["skipped"]` the directories among
+    `paths` with no run in them."""
     skipped: list = []
     records, _ = load_runs(paths, skipped)
     df = frame(records)
@@ -135,5 +157,5 @@ def corrupt_runs(df: pd.DataFrame) -> pd.DataFrame:
 def measure_columns(df: pd.DataFrame) -> list[str]:
     """The minimum metrics and final training diagnostics present in `df`, in column order."""
     fixed = {"run", "run_dir", "state", "diverged", "reason", "data", "command", *FINAL_METRICS, *RUN_METRICS,
-             *GAP_COLUMNS, *STOP_COLUMNS, *df.attrs.get("varied_flags", [])}
-    return [c for c in df.columns if c not in fixed and not c.startswith("eval/")]
+             *GAP_COLUMNS, *STOP_COLUMNS, *df.attrs.get("varied_flags", []), *df.attrs.get("flags", [])}
+    return [c for c in df.columns if c not in fixed and not c.startswith(("eval/", "status/"))]

@@ -18,9 +18,12 @@ from tfregimes.base import progress as progress_lib
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.base.run_files import EVALUATION_FILE, FINISHED, write_atomically
 from tfregimes.sweep import hparams
+from tfregimes.sweep.build import sweep_command
+from tfregimes.sweep.local import LocalExecutor
 from tfregimes.sweep.point import PointJob, child_threads_env
 from tfregimes.sweep.spec import SweepSpec, base_flagfile_text, expand, point_argv, validate_points
 from tfregimes.sweep.state import SweepState
+from tfregimes.training.run_flag_rules import parse_run_config
 
 BASE_FLAGFILE = "base.cfg"
 
@@ -106,12 +109,25 @@ class Progress:
         self.task.close()
 
 
-def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor, parse: Callable[[list[str]], Any], *,
-              command: Sequence[str] = (), threads_per_run: int = 0, evaluate_tags: Sequence[str] = (),
-              cwd: str | Path = ".", out: TextIO = sys.stdout, preloaded: bool = False) -> dict[str, int]:
-    """Runs the sweep; returns the number of points in each state. Raises SweepSpecError before anything
-    starts for a bad point or a spec that differs from the one the directory recorded. `preloaded`: start each
-    point's processes from a server with TensorFlow imported where possible (`tfregimes.sweep.launch`)."""
+def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor=None,
+              parse: Callable[[list[str]], Any] = parse_run_config, *, command: Sequence[str] | None = None,
+              threads_per_run: int = 0, evaluate_tags: Sequence[str] | None = None, cwd: str | Path = ".",
+              out: TextIO = sys.stdout, preloaded: bool = True) -> dict[str, int]:
+    """Runs the sweep (or resumes it: finished points are kept); returns the number of points in each state. Raises
+    SweepSpecError before anything starts for a bad point or a spec that differs from the one the directory
+    recorded.
+
+    executor: default one point at a time here (`make_executor("local")`). parse: a point's training flags to its
+    RunConfig, raising ValueError for a bad one (default `tfregimes.train`'s own parse and checks, on a private
+    FlagValues). command: what sweep.json records (default the equivalent `python -m tfregimes.sweep` command,
+    `sweep_command`). evaluate_tags: the TensorBoard HParams metric tags of the evaluation (default those of
+    spec.metrics). preloaded: start each point's processes from a server with TensorFlow imported where possible
+    (`tfregimes.sweep.launch`), which saves a TensorFlow start-up per process."""
+    executor = executor if executor is not None else LocalExecutor()
+    if command is None:
+        command = sweep_command(spec, sweep_dir, executor, threads_per_run, preloaded)
+    if evaluate_tags is None:
+        evaluate_tags = hparams.evaluate_metric_tags(spec.metrics)
     sweep_dir = Path(sweep_dir).resolve()
     points = expand(spec)
     configs = validate_points(points, spec.base, parse)

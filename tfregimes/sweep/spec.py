@@ -113,7 +113,8 @@ def _is_int(text: str) -> bool:
 def make_spec(base: dict[str, str], grid: Sequence[str] = (), zip_axes: Sequence[str] = (),
               seeds: Sequence[str] = (), sample: int = 0, sample_seed: int = 0, metrics: Sequence[str] = (),
               flag_names: Sequence[str] | None = None) -> SweepSpec:
-    """The spec of the command-line axes. `flag_names`: the training flags an axis may name."""
+    """The spec of the command-line axes, base values taken as given. `flag_names`: the training flags an axis may
+    name. From Python, `tfregimes.sweep.make_spec` (build.py) also checks and canonicalizes the base flags."""
     grid_axes = dict(parse_axis(text, "grid") for text in grid)
     zipped = dict(parse_axis(text, "zip") for text in zip_axes)
     names = [parse_axis(text, "grid")[0] for text in grid] + [parse_axis(text, "zip")[0] for text in zip_axes]
