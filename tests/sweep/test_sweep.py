@@ -54,6 +54,17 @@ def test_list_valued_flag_values_are_separated_by_semicolons_and_names_stay_path
         "lr_boundaries-15_25_dataset-npz__a_b.npz"
 
 
+def test_a_point_name_from_long_values_is_capped_and_still_distinct():
+    """A 300-character value must not make a file name too long for the file system (255 bytes)."""
+    long_a = {"dataset": "npz:/data/" + "a" * 300 + ".npz"}
+    long_b = {"dataset": "npz:/data/" + "a" * 299 + "b.npz"}
+    names = {point_name(long_a), point_name(long_b)}
+    assert len(names) == 2 and all(len(name) == 120 for name in names)
+    assert all(name.startswith("dataset-npz__data_aaaa") for name in names)
+    short = {"batch_size": "32", "learning_rate": "0.1"}
+    assert point_name(short) == "batch_size-32_learning_rate-0.1"  # Short names are left as they were.
+
+
 def test_sample_draws_distinct_reproducible_points_inside_the_ranges():
     spec = make_spec({}, grid=["transition_epoch=5:20", "learning_rate=1e-3:1e-1:log", "momentum=0.5,0.9"],
                      seeds=["0", "1"], sample=6, sample_seed=3)

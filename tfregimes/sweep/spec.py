@@ -15,6 +15,7 @@ A point's name is made of the flags it varies, `batch_size-64_seed-0`, so a swee
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import math
 import random
@@ -193,11 +194,19 @@ def _sampled(spec: SweepSpec) -> list[dict[str, str]]:
     raise SweepSpecError(f"--sample={spec.sample}: could not draw that many distinct points; widen the ranges")
 
 
+MAX_POINT_NAME = 120  # Far below the 255 bytes a file name may have, with room for a run's own suffixes.
+
+
 def point_name(overrides: dict[str, str]) -> str:
-    """`name-value` pairs joined by `_`; characters a path or a shell would trip on become `_`."""
+    """`name-value` pairs joined by `_`; characters a path or a shell would trip on become `_`. A name longer than
+    MAX_POINT_NAME keeps its start and ends with a digest of the whole, so long values still name distinct points."""
     if not overrides:
         return "base"
-    return "_".join(f"{name}-{re.sub(r'[^A-Za-z0-9.+-]', '_', value)}" for name, value in overrides.items())
+    name = "_".join(f"{flag}-{re.sub(r'[^A-Za-z0-9.+-]', '_', value)}" for flag, value in overrides.items())
+    if len(name) <= MAX_POINT_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name[:MAX_POINT_NAME - len(digest) - 1]}-{digest}"
 
 
 def point_argv(base_flagfile: str, point: Point, run_dir: str) -> list[str]:
