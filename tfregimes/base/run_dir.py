@@ -41,7 +41,7 @@ def _umask() -> int:
 
 # mkstemp creates files readable by their owner only; results get the mode any new file gets (e.g. 0644, as the
 # checkpoints Keras writes).
-_FILE_MODE = 0o666 & ~_umask()
+FILE_MODE = 0o666 & ~_umask()
 
 
 def write_atomically(path: str | os.PathLike, text: str) -> None:
@@ -50,7 +50,7 @@ def write_atomically(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -2,8 +2,9 @@
 
 For each job (a network, a dataset, a batch size), in one process, images per second of:
 - `trainer`: the tfregimes trainer's epoch: its model wrapper (`RegimeModel`), optimizer and schedule, input
-  pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint
-  and history), built by the trainer's own functions; without the test-split evaluation, which is not training;
+  pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint,
+  history and progress.json), built by the trainer's own functions; without the test-split evaluation, which is
+  not training;
 - `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile` (when asked for): the trainer's epoch
   with that one change (`--precision`, `--jit_compile`), timed in the same rounds;
 - `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
@@ -14,8 +15,11 @@ For each job (a network, a dataset, a batch size), in one process, images per se
 
 Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
 `rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran
-are slow) and `epochs` timed ones, continuing its own training; a Keras epoch is timed from a callback first in
-the list to one last in it. A variant's round value is its images/s over the timed epochs; `ratio_to_keras_fit`
+are slow) and `epochs` timed ones, continuing its own training; for Keras in one `fit`, timed from the start of
+the first timed epoch (a callback first in the list) to the end of the `fit` (one last in it), so the trainer's
+checkpoint writes, which run in the background while the next epoch trains, are inside the time: the lead epoch's
+overlap the first timed epoch, as every epoch's overlap the next in a run, and the last timed epoch's are waited
+for at the end of the `fit`. A variant's round value is its images/s over the timed epochs; `ratio_to_keras_fit`
 is the median over rounds of (variant / keras_fit of the same round), so a change in a shared machine's load
 touches both sides alike; `images_per_s` is the median of the rounds. Augmentation is off in every variant
 (PyTorch has none here); `deterministic` (the trainer's default) turns on TensorFlow's op determinism for the whole
@@ -88,25 +92,30 @@ class ThroughputSetting:
 
 
 class _KerasClock:
-    """`first` and `last` callbacks: the wall time of each epoch from on_epoch_begin to on_epoch_end."""
+    """`first` and `last` callbacks: the wall time from the start of epoch `timed_from` to the end of `fit`, so that
+    whatever a callback leaves running in the background (the trainer's checkpoint writes) and waits for at the
+    end of `fit` is inside it."""
 
     def __init__(self):
-        self.seconds: list[float] = []
+        self.timed_from = 0
+        self.seconds: float | None = None
         clock = self
 
         class First(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                clock._started = time.perf_counter()
+                if epoch == clock.timed_from:
+                    clock._started = time.perf_counter()
 
         class Last(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                clock.seconds.append(time.perf_counter() - clock._started)
+            def on_train_end(self, logs=None):
+                clock.seconds = time.perf_counter() - clock._started
 
         self.first, self.last = First(), Last()
 
 
 class _KerasRunner:
-    """Fits `model` for a given number of epochs on the data's train pipeline, continuing its epoch count."""
+    """Fits `model` on the data's train pipeline, continuing its epoch count: `lead` untimed epochs, then `epochs`
+    timed ones, in one `fit`."""
 
     def __init__(self, model, data, config: RunConfig, callbacks: list[keras.callbacks.Callback]):
         self.model, self.data, self.config, self.callbacks = model, data, config, callbacks
@@ -114,14 +123,17 @@ class _KerasRunner:
         self.clock = _KerasClock()
         self.next_epoch = 0
 
-    def run(self, epochs: int) -> list[float]:
-        start, self.clock.seconds = self.next_epoch, []
+    def run(self, epochs: int, lead: int = 0) -> float:
+        """Seconds from the start of the first timed epoch to the end of the fit."""
+        start = self.next_epoch
+        self.clock.timed_from, self.clock.seconds = start + lead, None
+        end = start + lead + epochs
         # One epoch of data more than the fit runs: an epoch that ends the data is slower.
         dataset = self.data.train(self.config.batch_size, seed=self.config.seed, start_epoch=start,
-                                  num_epochs=start + epochs + 1)
-        self.model.fit(dataset, epochs=start + epochs, initial_epoch=start, steps_per_epoch=self.steps,
+                                  num_epochs=end + 1)
+        self.model.fit(dataset, epochs=end, initial_epoch=start, steps_per_epoch=self.steps,
                        callbacks=[self.clock.first, *self.callbacks, self.clock.last], verbose=0, shuffle=False)
-        self.next_epoch = start + epochs
+        self.next_epoch = end
         return self.clock.seconds
 
 
@@ -129,8 +141,10 @@ class _TorchRunner:
     def __init__(self, trainer: torch_reference.TorchTrainer):
         self.trainer, self.steps = trainer, trainer.steps
 
-    def run(self, epochs: int) -> list[float]:
-        return [self.trainer.epoch()[0] for _ in range(epochs)]
+    def run(self, epochs: int, lead: int = 0) -> float:
+        for _ in range(lead):
+            self.trainer.epoch()
+        return sum(self.trainer.epoch()[0] for _ in range(epochs))
 
 
 TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
@@ -198,9 +212,8 @@ def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
         rounds = {name: [] for name in runners}
         for round_index in range(setting.rounds):
             for name, runner in runners.items():
-                runner.run(1)  # The lead epoch.
-                seconds = runner.run(setting.epochs)
-                rounds[name].append(images_per_epoch * len(seconds) / sum(seconds))
+                seconds = runner.run(setting.epochs, lead=1)
+                rounds[name].append(images_per_epoch * setting.epochs / seconds)
             log(f"  round {round_index + 1}/{setting.rounds}: "
                 + ", ".join(f"{name} {values[-1]:.0f}/s" for name, values in rounds.items()))
     base = rounds[KERAS_FIT]
