@@ -84,8 +84,11 @@ PLANS = {
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
     "--suite=throughput --train_subset=1024 --rounds=3": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
-    "python -m tfregimes.benchmark --suite=throughput --model=cnn_small --train_subset=256 --rounds=2": (
-        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --notorch", "json_line"),
+    "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 python -m tfregimes.benchmark "
+    "--suite=throughput --model=cnn_small --rounds=9 --epochs=2 --notorch": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --epochs=1", "json_line"),
+    "python -m tfregimes.benchmark --suite=throughput --model=cnn_small --rounds=9 --epochs=2 --notorch": (
+        "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1 --epochs=1", "json_line"),
     "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 python -m tfregimes.benchmark --suite=throughput "
     "--model=resnet20 --train_subset=1024 --rounds=2 --notorch": (
         "{cmd} --model=mlp --dataset=digits --batch_size=32 --train_subset=128 --rounds=1", "json_line"),

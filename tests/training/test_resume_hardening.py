@@ -38,6 +38,7 @@ def test_resuming_at_an_awkward_moment_reaches_the_uninterrupted_numbers(scenari
 
     def snapshotting(recorder, epoch, logs=None):
         on_epoch_end(recorder, epoch, logs)
+        recorder.wait()  # The epoch's files are written in the background: the snapshot is of them complete.
         shutil.copytree(recorder.run_dir.root, tmp_path / f"after-{epoch + 1}", ignore=shutil.ignore_patterns(".lock"))
     monkeypatch.setattr(callbacks_lib.EpochRecorder, "on_epoch_end", snapshotting)
     uninterrupted = train_and_evaluate(config)

@@ -58,19 +58,26 @@ def test_scalar_writer_writes_numbers_as_tensorboard_scalars_and_skips_the_rest(
     import tensorflow as tf
 
     from tfregimes.base.scalars import ScalarWriter
-    writer = tf.summary.create_file_writer(str(tmp_path))
+    writer = tf.summary.create_file_writer(str(tmp_path / "first"))
     scalars = ScalarWriter(writer)
     scalars({"a": 1.5, "b": np.array([2.0]), "c": None, "d": "text"}, step=3)
     scalars({"e": np.float64(-4.0)}, step=4)  # another set of tags: the same compiled function
-    writer.flush()
-    written = {}
-    for event_file in tmp_path.glob("events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            for value in event.summary.value:
-                assert value.metadata.plugin_data.plugin_name == "scalars"
-                written[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
-    assert written == {("a", 3): 1.5, ("b", 3): 2.0, ("e", 4): -4.0}
-    assert scalars._write.experimental_get_tracing_count() == 1
+    writer.close()
+    other = ScalarWriter(tf.summary.create_file_writer(str(tmp_path / "second")))  # as after Keras' next fit
+    other({"a": 7.0}, step=5)
+    other._writer.close()
+
+    def written(directory):
+        values = {}
+        for event_file in directory.glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                for value in event.summary.value:
+                    assert value.metadata.plugin_data.plugin_name == "scalars"
+                    values[(value.tag, event.step)] = float(tf.make_ndarray(value.tensor))
+        return values
+    assert written(tmp_path / "first") == {("a", 3): 1.5, ("b", 3): 2.0, ("e", 4): -4.0}
+    assert written(tmp_path / "second") == {("a", 5): 7.0}
+    assert scalars._write is other._write and scalars._write.experimental_get_tracing_count() == 1
 
 
 def test_training_loss_decreases_on_learnable_data(tiny_run):

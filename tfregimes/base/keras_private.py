@@ -8,10 +8,13 @@ fails there, by name) and that no other module touches a Keras private name. Che
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import keras
+import numpy as np
 from keras.src.ops.function import make_node_key  # No public name: the key of a call site in a functional graph.
+from keras.src.saving import saving_lib  # No public name: the walk `save_weights` makes, and its HDF5 store.
 
 # Private methods that tfregimes' subclasses override, with why; the test checks that Keras still calls them.
 OVERRIDDEN_HOOKS: dict[tuple[type, str], str] = {
@@ -89,10 +92,65 @@ def graph_consumers(layer: keras.layers.Layer, model: keras.Model) -> list[keras
     return consumers
 
 
+# --- Weights files ----------------------------------------------------------------------------------------------
+class _LayoutStore(saving_lib.H5IOStore):
+    """Records the groups `save_weights` makes, with the object whose `save_own_variables` fills each, instead of
+    writing them. A subclass because `_save_state` accepts only Keras' own stores; its file-opening constructor is
+    not called."""
+
+    def __init__(self):  # super().__init__ would open an HDF5 file.
+        self.mode = "w"
+        self.groups: list[tuple[str, dict | None, Any]] = []
+
+    def __bool__(self):
+        return True
+
+    def make(self, path, metadata=None):
+        # `_save_state(saveable, ...)` calls `saveable.save_own_variables(weights_store.make(...))`: its caller's
+        # `saveable` is the owner of the group.
+        owner = sys._getframe(1).f_locals.get("saveable")
+        if owner is None or not hasattr(owner, "save_own_variables"):
+            raise RuntimeError(f"Keras {keras.__version__}'s saving_lib._save_state no longer calls store.make with "
+                               "the saveable in scope: tfregimes.base.keras_private.weights_layout needs updating")
+        self.groups.append((path, metadata, owner))
+        return {}  # What the owner writes now is discarded: `read_weights` asks it again at each checkpoint.
+
+
+def weights_layout(model: keras.Model) -> list[tuple[str, dict | None, Any]]:
+    """The groups `model.save_weights` writes to a `.weights.h5` file (model and optimizer), in its order, as (path,
+    metadata, owner): `owner.save_own_variables(store)` fills the group. Keras' public saving walks the model and
+    writes in one call; the walk alone takes tens of ms of Python on a small model, so the checkpoint writer walks
+    once and, at each checkpoint, only asks each owner for its values (`read_weights`) and writes them in the
+    background (`write_weights`)."""
+    store = _LayoutStore()
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
+    return store.groups
+
+
+def write_weights(path: str, groups: list[tuple[str, dict | None, list[tuple[str, Any]]]]) -> None:
+    """Writes `groups` (values as NumPy arrays) as `save_weights` writes them: the same HDF5 store, groups and
+    datasets, so `model.load_weights` reads the file."""
+    store = saving_lib.H5IOStore(path, mode="w")
+    try:
+        for group_path, metadata, entries in groups:
+            store.make(group_path, metadata=metadata)
+            for key, value in entries:
+                store[key] = np.asarray(value)
+    finally:
+        store.close()
+
+
 # --- TensorBoard ------------------------------------------------------------------------------------------------
 def tensorboard_writer(callback: keras.callbacks.TensorBoard, split: str) -> Any:
     """The `tf.summary` writer Keras' TensorBoard opened for "train" or "val" (created lazily by Keras)."""
     return callback._train_writer if split == "train" else callback._val_writer
+
+
+def summary_writer_resource(writer: Any) -> Any:
+    """The resource handle of a `tf.summary` file writer (TensorFlow's, not Keras'; no public accessor): passed as an
+    argument, one compiled summary function serves every writer, where one that captures a writer is traced again
+    for each (Keras' TensorBoard opens new writers at every `fit`)."""
+    return writer._resource
 
 
 def tensorboard_steps_per_second(callback: keras.callbacks.TensorBoard) -> float:

@@ -78,6 +78,25 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, fsync: bool = True)
         raise
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside `path` for writers that take a file name (h5py): when the block ends without an
+    error the file is synced, given FILE_MODE and renamed over `path` (removed when it raises)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_atomically(path: str | os.PathLike, data: str | bytes, *, fsync: bool = True) -> None:
     """Writes `data` (text or bytes) to a temporary file beside `path` and renames it over `path`."""
     with atomic_file(path, "wb" if isinstance(data, bytes) else "w", fsync=fsync) as f:

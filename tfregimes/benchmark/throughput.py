@@ -2,8 +2,9 @@
 
 For each job (a network, a dataset, a batch size), in one process, images per second of:
 - `trainer`: the tfregimes trainer's epoch: its model wrapper (`RegimeModel`), optimizer and schedule, input
-  pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint
-  and history), built by the trainer's own functions; without the test-split evaluation, which is not training;
+  pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint,
+  history and progress.json), built by the trainer's own functions; without the test-split evaluation, which is
+  not training;
 - `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile` (when asked for): the trainer's epoch
   with that one change (`--precision`, `--jit_compile`), timed in the same rounds;
 - `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
@@ -13,13 +14,19 @@ For each job (a network, a dataset, a batch size), in one process, images per se
   PyTorch is not installed these two are skipped and the result says so.
 
 Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
-`rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran
-are slow) and `epochs` timed ones, continuing its own training; a Keras epoch is timed from a callback first in
-the list to one last in it. A variant's round value is its images/s over the timed epochs; `ratio_to_keras_fit`
-is the median over rounds of (variant / keras_fit of the same round), so a change in a shared machine's load
-touches both sides alike; `images_per_s` is the median of the rounds. Augmentation is off in every variant
-(PyTorch has none here); `deterministic` (the trainer's default) turns on TensorFlow's op determinism for the whole
-process, so for every Keras variant, and Keras then compiles without XLA: XLA variants need deterministic=False.
+`rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran are
+slow) and `epochs` timed ones, continuing its own training; for Keras in one `fit`, timed from the start of the
+first timed epoch (a callback first in the list) to the end of the `fit` (one last in it), so the trainer's
+checkpoint writes, which run in the background while the next epoch trains, are inside the time: the lead epoch's
+are waited for before the clock starts, each timed epoch's overlap the next one, as in a run, and the last one's are
+waited for at the end of the `fit`: each timed epoch counts one epoch's files. A variant's round value is its
+images/s over the timed epochs; `ratio_to_keras_fit` is the median over rounds of (variant / keras_fit of the same
+round), so a change in a shared machine's load touches both sides alike; `images_per_s` is the median of the rounds.
+`cpu_ratio_to_keras_fit` is the same median for the process's CPU time per timed epoch (all its threads, background
+writes included; keras_fit's over the variant's): on a machine shared with other processes, wall time swings with
+their load, CPU time much less. Augmentation is off in every variant (PyTorch has none here); `deterministic` (the
+trainer's default) turns on TensorFlow's op determinism for the whole process, so for every Keras variant, and Keras
+then compiles without XLA: XLA variants need deterministic=False.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -88,40 +96,50 @@ class ThroughputSetting:
 
 
 class _KerasClock:
-    """`first` and `last` callbacks: the wall time of each epoch from on_epoch_begin to on_epoch_end."""
+    """`first` and `last` callbacks: the wall time from the start of epoch `timed_from` to the end of `fit`, so that
+    whatever a callback leaves running in the background (the trainer's checkpoint writes) and waits for at the
+    end of `fit` is inside it."""
 
-    def __init__(self):
-        self.seconds: list[float] = []
+    def __init__(self, settle: Callable[[], None] = lambda: None):
+        self.timed_from = 0
+        self.seconds: tuple[float, float] | None = None  # (wall, CPU of the whole process)
         clock = self
 
         class First(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
-                clock._started = time.perf_counter()
+                if epoch == clock.timed_from:
+                    settle()  # The lead epoch's background writes: each timed epoch then counts one epoch's.
+                    clock._started = (time.perf_counter(), time.process_time())
 
         class Last(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                clock.seconds.append(time.perf_counter() - clock._started)
+            def on_train_end(self, logs=None):
+                clock.seconds = (time.perf_counter() - clock._started[0], time.process_time() - clock._started[1])
 
         self.first, self.last = First(), Last()
 
 
 class _KerasRunner:
-    """Fits `model` for a given number of epochs on the data's train pipeline, continuing its epoch count."""
+    """Fits `model` on the data's train pipeline, continuing its epoch count: `lead` untimed epochs, then `epochs`
+    timed ones, in one `fit`."""
 
-    def __init__(self, model, data, config: RunConfig, callbacks: list[keras.callbacks.Callback]):
+    def __init__(self, model, data, config: RunConfig, callbacks: list[keras.callbacks.Callback],
+                 settle: Callable[[], None] = lambda: None):
         self.model, self.data, self.config, self.callbacks = model, data, config, callbacks
         self.steps = data.steps_per_epoch(config.batch_size)
-        self.clock = _KerasClock()
+        self.clock = _KerasClock(settle)
         self.next_epoch = 0
 
-    def run(self, epochs: int) -> list[float]:
-        start, self.clock.seconds = self.next_epoch, []
+    def run(self, epochs: int, lead: int = 0) -> tuple[float, float]:
+        """Wall and CPU seconds from the start of the first timed epoch to the end of the fit."""
+        start = self.next_epoch
+        self.clock.timed_from, self.clock.seconds = start + lead, None
+        end = start + lead + epochs
         # One epoch of data more than the fit runs: an epoch that ends the data is slower.
         dataset = self.data.train(self.config.batch_size, seed=self.config.seed, start_epoch=start,
-                                  num_epochs=start + epochs + 1)
-        self.model.fit(dataset, epochs=start + epochs, initial_epoch=start, steps_per_epoch=self.steps,
+                                  num_epochs=end + 1)
+        self.model.fit(dataset, epochs=end, initial_epoch=start, steps_per_epoch=self.steps,
                        callbacks=[self.clock.first, *self.callbacks, self.clock.last], verbose=0, shuffle=False)
-        self.next_epoch = start + epochs
+        self.next_epoch = end
         return self.clock.seconds
 
 
@@ -129,8 +147,12 @@ class _TorchRunner:
     def __init__(self, trainer: torch_reference.TorchTrainer):
         self.trainer, self.steps = trainer, trainer.steps
 
-    def run(self, epochs: int) -> list[float]:
-        return [self.trainer.epoch()[0] for _ in range(epochs)]
+    def run(self, epochs: int, lead: int = 0) -> tuple[float, float]:
+        for _ in range(lead):
+            self.trainer.epoch()
+        cpu = time.process_time()
+        wall = sum(self.trainer.epoch()[0] for _ in range(epochs))
+        return wall, time.process_time() - cpu
 
 
 TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
@@ -143,10 +165,11 @@ def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRun
         model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
         compile_for_phase(model, phases_from_config(config)[0], config, data.steps_per_epoch(config.batch_size))
     run_dir.create()
+    recorder = recording.EpochRecorder(run_dir, [])
     callbacks = epoch_callbacks(
         before_diagnostics=[recording.EpochLogs(), recording.DivergenceMonitor()], diagnostics=[],
-        writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recording.EpochRecorder(run_dir, [])])
-    return _KerasRunner(model, data, config, callbacks)
+        writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recorder])
+    return _KerasRunner(model, data, config, callbacks, settle=getattr(recorder, "wait", lambda: None))
 
 
 def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int, str]:
@@ -196,20 +219,23 @@ def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
             runner.run(1)
             log(f"  {name}: built and trained one epoch in {time.perf_counter() - started:.1f} s")
         rounds = {name: [] for name in runners}
+        cpu_rounds = {name: [] for name in runners}  # CPU seconds of the process per timed epoch
         for round_index in range(setting.rounds):
             for name, runner in runners.items():
-                runner.run(1)  # The lead epoch.
-                seconds = runner.run(setting.epochs)
-                rounds[name].append(images_per_epoch * len(seconds) / sum(seconds))
+                wall, cpu = runner.run(setting.epochs, lead=1)
+                rounds[name].append(images_per_epoch * setting.epochs / wall)
+                cpu_rounds[name].append(cpu / setting.epochs)
             log(f"  round {round_index + 1}/{setting.rounds}: "
                 + ", ".join(f"{name} {values[-1]:.0f}/s" for name, values in rounds.items()))
     base = rounds[KERAS_FIT]
     variants = {}
     for name, values in rounds.items():
         ratios = [value / reference for value, reference in zip(values, base)]
+        cpu_ratios = [reference / value for value, reference in zip(cpu_rounds[name], cpu_rounds[KERAS_FIT])]
         variants[name] = {"images_per_s": round(float(np.median(values)), 1),
                           "ratio_to_keras_fit": round(float(np.median(ratios)), 3),
-                          "round_images_per_s": [round(v, 1) for v in values]}
+                          "round_images_per_s": [round(v, 1) for v in values],
+                          "cpu_ratio_to_keras_fit": round(float(np.median(cpu_ratios)), 3)}
     return {"model": setting.model, "dataset": setting.dataset, "batch_size": setting.batch_size,
             "steps_per_epoch": steps, "torch": torch_status, "variants": variants,
             "setting": dataclasses.asdict(setting), "machine": machine_state()}
@@ -233,9 +259,10 @@ def throughput_report(results: list[dict]) -> str:
                      f"per epoch, {setting['precision']}{', XLA' if setting['jit_compile'] else ''}; medians of "
                      f"{setting['rounds']} interleaved rounds; PyTorch: {job['torch']}; load average "
                      f"{job['machine']['load_average_1min']} on {job['machine']['cpus']} CPUs")
-        lines.append(f"  {'variant':<24} {'images/s':>9} {'× keras_fit':>11}  rounds (images/s)")
+        lines.append(f"  {'variant':<24} {'images/s':>9} {'× keras_fit':>11} {'CPU ×':>6}  rounds (images/s)")
         for name, timing in job["variants"].items():
-            lines.append(f"  {name:<24} {timing['images_per_s']:>9.0f} {timing['ratio_to_keras_fit']:>11.2f}  "
+            lines.append(f"  {name:<24} {timing['images_per_s']:>9.0f} {timing['ratio_to_keras_fit']:>11.2f} "
+                         f"{timing['cpu_ratio_to_keras_fit']:>6.2f}  "
                          + " ".join(f"{v:.0f}" for v in timing["round_images_per_s"]))
     lines.append(json.dumps({"jobs": results}))
     return "\n".join(lines)

@@ -6,10 +6,9 @@ Order matters: `EpochLogs` adds the learning rate and epoch time to the epoch's 
 
 from __future__ import annotations
 
+import copy
 import math
-import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,9 +20,12 @@ import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 
 from tfregimes.base import keras_private
+from tfregimes.base.background import BackgroundFiles
 from tfregimes.base.run_dir import RunDirectory, file_sha256
 from tfregimes.base.scalars import ScalarWriter
 from tfregimes.optim.state import current_learning_rate
+from tfregimes.training import checkpoint_writer
+from tfregimes.training.checkpoint_writer import WeightsSnapshot
 
 
 class EpochLogs(keras.callbacks.Callback):
@@ -72,16 +74,24 @@ class DivergenceMonitor(keras.callbacks.Callback):
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard, with two changes:
+    """Keras' TensorBoard, with three changes:
     - the learning rate logged is the one `EpochLogs` put in the logs (that of the epoch's last step), not the
       optimizer's re-read (the next step's rate);
-    - each epoch's scalars are written by one compiled call per writer instead of one eager call per scalar
-      (about 0.5 ms each here: with the diagnostics' dozen scalars that alone was 2 % of a digits epoch).
-    The tags and values written are Keras' own (`epoch_<name>`, step = epoch). Both changes override private hooks
-    (`tfregimes.base.keras_private.OVERRIDDEN_HOOKS`)."""
+    - each epoch's scalars are written by one compiled call instead of one eager call per scalar (about 0.5 ms
+      each here: with the diagnostics' dozen scalars that alone was 2 % of a digits epoch);
+    - with per-epoch summaries (update_freq="epoch", ours) no batch-level summary call is made (Keras makes one per
+      log per batch, with no writer to write to).
+    The tags and values written are Keras' own (`epoch_<name>`, step = epoch). The first two override private hooks
+    (`tfregimes.base.keras_private.OVERRIDDEN_HOOKS`), the third a public one."""
 
     def _collect_learning_rate(self, logs):
         return logs
+
+    def on_train_batch_end(self, batch, logs=None):
+        # With update_freq="epoch" (ours) Keras sets no default writer for batches, yet calls `tf.summary.scalar` for
+        # every log of every batch, to write nothing (~0.3 ms a batch here); the rest of the hook (the graph, the
+        # profiler) is kept.
+        super().on_train_batch_end(batch, logs if self.update_freq != "epoch" else None)
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -107,10 +117,15 @@ class EpochRecorder(keras.callbacks.Callback):
     """After each epoch: checkpoint (model + optimizer), history.csv, then progress.json, in that order.
 
     progress.json is written last and names the checkpoint, so a kill at any point leaves the run resumable from
-    the last epoch whose files are all complete. Older checkpoints beyond `keep` are removed. Each of `records`
-    (objects with `name`, `history_fields(epochs_done)` and `state()`) adds columns to the history row and its
-    state to progress.json under its name, for the trainer to restore on resume. Each of `before_progress` is
-    called before progress.json names the epoch as done (e.g. to wait for files other callbacks write in the
+    the last epoch whose files are all complete. The files are written by a background thread while the next epoch
+    trains: at the epoch's end the training thread only copies the values to save (`WeightsSnapshot`), the history
+    rows and the records' states, and hands them to the thread, which writes the checkpoint, then history.csv, then
+    progress.json, one epoch after another. One epoch's files at most are in flight: an epoch's end first waits
+    for the previous epoch's (and raises what writing them raised); `wait()` and the end of `fit` wait for all.
+    Older checkpoints beyond `keep` are removed. Each of `records` (objects with `name`,
+    `history_fields(epochs_done)` and `state()`) adds columns to the history row and its state to progress.json
+    under its name, for the trainer to restore on resume. Each of `before_progress` is called (on the writing
+    thread) before progress.json names the epoch as done (e.g. to wait for files other callbacks write in the
     background, so that a resumed run has them).
     """
 
@@ -125,6 +140,8 @@ class EpochRecorder(keras.callbacks.Callback):
         self.keep = keep
         self.is_chief = is_chief
         self.divergence = divergence
+        self._files = BackgroundFiles("run-records")
+        self._snapshot: WeightsSnapshot | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
@@ -134,28 +151,43 @@ class EpochRecorder(keras.callbacks.Callback):
         self.history.append(row)
         if self.divergence is not None and self.divergence.diverged:
             return  # Keep the last finite checkpoint: a diverged state is no place to resume from.
-        checkpoint = self.run_dir.checkpoint_path(epoch + 1)
+        if self._snapshot is None or self._snapshot.model is not self.model:
+            self._snapshot = WeightsSnapshot(self.model)  # Kept across fits: it walks the model once.
         if not self.is_chief:
             # Reading distributed variables runs collectives that every worker must join: the other workers of a
-            # cluster save too, into a scratch file.
-            with tempfile.TemporaryDirectory() as scratch:
-                self.model.save_weights(os.path.join(scratch, checkpoint.name))
+            # cluster read what the chief reads, in the same order, and write nothing.
+            self._snapshot.take()
             return
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(str(checkpoint))  # Keras writes model and optimizer variables.
-        self.run_dir.write_history(self.history)
+        self._files.wait()  # The previous epoch's files: one epoch in flight at most; raises what writing raised.
+        states = copy.deepcopy({record.name: record.state() for record in self.records})  # As of this epoch.
+        self._files.submit(self._write_epoch, epoch + 1, self._snapshot.take(), list(self.history), states)
+
+    def on_train_end(self, logs=None):
+        self.wait()
+
+    def wait(self) -> None:
+        """Returns when the files of every epoch recorded so far are written, progress.json included."""
+        self._files.wait()
+
+    def _write_epoch(self, epochs_done: int, weights, history: list[dict[str, Any]], states: dict[str, Any]) -> None:
+        """On the writing thread: the checkpoint, history.csv, then progress.json naming them."""
+        checkpoint = self.run_dir.checkpoint_path(epochs_done)
+        checkpoint_writer.write_checkpoint(checkpoint, weights)  # Keras writes model and optimizer variables.
+        self.run_dir.write_history(history)
         for wait in self.before_progress:
             wait()
         # The checksum lets a resume tell a damaged checkpoint from a good one; the entries of the older
         # checkpoints kept on disk let it fall back to one of them (RunDirectory.resume_candidates).
-        entry = {"epochs_done": epoch + 1, "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint),
-                 **{record.name: record.state() for record in self.records}}
+        entry = {"epochs_done": epochs_done, "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint),
+                 **states}
         previous = self.run_dir.read_progress()
         earlier = [older for older in (self.run_dir.resume_candidates(previous) if previous else [])
-                   if older["epochs_done"] < epoch + 1][:self.keep - 1]
+                   if older["epochs_done"] < epochs_done][:self.keep - 1]
         self.run_dir.write_progress(**entry, earlier=earlier)
         for old in sorted(self.run_dir.checkpoint_dir.glob("epoch-*.weights.h5"))[:-self.keep]:
             old.unlink(missing_ok=True)
+        for torn in self.run_dir.checkpoint_dir.glob(".epoch-*.tmp"):  # A killed process's unfinished write.
+            torn.unlink(missing_ok=True)
 
 
 def _scalar(value: Any) -> Any:
