@@ -12,6 +12,8 @@ import textwrap
 
 from absl import app, flags, logging
 
+from tfregimes.config.run_config import field_names
+
 
 def quiet_python_logs() -> None:
     """TensorFlow's Python INFO lines (SavedModel writing, …) only when asked for with --verbosity."""
@@ -109,7 +111,6 @@ def refuse_non_finite_floats() -> None:
     """absl's float parser takes `nan` and `inf`, which pass every bound check (NaN compares false): no tfregimes
     float flag means either, so each is refused by name at parse time (the training flags' own rules do it for
     theirs, `tfregimes.training.run_flag_rules`)."""
-    from tfregimes.config.run_config import field_names
     covered = set(field_names())
     for module, defined in flags.FLAGS.flags_by_module_dict().items():
         if not module.startswith(("tfregimes", "scripts")):
