@@ -40,6 +40,7 @@ def _imported_frameworks(modules: tuple[str, ...], main: str = "") -> list[str]:
     ("tfregimes", "tfregimes.config", "tfregimes.analysis", "tfregimes.results", "tfregimes.report"),
     ("tfregimes.cli.results",),
     ("tfregimes.cli.report",),
+    ("tfregimes.benchmark.torch_worker",),  # The PyTorch twins' process (issue 24 item 8: the two crashed together).
 ])
 def test_reading_results_imports_no_framework(modules):
     assert _imported_frameworks(modules) == []

@@ -9,26 +9,20 @@ import numpy as np
 import pytest
 from helpers import run_cli
 
-from tfregimes.benchmark import (
-    BASELINE,
-    SUITES,
+from tfregimes.benchmark import torch_reference, torch_worker
+from tfregimes.benchmark.diagnostics_overhead import (
     DiagnosticsSetting,
-    Setting,
     SettingError,
-    Timing,
     diagnostics_report,
     diagnostics_result,
     measurement_period,
-    ratios,
-    report,
-    suite_variants,
     time_diagnostics,
-    time_variants,
 )
 from tfregimes.benchmark.minimum_metrics import BASELINE as MINIMUM_BASELINE
 from tfregimes.benchmark.minimum_metrics import MinimumSetting, baseline_log_det, time_minimum_metrics
+from tfregimes.benchmark.suites import BASELINE, SUITES, suite_variants
 from tfregimes.benchmark.throughput import ThroughputSetting
-from tfregimes.benchmark.torch_reference import TorchTrainer, build_torch_twin
+from tfregimes.benchmark.timing import Setting, Timing, ratios, report, time_variants
 from tfregimes.config.run_config import RunConfig
 from tfregimes.models import build_model
 
@@ -217,11 +211,13 @@ def test_cli_runs_the_minimum_metrics_suite_and_ends_with_the_json_line():
 
 def test_cli_runs_the_throughput_suite_on_a_tiny_job_and_ends_with_the_json_line():
     result = run_cli("tfregimes.benchmark", "--suite=throughput", "--model=mlp", "--dataset=digits",
-                     "--batch_size=32", "--train_subset=128", "--rounds=2", "--notorch", timeout=240)
+                     "--batch_size=32", "--train_subset=128", "--rounds=2", timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     (job,) = json.loads(result.stdout.strip().splitlines()[-1])["jobs"]
     assert (job["model"], job["dataset"], job["batch_size"], job["steps_per_epoch"]) == ("mlp", "digits", 32, 4)
-    assert job["torch"] == "skipped: --notorch" and set(job["variants"]) == {"trainer", "keras_fit"}
+    # The PyTorch worker was asked: it has no twin of the MLP, or no PyTorch.
+    assert job["torch"] in ("skipped: no PyTorch twin of mlp", f"skipped: {torch_worker.NOT_INSTALLED}")
+    assert set(job["variants"]) == {"trainer", "keras_fit"}
     keras_fit, trainer = job["variants"]["keras_fit"], job["variants"]["trainer"]
     assert keras_fit["ratio_to_keras_fit"] == 1.0 and len(trainer["round_images_per_s"]) == 2
     ratios = [t / k for t, k in zip(trainer["round_images_per_s"], keras_fit["round_images_per_s"])]
@@ -233,17 +229,21 @@ def test_cli_runs_the_throughput_suite_on_a_tiny_job_and_ends_with_the_json_line
 
 
 @pytest.mark.parametrize("name, input_shape", [("resnet20", (32, 32, 3)), ("cnn_small", (8, 8, 1))])
-def test_pytorch_twins_hold_the_keras_networks_parameter_counts(name, input_shape):
-    pytest.importorskip("torch", reason="PyTorch is the optional [bench] extra")
+def test_pytorch_twins_hold_the_keras_networks_parameter_counts(name, input_shape, tmp_path):
+    # In the worker, as the suite builds them: PyTorch never shares this process, which has imported TensorFlow.
+    if not torch_reference.torch_available():
+        pytest.skip("PyTorch is the optional [bench] extra")
     network = build_model(name, input_shape=input_shape, num_classes=10)
     count = sum(int(np.prod(v.shape)) for v in network.trainable_variables)
-    twin = build_torch_twin(name, input_shape, 10, count)
     images = np.random.default_rng(0).normal(size=(4, *input_shape)).astype(np.float32)
-    trainer = TorchTrainer(twin, images, np.arange(4) % 10, 2, learning_rate=0.01, compiled=False)
-    seconds, loss = trainer.epoch()
-    assert trainer.steps == 2 and seconds > 0 and np.isfinite(loss)
-    with pytest.raises(AssertionError, match="not the same network"):
-        build_torch_twin(name, input_shape, 10, count + 1)
+    np.savez(tmp_path / "arrays.npz", images=images, labels=np.arange(4) % 10)
+    request = {"arrays": str(tmp_path / "arrays.npz"), "model": name, "input_shape": list(input_shape),
+               "num_classes": 10, "parameters": count, "batch_size": 2, "learning_rate": 0.01, "seed": 0}
+    with torch_worker.TorchWorker(request, tmp_path / "err") as worker:
+        wall, cpu = worker.run("torch_eager", 1)
+    assert worker.status[0].isdigit() and wall > 0 and cpu > 0
+    with pytest.raises(torch_worker.WorkerFailed, match="not the same network"):
+        torch_worker.TorchWorker({**request, "parameters": count + 1}, tmp_path / "err")
 
 
 def test_throughput_settings_refuse_xla_under_op_determinism_and_unknown_variants():

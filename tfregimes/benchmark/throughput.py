@@ -1,6 +1,6 @@
 """Training throughput against plain Keras and PyTorch: `python -m tfregimes.benchmark --suite=throughput`.
 
-For each job (a network, a dataset, a batch size), in one process, images per second of:
+For each job (a network, a dataset, a batch size), in one process (PyTorch in a worker), images per second of:
 - `trainer`: the tfregimes trainer's epoch: its model wrapper (`RegimeModel`), optimizer and schedule, input
   pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint,
   history and progress.json), built by the trainer's own functions; without the test-split evaluation, which is
@@ -10,8 +10,10 @@ For each job (a network, a dataset, a batch size), in one process, images per se
 - `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
   sparse cross-entropy, on the same `tf.data` input (the dataset's `train` pipeline), with no callback but the clock;
 - `torch_eager`, `torch_compile`: the PyTorch twin of the network (`torch_reference`, the same parameter count)
-  trained by SGD + momentum on the same in-memory examples, eagerly and with `torch.compile`, in float32. When
-  PyTorch is not installed these two are skipped and the result says so.
+  trained by SGD + momentum on the same in-memory examples, eagerly and with `torch.compile`, in float32, in a
+  worker process that never imports TensorFlow (`torch_worker`: the two frameworks crashed in one process), timed
+  by its own clocks and CPU time. When PyTorch is not installed these two are skipped; when the worker dies they
+  are dropped from the job; the result's `torch` says which.
 
 Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
 `rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran are
@@ -24,13 +26,14 @@ images/s over the timed epochs; `ratio_to_keras_fit` is the median over rounds o
 round), so a change in a shared machine's load touches both sides alike; `images_per_s` is the median of the rounds.
 `cpu_ratio_to_keras_fit` is the same median for the process's CPU time per timed epoch (all its threads, background
 writes included; keras_fit's over the variant's): on a machine shared with other processes, wall time swings with
-their load, CPU time much less. Augmentation is off in every variant (PyTorch has none here); `deterministic` (the
-trainer's default) turns on TensorFlow's op determinism for the whole process, so for every Keras variant, and Keras
-then compiles without XLA: XLA variants need deterministic=False.
+their load, CPU time much less (the PyTorch variants' is the worker's). Augmentation is off in every variant
+(PyTorch has none here); `deterministic` (the trainer's default) turns on TensorFlow's op determinism for the whole
+process, so for every Keras variant, and Keras then compiles without XLA: XLA variants need deterministic=False.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -43,7 +46,7 @@ import keras
 import numpy as np
 
 from tfregimes.base.run_dir import RunDirectory
-from tfregimes.benchmark import torch_reference
+from tfregimes.benchmark import torch_worker
 from tfregimes.config.run_config import RunConfig
 from tfregimes.models import build_model
 from tfregimes.training import recording
@@ -144,15 +147,13 @@ class _KerasRunner:
 
 
 class _TorchRunner:
-    def __init__(self, trainer: torch_reference.TorchTrainer):
-        self.trainer, self.steps = trainer, trainer.steps
+    """One of the worker's twins; `run` raises torch_worker.WorkerFailed when the worker dies."""
+
+    def __init__(self, worker: torch_worker.TorchWorker, name: str):
+        self.worker, self.name = worker, name
 
     def run(self, epochs: int, lead: int = 0) -> tuple[float, float]:
-        for _ in range(lead):
-            self.trainer.epoch()
-        cpu = time.process_time()
-        wall = sum(self.trainer.epoch()[0] for _ in range(epochs))
-        return wall, time.process_time() - cpu
+        return self.worker.run(self.name, epochs, lead)
 
 
 TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
@@ -172,8 +173,10 @@ def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRun
     return _KerasRunner(model, data, config, callbacks, settle=getattr(recorder, "wait", lambda: None))
 
 
-def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int, str]:
-    """{variant: runner}, steps per epoch, and what became of PyTorch ("2.x" or why it was skipped)."""
+def build_runners(setting: ThroughputSetting, scratch: Path, workers: contextlib.ExitStack,
+                  worker_command: tuple[str, ...] = torch_worker.COMMAND) -> tuple[dict, int, str]:
+    """{variant: runner}, steps per epoch, and what became of PyTorch ("2.x", or why it was skipped or failed).
+    The PyTorch worker, started by `worker_command`, is closed with `workers`."""
     config = setting.run_config()
     data = load_run_data(config)
     steps = data.steps_per_epoch(config.batch_size)
@@ -192,41 +195,75 @@ def build_runners(setting: ThroughputSetting, scratch: Path) -> tuple[dict, int,
 
     if not setting.torch:
         return runners, steps, "skipped: --notorch"
-    if not torch_reference.torch_available():
-        return runners, steps, "skipped: PyTorch is not installed (pip install -e .[bench])"
-    if setting.model not in torch_reference.TWINS:
-        return runners, steps, f"skipped: no PyTorch twin of {setting.model}"
     images, labels = data.arrays("train")
-    parameters = sum(int(np.prod(v.shape)) for v in network.trainable_variables)
-    for name, compiled in (("torch_eager", False), ("torch_compile", True)):
-        twin = torch_reference.build_torch_twin(setting.model, data.info.input_shape, data.info.num_classes,
-                                                parameters)
-        runners[name] = _TorchRunner(torch_reference.TorchTrainer(
-            twin, images, labels, setting.batch_size, learning_rate=setting.learning_rate, compiled=compiled,
-            seed=setting.seed))
-    return runners, steps, torch_reference.torch_version()
+    np.savez(scratch / "torch_arrays.npz", images=images, labels=labels)
+    request = {"arrays": str(scratch / "torch_arrays.npz"), "model": setting.model,
+               "input_shape": list(data.info.input_shape), "num_classes": data.info.num_classes,
+               "parameters": sum(int(np.prod(v.shape)) for v in network.trainable_variables),
+               "batch_size": setting.batch_size, "learning_rate": setting.learning_rate, "seed": setting.seed}
+    try:
+        worker = workers.enter_context(torch_worker.TorchWorker(request, scratch / "torch_worker.err",
+                                                                 worker_command))
+    except torch_worker.WorkerFailed as failure:
+        return runners, steps, str(failure)
+    if not worker.status.startswith("skipped"):
+        runners.update({name: _TorchRunner(worker, name) for name in torch_worker.RUNNERS})
+    return runners, steps, worker.status
 
 
-def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
+def time_throughput(setting: ThroughputSetting, *, log=print,
+                    worker_command: tuple[str, ...] = torch_worker.COMMAND) -> dict:
     """One job's JSON result; see the module docstring for the method."""
     setting.check()
     with tempfile.TemporaryDirectory(prefix="tfregimes-throughput-") as scratch, \
-            precision_policy(setting.precision):  # The policy the networks are built under.
-        runners, steps, torch_status = build_runners(setting, Path(scratch))
-        images_per_epoch = steps * setting.batch_size
-        for name, runner in runners.items():
+            precision_policy(setting.precision), contextlib.ExitStack() as workers:  # The networks' policy.
+        runners, steps, torch_status = build_runners(setting, Path(scratch), workers, worker_command)
+        rounds, cpu_rounds, torch_status = time_rounds(runners, steps * setting.batch_size, setting.epochs,
+                                                       setting.rounds, torch_status, log=log)
+    return {"model": setting.model, "dataset": setting.dataset, "batch_size": setting.batch_size,
+            "steps_per_epoch": steps, "torch": torch_status, "variants": variant_ratios(rounds, cpu_rounds),
+            "setting": dataclasses.asdict(setting), "machine": machine_state()}
+
+
+def time_rounds(runners: dict, images_per_epoch: int, epochs: int, rounds: int, torch_status: str, *,
+                log=print) -> tuple[dict, dict, str]:
+    """({variant: images/s per round}, {variant: CPU seconds per timed epoch per round}, torch status): one
+    untimed epoch of each runner, then `rounds` interleaved rounds. The PyTorch variants leave the job, and the
+    status says why, when their worker fails."""
+    runners = dict(runners)
+
+    def run(name: str, epochs: int, lead: int) -> tuple[float, float] | None:
+        nonlocal torch_status
+        try:
+            return runners[name].run(epochs, lead=lead)
+        except torch_worker.WorkerFailed as failure:
+            torch_status = str(failure)
+            log(f"  PyTorch: {torch_status}; its variants leave the job")
+            for other in [other for other, runner in runners.items() if isinstance(runner, _TorchRunner)]:
+                del runners[other]
+            return None
+
+    for name in list(runners):
+        if name in runners:
             started = time.perf_counter()
-            runner.run(1)
-            log(f"  {name}: built and trained one epoch in {time.perf_counter() - started:.1f} s")
-        rounds = {name: [] for name in runners}
-        cpu_rounds = {name: [] for name in runners}  # CPU seconds of the process per timed epoch
-        for round_index in range(setting.rounds):
-            for name, runner in runners.items():
-                wall, cpu = runner.run(setting.epochs, lead=1)
-                rounds[name].append(images_per_epoch * setting.epochs / wall)
-                cpu_rounds[name].append(cpu / setting.epochs)
-            log(f"  round {round_index + 1}/{setting.rounds}: "
-                + ", ".join(f"{name} {values[-1]:.0f}/s" for name, values in rounds.items()))
+            if run(name, 1, 0) is not None:
+                log(f"  {name}: built and trained one epoch in {time.perf_counter() - started:.1f} s")
+    walls = {name: [] for name in runners}
+    cpus = {name: [] for name in runners}  # CPU seconds of the process per timed epoch
+    for round_index in range(rounds):
+        for name in list(walls):
+            seconds = run(name, epochs, 1) if name in runners else None  # Not when its worker just failed.
+            if seconds is not None:
+                walls[name].append(images_per_epoch * epochs / seconds[0])
+                cpus[name].append(seconds[1] / epochs)
+        walls = {name: values for name, values in walls.items() if name in runners}
+        log(f"  round {round_index + 1}/{rounds}: "
+            + ", ".join(f"{name} {values[-1]:.0f}/s" for name, values in walls.items()))
+    return walls, {name: cpus[name] for name in walls}, torch_status
+
+
+def variant_ratios(rounds: dict, cpu_rounds: dict) -> dict:
+    """Each variant's median images/s, and its medians of per-round ratios to keras_fit (wall and CPU)."""
     base = rounds[KERAS_FIT]
     variants = {}
     for name, values in rounds.items():
@@ -236,9 +273,7 @@ def time_throughput(setting: ThroughputSetting, *, log=print) -> dict:
                           "ratio_to_keras_fit": round(float(np.median(ratios)), 3),
                           "round_images_per_s": [round(v, 1) for v in values],
                           "cpu_ratio_to_keras_fit": round(float(np.median(cpu_ratios)), 3)}
-    return {"model": setting.model, "dataset": setting.dataset, "batch_size": setting.batch_size,
-            "steps_per_epoch": steps, "torch": torch_status, "variants": variants,
-            "setting": dataclasses.asdict(setting), "machine": machine_state()}
+    return variants
 
 
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")

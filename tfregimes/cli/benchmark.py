@@ -18,9 +18,9 @@ minimum, in one process, and prints a table, then, as its last line, a JSON obje
 --suite=throughput [--model=M --dataset=D --batch_size=B --train_subset=0 --epochs=1 --rounds=3
 --precision=float32 --jit_compile --notorch --trainer_variants=mixed_bfloat16,jit_compile --nodeterministic]:
 images/s of the trainer's epoch, plain model.fit, and PyTorch eager and torch.compile on the same network (when
-PyTorch is installed), interleaved in one process; without --model the two jobs ResNet-20 (synthetic32, batch 128)
-and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …, "variants":
-{name: {"images_per_s": …, "ratio_to_keras_fit": …}}, "torch": …}]}.
+PyTorch is installed; in a worker process without TensorFlow), interleaved; without --model the two jobs
+ResNet-20 (synthetic32, batch 128) and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …,
+"variants": {name: {"images_per_s": …, "ratio_to_keras_fit": …}}, "torch": …}]}.
 
 --model, --batch_size, --rounds and --seed serve every suite, with each suite's own defaults; a flag that only the
 other suite reads is refused.
