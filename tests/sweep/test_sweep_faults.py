@@ -152,7 +152,7 @@ class FaultedSweep:
             self.note_finished()
 
 
-@pytest.mark.slow(110)
+@pytest.mark.slow(125)  # Measured alone (-n 0) on a loaded 2-core machine: 124 s (the test it replaced: 89 s).
 def test_a_sweep_hit_by_random_sigkills_of_points_and_of_itself_ends_as_an_uninterrupted_one(tmp_path):
     # The uninterrupted reference runs beside the faulted sweep (its results do not depend on the timing).
     with open(tmp_path / "reference.out", "w") as log:
