@@ -1,5 +1,5 @@
 """tfregimes.sweep: axes and point names, strict validation through train's own flag parsing, sweep.json, HParams,
-and (the issue's done criterion) a local sweep killed with SIGKILL halfway and rerun."""
+and how points start (a sweep killed and rerun: test_sweep_faults.py)."""
 
 from __future__ import annotations
 
@@ -318,15 +318,9 @@ def test_hparams_experiment_and_sessions_read_back(tmp_path):
         assert session.hparams["lr_boundaries"].string_value == "1.0,2.0"
 
 
-# --- The done criterion: kill a local sweep halfway, rerun, same metrics as an uninterrupted one --------------------
+# --- Sweeps run as a user would (the fault-injection test, killed and rerun: test_sweep_faults.py) --------------
 
-SWEEP_ARGS = ["--flagfile=flags/smoke.cfg", "--verbose=0", "--epochs=3", "--lr_boundaries=2",
-              "--grid=batch_size=16,32", "--seeds=0,1", "--max_parallel=2", "--threads_per_run=1"]
 COMPARED = ("train_loss", "test_loss", "test_accuracy", "last_epoch_train_loss")
-
-
-def sweep_command(sweep_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "tfregimes.sweep", *SWEEP_ARGS, f"--sweep_dir={sweep_dir}"]
 
 
 def sweep_env():
@@ -335,63 +329,6 @@ def sweep_env():
 
 def points_of(sweep_dir: Path) -> dict:
     return {p["name"]: p for p in json.loads((sweep_dir / "sweep.json").read_text())["points"]}
-
-
-def halfway(sweep_dir: Path) -> bool:
-    """A point is done and another has a checkpoint but no final metrics: a kill now interrupts training."""
-    if not (sweep_dir / "sweep.json").exists():
-        return False
-    points = points_of(sweep_dir).values()
-    interrupted = [p for p in points if (sweep_dir / p["run_dir"] / "progress.json").exists()
-                   and not (sweep_dir / p["run_dir"] / "metrics.json").exists()]
-    return any(p["state"] == "done" for p in points) and bool(interrupted)
-
-
-@pytest.mark.slow(110)
-def test_a_sweep_killed_halfway_and_rerun_ends_as_an_uninterrupted_one(tmp_path):
-    reference = subprocess.run(sweep_command(tmp_path / "reference"), cwd=REPO, env=sweep_env(),
-                               capture_output=True, text=True, timeout=600)
-    assert reference.returncode == 0, reference.stdout + reference.stderr
-    assert "4/4 finished (4 done, 0 diverged, 0 failed)" in reference.stdout
-
-    killed_dir = tmp_path / "killed"
-    process = subprocess.Popen(sweep_command(killed_dir), cwd=REPO, env=sweep_env(), start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while not halfway(killed_dir) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)  # The sweep and its children: one process group.
-    process.wait()
-    before = points_of(killed_dir)
-    assert {"done", "running"} <= {p["state"] for p in before.values()}, before
-    checkpointed = {name: json.loads((killed_dir / name / "progress.json").read_text())["epochs_done"]
-                    for name in before if (killed_dir / name / "progress.json").exists()
-                    and not (killed_dir / name / "metrics.json").exists()}
-    assert checkpointed, "no point was killed after a checkpoint"
-
-    rerun = subprocess.run(sweep_command(killed_dir), cwd=REPO, env=sweep_env(), capture_output=True, text=True,
-                           timeout=600)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    finished_before = sum(p["state"] == "done" for p in before.values())
-    assert f"{finished_before} already finished, {4 - finished_before} to run" in rerun.stdout
-    after = points_of(killed_dir)
-    assert {p["state"] for p in after.values()} == {"done"}
-    for name, point in after.items():
-        # Finished points are not run again; every other one (interrupted, or still pending at the kill) once more.
-        assert point["attempts"] == before[name]["attempts"] + (0 if before[name]["state"] == "done" else 1)
-        metrics = json.loads((killed_dir / name / "metrics.json").read_text())
-        expected = json.loads((tmp_path / "reference" / name / "metrics.json").read_text())
-        assert all(math.isfinite(metrics[key]) for key in COMPARED)
-        assert {key: metrics[key] for key in COMPARED} == {key: expected[key] for key in COMPARED}, name
-        # Training went on from the checkpoint the kill left, not from scratch.
-        assert metrics["resumed_from_epoch"] == checkpointed.get(name, 0)
-    # The HParams table: each declared trainer metric is written where the plugin looks for it.
-    from tensorboard.plugins.hparams import metadata
-    for name in after:
-        board = killed_dir / name / "tensorboard"
-        assert plugin_values(read_events(board), metadata.SESSION_START_INFO_TAG)
-        for group, tag, _ in hparams.TRAINER_METRICS:
-            assert plugin_values(read_events(board / group), tag), (name, group, tag)
 
 
 # --- How points start: preloaded (forked from a process with TensorFlow imported) or fresh ---------------------
