@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 from tfregimes.sweep import hparams
 from tfregimes.sweep.engine import Progress
@@ -117,17 +117,15 @@ def test_every_point_is_checked_by_trains_own_flag_parsing_and_the_flags_of_this
 
 @pytest.mark.parametrize("flagfile", sorted(p.name for p in (REPO / "flags" / "sweeps").glob("*.cfg")))
 def test_every_shipped_sweep_flagfile_is_a_valid_sweep(flagfile):
-    result = subprocess.run([sys.executable, "-m", "tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}",
-                             "--dry_run"], cwd=REPO, env=sweep_env(), capture_output=True, text=True, timeout=300)
+    result = run_cli("tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}", "--dry_run", env=sweep_env())
     assert result.returncode == 0, result.stderr[-3000:]
     if flagfile == "digits_batch.cfg":  # The sweep: 2 batch sizes x 2 seeds of the digits job.
         assert result.stdout.split("\n")[1:5] == ["  batch_size-64_seed-0", "  batch_size-64_seed-1",
                                                    "  batch_size-512_seed-0", "  batch_size-512_seed-1"]
     # A point train would refuse (momentum with adam) stops the sweep with exit status 2, naming point and flag.
     if flagfile == "digits_batch.cfg":
-        bad = subprocess.run([sys.executable, "-m", "tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}",
-                              "--grid=momentum=0.5,0.9", "--optimizer=adam", "--dry_run"], cwd=REPO,
-                             env=sweep_env(), capture_output=True, text=True, timeout=300)
+        bad = run_cli("tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}", "--grid=momentum=0.5,0.9",
+                      "--optimizer=adam", "--dry_run", env=sweep_env())
         assert bad.returncode == 2
         assert "error: point batch_size-64_momentum-0.5_seed-0: --momentum only applies" in bad.stderr
 
