@@ -86,6 +86,13 @@ def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300, env: 
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def run_script(code: str, folder: Path, timeout: int = 300, **options) -> subprocess.CompletedProcess:
+    """Runs `code` in a process of its own (TensorFlow's runtime not started: logical devices can still be set up),
+    as `python -m` of a module written to `folder`, its working directory; preloaded unless asked otherwise."""
+    (folder / "script_under_test.py").write_text(code)
+    return run_cli("script_under_test", cwd=folder, timeout=timeout, **options)
+
+
 def ce_loss(w, b, x, y):
     """Mean softmax cross-entropy."""
     logits = x @ w + b

@@ -194,7 +194,7 @@ def test_a_failing_run_is_failed_with_the_last_lines_of_its_log(tmp_path):
     run_dir = tmp_path / "p"
     job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"),
                    train_argv=["--dataset=npz:missing.npz", f"--model_dir={run_dir}"], evaluate_argv=None,
-                   evaluation=None, cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)})
+                   evaluation=None, cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)}, preloaded=True)
     outcome = run_point(job)
     assert outcome["state"] == "failed"
     assert "tfregimes.train exited with 2" in outcome["error"] and "missing.npz" in outcome["error"]
@@ -206,7 +206,8 @@ def test_a_point_is_evaluated_on_its_own_data_and_its_tags_are_the_declared_ones
     run_dir = Path(result.run_dir.root)
     job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"), train_argv=["--never-run"],
                    evaluate_argv=evaluate_argv(config, run_dir, ["margins"]),
-                   evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)})
+                   evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)},
+                   preloaded=True)
     outcome = run_point(job)
     assert outcome["state"] == "done", outcome
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
@@ -382,8 +383,8 @@ def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path)
     results = {}
     for start in ("fresh", "preloaded"):
         sweep_dir = tmp_path / start
-        completed = subprocess.run(one_point_sweep(sweep_dir, f"--point_start={start}"), cwd=REPO, env=sweep_env(),
-                                   capture_output=True, text=True, timeout=600)
+        # The sweep itself forked from the test's preload server; its point starts as the flag says.
+        completed = run_cli(*one_point_sweep(sweep_dir, f"--point_start={start}")[2:], env=sweep_env(), timeout=600)
         assert completed.returncode == 0, completed.stdout + completed.stderr
         (point,) = points_of(sweep_dir).values()
         run_dir = sweep_dir / point["run_dir"]
