@@ -508,6 +508,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow(15)
 def test_regularizers_under_mirrored_strategy_match_one_device(tmp_path):
     # A process of its own: logical CPU devices must be configured before TensorFlow's runtime starts.
     result = run_script(MIRRORED_SCRIPT, tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})

@@ -378,7 +378,7 @@ def one_point_sweep(sweep_dir: Path, *extra: str) -> list[str]:
             "--metrics=sharpness", "--seeds=0", f"--sweep_dir={sweep_dir}", *extra]
 
 
-@pytest.mark.slow(40)
+@pytest.mark.slow(25)
 def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path):
     results = {}
     for start in ("fresh", "preloaded"):
@@ -397,6 +397,7 @@ def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path)
     assert all(math.isfinite(v) for part in results["fresh"] for v in part.values())
 
 
+@pytest.mark.slow(15)
 def test_a_preloaded_point_dies_with_the_sweep_even_when_only_the_sweep_is_killed(tmp_path):
     """SIGKILL to the sweep alone (not its process group): the training forked from the preload server must not
     outlive it; its run directory's lock (held while it runs) comes free."""

@@ -52,6 +52,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow(15)
 def test_two_localhost_workers_train_checkpoint_and_match_one_device(one_device_weights, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
