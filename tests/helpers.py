@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import subprocess
-import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,75 @@ def localhost_workers(argv_of_worker, count: int = 2) -> list[subprocess.Popen]:
         for index in range(count)]
 
 
-def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Runs `python -m MODULE ARGS...` as a user would, capturing its output."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+def cli_env(**variables: str) -> dict[str, str]:
+    """This process's environment with TensorFlow's C++ info lines off, plus `variables`."""
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **variables}
+
+
+class ModuleProcess:
+    """`python -m MODULE ARGS` in its own process, with the part of `subprocess.Popen`'s interface tests use
+    (`communicate`, `returncode`, `poll`, `kill`): stdout and stderr apart, the given working directory and
+    environment, its exit status. Preloaded (the default), it is forked from this test worker's server that imported
+    TensorFlow once (tfregimes.sweep.launch, as a sweep's points are), saving the ~5 s of CPU a fresh interpreter
+    spends importing it. A test of what a fresh interpreter does (its imports, its start-up output) passes
+    preloaded=False."""
+
+    def __init__(self, module: str, args, *, cwd: Path = REPO, env: dict[str, str] | None = None,
+                 preloaded: bool = True):
+        from tfregimes.sweep import launch
+        self.args = ["python", "-m", module, *args]
+        self.returncode: int | None = None
+        self._outputs: tuple[str, str] | None = None
+        self._files = tempfile.TemporaryDirectory(prefix="module_process_")
+        self._out, self._err = (open(Path(self._files.name) / name, "w+") for name in ("stdout", "stderr"))
+        self._process = launch.start(module, list(args), cwd=str(cwd), env=cli_env() if env is None else env,
+                                     log=self._out, err=self._err, preloaded=preloaded)
+
+    def poll(self) -> int | None:
+        try:
+            self.returncode = self._process.wait(0)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.returncode
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Waits for the exit (killed, then TimeoutExpired raised, after `timeout` seconds, as subprocess.run does)
+        and returns (stdout, stderr)."""
+        if self._outputs is None:
+            try:
+                self.returncode = self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+                raise
+            finally:
+                texts = []
+                for stream in (self._out, self._err):
+                    stream.seek(0)
+                    texts.append(stream.read())
+                    stream.close()
+                self._files.cleanup()
+                self._outputs = (texts[0], texts[1])
+        return self._outputs
+
+
+def run_cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300, env: dict[str, str] | None = None,
+            preloaded: bool = True) -> subprocess.CompletedProcess:
+    """Runs `python -m MODULE ARGS...` as a user would (with the variables in `env` added to the environment),
+    capturing its output; preloaded unless asked otherwise (ModuleProcess)."""
+    process = ModuleProcess(module, args, cwd=cwd, env=cli_env(**(env or {})), preloaded=preloaded)
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_script(code: str, folder: Path, timeout: int = 300, **options) -> subprocess.CompletedProcess:
+    """Runs `code` in a process of its own (TensorFlow's runtime not started: logical devices can still be set up),
+    as `python -m` of a module written to `folder`, its working directory; preloaded unless asked otherwise."""
+    (folder / "script_under_test.py").write_text(code)
+    return run_cli("script_under_test", cwd=folder, timeout=timeout, **options)
 
 
 def ce_loss(w, b, x, y):

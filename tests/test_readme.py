@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, ModuleProcess
 
 
 def quick_start_commands():
@@ -204,10 +204,28 @@ def shell_command(key, written, tmp):
             .replace("--interpolation_output=a_to_b", f"--interpolation_output={tmp}/a_to_b"))
 
 
+def module_command(command):
+    """(variables, module, arguments) of a command that is one `[NAME=VALUE ...] python -m tfregimes.MODULE ARGS`
+    with nothing for bash to expand, quote or chain; else None."""
+    if re.search(r"[^\S ]|[;&|<>$`*?\[\](){}'\"\\~#!]", command):  # A newline, tab or shell syntax.
+        return None
+    words = command.split()
+    variables = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        name, value = words.pop(0).split("=", 1)
+        variables[name] = value
+    if words[:2] != ["python", "-m"] or len(words) < 3 or not words[2].startswith("tfregimes."):
+        return None
+    return variables, words[2], words[3:]
+
+
 def start(command, tmp):
     # `python` is this interpreter, as it is in the activated virtualenv the README installs into.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if parsed := module_command(command):  # Forked with TensorFlow imported (tests/helpers.py), as bash would run it.
+        variables, module, arguments = parsed
+        return ModuleProcess(module, arguments, cwd=tmp / "cwd", env={**env, **variables})
     return subprocess.Popen(["bash", "-c", f"set -e\n{command}"], cwd=tmp / "cwd", env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -254,6 +272,7 @@ def readme_python_blocks() -> dict[str, str]:
     return blocks
 
 
+@pytest.mark.slow(90)
 def test_every_readme_python_block_runs_as_written(tmp_path):
     blocks = readme_python_blocks()
     # Each python block is a program: it runs as written, from a scratch directory, with this interpreter.

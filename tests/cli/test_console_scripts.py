@@ -10,7 +10,7 @@ import sys
 import tomllib
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 SCRIPTS = {"tfregimes-train": "tfregimes.train", "tfregimes-evaluate": "tfregimes.evaluate",
            "tfregimes-sweep": "tfregimes.sweep.__main__", "tfregimes-results": "tfregimes.results.__main__",
@@ -60,6 +60,5 @@ def test_an_installed_script_runs_its_front_end(tmp_path):
 def test_help_starts_with_the_front_ends_usage(command):
     # absl's --help prints the __main__ module's docstring: without cli_common.run's doc= it was the shim's one line.
     usage = ast.get_docstring(_source(f"tfregimes.cli.{command}")).splitlines()[0]
-    shown = subprocess.run([sys.executable, "-m", f"tfregimes.{command}", "--help"], capture_output=True, text=True,
-                           cwd=REPO, timeout=300)
+    shown = run_cli(f"tfregimes.{command}", "--help")  # Preloaded: runpy runs the module as __main__, as python -m.
     assert shown.stdout.strip().splitlines()[0] == usage, (shown.stdout, shown.stderr)  # absl's --help exits 1.

@@ -125,7 +125,8 @@ def test_damaged_models_are_named_as_damaged(damaged_models):
 
 
 def test_evaluate_cli_reports_a_damaged_keras_file_in_one_line(damaged_models):
-    completed = run_cli("tfregimes.evaluate", f"--model={damaged_models[1]}", "--dataset=synthetic")
+    # A fresh interpreter: its stderr includes what importing TensorFlow writes (a preloaded one imported it earlier).
+    completed = run_cli("tfregimes.evaluate", f"--model={damaged_models[1]}", "--dataset=synthetic", preloaded=False)
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     # The one line is all of stderr: TensorFlow's start-up lines (cuInit on a CPU machine) are filtered.
     assert len(completed.stderr.strip().splitlines()) == 1, completed.stderr

@@ -4,12 +4,10 @@ arguments, and flags whose defaults are the dataclasses' (nothing retyped)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from helpers import REPO, run_cli
+from helpers import run_cli, run_script
 
 from tfregimes.diagnostics.adapters import MetricSettings
 from tfregimes.evaluation import EvaluationConfig, evaluate_model, metric_entries, scalar_tags, scalar_values
@@ -75,8 +73,7 @@ FLAG_DEFAULTS = textwrap.dedent("""
 """)
 
 
-def test_every_evaluate_flag_defaults_to_its_dataclass_default():
+def test_every_evaluate_flag_defaults_to_its_dataclass_default(tmp_path):
     # In a process of its own: the evaluate and train CLIs define flags of the same names in absl's global FLAGS.
-    completed = subprocess.run([sys.executable, "-c", FLAG_DEFAULTS], cwd=REPO, capture_output=True, text=True,
-                               timeout=300)
+    completed = run_script(FLAG_DEFAULTS, tmp_path)
     assert completed.returncode == 0 and completed.stdout.strip() == "ok", completed.stderr

@@ -1,15 +1,13 @@
 """Schedules and optimizers against hand-computed values; LARS against a NumPy reference."""
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_script
 
 from tfregimes.base.registry import UnknownNameError
 from tfregimes.optim import (
@@ -449,9 +447,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_lars_under_mirrored_strategy_matches_single_device():
-    # A fresh process: logical CPU devices must be configured before TensorFlow starts.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True,
-                            text=True, env=env, timeout=120)
+def test_lars_under_mirrored_strategy_matches_single_device(tmp_path):
+    # A process of its own: logical CPU devices must be configured before TensorFlow's runtime starts.
+    result = run_script(MIRRORED_SCRIPT, tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
     assert "MIRRORED_OK" in result.stdout, result.stderr[-3000:]

@@ -4,16 +4,13 @@ Hand formulas: a linear softmax model (logits x·W + b, mean cross-entropy) for 
 (a quadratic) for the proximal step, whose K inner steps and sub-problem have closed forms.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ce_gradients, ce_loss
+from helpers import ce_gradients, ce_loss, run_script
 
 from tfregimes.base.registry import UnknownNameError
 from tfregimes.steps import (
@@ -511,11 +508,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_regularizers_under_mirrored_strategy_match_one_device():
-    # A fresh process: logical CPU devices must be configured before TensorFlow starts.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, env=env,
-                            timeout=300)
+@pytest.mark.slow(15)
+def test_regularizers_under_mirrored_strategy_match_one_device(tmp_path):
+    # A process of its own: logical CPU devices must be configured before TensorFlow's runtime starts.
+    result = run_script(MIRRORED_SCRIPT, tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
     assert "MIRRORED_OK" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 

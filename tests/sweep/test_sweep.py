@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 from tfregimes.sweep import hparams
 from tfregimes.sweep.engine import Progress
@@ -128,17 +128,15 @@ def test_every_point_is_checked_by_trains_own_flag_parsing_and_the_flags_of_this
 
 @pytest.mark.parametrize("flagfile", sorted(p.name for p in (REPO / "flags" / "sweeps").glob("*.cfg")))
 def test_every_shipped_sweep_flagfile_is_a_valid_sweep(flagfile):
-    result = subprocess.run([sys.executable, "-m", "tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}",
-                             "--dry_run"], cwd=REPO, env=sweep_env(), capture_output=True, text=True, timeout=300)
+    result = run_cli("tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}", "--dry_run", env=sweep_env())
     assert result.returncode == 0, result.stderr[-3000:]
     if flagfile == "digits_batch.cfg":  # The issue's sweep: 2 batch sizes x 2 seeds of the digits job.
         assert result.stdout.split("\n")[1:5] == ["  batch_size-64_seed-0", "  batch_size-64_seed-1",
                                                    "  batch_size-512_seed-0", "  batch_size-512_seed-1"]
     # A point train would refuse (momentum with adam) stops the sweep with exit status 2, naming point and flag.
     if flagfile == "digits_batch.cfg":
-        bad = subprocess.run([sys.executable, "-m", "tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}",
-                              "--grid=momentum=0.5,0.9", "--optimizer=adam", "--dry_run"], cwd=REPO,
-                             env=sweep_env(), capture_output=True, text=True, timeout=300)
+        bad = run_cli("tfregimes.sweep", f"--flagfile=flags/sweeps/{flagfile}", "--grid=momentum=0.5,0.9",
+                      "--optimizer=adam", "--dry_run", env=sweep_env())
         assert bad.returncode == 2
         assert "error: point batch_size-64_momentum-0.5_seed-0: --momentum only applies" in bad.stderr
 
@@ -218,7 +216,7 @@ def test_a_failing_run_is_failed_with_the_last_lines_of_its_log(tmp_path):
     run_dir = tmp_path / "p"
     job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"),
                    train_argv=["--dataset=npz:missing.npz", f"--model_dir={run_dir}"], evaluate_argv=None,
-                   evaluation=None, cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)})
+                   evaluation=None, cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)}, preloaded=True)
     outcome = run_point(job)
     assert outcome["state"] == "failed"
     assert "tfregimes.train exited with 2" in outcome["error"] and "missing.npz" in outcome["error"]
@@ -230,7 +228,8 @@ def test_a_point_is_evaluated_on_its_own_data_and_its_tags_are_the_declared_ones
     run_dir = Path(result.run_dir.root)
     job = PointJob(name="p", run_dir=str(run_dir), log=str(tmp_path / "p.log"), train_argv=["--never-run"],
                    evaluate_argv=evaluate_argv(config, run_dir, ["margins"]),
-                   evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)})
+                   evaluation=str(run_dir / "evaluation.json"), cwd=str(tmp_path), env={"PYTHONPATH": str(REPO)},
+                   preloaded=True)
     outcome = run_point(job)
     assert outcome["state"] == "done", outcome
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
@@ -338,13 +337,13 @@ def one_point_sweep(sweep_dir: Path, *extra: str) -> list[str]:
             "--metrics=sharpness", "--seeds=0", f"--sweep_dir={sweep_dir}", *extra]
 
 
-@pytest.mark.slow(40)
+@pytest.mark.slow(25)
 def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path):
     results = {}
     for start in ("fresh", "preloaded"):
         sweep_dir = tmp_path / start
-        completed = subprocess.run(one_point_sweep(sweep_dir, f"--point_start={start}"), cwd=REPO, env=sweep_env(),
-                                   capture_output=True, text=True, timeout=600)
+        # The sweep itself forked from the test's preload server; its point starts as the flag says.
+        completed = run_cli(*one_point_sweep(sweep_dir, f"--point_start={start}")[2:], env=sweep_env(), timeout=600)
         assert completed.returncode == 0, completed.stdout + completed.stderr
         (point,) = points_of(sweep_dir).values()
         run_dir = sweep_dir / point["run_dir"]
@@ -357,6 +356,7 @@ def test_a_preloaded_point_trains_and_evaluates_exactly_as_a_fresh_one(tmp_path)
     assert all(math.isfinite(v) for part in results["fresh"] for v in part.values())
 
 
+@pytest.mark.slow(15)
 def test_a_preloaded_point_dies_with_the_sweep_even_when_only_the_sweep_is_killed(tmp_path):
     """SIGKILL to the sweep alone (not its process group): the training forked from the preload server must not
     outlive it; its run directory's lock (held while it runs) comes free."""

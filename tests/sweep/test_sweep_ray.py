@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import ray  # noqa: F401  (the test extra installs Ray: the executor is tested on a real cluster, never skipped)
-from helpers import REPO
+from helpers import REPO, run_cli
 
 
 def free_port() -> int:
@@ -109,14 +109,13 @@ def test_a_sweep_on_a_two_node_ray_cluster_survives_losing_a_node(tmp_path, two_
 
 
 def test_without_ray_the_ray_executor_fails_with_the_install_line(tmp_path):
-    # A `ray` module that cannot be imported, first on the path: what a machine without the extra sees.
+    # A `ray` module that cannot be imported, first on the path (`python -m` puts the working directory there): what
+    # a machine without the extra sees.
     fake = tmp_path / "noray"
     (fake / "ray").mkdir(parents=True)
     (fake / "ray" / "__init__.py").write_text("raise ImportError('No module named ray')\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "tfregimes.sweep", "--flagfile=flags/smoke.cfg", "--executor=ray",
-         f"--sweep_dir={tmp_path / 's'}"], cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**ray_env(), "PYTHONPATH": f"{fake}{os.pathsep}{REPO}"})
+    result = run_cli("tfregimes.sweep", f"--flagfile={REPO / 'flags' / 'smoke.cfg'}", "--executor=ray",
+                     f"--sweep_dir={tmp_path / 's'}", cwd=fake, env=ray_env())
     assert result.returncode == 2
     assert 'pip install -e ".[ray]"' in result.stderr
     assert not (tmp_path / "s").exists()

@@ -39,6 +39,7 @@ def test_mirrored_on_two_cpu_devices_gives_the_weights_of_one_device(one_device_
     assert_same_weights(one_device_weights, exported_weights(tmp_path / "run"))
 
 
+@pytest.mark.slow(15)
 def test_two_localhost_workers_train_checkpoint_and_match_one_device(one_device_weights, tmp_path):
     run_dir = tmp_path / "run"
     workers = localhost_workers(lambda index: [sys.executable, "-m", "tfregimes.train", *SMOKE,

@@ -3,12 +3,10 @@
 import json
 import math
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from helpers import REPO, run_cli, tiny_config
+from helpers import ModuleProcess, run_cli, tiny_config
 
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.training import RunConfigMismatch, train_and_evaluate
@@ -116,7 +114,7 @@ def _wait_for_epochs(run_dir, epochs, process, timeout=240):
         if progress.exists() and json.loads(progress.read_text())["epochs_done"] >= epochs:
             return
         if process.poll() is not None:
-            raise AssertionError(f"training ended before it could be killed:\n{process.stderr.read()}")
+            raise AssertionError(f"training ended before it could be killed:\n{process.communicate()[1]}")
         time.sleep(0.05)
     raise AssertionError("training made no progress")
 
@@ -125,17 +123,16 @@ def test_killed_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(tiny_run
     """SIGKILL a CLI run started from the uninterrupted run's flags.cfg, rerun the same command: same numbers."""
     config, uninterrupted = tiny_run
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "tfregimes.train", f"--flagfile={uninterrupted.run_dir.flags_path}",
-               f"--model_dir={run_dir}", "--verbose=0"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    arguments = [f"--flagfile={uninterrupted.run_dir.flags_path}", f"--model_dir={run_dir}", "--verbose=0"]
+    process = ModuleProcess("tfregimes.train", arguments)
     try:
         _wait_for_epochs(run_dir, 1, process)
-        process.send_signal(signal.SIGKILL)
+        process.kill()  # SIGKILL
     finally:
-        process.wait(timeout=60)
+        process.communicate(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert not (run_dir / "metrics.json").exists()
-    resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    resumed = run_cli("tfregimes.train", *arguments)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed at epoch" in resumed.stdout
     metrics = json.loads((run_dir / "metrics.json").read_text())

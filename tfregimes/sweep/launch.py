@@ -3,9 +3,9 @@
 A fresh process (`subprocess.Popen([python, -m, MODULE, ...])`) spends about 5 s of CPU importing TensorFlow and
 Keras before it reads a flag, more than a small point's whole training. A preloaded one is forked from a server
 process that imported them once (multiprocessing's forkserver with a preload list) and then runs the module as
-`__main__` with the same arguments, working directory, environment and log. It is still its own process: its own
-globals, flags and TensorFlow runtime (the server imports TensorFlow but never runs an op), its exit status, and
-the same death with the sweep (a parent-death signal; the server exits when the sweep does).
+`__main__` with the same arguments, working directory, environment and output files. It is still its own process:
+its own globals, flags and TensorFlow runtime (the server imports TensorFlow but never runs an op), its exit status,
+and the same death with the sweep (a parent-death signal; the server exits when the sweep does).
 
 Preloading is for CPU machines: CUDA cannot be used in a process forked from one that has touched the driver, so a
 point that is given a GPU, or any point on a machine with an NVIDIA device, starts fresh.
@@ -54,11 +54,13 @@ def _preloaded_context():
 
 class PreloadedProcess:
     """A forked child running `python -m MODULE ARGV`, with the part of `subprocess.Popen`'s interface the sweep
-    uses (wait, terminate, kill)."""
+    and the tests use (wait, terminate, kill)."""
 
-    def __init__(self, module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO):
+    def __init__(self, module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO,
+                 err: IO | None = None):
+        paths = (os.path.abspath(log.name), os.path.abspath((err or log).name))  # The child changes directory.
         self._process = _preloaded_context().Process(
-            target=_run_module, args=(module, list(argv), cwd, env, log.name), name=f"point-{module}", daemon=False)
+            target=_run_module, args=(module, list(argv), cwd, env, paths), name=f"point-{module}", daemon=False)
         self._process.start()
 
     def wait(self, timeout: float | None = None) -> int:
@@ -74,9 +76,10 @@ class PreloadedProcess:
         self._process.kill()
 
 
-def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], log_path: str) -> None:
-    """The child: the sweep's environment for this point, output appended to its log, then the module as __main__
-    (its `sys.exit` status is the process's exit status)."""
+def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], paths: tuple[str, str]) -> None:
+    """The child: the caller's environment and working directory, stdout and stderr appended to their files (one
+    file, the log, for a sweep's point), then the module as __main__ (its `sys.exit` status is the process's exit
+    status)."""
     # The server stays up while any process holds its "alive" pipe, and forkserver hands each child a copy: closed
     # here, the server exits with the sweep, and this process (parent-death signal) with the server.
     os.close(forkserver._forkserver._forkserver_alive_fd)
@@ -84,21 +87,27 @@ def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], log
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    opened = {path: os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) for path in set(paths)}
     null = os.open(os.devnull, os.O_RDONLY)
-    for source, target in ((null, 0), (fd, 1), (fd, 2)):
+    for source, target in ((null, 0), (opened[paths[0]], 1), (opened[paths[1]], 2)):
         os.dup2(source, target)
-    os.close(fd)
-    os.close(null)
+    for fd in (null, *opened.values()):
+        os.close(fd)
+    # `python -m` puts the working directory first on the path (a module next to it imports); the server's path
+    # is its parent's.
+    sys.path.insert(0, os.getcwd())
     sys.argv = [module, *argv]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 
-def start(module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO, preloaded: bool):
-    """Starts `python -m module argv` with output appended to `log`: forked from the preloaded server when asked
-    and possible, else a fresh interpreter. Returns a Popen-like handle."""
+def start(module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO, preloaded: bool,
+          err: IO | None = None):
+    """Starts `python -m module argv` with stdout appended to `log` and stderr to `err` (to `log` when not given):
+    forked from the preloaded server when asked and possible, else a fresh interpreter. Returns a Popen-like
+    handle."""
     if preloaded and preloading_possible(env):
-        log.flush()
-        return PreloadedProcess(module, argv, cwd=cwd, env=env, log=log)
+        for stream in {log, err or log}:
+            stream.flush()
+        return PreloadedProcess(module, argv, cwd=cwd, env=env, log=log, err=err)
     return subprocess.Popen([sys.executable, "-m", module, *argv], cwd=cwd, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                            stderr=err or subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)

@@ -1,0 +1,62 @@
+"""A preloaded `python -m MODULE` (tfregimes.sweep.launch, which tests' run_cli uses) behaves as a fresh one: its
+own stdout and stderr, exit status, working directory and environment, the thread counts TensorFlow reads from the
+environment when its runtime starts, and the same training numbers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers import run_cli
+
+# Run as `python -m probe` from its own folder: a fresh interpreter finds it there because `python -m` puts the
+# working directory first on the path.
+PROBE = '''
+import collections, glob, os, sys
+import tfregimes  # Filters TensorFlow's start-up lines from stderr, as in every tfregimes CLI.
+import tensorflow as tf
+tf.reduce_sum(tf.matmul(tf.ones((64, 64)), tf.ones((64, 64)))).numpy()  # Starts the runtime and its thread pools.
+threads = collections.Counter(open(path).read().strip() for path in glob.glob("/proc/self/task/*/comm"))
+print(os.getcwd(), os.environ["PROBE_WORD"], sys.argv[1:], threads["tf_Compute"])
+# The intra-op pool's threads are unnamed (they keep the process's name), as are the threads a fresh interpreter
+# starts while importing: only the difference between two runs of one kind counts the pool.
+print(threads["python"], flush=True)
+print("to stderr", file=sys.stderr)
+sys.exit(int(sys.argv[1]))
+'''
+THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "3"}
+
+
+def test_a_preloaded_module_runs_as_a_fresh_one_with_its_output_status_directory_and_threads(tmp_path):
+    (tmp_path / "probe.py").write_text(PROBE)
+    env = {"PROBE_WORD": "hello", **THREADS}
+    fresh, preloaded, four_intra_op = (
+        run_cli("probe", "5", "--flag", cwd=tmp_path, env={**env, **changes}, preloaded=preloaded)
+        for preloaded, changes in ((False, {}), (True, {}), (True, {"TF_NUM_INTRAOP_THREADS": "4"})))
+    assert preloaded.returncode == fresh.returncode == four_intra_op.returncode == 5
+    # Inter-op threads are TensorFlow's "tf_Compute" pool: 3 only if the variable reached the runtime's start.
+    first_lines = [run.stdout.splitlines()[0] for run in (fresh, preloaded, four_intra_op)]
+    assert first_lines == [f"{tmp_path} hello ['5', '--flag'] 3"] * 3
+    assert int(four_intra_op.stdout.splitlines()[1]) - int(preloaded.stdout.splitlines()[1]) == 3  # 4 - 1
+    assert preloaded.stderr == fresh.stderr == "to stderr\n"
+
+
+def test_a_preloaded_module_past_its_timeout_is_killed_and_the_timeout_raised(tmp_path):
+    (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_cli("sleeper", cwd=tmp_path, timeout=1)
+
+
+@pytest.mark.slow(20)
+def test_a_preloaded_training_records_the_numbers_a_fresh_one_does(tmp_path):
+    metrics = {}
+    for preloaded in (False, True):
+        run_dir = tmp_path / str(preloaded)
+        completed = run_cli("tfregimes.train", "--flagfile=flags/smoke.cfg", "--epochs=1", "--verbose=0",
+                            f"--model_dir={run_dir}", env=THREADS, preloaded=preloaded)
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert "status" in completed.stdout
+        metrics[preloaded] = json.loads((run_dir / "metrics.json").read_text())
+    compared = ("train_loss", "test_loss", "test_accuracy", "epochs_run")
+    assert {key: metrics[True][key] for key in compared} == {key: metrics[False][key] for key in compared}
