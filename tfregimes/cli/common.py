@@ -12,8 +12,6 @@ import textwrap
 
 from absl import app, flags, logging
 
-from tfregimes.config.run_config import field_names
-
 
 def quiet_python_logs() -> None:
     """TensorFlow's Python INFO lines (SavedModel writing, …) only when asked for with --verbosity."""
@@ -111,12 +109,11 @@ def refuse_non_finite_floats() -> None:
     """absl's float parser takes `nan` and `inf`, which pass every bound check (NaN compares false): no tfregimes
     float flag means either, so each is refused by name at parse time (the training flags' own rules do it for
     theirs, `tfregimes.training.run_flag_rules`)."""
-    covered = set(field_names())
     for module, defined in flags.FLAGS.flags_by_module_dict().items():
-        if not module.startswith(("tfregimes", "scripts")):
+        if not module.startswith(("tfregimes", "scripts")) or module == "tfregimes.training.run_flags":
             continue
         for flag in defined:
-            if isinstance(flag.parser, flags.FloatParser) and flag.name not in _FINITE_CHECKED | covered:
+            if isinstance(flag.parser, flags.FloatParser) and flag.name not in _FINITE_CHECKED:
                 _FINITE_CHECKED.add(flag.name)
                 flags.register_validator(flag.name, lambda value: value is None or math.isfinite(value),
                                          message="must be a finite number (not nan or inf)")
