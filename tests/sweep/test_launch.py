@@ -5,6 +5,7 @@ environment when its runtime starts, and the same training numbers."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -46,6 +47,31 @@ def test_a_preloaded_module_past_its_timeout_is_killed_and_the_timeout_raised(tm
     (tmp_path / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
     with pytest.raises(subprocess.TimeoutExpired):
         run_cli("sleeper", cwd=tmp_path, timeout=1)
+
+
+def test_exit_statuses_of_preloaded_processes_started_and_awaited_from_many_threads_are_never_lost(tmp_path):
+    """A sweep starts and awaits its points from several threads; multiprocessing's start() also reads the status of
+    every finished child, and a status read by two threads at once came back as 255 for one of them."""
+    import threading
+
+    from tfregimes.sweep import launch
+    (tmp_path / "quick.py").write_text(
+        "import sys, time\ntime.sleep(int(sys.argv[1]) / 200)\nsys.exit(int(sys.argv[1]))\n")
+    codes: dict[int, int] = {}
+
+    def run(thread: int) -> None:  # Each thread starts its next process while the others' are ending.
+        for index in range(thread * 8, thread * 8 + 8):
+            with open(tmp_path / f"log{index}", "w") as log:
+                process = launch.start("quick", [str(index % 7 + 1)], cwd=str(tmp_path), env=dict(os.environ),
+                                       log=log, preloaded=True)
+                codes[index] = process.wait(60)
+
+    threads = [threading.Thread(target=run, args=(thread,)) for thread in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == {index: index % 7 + 1 for index in range(64)}
 
 
 @pytest.mark.slow(20)

@@ -17,12 +17,15 @@ import ctypes
 import functools
 import glob
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.forkserver as forkserver
 import os
 import runpy
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import IO
 
@@ -52,6 +55,12 @@ def _preloaded_context():
     return context
 
 
+# A forkserver child's exit status is 4 bytes on its sentinel, read once. multiprocessing reads it in `join` and also
+# in every `Process.start()` (which polls the live children); two threads reading at once leave one at EOF, which
+# multiprocessing reports as exit status 255 (a finished point recorded as failed). Every read goes through this.
+_STATUS_LOCK = threading.Lock()
+
+
 class PreloadedProcess:
     """A forked child running `python -m MODULE ARGV`, with the part of `subprocess.Popen`'s interface the sweep
     and the tests use (wait, terminate, kill)."""
@@ -59,15 +68,24 @@ class PreloadedProcess:
     def __init__(self, module: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], log: IO,
                  err: IO | None = None):
         paths = (os.path.abspath(log.name), os.path.abspath((err or log).name))  # The child changes directory.
-        self._process = _preloaded_context().Process(
-            target=_run_module, args=(module, list(argv), cwd, env, paths), name=f"point-{module}", daemon=False)
-        self._process.start()
+        with _STATUS_LOCK:  # start() polls every live child (multiprocessing's _cleanup).
+            self._process = _preloaded_context().Process(
+                target=_run_module, args=(module, list(argv), cwd, env, paths), name=f"point-{module}",
+                daemon=False)
+            self._process.start()
 
     def wait(self, timeout: float | None = None) -> int:
-        self._process.join(timeout)
-        if self._process.exitcode is None:
-            raise subprocess.TimeoutExpired(f"preloaded {self._process.name}", timeout)
-        return self._process.exitcode
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with _STATUS_LOCK:
+                code = self._process.exitcode  # Reads the status once it is there; kept after that.
+            if code is not None:
+                return code
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise subprocess.TimeoutExpired(f"preloaded {self._process.name}", timeout)
+            # Readable when the status arrives; not read here, so no other thread can be left without it.
+            multiprocessing.connection.wait([self._process.sentinel], left)
 
     def terminate(self) -> None:
         self._process.terminate()
