@@ -111,6 +111,28 @@ def run_script(code: str, folder: Path, timeout: int = 300, **options) -> subpro
     return run_cli("script_under_test", cwd=folder, timeout=timeout, **options)
 
 
+def sweep_env() -> dict[str, str]:
+    """The environment a test's `python -m tfregimes.sweep` runs in: this checkout first on the path."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def points_of(sweep_dir: Path) -> dict:
+    """sweep.json's points by name ({} before the sweep wrote it)."""
+    path = sweep_dir / "sweep.json"
+    return {p["name"]: p for p in json.loads(path.read_text())["points"]} if path.exists() else {}
+
+
+def read_events(directory: Path) -> list:
+    """Every TensorBoard event in `directory`'s event files."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    return [event for path in sorted(directory.glob("events.out.tfevents.*"))
+            for event in EventFileLoader(str(path)).Load()]
+
+
+def plugin_values(events, tag):
+    return [value for event in events for value in event.summary.value if value.tag == tag]
+
+
 def ce_loss(w, b, x, y):
     """Mean softmax cross-entropy."""
     logits = x @ w + b

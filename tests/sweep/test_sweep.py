@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_cli
+from helpers import REPO, plugin_values, points_of, read_events, run_cli, sweep_env
 
 from tfregimes.sweep import hparams
 from tfregimes.sweep.engine import Progress
@@ -283,15 +283,6 @@ def test_the_local_pool_gives_each_point_the_least_busy_gpu():
 
 # --- TensorBoard HParams -----------------------------------------------------------------------------------------
 
-def read_events(directory: Path) -> list:
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    return [event for path in sorted(directory.glob("events.out.tfevents.*"))
-            for event in EventFileLoader(str(path)).Load()]
-
-
-def plugin_values(events, tag):
-    return [value for event in events for value in event.summary.value if value.tag == tag]
-
 
 def test_hparams_experiment_and_sessions_read_back(tmp_path):
     from tensorboard.plugins.hparams import metadata
@@ -320,14 +311,6 @@ def test_hparams_experiment_and_sessions_read_back(tmp_path):
 # --- Sweeps run as a user would (the fault-injection test, killed and rerun: test_sweep_faults.py) --------------
 
 COMPARED = ("train_loss", "test_loss", "test_accuracy", "last_epoch_train_loss")
-
-
-def sweep_env():
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def points_of(sweep_dir: Path) -> dict:
-    return {p["name"]: p for p in json.loads((sweep_dir / "sweep.json").read_text())["points"]}
 
 
 # --- How points start: preloaded (forked from a process with TensorFlow imported) or fresh ---------------------

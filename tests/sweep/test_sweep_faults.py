@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from helpers import REPO
+from helpers import REPO, plugin_values, points_of, read_events, sweep_env
 
 from tfregimes.sweep import hparams
 
@@ -33,27 +33,8 @@ def sweep_command(sweep_dir: Path) -> list[str]:
     return [sys.executable, "-m", "tfregimes.sweep", *SWEEP_ARGS, f"--sweep_dir={sweep_dir}"]
 
 
-def sweep_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def points_of(sweep_dir: Path) -> dict:
-    path = sweep_dir / "sweep.json"
-    return {p["name"]: p for p in json.loads(path.read_text())["points"]} if path.exists() else {}
-
-
 def read_json(path: Path):
     return json.loads(path.read_text())
-
-
-def read_events(directory: Path) -> list:
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    return [event for path in sorted(directory.glob("events.out.tfevents.*"))
-            for event in EventFileLoader(str(path)).Load()]
-
-
-def plugin_values(events, tag):
-    return [value for event in events for value in event.summary.value if value.tag == tag]
 
 
 def training(sweep: psutil.Process, sweep_dir: Path) -> dict[str, psutil.Process]:
