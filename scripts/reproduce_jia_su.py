@@ -39,25 +39,48 @@ def define_flags() -> None:
                          lower_bound=1)
 
 
+def sweep_points(work_dir: Path) -> list[tuple[str, dict]]:
+    """(`sweep/point`, the point's record in sweep.json) of every point of the sweeps under `work_dir`."""
+    import json
+    return [(f"{state_file.parent.name}/{point['name']}", point)
+            for state_file in sorted(work_dir.glob(f"*/{SWEEP_FILE}"))
+            for point in json.loads(state_file.read_text())["points"]]
+
+
 def unfinished_points(work_dir: Path) -> list[str]:
     """`sweep/point` of every point of the sweeps under `work_dir` that is not done (or diverged)."""
-    import json
-    names = []
-    for state_file in sorted(work_dir.glob(f"*/{SWEEP_FILE}")):
-        for point in json.loads(state_file.read_text())["points"]:
-            if point["state"] not in ("done", "diverged"):
-                names.append(f"{state_file.parent.name}/{point['name']}")
-    return names
+    return [name for name, point in sweep_points(work_dir) if point["state"] not in ("done", "diverged")]
+
+
+def wall_time(work_dir: Path) -> str:
+    """The full mode's wall time as the sweeps recorded it: from the first model's start to the last one's end."""
+    from datetime import datetime
+    points = [p for _, p in sweep_points(work_dir) if p.get("started") and p.get("ended")]
+    if not points:
+        return "no model has finished yet"
+    first = min(datetime.fromisoformat(p["started"]) for p in points)
+    last = max(datetime.fromisoformat(p["ended"]) for p in points)
+    return (f"{(last - first).total_seconds() / 60:.0f} min from the first model's start to the last one's end "
+            f"({len(points)} models, {FLAGS.max_parallel or setup_sizes()['parallel']} at a time, 1 thread each, on "
+            "2 shared CPU cores)")
+
+
+def setup_sizes() -> dict:
+    from jia_su import setup
+    return setup.sizes(FLAGS.smoke)
 
 
 def write_page(output: Path, work_dir: Path) -> None:
-    """README.md: the title, the setting, every part's section that exists, in the order of PARTS, and the models
-    not finished yet."""
+    """README.md: the title, the setting beside the paper's, the wall time, every part's section that exists, in the
+    order of PARTS, and the models not finished yet."""
     from jia_su import setup
     unfinished = unfinished_points(work_dir)
     write_page_of_parts(output, "Seed 004 (Jia & Su 2020) at CPU scale", [
                       "Made by `scripts/reproduce_jia_su.py`; each section gives its command and wall time.", "",
                       "**Setting.** " + " ".join(setup.__doc__.split("\n\n", 1)[1].split()), "",
+                      *setup.setting_table(setup_sizes()), "",
+                      f"**Wall time** ({'smoke' if FLAGS.smoke else 'full'} mode): {wall_time(work_dir)}; "
+                      f"estimated before the run from the pilot: {setup.FULL_MODE_ESTIMATE}.", "",
                       *([f"**Not finished** ({len(unfinished)} models; the tables count each setting's finished "
                          f"models in `n`; rerunning the command completes them and reuses the rest): "
                          + ", ".join(unfinished) + ".", ""] if unfinished else [])],

@@ -48,7 +48,7 @@ def claims(runs: pd.DataFrame, settings: list[dict]) -> list[Claim]:
     with − without, paired by seed, each compared at the same stop target (γ̂ and the test error are of minima)."""
     compared = same_stop_target(runs)
     without, with_reg = settings
-    context = (f"reached the 99.9 % stop: {without['reached_target']}/{without['n']} without, "
+    context = (f"reached the stop: {without['reached_target']}/{without['n']} without, "
                f"{with_reg['reached_target']}/{with_reg['n']} with; clean training loss "
                f"{setup.cell(without['train_loss'], 3)} without, {setup.cell(with_reg['train_loss'], 3)} with")
     out = []

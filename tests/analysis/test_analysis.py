@@ -75,6 +75,27 @@ def test_partial_tau_follows_the_textbook_formula():
     assert effect.low <= effect.estimate <= effect.high
 
 
+def test_partial_tau_interval_is_the_percentile_of_the_formula_over_resampled_runs():
+    # Independently of rank._taus' quadratic forms: resample the runs with the same draws, compute the three τ_b with
+    # scipy on each resample and Kendall's formula on them, and take the 2.5 and 97.5 percentiles of the finite ones.
+    from tfregimes.analysis import rank
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=12)
+    x, y = np.round(z + rng.normal(0, 0.7, 12), 1), z + rng.normal(0, 0.7, 12)
+    draws = []
+    for row in rank._bootstrap_index(12, 300):
+        t_xy, t_xz, t_yz = (stats.kendalltau(a[row], b[row]).statistic for a, b in ((x, y), (x, z), (y, z)))
+        if max(abs(t_xz), abs(t_yz)) > 1 - 1e-12:  # A τ of ±1 with z: undefined (scipy's rounding gives 1 − 1e-16).
+            draws.append(math.nan)
+        else:
+            draws.append((t_xy - t_xz * t_yz) / math.sqrt((1 - t_xz ** 2) * (1 - t_yz ** 2)))
+    draws = np.asarray(draws)
+    effect = analysis.partial_kendall_tau(x, y, z, resamples=300)
+    low, high = np.percentile(draws[np.isfinite(draws)], [2.5, 97.5])
+    assert (effect.low, effect.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+    assert effect.n == 12 and effect.low < effect.estimate < effect.high
+
+
 def test_partial_tau_of_a_measure_that_is_only_the_covariate_is_small():
     # y depends on z alone; x = z plus noise: holding z fixed leaves little between x and y.
     rng = np.random.default_rng(1)

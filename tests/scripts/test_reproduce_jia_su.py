@@ -17,17 +17,18 @@ from jia_su import regularizer, scenarios, setup  # noqa: E402
 WORDS = ("supports", "contradicts", "inconclusive", "not comparable")
 
 
-def _runs(axis, settings, errors, metrics, seeds=(0, 1), reached=lambda value, seed: True):
+def _runs(axis, settings, errors, metrics, seeds=(0, 1), reached=lambda value, seed: True,
+          loss=lambda value, seed: 0.001 * (seed + 1)):
     """A collect()-like frame: one finished row per (setting, seed), test error and metrics from the given functions,
-    each run trained to a 99.9 % training-accuracy stop (the stop/... columns) and reaching it unless `reached`
-    says not."""
+    each run trained to a clean training-loss stop of 0.01 (the stop/... columns) and reaching it unless `reached`
+    says not; the training loss from `loss` (default: rising with the seed)."""
     rows = []
     for value in settings:
         for seed in seeds:
             row = {"state": "done", axis: value, "seed": seed, "test_error": errors(value, seed),
-                   "train_loss": 0.01 * (seed + 1), "train_accuracy": 1.0, "last_epoch_train_loss": 0.02,
+                   "train_loss": loss(value, seed), "train_accuracy": 1.0, "last_epoch_train_loss": 0.02,
                    "confusion_loss": np.nan, "reached_target": reached(value, seed), "epochs_run": 10 + seed,
-                   "stop/criterion": "train_accuracy", "stop/target": 0.999,
+                   "stop/criterion": "train_loss", "stop/target": 0.01,
                    "stop/reached_target": reached(value, seed)}
             row.update({m: f(value, seed) for m, f in metrics.items()})
             rows.append(row)
@@ -60,14 +61,18 @@ def test_per_setting_summaries_and_rankings_over_the_runs():
     # seed too (2 groups).
     assert ranks["fisher_logdet"].within_setting == pytest.approx(1.0)
     assert ranks["fisher_logdet"].groups == {"within_setting": 3, "across_settings": 2}
-    assert setup.baseline(df).estimate == pytest.approx(ranks["robustness"].tau.estimate * -1)  # loss rises with s.
+    # The training loss rises with the seed, as robustness falls: the baseline is robustness's τ reversed, and over
+    # the same runs for every metric that has a value (the constant Frobenius norm too).
+    assert ranks["fisher_logdet"].baseline.estimate == pytest.approx(-ranks["robustness"].tau.estimate)
+    assert ranks["frobenius"].baseline.estimate == pytest.approx(-ranks["robustness"].tau.estimate)
 
 
 def _scenario(axis, order, error, metrics, seeds=(0, 1, 2), **kwargs):
     df = _runs(axis, order, error, metrics, seeds=seeds, **kwargs)
-    runs = setup.done_runs(df, axis, order)
-    ranks, base = setup.ranking(runs, axis), setup.baseline(runs)
-    found = scenarios.claims(axis, runs, order, setup.per_setting(df, axis, order), ranks, base)
+    kept, apart = scenarios.split_settings(setup.done_runs(df, axis, order), axis, order)
+    runs = setup.done_runs(df, axis, kept)
+    ranks = setup.ranking(runs, axis)
+    found = scenarios.claims(axis, runs, kept, setup.per_setting(df, axis, order), ranks, apart)
     return {claim: verdict for claim, verdict, _ in found}, found
 
 
@@ -76,7 +81,9 @@ NOISE = (0.0, 0.4, -0.3)  # Per-seed offsets of the test error (%): a spread, fa
 
 def test_scenario_claims_follow_taus_interval():
     # Confusion: the error rises by 4 points a setting; γ̂ follows it, Frobenius reverses it, the spectral radius
-    # follows the seed alone (τ 0), robustness follows the error (the paper says it fails: that contradicts it).
+    # follows the seed alone (τ 0), robustness follows the error (the paper says it fails: that contradicts it). The
+    # training loss rises with the seed: γ̂ and Frobenius order the error the same given it (partial τ ±1), the
+    # spectral radius is the loss's own order (partial τ 0 / 0: no estimate).
     order = [0, 250, 500]
     found, lines = _scenario("confusion_size", order, lambda v, s: 10 + v / 62.5 + NOISE[s], {
         "fisher_logdet": lambda v, s: 50 + v / 10 + NOISE[s], "frobenius": lambda v, s: -v - NOISE[s],
@@ -86,6 +93,9 @@ def test_scenario_claims_follow_taus_interval():
         "γ̂ (Fisher log-det) ranks the test error across the runs (paper: it tracks it)": "supports",
         "Frobenius norm ‖I‖_F² ranks the test error across the runs (paper: it tracks it)": "contradicts",
         "spectral radius ρ ranks the test error across the runs (paper: it tracks it)": "inconclusive",
+        "γ̂ (Fisher log-det) ranks the test error beyond the training loss (partial τ given it > 0)": "supports",
+        "Frobenius norm ‖I‖_F² ranks the test error beyond the training loss (partial τ given it > 0)": "contradicts",
+        "spectral radius ρ ranks the test error beyond the training loss (partial τ given it > 0)": "not comparable",
         "robustness is unrelated to the test error, |τ_b| < 0.3 (paper: it fails to track it)": "contradicts"}
     assert found["The test error rises with a larger confusion set"].effect.n == 9
     assert "training-loss baseline τ_b(train loss, test error)" in lines[1][2] and "| train loss)" in lines[1][2]
@@ -104,14 +114,72 @@ def test_scenario_claims_follow_taus_interval():
     found, _ = _scenario("batch_size", [32, 64, 128], lambda v, s: 20 + NOISE[s], {
         m: (lambda v, s: v + s) for m in setup.METRICS})
     assert found["The test error rises with a larger batch"].word == "inconclusive"
-    # One run short of the stop, or two runs in all: nothing is comparable.
+    # One run of batch 128 short of the stop: that setting is set apart, the claims rest on the other two, and say so.
+    found, lines = _scenario("batch_size", [32, 64, 128], lambda v, s: v + NOISE[s], {m: (lambda v, s: v + s)
+                                                                                       for m in setup.METRICS},
+                             reached=lambda v, s: (v, s) != (128, 2))
+    trend = found["The test error rises with a larger batch"]
+    assert trend.word == "supports" and trend.effect.n == 6
+    assert trend.comparability.why == "all 6 runs reached train_loss <= 0.01 on the clean training set"
+    assert "set apart, not comparable: 128 (1 of 3 runs did not reach train_loss <= 0.01)" in lines[0][2]
+    # Two settings short of it: one left, no trend; two runs in all: nothing is comparable.
     found, _ = _scenario("batch_size", [32, 64, 128], lambda v, s: v + NOISE[s], {m: (lambda v, s: v + s)
                                                                                   for m in setup.METRICS},
-                         reached=lambda v, s: (v, s) != (128, 2))
+                         reached=lambda v, s: v == 32)
     assert {v.word for v in found.values()} == {"not comparable"}
     found, _ = _scenario("batch_size", [32, 64], lambda v, s: v, {m: (lambda v, s: v) for m in setup.METRICS},
                          seeds=(0,))
     assert {v.word for v in found.values()} == {"not comparable"}
+
+
+def test_partial_tau_tells_a_metric_that_is_the_training_loss_from_one_beyond_it():
+    # 3 settings × 8 seeds. The test error rises along the axis, the training loss (still different among runs at the
+    # stop) follows the test error with noise. A metric that is the training loss plus a little noise ranks the test
+    # error as well as the loss does, but holding the loss fixed leaves nothing: its beyond-fit claim is
+    # inconclusive and the page says so plainly. A metric that is the test error's own noise, unrelated to the loss,
+    # ranks it beyond fit.
+    rng = np.random.default_rng(0)
+    order, seeds = [32, 64, 128], tuple(range(8))
+    error = {(v, s): 10 + order.index(v) + rng.normal(0, 1.0) for v in order for s in seeds}
+    loss = {key: 0.005 + 0.001 * e + rng.normal(0, 0.0005) for key, e in error.items()}
+    fit_only = {key: 1000 * value + rng.normal(0, 0.3) for key, value in loss.items()}
+    df = _runs("batch_size", order, lambda v, s: error[v, s], {
+        "fisher_logdet": lambda v, s: fit_only[v, s], "frobenius": lambda v, s: error[v, s],
+        "spectral_radius": lambda v, s: float(s), "robustness": lambda v, s: float(s)},
+        seeds=seeds, loss=lambda v, s: loss[v, s])
+    ranks = setup.ranking(df, "batch_size")
+    gamma, frobenius = ranks["fisher_logdet"], ranks["frobenius"]
+    assert gamma.tau.low > 0 and gamma.baseline.low > 0
+    assert gamma.partial.low < 0 < gamma.partial.high and abs(gamma.partial.estimate) < 0.25
+    assert frobenius.tau.estimate == pytest.approx(1.0) and frobenius.partial.low > 0.5
+    claims = scenarios.claims("batch_size", df, order, setup.per_setting(df, "batch_size", order), ranks)
+    found = {c: v for c, v, _ in claims}
+    assert found["γ̂ (Fisher log-det) ranks the test error across the runs (paper: it tracks it)"].word == "supports"
+    assert found["γ̂ (Fisher log-det) ranks the test error beyond the training loss (partial τ given it > 0)"
+                 ].word == "inconclusive"
+    assert found["Frobenius norm ‖I‖_F² ranks the test error beyond the training loss (partial τ given it > 0)"
+                 ].word == "supports"
+    assert "γ̂ explains nothing beyond the training loss" in scenarios.finding(ranks, claims)
+    table = "\n".join(scenarios.claim_table("batch_size", df, order, setup.per_setting(df, "batch_size", order),
+                                            ranks, {}))
+    row = next(line for line in table.splitlines() if line.startswith("| γ̂ (Fisher log-det) ranks the test error "
+                                                                       "beyond"))
+    # The claim's verdict and CI, then the baseline, the partial τ and the mean τ within a setting, each as
+    # tfregimes.report prints an interval.
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:5] == ["inconclusive", scenarios.cell(gamma.partial), scenarios.cell(gamma.baseline),
+                          scenarios.cell(gamma.partial)]
+    assert cells[5] == f"{gamma.within_setting:+.2f} (3 groups)"
+
+
+def test_settings_that_miss_the_stop_are_set_apart_from_the_compared_ones():
+    runs = _runs("augment", ["none", "flip", "crop4_flip"], lambda v, s: 10.0, {m: (lambda v, s: 1.0)
+                                                                                 for m in setup.METRICS},
+                 seeds=(0, 1, 2), reached=lambda v, s: v != "crop4_flip" and (v, s) != ("flip", 1))
+    kept, apart = scenarios.split_settings(runs, "augment", ["none", "flip", "crop1_flip", "crop4_flip"])
+    assert kept == ["none"]
+    assert apart == {"flip": "1 of 3 runs did not reach train_loss <= 0.01",
+                     "crop4_flip": "3 of 3 runs did not reach train_loss <= 0.01"}
 
 
 def _regularized(error, gamma, seeds=(0, 1, 2), reached=lambda value, seed: True):
@@ -138,7 +206,7 @@ def test_regularizer_claims_pair_with_and_without_by_seed():
     found = _regularized(lambda v, s: 20 + s - (v == "fisher"), lambda v, s: 100.0 + s,
                          reached=lambda v, s: (v, s) != ("fisher", 1))
     assert {v.word for v in found.values()} == {"not comparable"}
-    assert "1 of 6 runs did not reach train_accuracy >= 0.999" in found[error].comparability.why
+    assert "1 of 6 runs did not reach train_loss <= 0.01" in found[error].comparability.why
     found = _regularized(lambda v, s: 20 + s - (v == "fisher"), lambda v, s: 100.0 + s, seeds=(0, 1))
     assert {v.word for v in found.values()} == {"not comparable"} and found[error].effect.n == 2
 
@@ -163,14 +231,21 @@ def reproduce(*flags):
 def test_smoke_run_writes_the_pages_from_the_sweeps_and_notrain_rewrites_them(tmp_path):
     output, work = tmp_path / "out", tmp_path / "work"
     reproduce(f"--output={output}", f"--work_dir={work}")
-    trained = (output / "README.md").read_text()
-    stdout = reproduce("--notrain", f"--output={output}", f"--work_dir={work}")
-    assert "tfregimes.sweep" not in stdout  # --notrain trains nothing: the page comes from the runs as they are.
     page = (output / "README.md").read_text()
+    trained = [(c["claim"], c["word"], c["numbers"]) for part in ("confusion", "regularizer")
+               for c in json.loads((output / f"{part}.json").read_text())["claims"]]
+    # --notrain's path, in this process (a second interpreter would cost more than the analysis): it trains nothing
+    # (nothing logged) and finds the same claims in the runs as they are.
+    started = []
+    again = [*scenarios.run("confusion", tmp_path / "again", smoke=True, seed=0, command="c", work_dir=work / "smoke",
+                            train=False, log=started.append),
+             *regularizer.run(tmp_path / "again", smoke=True, seed=0, command="c", work_dir=work / "smoke",
+                              train=False, log=started.append)]
+    assert started == [] and [(c, v.word, n) for c, v, n in again] == trained
     lines = [line for line in page.splitlines() if line.startswith("- **")]
-    assert lines == [line for line in trained.splitlines() if line.startswith("- **")]
-    # One run a setting, 2 epochs, no recorded stop target: every claim is not comparable, and its line says why.
-    assert len(lines) == 5 + 2
+    # One run a setting, each stopped at the smoke's loss target after its first epoch: every claim is not
+    # comparable (n < 3), and its line says why.
+    assert len(lines) == 8 + 2
     for line in lines:
         assert line.split("**: ", 1)[1].split(".", 1)[0] in WORDS, line
         assert "claimed > 0" in line or "claimed < 0" in line or "claimed within ±0.3" in line
@@ -184,6 +259,16 @@ def test_smoke_run_writes_the_pages_from_the_sweeps_and_notrain_rewrites_them(tm
     assert "## Scenario I: size of the confusion set (Figure 1)" in page
     assert "## The Fisher-trace regularizer (§7.2, Tables 1 and 2)" in page
     assert "Parts not run into this folder yet: augmentation, batch_size." in page
+    # The setting beside the paper's, the wall time, and per scenario the claim table with the training-loss baseline
+    # and the partial τ given the training loss.
+    assert "| stop rule | none (200 epochs)" in page and "| clean training loss ≤ 3 (inference mode" in page
+    assert "**Wall time** (smoke mode): " in page and " min from the first model's start to the last one's end (3 " \
+        "models" in page
+    assert "| claim | verdict | effect [95 % CI] | train-loss baseline τ_b [95 % CI] | partial τ given train loss " \
+        "[95 % CI] | mean τ within a setting |" in page
+    assert "| γ̂ (Fisher log-det) ranks the test error beyond the training loss (partial τ given it > 0) | not " \
+        "comparable |" in page
+    assert "**Beyond fit:** not measured" in page
     for name in ("confusion.png", "confusion.json", "regularizer.json"):
         assert (output / name).stat().st_size > 0
     confusion = json.loads((output / "confusion.json").read_text())
@@ -197,5 +282,8 @@ def test_smoke_run_writes_the_pages_from_the_sweeps_and_notrain_rewrites_them(tm
         assert entry["train_loss"]["values"] == [pytest.approx(metrics["train_loss"])]
     metrics = json.loads((work / "smoke" / "confusion_size/confusion_size-32_seed-0/metrics.json").read_text())
     assert metrics["num_confusion"] == 32 and metrics["num_train"] == 128
+    assert metrics["stop"]["criterion"] == "train_loss" and metrics["stop"]["reached_target"]
+    assert metrics["stop"]["clean_loss"] <= 3.0 and metrics["epochs_run"] == 1
+    assert confusion["compared"] == [0, 32] and confusion["apart"] == {}
     history = (work / "smoke" / "default" / "seed-0" / "history.csv").read_text()
     assert "lr_event" in history.splitlines()[0]  # The plateau schedule's column.
