@@ -41,14 +41,31 @@ PAPER_CAPTURES = {"confusion_size": {"fisher_logdet": True, "frobenius": True, "
                   "batch_size": {"fisher_logdet": True, "frobenius": True, "spectral_radius": True,
                                  "robustness": False}}
 
-# The full mode's stop and settings, fixed by a pilot (one model per setting, seed 0, 1 thread, `--stop_at_train_loss`
-# read every epoch on the clean subset; 2 shared cores under a load of 10-15). PILOT
-TARGET_LOSS = 0.01
-MAX_EPOCHS = 100
+# The full mode's stop and settings, fixed by a pilot: one model per setting (seed 0, 1 thread, the stop read every
+# epoch on the clean subset, aimed at 0.005 to see the whole curve, at most 100 epochs), on the 2 shared cores under
+# a load of 10-19. Epoch at which the clean training loss first fell to 0.02 / 0.01 (final value if never), and the
+# sweep point's wall time (training, the checks and the metrics; the metrics alone took 50-110 s):
+#   default (batch 32, no augmentation)  30 / 34 epochs, 206 s (36 epochs)
+#   confusion set of 500                49 / 64 epochs, 463 s (100 epochs: 0.0062 at the end)
+#   batch 256                           ~88 / never (0.0120 after 100 epochs, the rate never divided), 200 s
+#   crop1_flip                          never: 0.108 after 100 epochs, the rate at its 1e-3 floor since epoch 88, 378 s
+#   crop4_flip                          never: 0.318 after 100 epochs, at the floor since epoch 53, 274 s
+#   fisher regularizer (default)       32 / 34 epochs, 348 s (36 epochs; 8 s an epoch against 2.6 without)
+# So the target is 0.02 (the batch-256 models reach it about 30 epochs before the cap of 120; 0.01 would need about
+# 110 of them) and no crop reaches it at any affordable cap: the crops are trained with 2 seeds, enough to show their
+# numbers apart as not comparable, instead of 5 (saving about 39 min of model time, 20 of wall time). The full mode's
+# 39 models at these walls (flip, confusion 250 and batch 128 taken at 40-55 epochs): about 9,700 s of model time,
+# 2 at a time: FULL_MODE_ESTIMATE. Every setting of Scenarios I–III at 5 seeds as before (batch 64 and 5-seed crops
+# included) would take about 112 min, over the ~90 min budget: hence also Scenario III without batch 64 (32, 128, 256
+# still span 8 times the default batch).
+TARGET_LOSS = 0.02
+MAX_EPOCHS = 120
 CONFUSION_SIZES = (0, 250, 500)
 AUGMENTS = ("none", "flip", "crop1_flip", "crop4_flip")
-BATCH_SIZES = (32, 64, 128, 256)
-FULL_MODE_ESTIMATE = "TODO"
+FEWER_SEEDS = ("crop1_flip", "crop4_flip")
+BATCH_SIZES = (32, 128, 256)
+FULL_MODE_ESTIMATE = ("about 85 min (39 models, 2 at a time; a pilot of single models under a load of 10-19 on "
+                      "the 2 cores, so less on a quieter machine)")
 
 
 def setting_table(size: dict) -> list[str]:
@@ -67,7 +84,9 @@ def setting_table(size: dict) -> list[str]:
          "epoch: `--stop_at_train_loss`); a setting whose runs do not all reach it is not comparable and is shown "
          "apart"],
         ["seeds", "5 models per setting", f"{len(size['seeds'])} models per setting (seeds "
-                                          f"{', '.join(str(s) for s in size['seeds'])})"],
+                                          f"{', '.join(str(s) for s in size['seeds'])})"
+         + (f"; {', '.join(size['fewer_seeds'])}: {size['fewer_seeds_count']} (they cannot reach the stop here, "
+            "shown apart)" if size["fewer_seeds"] else "")],
         ["Scenario I (confusion set)", "0, 1k, 2k, 3k, 4k, 5k random-label images",
          ", ".join(str(v) for v in size["confusion_sizes"]) + " random-label images"],
         ["Scenario II (augmentation)", "no-aug, flip-only, 1-crop-f, 4-crop-f", ", ".join(size["augments"])],
@@ -91,10 +110,12 @@ def sizes(smoke: bool, parallel: int | None = None) -> dict:
                 # A loss above chance (ln 10 = 2.3) stops every run after its first epoch: the smoke checks the
                 # pipeline (the stop, the compared settings), not a minimum.
                 "confusion_sizes": (0, 32), "augments": ("none", "flip"), "target": 3.0, "parallel": 1,
+                "fewer_seeds": (), "fewer_seeds_count": 1,
                 # A 32-unit MLP: γ̂'s 10,000 per-example gradients of a CNN alone would take most of a minute.
                 "model": ["--model=mlp", "--hidden_sizes=32"]}
     return {"train_subset": 1000, "max_epochs": MAX_EPOCHS, "seeds": (0, 1, 2, 3, 4), "batch_sizes": BATCH_SIZES,
             "confusion_sizes": CONFUSION_SIZES, "augments": AUGMENTS, "target": TARGET_LOSS, "parallel": 2,
+            "fewer_seeds": FEWER_SEEDS, "fewer_seeds_count": 2,
             "model": ["--model=cnn_small"]}
 
 
@@ -140,16 +161,17 @@ def base_flags(size: dict, data: Path) -> list[str]:
             "--stop_check_every=1", "--stop_check_examples=0", f"--eval_every={size['max_epochs']}", "--verbose=0"]
 
 
-def sweep_argv(name: str, size: dict, work_dir: Path, extra: list[str]) -> Sweep:
-    """The sweep of one group of models (`extra`: its --grid axes and flags), measured with --metrics after
-    training."""
+def sweep_argv(name: str, size: dict, work_dir: Path, extra: list[str], seeds: tuple | None = None) -> Sweep:
+    """The sweep of one group of models (`extra`: its --grid axes and flags; `seeds`: default size["seeds"]),
+    measured with --metrics after training."""
     grid = [argument.removeprefix("--grid=") for argument in extra if argument.startswith("--grid=")]
     fixed = flag_dict([argument for argument in extra if not argument.startswith("--grid=")])
     axes = {axis.partition("=")[0] for axis in grid}
     base = {name: value for name, value in {**flag_dict(base_flags(size, prepare_data(work_dir))), **fixed}.items()
             if name not in axes}  # An axis's values replace the default setting's.
     return Sweep.of(base, work_dir / name, grid=grid,
-                    seeds=size["seeds"], metrics=METRICS, max_parallel=size["parallel"], threads_per_run=1)
+                    seeds=size["seeds"] if seeds is None else seeds, metrics=METRICS, max_parallel=size["parallel"],
+                    threads_per_run=1)
 
 
 def run_sweeps(sweeps: dict[str, Sweep], log) -> None:

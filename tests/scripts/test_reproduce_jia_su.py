@@ -211,6 +211,21 @@ def test_regularizer_claims_pair_with_and_without_by_seed():
     assert {v.word for v in found.values()} == {"not comparable"} and found[error].effect.n == 2
 
 
+def test_full_mode_sweeps_stop_at_the_loss_target_and_train_the_crops_with_fewer_seeds(tmp_path):
+    (tmp_path / setup.DATA_FILE).write_bytes(b"")  # prepare_data keeps an existing file: no download here.
+    size = setup.sizes(smoke=False)
+    made = scenarios.sweeps("augment", size, tmp_path)
+    assert list(made) == ["default", "augment", "augment_fewer_seeds"]
+    assert made["augment"].spec.grid == {"augment": ["flip"]}
+    assert made["augment"].spec.seeds == ["0", "1", "2", "3", "4"]
+    assert made["augment_fewer_seeds"].spec.grid == {"augment": ["crop1_flip", "crop4_flip"]}
+    assert made["augment_fewer_seeds"].spec.seeds == ["0", "1"]
+    command = " ".join(made["default"].command())
+    assert f"--stop_at_train_loss={setup.TARGET_LOSS}" in command and "--stop_check_every=1" in command
+    assert f"--epochs={setup.MAX_EPOCHS}" in command and "stop_at_train_accuracy" not in command
+    assert list(scenarios.sweeps("batch_size", size, tmp_path)) == ["default", "batch_size"]
+
+
 def test_downsample_averages_each_two_by_two_block():
     images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
     small = setup.downsample_2x2(images)
