@@ -203,13 +203,16 @@ def plot(axis: str, title: str, settings: list[dict], apart: dict, path: Path) -
     save(fig, path)
 
 
-def tables(settings: list[dict], runs: pd.DataFrame) -> list[str]:
+def tables(settings: list[dict], runs: pd.DataFrame, apart: dict) -> list[str]:
     header = ["setting", "n", "test error (%)", "train loss (clean)", "confusion-set loss", "reached / epochs",
               *[setup.METRIC_LABELS[m] for m in setup.METRICS]]
-    rows = [[str(s["setting"]), str(s["n"]), setup.cell(s["test_error"]), setup.cell(s["train_loss"], 3),
+    rows = [[f"{s['setting']}{' (apart)' if s['setting'] in apart else ''}", str(s["n"]), setup.cell(s["test_error"]),
+             setup.cell(s["train_loss"], 3),
              setup.cell(s["confusion_loss"], 3), f"{s['reached_target']} / {','.join(str(e) for e in s['epochs'])}",
              *[setup.cell(s[m]) for m in setup.METRICS]] for s in settings]
-    return [markdown_table(header, rows), "",
+    set_apart = (["**Set apart, not comparable** (left out of every τ below; their numbers are the table's): "
+                  + "; ".join(f"{value}: {why}" for value, why in apart.items()) + ".", ""] if apart else [])
+    return [markdown_table(header, rows), "", *set_apart,
             f"The claims over the {len(runs)} finished runs of the compared settings: each verdict by "
             "tfregimes.analysis's rule on the effect's 95 % CI (Kendall's τ_b over the runs with a bootstrap CI; "
             "the partial τ given the clean training loss, Kendall 1942); beside each metric, the training loss's own "
@@ -245,7 +248,7 @@ def run(part: str, output: Path, *, smoke: bool, seed: int, command: str, work_d
         f"(the sum over models; 2 shared CPU cores; the default setting's models are shared with the other parts); "
         f"this invocation took {(time.time() - started) / 60:.1f} min. Its sweeps (rerunning one resumes it):", "",
         *command_lines(s.command() for s in commands.values()), "",
-        *tables(settings, runs), *claim_table(axis, runs, kept, settings, ranks, apart), "",
+        *tables(settings, runs, apart), *claim_table(axis, runs, kept, settings, ranks, apart), "",
         finding(ranks, found), "", f"![{part}]({part}.png)", "", *claim_lines(found)])
     write_atomically(output / f"{part}.md", text)
     return found

@@ -80,9 +80,9 @@ def setting_table(size: dict) -> list[str]:
          "improvement of the training loss, floor 1e-3"],
         ["epochs", "200", f"until the stop, at most {size['max_epochs']}"],
         ["stop rule", "none (200 epochs); the final training loss is \"very small and very similar\" across models",
-         f"clean training loss ≤ {size['target']:g} (inference mode, the unaugmented training subset, checked every "
-         "epoch: `--stop_at_train_loss`); a setting whose runs do not all reach it is not comparable and is shown "
-         "apart"],
+         f"clean training loss ≤ {size['target']:g} (inference mode, the unaugmented training subset without the "
+         "confusion set, whose loss Scenario I's table shows, checked every epoch: `--stop_at_train_loss`); a "
+         "setting whose runs do not all reach it is not comparable and is shown apart"],
         ["seeds", "5 models per setting", f"{len(size['seeds'])} models per setting (seeds "
                                           f"{', '.join(str(s) for s in size['seeds'])})"
          + (f"; {', '.join(size['fewer_seeds'])}: {size['fewer_seeds_count']} (they cannot reach the stop here, "

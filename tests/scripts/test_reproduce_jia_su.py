@@ -180,6 +180,12 @@ def test_settings_that_miss_the_stop_are_set_apart_from_the_compared_ones():
     assert kept == ["none"]
     assert apart == {"flip": "1 of 3 runs did not reach train_loss <= 0.01",
                      "crop4_flip": "3 of 3 runs did not reach train_loss <= 0.01"}
+    settings = setup.per_setting(runs, "augment", ["none", "flip", "crop4_flip"])
+    text = "\n".join(scenarios.tables(settings, setup.done_runs(runs, "augment", kept), apart))
+    assert "| crop4_flip (apart) | 3 | 10 ± 0 (n = 3) |" in text and "| none | 3 |" in text
+    assert ("**Set apart, not comparable** (left out of every τ below; their numbers are the table's): flip: 1 of 3 "
+            "runs did not reach train_loss <= 0.01; crop4_flip: 3 of 3 runs did not reach train_loss <= 0.01.") in text
+    assert "The claims over the 3 finished runs of the compared settings" in text
 
 
 def _regularized(error, gamma, seeds=(0, 1, 2), reached=lambda value, seed: True):
