@@ -127,10 +127,3 @@ def verdict(effect: Effect, direction: str, *, margin: float | None = None,
     if upper < 0:
         return made(CONTRADICTS, rule)
     return made(INCONCLUSIVE, rule)
-    sign = 1.0 if direction == "greater" else -1.0
-    lower, upper = sorted((sign * low, sign * high))  # The interval in the claimed direction's frame.
-    if lower > 0:
-        return made(SUPPORTS, f"rule: {rule}")
-    if upper < 0:
-        return made(CONTRADICTS, f"rule: {rule}")
-    return made(INCONCLUSIVE, f"rule: {rule}")
