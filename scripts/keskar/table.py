@@ -11,7 +11,6 @@ the loss rises more steeply around the LB minimum than around the SB one (Figure
 from __future__ import annotations
 
 import csv
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from reproduction import Claim, command_lines, shown
 
 from keskar import weight_box
 from keskar.common import (
-    REPO,
     SHARPNESS_KEYS,
     Setting,
     by_seed,
@@ -35,6 +33,7 @@ from keskar.common import (
     write_part,
 )
 from tfregimes.analysis import paired_difference, summarize, verdict
+from tfregimes.base.run_files import write_json
 from tfregimes.report import style
 
 # How A is scaled, which the page states (our copy of the paper gives no scale for A).
@@ -66,6 +65,21 @@ def interpolation_command(config: Setting, rows: list[dict], seed: int, prefix: 
             f"--train_subset={config.train_subset}", f"--train_subset_seed={seed}",
             f"--interpolation_points={INTERPOLATION_POINTS}", f"--interpolation_output={prefix}",
             f"--output={prefix}.json"]
+
+
+def interpolate(config: Setting, rows: list[dict], seed: int, prefix: Path, command: str) -> None:
+    """What `interpolation_command` runs, in this process (`tfregimes.evaluation.evaluate_model`, no interpreter to
+    start): PREFIX.csv and PREFIX.png, then PREFIX.json (the result, written last: a finished interpolation is
+    reused)."""
+    from tfregimes.evaluation import EvaluationConfig, evaluate_model
+    sb, lb = (next(r for r in rows if r["seed"] == seed and r["batch_size"] == b)
+              for b in (config.small_batch, config.large_batch))
+    evaluation = EvaluationConfig(
+        model=str(prefix.parent / sb["run"] / "export"), interpolate_with=str(prefix.parent / lb["run"] / "export"),
+        dataset=config.dataset, train_subset=config.train_subset, train_subset_seed=seed,
+        interpolation_points=INTERPOLATION_POINTS, interpolation_output=str(prefix))
+    result = {"command": command, **evaluate_model(evaluation)}
+    write_json(f"{prefix}.json", result)  # As the CLI writes its --output.
 
 
 def read_curve(path: Path) -> dict[str, np.ndarray]:
@@ -201,7 +215,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
         evaluations.append(argv)
         if not Path(f"{prefix}.json").exists():  # Written last: a finished interpolation is reused.
             print(f"[table] {shown(argv)}", flush=True)
-            subprocess.run(argv, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+            interpolate(config, rows, s, prefix, shown(argv))
         curves[s] = read_curve(Path(f"{prefix}.csv"))
     boxed = weight_box.ensure(work_dir / "sb_lb", rows, dataset=config.dataset, train_subset=config.train_subset,
                               train=train)
