@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import NullLocator
 from reproduction import Claim, command_lines
 from sweeps import Sweep
 
@@ -98,7 +99,8 @@ def plot(analysis: dict, path: Path) -> None:
             axis.errorbar(chosen, [scale * v.mean for v in values], yerr=scale * np.nan_to_num([v.std for v in values]),
                           marker="o", capsize=3, color=color, linestyle="-" if filled else "none",
                           markerfacecolor=color if filled else "white",
-                          label=label if filled else f"{label}: short of the target")
+                          label=label if filled else ("short of the target (left out of the trend)"
+                                                      if label in (SHARPNESS_KEYS[0], "test accuracy") else None))
 
     for key, color in zip(SHARPNESS_KEYS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")):
         draw(axes[0], lambda b, key=key: b["sharpness"][key], 1.0, color, key)
@@ -106,6 +108,7 @@ def plot(analysis: dict, path: Path) -> None:
     draw(axes[1], lambda b: b["test_accuracy"], 100.0, "tab:red", "test accuracy")
     axes[1].set(xscale="log", xlabel="batch size", ylabel="test accuracy (%)")
     for axis in axes:
+        axis.xaxis.set_minor_locator(NullLocator())  # Only the batch sizes run are labelled on the log axis.
         axis.set_xticks(batches, [str(b) for b in batches])
         axis.legend(fontsize=7)
     style.save(fig, path)
