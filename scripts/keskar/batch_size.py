@@ -140,6 +140,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             f"{', '.join(str(b) for b in config.figure4_batches)}: seeds {list(config.figure4_seeds)} only, for time. "
             "Kendall's τ_b is over the runs, so each batch size weighs by its number of runs.", "", *table, ""]
 
-    return write_part(output, "batch_size", started=started, command=command, train=train, analysis=analysis,
+    return write_part(output, "batch_size", work_dir=work_dir, started=started, command=command, train=train,
+                      analysis=analysis,
                       runs=rows, claims=claims(rows), plot=lambda path: plot(analysis, path),
                       figure=("batch_size.png", "sharpness and accuracy vs batch size"), section=section)

@@ -154,13 +154,26 @@ def start_part(label: str, *, smoke: bool, seed: int, work_dir: Path, train: boo
     return started, config, sweeps
 
 
-def invocation(results: Path, command: str, started: float, train: bool) -> dict:
-    """The command that trained a part and how long it took: this one, or with --notrain (pages only) the one
-    `results` (the part's JSON) recorded, so that rewriting a page keeps the training run's wall time."""
+def invocation(results: Path, command: str, started: float, train: bool, *, runs=None,
+               record: Path | None = None) -> dict:
+    """The command that trained a part and how long it took: this one; or with --notrain (pages only) the one the
+    training run recorded: `record` (its copy in the work directory) or else `results` (the part's JSON) when that
+    JSON shows the same runs (`runs`, as the part passes them to write_part; a page from other runs, e.g. an older
+    setting's, keeps no wall time), so that rewriting a page keeps the training run's wall time."""
     if train:
         return {"command": command, "minutes": (time.time() - started) / 60}
-    recorded = json.loads(results.read_text()).get("invocation") if results.exists() else None
-    return recorded or {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
+    if record is not None and record.exists():
+        return json.loads(record.read_text())
+    previous = json.loads(results.read_text()) if results.exists() else {}
+    if previous.get("invocation") and (runs is None or _run_names(previous.get("runs")) == _run_names(runs)):
+        return previous["invocation"]
+    return {"command": f"{command} (pages only; no training run recorded)", "minutes": float("nan")}
+
+
+def _run_names(runs) -> set[str]:
+    """The run names of a part's `runs` (a list of rows, or a dict of such lists)."""
+    rows = [r for group in runs.values() for r in group] if isinstance(runs, dict) else list(runs or [])
+    return {r["run"] for r in rows}
 
 
 def _json(value):
@@ -171,11 +184,16 @@ def _json(value):
 
 def write_part(output: Path, name: str, *, started: float, command: str, train: bool, analysis: dict, runs,
                claims: list[Claim], plot: Callable[[Path], None], figure: tuple[str, str],
-               section: Callable[[dict], list[str]], extra: dict | None = None) -> list[Claim]:
+               section: Callable[[dict], list[str]], extra: dict | None = None,
+               work_dir: Path | None = None) -> list[Claim]:
     """Writes a part's results into `output`: its figure (`plot(path)`; `figure`: the file's name and its alt text),
     `<name>.json` (the analysis, the claims with their verdicts, the runs, the invocation that trained them and
-    `extra`) and `<name>.md`: `section(invocation)`, the figure, then the claims. Returns the claims."""
-    record = invocation(output / f"{name}.json", command, started, train)  # Read before the JSON is rewritten.
+    `extra`) and `<name>.md`: `section(invocation)`, the figure, then the claims; a training run also keeps its
+    invocation in `work_dir` (`invocation_<name>.json`), where a later --notrain finds it. Returns the claims."""
+    kept = work_dir / f"invocation_{name}.json" if work_dir is not None else None  # Beside the runs it describes.
+    record = invocation(output / f"{name}.json", command, started, train, runs=runs, record=kept)  # Read first.
+    if train and kept is not None:
+        write_atomically(kept, json.dumps(record))
     output.mkdir(parents=True, exist_ok=True)
     plot(output / figure[0])
     verdicts = [{"claim": claim, "numbers": numbers, **verdict.as_dict()} for claim, verdict, numbers in claims]

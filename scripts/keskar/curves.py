@@ -89,7 +89,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
                 "every epoch. The runs stop at the loss target, so the curves end there, as the table's minima do.",
                 "", describe(config), ""]
 
-    return write_part(output, "curves", started=started, command=command, train=train,
+    return write_part(output, "curves", work_dir=work_dir, started=started, command=command, train=train,
                       analysis={"drops": {r: drop_from_best(c) for r, c in curves.items()}}, runs=rows,
                       claims=claims(rows, curves, batches), plot=lambda path: plot(rows, curves, batches, path),
                       figure=("curves.png", "training and test accuracy per epoch"), extra={"curves": curves},

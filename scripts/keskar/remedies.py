@@ -130,6 +130,7 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             describe(config), "", __doc__.split("\n\n", 1)[1].split("Claims")[0].strip(), "",
             *table, ""]
 
-    return write_part(output, "remedies", started=started, command=command, train=train, analysis=analysis,
+    return write_part(output, "remedies", work_dir=work_dir, started=started, command=command, train=train,
+                      analysis=analysis,
                       runs=rows, claims=claims(rows), plot=lambda path: plot(analysis, path),
                       figure=("remedies.png", "remedies"), section=section)

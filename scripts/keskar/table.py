@@ -240,7 +240,8 @@ def run(output: Path, *, smoke: bool, seed: int, command: str, work_dir: Path,
             + " (10 iterations: the paper's budget, so the maxima are inexact).", "",
             SUBSPACE_NOTE, "", WEIGHT_BOX_NOTE, ""]
 
-    return write_part(output, "table", started=started, command=command, train=train, analysis=analysis, runs=rows,
+    return write_part(output, "table", work_dir=work_dir, started=started, command=command, train=train,
+                      analysis=analysis, runs=rows,
                       claims=claims(rows, curves, config),
                       plot=lambda path: plot_interpolation(list(curves.values()), path),
                       figure=("table_interpolation.png", "SB to LB interpolation"),

@@ -210,6 +210,7 @@ def smoke(tmp_path_factory):
     stdout = reproduce("--smoke", "--notrain", f"--output={output}", f"--work_dir={work}")
     assert "--notrain: reading the runs that finished, training nothing" in stdout
     assert "tfregimes.sweep" not in stdout and "tfregimes.evaluate" not in stdout
+    assert json.loads((work / "smoke" / "invocation_table.json").read_text())["command"].endswith(f"--work_dir={work}")
     return output, work / "smoke", trained
 
 
@@ -270,10 +271,21 @@ def test_smoke_run_writes_the_page_with_numbers_from_the_run_directories(smoke):
 
 
 def test_a_pages_only_rewrite_keeps_the_training_invocation(tmp_path):
-    results = tmp_path / "table.json"
+    results, kept = tmp_path / "table.json", tmp_path / "invocation_table.json"
     trained = common.invocation(results, "python scripts/reproduce_keskar.py", started=0.0, train=True)
     assert trained["command"] == "python scripts/reproduce_keskar.py" and trained["minutes"] > 1e6
-    results.write_text(json.dumps({"invocation": {"command": "python x --part=table", "minutes": 24.4}}))
-    assert common.invocation(results, "python x --notrain", 0.0, train=False) == {
+    runs = [{"run": "batch_size-256_seed-0"}, {"run": "batch_size-6000_seed-0"}]
+    results.write_text(json.dumps({"invocation": {"command": "python x --part=table", "minutes": 24.4}, "runs": runs}))
+    # The part's JSON shows the same runs: its invocation is the training run's.
+    assert common.invocation(results, "python x --notrain", 0.0, train=False, runs=runs) == {
         "command": "python x --part=table", "minutes": 24.4}
+    # A page of other runs (an older setting's) keeps no wall time; the work directory's copy wins over both.
+    other = [{"run": "batch_size-256_seed-0"}, {"run": "batch_size-1000_seed-0"}]
+    assert np.isnan(common.invocation(results, "python x --notrain", 0.0, train=False, runs=other)["minutes"])
+    kept.write_text(json.dumps({"command": "python x", "minutes": 70.5}))
+    assert common.invocation(results, "python x --notrain", 0.0, train=False, runs=other, record=kept)["minutes"] \
+        == 70.5
+    remedies_runs = {"sb": runs[:1], "lb": runs[1:]}  # The remedies part passes its runs by group.
+    results.write_text(json.dumps({"invocation": {"command": "c", "minutes": 3.0}, "runs": remedies_runs}))
+    assert common.invocation(results, "x", 0.0, train=False, runs=remedies_runs)["minutes"] == 3.0
     assert np.isnan(common.invocation(tmp_path / "none.json", "python x --notrain", 0.0, train=False)["minutes"])
