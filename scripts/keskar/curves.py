@@ -71,7 +71,12 @@ def plot(rows: list[dict], curves: dict[str, dict[str, list[float]]], batches: d
         axis.set(title=f"{name} (batch {batch:,}; one line per seed)", xlabel=style.EPOCH_LABEL,
                  ylabel="accuracy (%)")
         style.integer_epochs(axis)
-        axis.legend(loc="lower right")
+        if axis.lines:
+            axis.legend(loc="lower right")
+    drawn = [axis.get_ylim() for axis in axes if axis.lines]
+    for axis in axes:  # One accuracy scale for SB and LB, as the paper's panels compare them.
+        if drawn:
+            axis.set_ylim(min(low for low, _ in drawn), max(high for _, high in drawn))
     style.save(fig, path)
 
 
