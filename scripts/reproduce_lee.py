@@ -25,11 +25,11 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
-from lee import records, regimes, sections  # noqa: E402
+from lee import lars_tuning, records, regimes, sections  # noqa: E402
 from reproduction import define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-PARTS = ("accuracy", "curves", "margins")
+PARTS = ("accuracy", "curves", "margins", "exploration_length")
 FLAGS = flags.FLAGS
 
 
@@ -53,23 +53,38 @@ def write_page(output: Path) -> None:
                          "Verdicts (each section's claims give the numbers):", "", *claims, ""], sections, PARTS)
 
 
+def train(setting: regimes.Setting, work_dir: Path, parallel: bool) -> None:
+    """Every sweep but LARS' at once (or one after the other), then LARS at the point its tuning chose; the wall
+    time of the whole, runs resumed included, goes to `WALL_FILE` for the page."""
+    started = time.time()
+    named = regimes.sweeps(setting, work_dir)
+    regimes.run_all(named, parallel=parallel)
+    chosen = lars_tuning.choose(records.read_sweeps(work_dir, [regimes.LARS_TUNING])[1][regimes.LARS_TUNING])
+    print(f"[lee] LARS chosen on the validation split: η = {chosen[0]:g}, {chosen[1]} warm-up epochs", flush=True)
+    regimes.run_all({"lars": regimes.sweeps(setting, work_dir, chosen)["lars"]}, parallel=False)
+    sections.record_wall_time(work_dir, time.time() - started)
+
+
 def main(argv):
     started = time.time()
     output, work_dir, command = start("lee", argv)
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
     if FLAGS.train:
-        sweeps = regimes.run_sweeps(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
-    else:  # The setting still shows the sweeps that made the runs.
-        sweeps = regimes.sweeps(setting, work_dir)
+        train(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+    else:
         print("[lee] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
-    frame, runs = records.read_regimes(work_dir, regimes.REGIMES)
+    frame, runs = records.read_sweeps(work_dir, [*regimes.REGIMES, regimes.LARS_TUNING])
+    chosen = lars_tuning.choose(runs[regimes.LARS_TUNING])
+    sweeps = regimes.sweeps(setting, work_dir, chosen)  # The setting shows the sweeps that made the runs.
+    compared, lengths = sections.split_exploration(frame, runs, setting)
     output.mkdir(parents=True, exist_ok=True)
-    writers = {"accuracy": lambda: sections.write_accuracy(output, frame, runs),
-               "curves": lambda: sections.write_curves(output, runs, setting.epochs),
-               "margins": lambda: sections.write_margins(output, frame, runs)}
+    writers = {"accuracy": lambda: sections.write_accuracy(output, *compared),
+               "curves": lambda: sections.write_curves(output, compared[1], setting),
+               "margins": lambda: sections.write_margins(output, *compared),
+               "exploration_length": lambda: sections.write_exploration_length(output, *lengths, setting)}
 
     def write_setting_and_page() -> None:  # The setting's wall time counts the parts too.
-        sections.write_setting(output, setting, sweeps, runs, command, (time.time() - started) / 60)
+        sections.write_setting(output, setting, sweeps, runs, command, (time.time() - started) / 60, work_dir)
         write_page(output)
 
     run_parts(FLAGS.part, lambda part: writers[part](), write_setting_and_page, output)
