@@ -18,7 +18,8 @@ from lee import accuracy, curves, exploration_length, lars_tuning, margins, reco
 def test_regimes_parse_as_train_would_with_goyal_scaling_and_a_common_stop():
     from tfregimes.cli import train_flag_rules
     s = regimes.setting(smoke=False, seed=0)
-    grid = {"explore": ["--extra_exploration_epochs=20"], regimes.LARS_TUNING: ["--learning_rate=7", "--warmup_epochs=15"]}
+    grid = {"explore": ["--extra_exploration_epochs=20"],
+            regimes.LARS_TUNING: ["--learning_rate=7", "--warmup_epochs=15"]}
     configs = {name: train_flag_rules.parse_run_config(flags + grid.get(name, []) + ["--seed=0"])
                for name, flags in regimes.regime_flags(s, lars=(10.0, 5)).items()}
     assert s.large_learning_rate == pytest.approx(0.02 * 1000 / 32)  # Goyal et al. §2.1: η × B/B_ref.
