@@ -229,7 +229,7 @@ def test_smoke_run_then_notrain_writes_the_page_from_the_run_directories(tmp_pat
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     finished = {p: p.stat().st_mtime_ns for p in (work / "smoke").rglob("metrics.json")}
-    assert len(finished) == 4
+    assert len(finished) == 6  # Small, large, two exploration lengths, LARS' one tuning point and LARS.
     (output / "README.md").unlink()
     # --notrain: no sweep started, the same runs read back, the page rewritten with the same words.
     result = subprocess.run([*command, "--notrain"], cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -237,38 +237,51 @@ def test_smoke_run_then_notrain_writes_the_page_from_the_run_directories(tmp_pat
     assert "--notrain: reading the runs" in result.stdout and "tfregimes.sweep" not in result.stdout
     assert {p: p.stat().st_mtime_ns for p in (work / "smoke").rglob("metrics.json")} == finished
     page = (output / "README.md").read_text()
-    for section in ("## Setting", "## Final test accuracy", "## Learning curves", "## Margin distribution"):
+    for section in ("## Setting", "## Test accuracy at the same training loss", "## Learning curves",
+                    "## Margin distribution", "## Margins against the length", "### LARS tuning on the validation"):
         assert section in page
+    wall = json.loads((work / "smoke" / "full_wall_time.json").read_text())["wall_seconds"]
+    assert f"{wall / 60:.1f} min for the training invocation" in page  # Recorded by the training, read by --notrain.
     lines = claim_lines_of(page)
-    assert len(lines) == 8  # Four accuracy claims, two curves claims, two margins claims.
+    assert len(lines) == 10  # Four accuracy claims, two each for curves, margins and exploration length.
     for line in lines:  # One of the four words, then the verdict's effect, claim, rule and comparability.
         assert CLAIM_LINE.match(line), line
     summary = [line for line in page.splitlines() if line.startswith("- **") and line not in lines]
-    assert len(summary) == 8 and all(re.match(r"^- \*\*.+\*\*: (supports|contradicts|inconclusive|not "
-                                              r"comparable)\. \((accuracy|curves|margins)\)$", s) for s in summary)
+    assert len(summary) == 10 and all(re.match(r"^- \*\*.+\*\*: (supports|contradicts|inconclusive|not "
+                                               r"comparable)\. \((accuracy|curves|margins|exploration_length)\)$", s)
+                                      for s in summary)
     saved = json.loads((output / "accuracy.json").read_text())
     analysis = saved["analysis"]
     for claim, verdict, _ in accuracy.verdicts(analysis):  # In the section and in the summary at the top.
         assert page.count(f"**{claim}**: {verdict.word}.") == 2
-        assert verdict.word == "not comparable"  # One seed a regime: n = 1 < 3.
+        assert verdict.word == "not comparable"  # One seed a regime, and no run reached the 0.05 target.
     assert [v["word"] for v in saved["verdicts"]] == ["not comparable"] * 4
     table = analysis["regimes"]
     saved = json.loads((output / "curves.json").read_text())["runs"]
     s = regimes.setting(smoke=True, seed=0)
+    point = {regime: f"seed-{s.seeds[0]}" for regime in regimes.REGIMES}
+    point["explore"] = f"extra_exploration_epochs-{s.main_length}_seed-{s.seeds[0]}"  # The compared length.
     for regime in regimes.REGIMES:
         state = json.loads((work / "smoke" / regime / "sweep.json").read_text())
-        assert [p["state"] for p in state["points"]] == ["done"]
-        run_dir = work / "smoke" / regime / state["points"][0]["run_dir"]
+        assert {p["state"] for p in state["points"]} == {"done"}
+        run_dir = work / "smoke" / regime / point[regime]
         metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["stop"]["target"] == s.stop_loss and metrics["epochs_run"] == s.max_epochs
         assert table[regime]["by_seed"] == {"0": 100 * metrics["test_accuracy"]}
         history = pd.read_csv(run_dir / "history.csv")
         assert saved[regime][0]["curves"]["margin_mean"] == pytest.approx(list(history["margin_mean"]))
-    explore_dir = work / "smoke" / "explore" / json.loads((work / "smoke" / "explore" / "sweep.json").read_text())[
-        "points"][0]["run_dir"]
+    tuning = json.loads((work / "smoke" / regimes.LARS_TUNING / "sweep.json").read_text())["points"]
+    held_out = json.loads((work / "smoke" / regimes.LARS_TUNING / tuning[0]["run_dir"] / "metrics.json").read_text())
+    assert (held_out["num_train"], held_out["num_validation"]) == (384, 128)  # 25 % of the 512 held out.
+    lars = json.loads((work / "smoke" / "lars" / point["lars"] / "metrics.json").read_text())
+    assert (lars["num_train"], lars["num_validation"]) == (512, 0)  # The chosen LARS trains on them all.
+    explore_dir = work / "smoke" / "explore" / point["explore"]
     decided = json.loads((explore_dir / "metrics.json").read_text())["exploration"]["decay_epoch"]
     assert saved["explore"][0]["decay_epoch"] == decided is not None  # Smoke's tolerance makes it decide.
     lr = pd.read_csv(explore_dir / "history.csv")["learning_rate"].tolist()
     assert lr[decided - 1] == pytest.approx(s.large_learning_rate)  # The peak up to the decision, ×0.1 after.
     assert lr[decided] == pytest.approx(max(s.large_learning_rate * 0.1, s.min_lr))
-    for name in ("curves", "margins"):
+    lengths = json.loads((output / "exploration_length.json").read_text())["analysis"]
+    assert lengths["lengths"] == list(s.exploration_lengths)
+    for name in ("curves", "margins", "exploration_length"):
         assert (output / f"{name}.png").stat().st_size > 10_000
