@@ -85,8 +85,8 @@ def verdicts(analysis: dict) -> list[Claim]:
         out.append((claim, verdict(effect, "greater", comparability=compared),
                     f"margins: {a.replace('_', ' ')} {summarize(final[a].values()).text()}, {b.replace('_', ' ')} "
                     f"{summarize(final[b].values()).text()}; final training loss (clean set): {losses}"
-                    + ("" if compared.ok else "; margins compare at a common training loss, and these runs were "
-                       "trained for the same epochs instead")))
+                    + ("" if compared.ok else "; margins compare only at the common training-loss target, which "
+                       "not every run of the two regimes reached")))
     return out
 
 
@@ -126,5 +126,5 @@ def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], pa
         for twin in twins:
             twin.set_ylim(max(low, 0.0), high)
     axes[0].set_ylabel("normalized margin (seed 000 A.1)")
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=7, loc="upper left")
     style.save(fig, path)

@@ -145,7 +145,8 @@ def write_margins(output: Path, frame: pd.DataFrame, runs: dict[str, list[dict]]
                          f"{', '.join(f'{v:.4f}' for v in values.values())} (per seed) |")
     text = "\n".join([
         "## Margin distribution over training (appendix A.1, Figure 1)", "",
-        margins.__doc__.split("\n\n", 1)[1].strip(), "", "Last epoch, mean over seeds:", "", *table, "",
+        margins.__doc__.split("\n\n", 1)[1].strip(), "", "At the stop (the last epoch), mean over seeds:", "",
+        *table, "",
         "![margins](margins.png)", "", *claim_lines(claims)])
     write_atomically(output / "margins.md", text)
     return claims
