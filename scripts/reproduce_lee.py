@@ -29,7 +29,7 @@ from lee import lars_tuning, records, regimes, sections  # noqa: E402
 from reproduction import define_common_flags, part_sections, run_parts, start  # noqa: E402
 from reproduction import write_page as write_page_of_parts  # noqa: E402
 
-PARTS = ("accuracy", "curves", "margins", "exploration_length")
+PARTS = ("accuracy", "curves", "margins", "exploration_length", "readout")
 FLAGS = flags.FLAGS
 
 
@@ -81,7 +81,8 @@ def main(argv):
     writers = {"accuracy": lambda: sections.write_accuracy(output, *compared),
                "curves": lambda: sections.write_curves(output, compared[1], setting),
                "margins": lambda: sections.write_margins(output, *compared),
-               "exploration_length": lambda: sections.write_exploration_length(output, *lengths, setting)}
+               "exploration_length": lambda: sections.write_exploration_length(output, *lengths, setting),
+               "readout": lambda: sections.write_readout(output, compared[1], lengths[1])}
 
     def write_setting_and_page() -> None:  # The setting's wall time counts the parts too.
         sections.write_setting(output, setting, sweeps, runs, command, (time.time() - started) / 60, work_dir)

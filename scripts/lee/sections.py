@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from reproduction import claim_lines, command_lines
 
-from lee import accuracy, curves, exploration_length, lars_tuning, margins, regimes
+from lee import accuracy, curves, exploration_length, lars_tuning, margins, readout, regimes
 from tfregimes.analysis import summarize
 from tfregimes.base.run_dir import write_atomically
 
@@ -165,4 +165,31 @@ def write_exploration_length(output: Path, frame: pd.DataFrame, by_length: dict[
         *exploration_length.rows(analysis), "", "![exploration length](exploration_length.png)", "",
         *claim_lines(claims)])
     write_atomically(output / "exploration_length.md", text)
+    return claims
+
+
+def write_readout(output: Path, runs: dict[str, list[dict]], by_length: dict[int, list[dict]]) -> list:
+    """The main claims again, on the same runs read at the higher common loss `readout.READOUT_LOSS`."""
+    target = readout.READOUT_LOSS
+    at, lengths = readout.runs_at(runs, target), readout.runs_at(by_length, target)
+    frame = readout.frame_at(at, target, "regime")
+    tests = [accuracy.verdicts(accuracy.analyse(at, frame)), margins.verdicts(margins.analyse(at, frame)),
+             exploration_length.verdicts(exploration_length.analyse(
+                 readout.frame_at(lengths, target, "extra_exploration_epochs"), lengths))]
+    claims = [(f"At clean training loss {target:g}: {claim[0].lower()}{claim[1:]}", v, numbers)
+              for part in tests for claim, v, numbers in part]
+    table = ["| runs | reached the loss (of the runs) | at epoch (per seed) | test accuracy (%) | inter-quartile mean "
+             "margin |", "|---|---|---|---|---|"]
+    groups = [(regimes.LABELS[name], rs) for name, rs in at.items()]
+    groups += [(f"exploration, {length} extra epochs", rs) for length, rs in lengths.items()]
+    for label, rs in groups:
+        reached = [r for r in rs if r["reached_target"]]
+        table.append(f"| {label} | {len(reached)} of {len(rs)} | {', '.join(str(r['epochs_run']) for r in reached)} "
+                     f"| {summarize(100 * r['test_accuracy'] for r in reached).text(digits=3)} | "
+                     f"{summarize(margins.final_margins(reached).values()).text()} |")
+    write_atomically(output / "readout.json", json.dumps({"target": target, "verdicts": [
+        {"claim": claim, **v.as_dict()} for claim, v, _ in claims]}))
+    text = "\n".join([f"## A second read-out at clean training loss {target:g} (post hoc)", "",
+                      readout.__doc__.split("\n\n", 1)[1].strip(), "", *table, "", *claim_lines(claims)])
+    write_atomically(output / "readout.md", text)
     return claims

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from helpers import REPO
 
+from tfregimes.analysis import same_stop_target
+
 sys.path.insert(0, str(REPO / "scripts"))
-from lee import accuracy, curves, exploration_length, lars_tuning, margins, records, regimes  # noqa: E402
+from lee import accuracy, curves, exploration_length, lars_tuning, margins, readout, records, regimes  # noqa: E402
 
 
 def test_regimes_parse_as_train_would_with_goyal_scaling_and_a_common_stop():
@@ -203,6 +205,24 @@ def test_exploration_length_compares_longest_with_shortest_at_the_same_target():
     assert len(exploration_length.rows(analysis)) == 4
 
 
+def test_readout_cuts_each_run_at_its_first_epoch_at_the_loss():
+    curves = {"epoch": [1, 2, 3, 4], "stop_clean_loss": [0.5, 0.25, 0.19, 0.08], "val_accuracy": [0.5, 0.6, 0.65, 0.7],
+              "margin_mean": [0.01, 0.02, 0.03, 0.04], "lr_events": {2: "flat: …", 4: "decay: …"}}
+    run = {"seed": 3, "diverged": False, "reached_target": True, "epochs_run": 4, "test_accuracy": 0.7,
+           "train_loss": 0.08, "flat_epoch": 2, "decay_epoch": 4, "curves": curves}
+    cut = readout.at_loss(run, 0.2)  # Epoch 3 is the first at most 0.2 (0.19); the run as if stopped there.
+    assert (cut["epochs_run"], cut["test_accuracy"], cut["train_loss"], cut["reached_target"]) == (3, 0.65, 0.19, True)
+    assert (cut["flat_epoch"], cut["decay_epoch"]) == (2, None)  # The decay came after the cut.
+    assert cut["curves"]["margin_mean"] == [0.01, 0.02, 0.03] and cut["curves"]["lr_events"] == {2: "flat: …"}
+    assert readout.at_loss(run, 0.25)["epochs_run"] == 2  # At most the target: 0.25 itself counts.
+    never = readout.at_loss(run, 0.05)
+    assert never["reached_target"] is False and never["epochs_run"] == 4  # Out of reach: left as it is.
+    assert readout.at_loss({**run, "diverged": True}, 0.2)["reached_target"] is False
+    frame = readout.frame_at({"small_batch": [cut, never]}, 0.2, "regime")
+    assert list(frame["stop/reached_target"]) == [True, False] and set(frame["stop/target"]) == {0.2}
+    assert "1 of 2 runs did not reach train_loss <= 0.2" in same_stop_target(frame).why
+
+
 def test_run_curves_keeps_the_controllers_events_and_gaps():
     history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [2.0, 1.0, 0.9], "learning_rate": [0.1, 0.1, 0.01],
                             "margin_mean": [np.nan, 0.1, 0.2], "lr_event": [np.nan, "flat: …", "decay: …"]})
@@ -238,17 +258,20 @@ def test_smoke_run_then_notrain_writes_the_page_from_the_run_directories(tmp_pat
     assert {p: p.stat().st_mtime_ns for p in (work / "smoke").rglob("metrics.json")} == finished
     page = (output / "README.md").read_text()
     for section in ("## Setting", "## Test accuracy at the same training loss", "## Learning curves",
-                    "## Margin distribution", "## Margins against the length", "### LARS tuning on the validation"):
+                    "## Margin distribution", "## Margins against the length", "### LARS tuning on the validation",
+                    "## A second read-out at clean training loss 0.2"):
         assert section in page
     wall = json.loads((work / "smoke" / "full_wall_time.json").read_text())["wall_seconds"]
     assert f"{wall / 60:.1f} min for the training invocation" in page  # Recorded by the training, read by --notrain.
     lines = claim_lines_of(page)
-    assert len(lines) == 10  # Four accuracy claims, two each for curves, margins and exploration length.
+    assert len(lines) == 18  # Four accuracy claims, two each for curves, margins and exploration length; the
+    # read-out repeats the accuracy, margins and exploration-length ones.
     for line in lines:  # One of the four words, then the verdict's effect, claim, rule and comparability.
         assert CLAIM_LINE.match(line), line
     summary = [line for line in page.splitlines() if line.startswith("- **") and line not in lines]
-    assert len(summary) == 10 and all(re.match(r"^- \*\*.+\*\*: (supports|contradicts|inconclusive|not "
-                                               r"comparable)\. \((accuracy|curves|margins|exploration_length)\)$", s)
+    assert len(summary) == 18 and all(re.match(r"^- \*\*.+\*\*: (supports|contradicts|inconclusive|not "
+                                               r"comparable)\. \((accuracy|curves|margins|exploration_length|"
+                                               r"readout)\)$", s)
                                       for s in summary)
     saved = json.loads((output / "accuracy.json").read_text())
     analysis = saved["analysis"]
