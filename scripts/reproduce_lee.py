@@ -61,7 +61,7 @@ def write_page(output: Path) -> None:
                          "Verdicts (each section's claims give the numbers):", "", *claims, ""], sections, PARTS)
 
 
-def train(setting: regimes.Setting, work_dir: Path, parallel: bool) -> None:
+def train(setting: regimes.Setting, work_dir: Path, parallel: bool, command: str) -> None:
     """Every sweep but LARS' at once (or one after the other), then LARS at the point its tuning chose; the wall
     time of the whole, runs resumed included, goes to `WALL_FILE` for the page."""
     started = time.time()
@@ -70,7 +70,7 @@ def train(setting: regimes.Setting, work_dir: Path, parallel: bool) -> None:
     chosen = lars_tuning.choose(records.read_sweeps(work_dir, [regimes.LARS_TUNING])[1][regimes.LARS_TUNING])
     print(f"[lee] LARS chosen on the validation split: η = {chosen[0]:g}, {chosen[1]} warm-up epochs", flush=True)
     regimes.run_all({"lars": regimes.sweeps(setting, work_dir, chosen)["lars"]}, parallel=False)
-    sections.record_wall_time(work_dir, time.time() - started)
+    sections.record_wall_time(work_dir, time.time() - started, command)
 
 
 def main(argv):
@@ -78,7 +78,7 @@ def main(argv):
     output, work_dir, command = start("lee", argv)
     setting = regimes.setting(FLAGS.smoke, FLAGS.seed)
     if FLAGS.train:
-        train(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps)
+        train(setting, work_dir, parallel=FLAGS.smoke or FLAGS.parallel_sweeps, command=command)
     else:
         print("[lee] --notrain: reading the runs that finished in --work_dir, training nothing", flush=True)
     frame, runs = records.read_sweeps(work_dir, [*regimes.REGIMES, regimes.LARS_TUNING])

@@ -16,8 +16,8 @@ from tfregimes.base.run_dir import write_atomically
 WALL_FILE = "full_wall_time.json"  # In --work_dir's mode folder: the wall time of the last training invocation.
 
 
-def record_wall_time(work_dir: Path, seconds: float) -> None:
-    write_atomically(work_dir / WALL_FILE, json.dumps({"wall_seconds": seconds}))
+def record_wall_time(work_dir: Path, seconds: float, command: str) -> None:
+    write_atomically(work_dir / WALL_FILE, json.dumps({"wall_seconds": seconds, "command": command}))
 
 
 def split_exploration(frame: pd.DataFrame, runs: dict[str, list[dict]], s: regimes.Setting):
@@ -65,7 +65,9 @@ def full_wall_time(work_dir: Path) -> str:
     path = work_dir / WALL_FILE
     if not path.exists():
         return "not recorded (no training invocation finished in this --work_dir)"
-    return f"{json.loads(path.read_text())['wall_seconds'] / 60:.1f} min"
+    record = json.loads(path.read_text())
+    run_by = f" (`{record['command']}`)" if "command" in record else ""
+    return f"{record['wall_seconds'] / 60:.1f} min{run_by}"
 
 
 def write_setting(output: Path, s: regimes.Setting, sweeps: dict, runs: dict[str, list[dict]],

@@ -261,8 +261,9 @@ def test_smoke_run_then_notrain_writes_the_page_from_the_run_directories(tmp_pat
                     "## Margin distribution", "## Margins against the length", "### LARS tuning on the validation",
                     "## A second read-out at clean training loss 0.2"):
         assert section in page
-    wall = json.loads((work / "smoke" / "full_wall_time.json").read_text())["wall_seconds"]
-    assert f"{wall / 60:.1f} min for the training invocation" in page  # Recorded by the training, read by --notrain.
+    wall = json.loads((work / "smoke" / "full_wall_time.json").read_text())  # Recorded by the training ...
+    assert wall["command"].startswith("python scripts/reproduce_lee.py --smoke")
+    assert f"{wall['wall_seconds'] / 60:.1f} min (`{wall['command']}`) for the training" in page  # ... by --notrain.
     lines = claim_lines_of(page)
     assert len(lines) == 18  # Four accuracy claims, two each for curves, margins and exploration length; the
     # read-out repeats the accuracy, margins and exploration-length ones.
