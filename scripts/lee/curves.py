@@ -2,16 +2,21 @@
 points of extended exploration marked (each run's `exploration.decay_epoch` in metrics.json, and the `lr_event`
 lines of its history.csv).
 
-Claims, each an effect over the exploration runs' seeds (the runs are compared as training dynamics over the same
-epochs, not as minima):
+Claims, each an effect over the exploration runs' seeds (training dynamics, not minima):
 1. extended exploration keeps the peak rate past the point where the hand-tuned step schedule first decays (50 % of
-   the epochs): the mean over seeds of (decay epoch − first step-decay epoch) is > 0;
-2. it then decays at a moment chosen at run time, within the run: the mean of (decay epoch − last epoch) is < 0.
-A seed whose controller never decayed kept the peak rate to the end: its decay epoch is counted as the last epoch
+   its nominal budget): the mean over seeds of (decay epoch − first step-decay epoch) is > 0;
+2. it then decays at a moment chosen at run time, within the run: the mean of (decay epoch − the run's last epoch,
+   where it reached the loss target or the cap) is < 0.
+A seed whose controller never decayed kept the peak rate to the end: its decay epoch is counted as its last epoch
 (a lower bound, as the run ended before it decided), which counts for claim 1 and against claim 2, and the numbers
-say how many seeds that was. tfregimes' rule (docs/training.md, "Run-time exploration and decay") counts any relative
-improvement below the tolerance as flat, a rise of the loss included: the controller's record below says which it
-saw.
+say how many seeds that was. The controller's flatness rule (docs/training.md, "Run-time exploration and decay") is
+0 ≤ relative improvement < tolerance: a rise of the training loss is not flat (fixed in issue 25; before, any
+improvement below the tolerance was, a rise included). The controller's record below says what it saw.
+At this scale the epoch loss at the peak rate keeps falling ~45 % every 5 epochs until the network interpolates
+(pilots in `regimes.setting()`): it never flattens by seed 000's 1 % tolerance, and with it the controller never
+decided in 60 epochs. The tolerance here is 0.5, which only the slow fall out of warm-up meets, so the controller
+decides at epoch 6 and the exploration length sets the decay epoch (6 + extra epochs): a test of when to decay,
+not of detecting a plateau.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from reproduction import Claim, new_figure, save_figure
+from reproduction import Claim
 
-from tfregimes.analysis import comparable, mean_effect, verdict
+from tfregimes.analysis import comparable, mean_effect, summarize, verdict
+from tfregimes.report import style
 
 
 def mean_curve(runs: list[dict], column: str) -> tuple[list[int], list[float]]:
@@ -31,30 +37,31 @@ def mean_curve(runs: list[dict], column: str) -> tuple[list[int], list[float]]:
         return [], []
     epochs = min(len(c["epoch"]) for c in curves)
     values = np.array([[math.nan if v is None else v for v in c[column][:epochs]] for c in curves], dtype=float)
-    return curves[0]["epoch"][:epochs], [float(v) for v in values.mean(axis=0)]
+    return curves[0]["epoch"][:epochs], [summarize(column).mean for column in values.T]
 
 
-def analyse(runs: dict[str, list[dict]], epochs: int) -> dict:
+def analyse(runs: dict[str, list[dict]], first_step_decay: float) -> dict:
     explore = runs["explore"]
-    return {"epochs": epochs, "first_step_decay": epochs / 2,
+    return {"first_step_decay": first_step_decay,
             "decisions": [{"seed": r["seed"], "flat_epoch": r["flat_epoch"], "decay_epoch": r["decay_epoch"],
-                           "test_accuracy": r["test_accuracy"], "events": r["curves"]["lr_events"]} for r in explore],
+                           "epochs_run": r["epochs_run"], "test_accuracy": r["test_accuracy"],
+                           "events": r["curves"]["lr_events"]} for r in explore],
             "mean": {regime: {column: mean_curve(rs, column)[1] for column in
                               ("loss", "val_accuracy", "learning_rate")} for regime, rs in runs.items()}}
 
 
 def verdicts(analysis: dict) -> list[Claim]:
-    epochs, first_step = analysis["epochs"], analysis["first_step_decay"]
-    decays = [d["decay_epoch"] for d in analysis["decisions"] if d["test_accuracy"] is not None]  # Not diverged.
-    censored = [epochs if d is None else d for d in decays]  # Never decayed: at the peak through the last epoch.
-    never = sum(d is None for d in decays)
-    dynamics = comparable(f"learning-rate schedules of runs of the same {epochs} epochs: a claim about training "
-                          "dynamics, not about minima")
+    first_step = analysis["first_step_decay"]
+    done = [d for d in analysis["decisions"] if d["test_accuracy"] is not None]  # Not diverged.
+    censored = [d["epochs_run"] if d["decay_epoch"] is None else d["decay_epoch"] for d in done]
+    never = sum(d["decay_epoch"] is None for d in done)
+    dynamics = comparable("learning-rate schedules: a claim about training dynamics, not about minima")
     later = mean_effect(censored, reference=first_step, name="decay epoch − first step decay (epochs)")
-    within = mean_effect(censored, reference=epochs, name="decay epoch − last epoch (epochs)")
-    text = ", ".join("never" if d is None else str(d) for d in decays)
-    said = (f"decay decided after epoch {text} (per seed; {never} of {len(decays)} never decided within {epochs} "
-            f"epochs, counted as deciding at epoch {epochs})")
+    within = mean_effect([c - d["epochs_run"] for c, d in zip(censored, done)],
+                         name="decay epoch − last epoch (epochs)")
+    text = ", ".join(f"{'never' if d['decay_epoch'] is None else d['decay_epoch']} of {d['epochs_run']}" for d in done)
+    said = (f"decay decided after epoch (of the epochs run) {text} (per seed; {never} of {len(done)} never decided, "
+            "counted as deciding at their last epoch)")
     return [("Extended exploration keeps the peak rate past the step schedule's first decay",
              verdict(later, "greater", comparability=dynamics),
              f"{said}; the step schedule's first decay is after epoch {first_step:g}"),
@@ -63,7 +70,8 @@ def verdicts(analysis: dict) -> list[Claim]:
 
 
 def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
-    fig, axes = new_figure(1, 3, figsize=(15, 4.2))
+    fig, axes = style.new_figure(3, "Learning curves (thin: seeds; dotted: run-time decay points)", width=5.0,
+                                 height=4.0)
     colors = dict(zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for regime, rs in runs.items():
         for r in rs:
@@ -82,11 +90,12 @@ def plot(runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
         axes[0].plot(epochs, loss, color=colors[regime], linewidth=2, label=labels[regime])
         epochs, acc = mean_curve(rs, "val_accuracy")
         axes[1].plot(epochs, [100 * a for a in acc], color=colors[regime], linewidth=2, label=labels[regime])
-    axes[0].set(xlabel="epoch", ylabel="training loss", yscale="log", title="Training loss (thin: seeds)")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy (%)", title="Test accuracy")
-    axes[2].set(xlabel="epoch", ylabel="learning rate", yscale="log",
-                title="Learning rate (dotted: run-time decay points)\nLARS: its global rate, before the trust ratio")
+    axes[0].set(xlabel=style.EPOCH_LABEL, ylabel="training loss (epoch mean)", yscale="log",
+                title="Training loss (bold: mean over seeds, to the shortest run)")
+    axes[1].set(xlabel=style.EPOCH_LABEL, ylabel="test accuracy (%)", title="Test accuracy")
+    axes[2].set(xlabel=style.EPOCH_LABEL, ylabel="learning rate", yscale="log",
+                title="Learning rate\nLARS: its global rate, before the trust ratio")
     for ax in axes:
-        ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=8)
-    save_figure(fig, path)
+        style.integer_epochs(ax)
+    axes[1].legend()
+    style.save(fig, path)

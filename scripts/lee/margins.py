@@ -10,9 +10,9 @@ a difference paired by seed of the last epoch's inter-quartile mean margin:
 1. extended exploration leaves larger normalized margins than the large batch under the Goyal schedule;
 2. the small batch's margins are larger than the large batch's (the gap shows in the margins too).
 Margins at the end of training describe the minima reached, so the regimes compare only at the same clean training
-loss (`tfregimes.analysis.same_stop_target`); they are trained for the same epochs instead, to different training
-losses, so both claims are not comparable until the runs are trained to a common target; the numbers give the
-training losses they ended at.
+loss: every run trains to a common target, and a claim is comparable only when all runs of its two regimes reached
+it (`tfregimes.analysis.same_stop_target`); the numbers give the clean training losses they ended at. The margins
+of the last epoch are those at the stop (the diagnostic runs every epoch).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ import math
 
 import numpy as np
 import pandas as pd
-from reproduction import Claim, new_figure, save_figure
+from reproduction import Claim
 
 from lee.accuracy import by_decision
 from tfregimes.analysis import Comparability, paired_difference, same_stop_target, summarize, verdict
+from tfregimes.report import style
 
 QUARTILES = ("margin_q1", "margin_median", "margin_q3", "margin_mean")
 
@@ -38,9 +39,7 @@ def mean_curves(runs: list[dict]) -> dict[str, list[float]]:
     out = {"epoch": done[0]["epoch"][:epochs]}
     for name in QUARTILES:
         values = np.array([[math.nan if v is None else v for v in c[name][:epochs]] for c in done], dtype=float)
-        with np.errstate(all="ignore"):
-            out[name] = [float(np.nanmean(column)) if np.isfinite(column).any() else math.nan
-                         for column in values.T]
+        out[name] = [summarize(column).mean for column in values.T]  # NaN where no run logged a value.
     return out
 
 
@@ -86,16 +85,17 @@ def verdicts(analysis: dict) -> list[Claim]:
         out.append((claim, verdict(effect, "greater", comparability=compared),
                     f"margins: {a.replace('_', ' ')} {summarize(final[a].values()).text()}, {b.replace('_', ' ')} "
                     f"{summarize(final[b].values()).text()}; final training loss (clean set): {losses}"
-                    + ("" if compared.ok else "; margins compare at a common training loss, and these runs were "
-                       "trained for the same epochs instead")))
+                    + ("" if compared.ok else "; margins compare only at the common training-loss target, which "
+                       "not every run of the two regimes reached")))
     return out
 
 
 def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], path) -> None:
     regimes = list(analysis["curves"])
     twins = []
-    fig, axes = new_figure(1, len(regimes), figsize=(4.2 * len(regimes), 3.8), sharey=True)
-    for ax, regime, color in zip(np.atleast_1d(axes), regimes, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+    fig, axes = style.new_figure(len(regimes), "Margin distribution over training (dotted: run-time decay of each "
+                                 "exploration run)", width=4.2, height=3.8)
+    for ax, regime, color in zip(axes, regimes, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         c = analysis["curves"][regime]
         if c["epoch"]:
             ax.fill_between(c["epoch"], c["margin_q1"], c["margin_q3"], color=color, alpha=0.25,
@@ -110,20 +110,21 @@ def plot(analysis: dict, runs: dict[str, list[dict]], labels: dict[str, str], pa
         losses = [r["curves"]["loss"] for r in runs[regime] if not r["diverged"] and "loss" in r["curves"]]
         if losses:
             epochs = min(len(loss) for loss in losses)
+            values = np.array([[math.nan if v is None else v for v in loss[:epochs]] for loss in losses], dtype=float)
             twin = ax.twinx()
             twin.plot(c["epoch"][:epochs] if c["epoch"] else range(1, epochs + 1),
-                      np.mean([[math.nan if v is None else v for v in loss[:epochs]] for loss in losses], axis=0),
-                      color="gray", linewidth=1, label="training loss (right)")
+                      [summarize(column).mean for column in values.T], color="gray", linewidth=1,
+                      label="training loss (right)")
             twin.tick_params(labelsize=7)
+            twin.grid(False)
             twins.append(twin)
             twin.legend(fontsize=7, loc="lower right")
-        ax.set(title=labels[regime], xlabel="epoch")
-        ax.grid(alpha=0.3)
+        ax.set(title=labels[regime], xlabel=style.EPOCH_LABEL)
+        style.integer_epochs(ax)
     if twins:  # One loss scale for every panel, so the regimes compare.
         low, high = min(t.get_ylim()[0] for t in twins), max(t.get_ylim()[1] for t in twins)
         for twin in twins:
             twin.set_ylim(max(low, 0.0), high)
-    np.atleast_1d(axes)[0].set_ylabel("normalized margin (seed 000 A.1)")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
-    fig.suptitle("Margin distribution over training (dotted: run-time decay of each exploration run)", fontsize=10)
-    save_figure(fig, path)
+    axes[0].set_ylabel("normalized margin (seed 000 A.1)")
+    axes[0].legend(fontsize=7, loc="upper left")
+    style.save(fig, path)

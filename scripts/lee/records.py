@@ -16,7 +16,8 @@ import pandas as pd
 from tfregimes.results import collect, load_runs
 
 FINISHED = ("done", "diverged")
-CURVE_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "margin_q1", "margin_median",
+CURVE_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "stop_clean_loss", "margin_q1",
+                 "margin_median",
                  "margin_q3", "margin_mean")
 
 
@@ -36,28 +37,45 @@ def run_curves(history: pd.DataFrame) -> dict[str, list]:
     return curves
 
 
-def read_regimes(work_dir: Path, regimes) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
-    """(every finished run as a `collect` row with a `regime` column, {regime: [run, ...]}: each run's seed, state,
-    final metrics, exploration decisions and curves). Runs that did not finish (an interrupted sweep read with
-    --notrain) are left out; the verdicts' n says how many runs remain."""
+def _flag(row: pd.Series, name: str):
+    value = row.get(name)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def read_sweeps(work_dir: Path, names) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+    """(every finished run as a `collect` row with a `regime` column (its sweep's name), {sweep: [run, ...]}: each
+    run's seed, state, final metrics, the flags a sweep varies, where it stopped, its exploration decisions and
+    curves). Runs that did not finish (an interrupted sweep read with --notrain) are left out; the verdicts' n says
+    how many runs remain; a sweep not run yet has none."""
     out, frames = {}, []
-    for regime in regimes:
-        sweep_dir = work_dir / regime
+    for name in names:
+        sweep_dir = work_dir / name
+        if not (sweep_dir / "sweep.json").exists():
+            out[name] = []
+            continue
         df = collect([sweep_dir])
         df = df[df["state"].isin(FINISHED)].reset_index(drop=True)  # --notrain: unfinished runs are left out.
-        frames.append(df.assign(regime=regime))
+        frames.append(df.assign(regime=name))
         records = {str(r.run_dir): r for r in load_runs([sweep_dir])[0]}
         runs = []
         for _, row in df.iterrows():
             record = records[row["run_dir"]]
             exploration = record.metrics.get("exploration") or {}
+            stop = record.metrics.get("stop") or {}
+            done = not row["diverged"]
             runs.append({"run": row["run"], "seed": int(row["seed"]), "state": row["state"],
                          "diverged": bool(row["diverged"]),
-                         "test_accuracy": None if row["diverged"] else float(row["test_accuracy"]),
-                         "train_accuracy": None if row["diverged"] else float(row["train_accuracy"]),
-                         "train_loss": None if row["diverged"] else float(row["train_loss"]),
+                         "test_accuracy": float(row["test_accuracy"]) if done else None,
+                         "train_accuracy": float(row["train_accuracy"]) if done else None,
+                         "train_loss": float(row["train_loss"]) if done else None,
+                         "validation_accuracy": record.metrics.get("validation_accuracy") if done else None,
+                         "learning_rate": float(row["learning_rate"]),
+                         "warmup_epochs": float(_flag(row, "warmup_epochs") or 0),
+                         "extra_exploration_epochs": _flag(row, "extra_exploration_epochs"),
+                         "reached_target": bool(stop.get("reached_target")),
+                         "epochs_run": int(row["epochs_run"]),
                          "wall_seconds": float(row["wall_seconds"]),
                          "flat_epoch": exploration.get("flat_epoch"), "decay_epoch": exploration.get("decay_epoch"),
                          "curves": run_curves(record.history())})
-        out[regime] = runs
-    return pd.concat(frames, ignore_index=True), out
+        out[name] = runs
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["regime"])), out

@@ -26,6 +26,7 @@ class RunConfig:
     download: bool = False
     train_subset: int = 0  # 0: the whole training split.
     confusion_size: int = 0  # Random-labelled extra training images (seed 004 Scenario I); 0: none.
+    validation_split: float = 0.0  # Share of the training examples held out as a validation split; 0: none.
     normalization: str = "auto"
     augment: str = "none"
     svhn_extra: bool = False

@@ -16,6 +16,7 @@ class LoadRequest:
     data_dir: str | None = None
     train_subset: int | None = None
     confusion_size: int = 0  # Random-labelled extra training images (seed 004's confusion set); needs train_subset.
+    validation_split: float = 0.0  # Share of the training examples held out as the "validation" split.
     normalization: str = "auto"
     seed: int = 0
     svhn_extra: bool = False
@@ -56,6 +57,7 @@ class DatasetInfo:
     normalization: str  # resolved: "none", "per_pixel" or "per_channel"
     in_memory: bool
     num_confusion: int = 0  # random-labelled images appended to training (tfregimes.data.confusion)
+    num_validation: int = 0  # training examples held out, not trained on (--validation_split)
 
     @property
     def num_fit(self) -> int:
@@ -106,7 +108,7 @@ class LoadedDataset(abc.ABC):
 
     @abc.abstractmethod
     def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:
-        """Every example of `split` ("train" or "test"; "confusion" where there is one) once, in order,
+        """Every example of `split` ("train" or "test"; "confusion" and "validation" where there are) once, in order,
         unaugmented; the last batch may be smaller. "train" is the training subset without the confusion set.
         `rows`: only these examples (sorted row numbers of the split), in the same pipeline."""
 

@@ -29,6 +29,8 @@ _ALG = "philox"
 # Independent random streams derived from one run seed.
 SHUFFLE_STREAM = 0
 AUGMENT_STREAM = 1
+VALIDATION_STREAM = 3  # target_stop's check subset uses stream 2.
+EXTRA_SPLITS = ("confusion", "validation")  # Splits that exist only when asked for.
 
 
 def epoch_seed(seed: int, epoch, stream: int) -> tf.Tensor:
@@ -50,6 +52,19 @@ def subset_indices(num_available: int, subset: int, seed: int) -> np.ndarray:
                          f"training examples available")
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(num_available, size=subset, replace=False))
+
+
+def validation_rows(num_train: int, share: float, seed: int) -> np.ndarray:
+    """The rows of the training examples held out for validation (sorted): round(share × num_train) of them, a fixed
+    draw by `seed` from its own random stream, so the held-out rows do not follow from --train_subset's draw."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"validation_split={share} must be a share of the training examples in (0, 1)")
+    count = round(share * num_train)
+    if not 1 <= count < num_train:
+        raise ValueError(f"validation_split={share} holds out {count} of the {num_train} training examples; it must "
+                         "leave at least one on each side")
+    rng = np.random.default_rng([seed, VALIDATION_STREAM])
+    return np.sort(rng.choice(num_train, size=count, replace=False))
 
 
 class InMemoryDataset(LoadedDataset):
@@ -84,13 +99,19 @@ class InMemoryDataset(LoadedDataset):
         elif request.train_subset is not None:
             keep = subset_indices(len(x_train), request.train_subset, request.seed)
             x_train, y_train = x_train[keep], y_train[keep]
+        if request.validation_split:  # Held out of the training examples (after any subset): never trained on.
+            held = validation_rows(len(x_train), request.validation_split, request.seed)
+            kept = np.setdiff1d(np.arange(len(x_train)), held)
+            splits["validation"] = (x_train[held], y_train[held])
+            x_train, y_train = x_train[kept], y_train[kept]
         splits["train"] = (x_train, y_train)
         y_test = check_labels(name, "y_test", arrays.y_test, arrays.num_classes)
         splits["test"] = (arrays.x_test, y_test.astype(np.int32))
         info = DatasetInfo(name=name, input_shape=tuple(int(d) for d in x_train.shape[1:]),
                            num_classes=arrays.num_classes, num_train=len(x_train),
                            num_test=len(arrays.x_test), normalization=normalization,
-                           in_memory=True, num_confusion=request.confusion_size)
+                           in_memory=True, num_confusion=request.confusion_size,
+                           num_validation=len(splits.get("validation", ((),))[0]))
         return cls(info, splits, stats)
 
     def _fit_arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +163,7 @@ class InMemoryDataset(LoadedDataset):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def evaluation(self, split: str, batch_size: int, *, rows: np.ndarray | None = None) -> tf.data.Dataset:
-        if split != "confusion" or "confusion" not in self._splits:
+        if split not in EXTRA_SPLITS or split not in self._splits:
             check_split(split)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -160,5 +181,5 @@ class InMemoryDataset(LoadedDataset):
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self._splits[split if split == "confusion" and split in self._splits else check_split(split)]
+        x, y = self._splits[split if split in EXTRA_SPLITS and split in self._splits else check_split(split)]
         return normalize_numpy(unit_scale_numpy(x), self.stats), y

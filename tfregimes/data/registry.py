@@ -72,7 +72,7 @@ def check_dataset_name(name: str) -> None:
 
 def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | None = None,
                  normalization: str = "auto", seed: int = 0, svhn_extra: bool = False,
-                 download: bool = False, confusion_size: int = 0) -> LoadedDataset:
+                 download: bool = False, confusion_size: int = 0, validation_split: float = 0.0) -> LoadedDataset:
     """Loads dataset `name` (see `dataset_names()`, or npz:PATH).
 
     Args:
@@ -87,6 +87,9 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | 
       confusion_size: append this many images from outside the training subset with random labels (seed 004's
         confusion set, chosen by `seed`; tfregimes.data.confusion). Trained on, left out of the "train" split's
         evaluation; in-memory datasets with a `train_subset` only.
+      validation_split: hold this share of the training examples (after `train_subset`) out as the "validation"
+        split (chosen by `seed`, its own random stream): never trained on, for choosing hyperparameters without
+        reading the test split. In-memory datasets only.
 
     Raises:
       DatasetUnavailableError: the data is not on this machine; the message says how to get it.
@@ -100,8 +103,10 @@ def load_dataset(name: str, *, data_dir: str | None = None, train_subset: int | 
         raise ValueError(f"svhn_extra only applies to svhn_cropped, not to {name}")
     request = LoadRequest(data_dir=data_dir, train_subset=train_subset,
                           normalization=normalization, seed=seed, svhn_extra=svhn_extra,
-                          download=download, confusion_size=confusion_size)
+                          download=download, confusion_size=confusion_size, validation_split=validation_split)
     loaded = loader(name, request)
     if loaded.info.num_confusion != confusion_size:  # A streamed source that has no confusion set.
         raise ValueError(f"{name} is streamed from disk: a confusion set needs an in-memory dataset")
+    if validation_split and not loaded.info.num_validation:
+        raise ValueError(f"{name} is streamed from disk: a validation split needs an in-memory dataset")
     return loaded

@@ -86,6 +86,10 @@ def define_run_flags(flag_values: flags.FlagValues, begin_group: Callable[[str],
                       "Seed 004's confusion set: append N training images from outside --train_subset with random "
                       "labels (chosen by --seed); trained on, left out of the train_* metrics (confusion_* in "
                       "metrics.json). Needs --train_subset.", lower_bound=0)
+    fv.DEFINE_float("validation_split", _DEFAULT.validation_split,
+                    "Hold this share of the training examples (after --train_subset) out of training, chosen by "
+                    "--seed: metrics.json adds validation_loss/validation_accuracy, for choosing hyperparameters "
+                    "without the test split. 0: none.", lower_bound=0.0, upper_bound=0.9)
     fv.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CHOICES),
                    "Input normalization; auto: the dataset's default (per_pixel for CIFAR/SVHN, per_channel for "
                    "MNIST-like and ImageNet, none for npz:, mnist1d and synthetic). Statistics from the full "

@@ -224,7 +224,7 @@ def load_run_data(config: config_lib.RunConfig):
         return load_dataset(config.dataset, data_dir=config.data_dir or None,
                             train_subset=config.train_subset or None, normalization=config.normalization,
                             seed=config.seed, svhn_extra=config.svhn_extra, download=config.download,
-                            confusion_size=config.confusion_size)
+                            confusion_size=config.confusion_size, validation_split=config.validation_split)
     except InvalidDatasetError:  # Says which dataset and array itself.
         raise
     except ValueError as error:  # A subset or confusion set larger than the dataset holds.
@@ -347,7 +347,8 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
                "diverged": divergence.diverged, "diverged_at": divergence.diverged_at}
     # With a confusion set, train_* are on the training subset alone (seed 004 §7.1) and confusion_* on the set.
     evaluate = inference_evaluation(model)
-    for split in ("train", "test", *(("confusion",) if data.info.num_confusion else ())):
+    extra = (("confusion",) if data.info.num_confusion else ()) + (("validation",) if data.info.num_validation else ())
+    for split in ("train", "test", *extra):
         if divergence.diverged:
             metrics[f"{split}_loss"] = metrics[f"{split}_accuracy"] = None
         else:
@@ -359,6 +360,7 @@ def _final_metrics(config, data, model: RegimeModel, state: _Progress, epoch_log
     metrics.update({
         "last_epoch_train_loss": history[-1].get("loss") if history else None,
         "num_train": data.info.num_train, "num_test": data.info.num_test, "num_confusion": data.info.num_confusion,
+        "num_validation": data.info.num_validation,
         "train_seconds": train_seconds,
         "images_per_second": (len(history) * steps_per_epoch * micro_batch_size(config) / train_seconds
                               if train_seconds > 0 else None),
