@@ -137,7 +137,7 @@ PLANS = {
     # The full reproduction takes about 35 min; tests/scripts/test_reproduce_leclerc_madry.py runs this very
     # command with --smoke (and its outputs in a scratch folder).
     "python scripts/reproduce_leclerc_madry.py": (None, "smoke_tested"),
-    # About 1 h (--parallel_sweeps); tests/scripts/test_reproduce_lee.py runs it with --smoke.
+    # 34 min (--parallel_sweeps); tests/scripts/test_reproduce_lee.py runs it with --smoke.
     "python scripts/reproduce_lee.py": (None, "smoke_tested"),
     # tests/scripts/test_reproduce_keskar.py runs this command with --smoke.
     "python scripts/reproduce_keskar.py": (None, "smoke_tested"),
