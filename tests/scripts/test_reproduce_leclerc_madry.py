@@ -3,12 +3,11 @@ constructed runs whose answer is known, and the --smoke pipeline end to end."""
 
 import json
 import statistics
-import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 sys.path.insert(0, str(REPO / "scripts"))
 from leclerc_madry import convex, lr_momentum, two_phase  # noqa: E402
@@ -172,8 +171,10 @@ def test_two_phase_bins_pair_each_bin_with_the_three_stage_runs_by_seed():
 @pytest.mark.slow(160)
 def test_smoke_run_writes_the_page_and_numbers_from_the_run_directories(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
-    result = subprocess.run([sys.executable, "scripts/reproduce_leclerc_madry.py", "--smoke", f"--output={output}",
-                             f"--work_dir={work}"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    # `python scripts/reproduce_leclerc_madry.py ...`, forked from the preloaded server (its folder first on the
+    # path, as there); the sweeps' points are forked by the same server.
+    result = run_cli("reproduce_leclerc_madry", "--smoke", f"--output={output}", f"--work_dir={work}",
+                     cwd=REPO / "scripts", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     page = (output / "README.md").read_text()
     assert "## Convex baseline" in page and "## Learning rate and momentum" in page
