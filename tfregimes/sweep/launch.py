@@ -55,6 +55,8 @@ def die_with(pid: int) -> None:
     except ProcessLookupError:  # Gone already.
         os.kill(os.getpid(), signal.SIGKILL)
         return
+    except OSError:  # No pidfd (Linux before 5.3): the parent-death signal alone, enough unless the server is shared.
+        return
 
     def watch() -> None:
         select.select([watched], [], [])  # Readable once the process has ended.
