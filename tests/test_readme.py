@@ -4,6 +4,7 @@ README and the docs/ pages show runs as written."""
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, ModuleProcess
+from helpers import REPO, ModuleProcess, run_script
 
 
 def quick_start_commands():
@@ -206,12 +207,14 @@ def shell_command(key, written, tmp):
 
 def module_command(command):
     """(variables, module, arguments) of a command that is one `[NAME=VALUE ...] python -m tfregimes.MODULE ARGS`
-    with nothing for bash to expand, quote or chain; else None."""
-    if re.search(r"[^\S ]|[;&|<>$`*?\[\](){}'\"\\~#!]", command):  # A newline, tab or shell syntax.
+    with nothing for bash to expand or chain (single-quoted text is literal to bash, and unquoted as bash does); else
+    None."""
+    unquoted = re.sub(r"'[^'\n]*'", "", command)
+    if re.search(r"[^\S ]|[;&|<>$`*?\[\](){}'\"\\~#!]", unquoted):  # A newline, tab or shell syntax.
         return None
-    words = command.split()
+    words = shlex.split(command)
     variables = {}
-    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0], flags=re.S):
         name, value = words.pop(0).split("=", 1)
         variables[name] = value
     if words[:2] != ["python", "-m"] or len(words) < 3 or not words[2].startswith("tfregimes."):
@@ -219,13 +222,52 @@ def module_command(command):
     return variables, words[2], words[3:]
 
 
+def module_commands_together(script):
+    """[(variables, module, arguments), ...] of a script that starts module commands in the background (`&`), the
+    last one in the foreground, then `wait`s: all of them run at once, as the multi-worker example does; else None."""
+    lines = [line.strip() for line in re.sub(r"\s*\\\n\s*", " ", script).splitlines() if line.strip()]
+    if lines[-1:] == ["wait"]:
+        lines.pop()
+    if not lines or not all(line.endswith(" &") for line in lines[:-1]):
+        return None
+    parsed = [module_command(line.removesuffix(" &")) for line in lines]
+    return parsed if all(parsed) else None
+
+
+class Together:
+    """Processes started at once, read as one: their outputs joined, the first non-zero exit status."""
+
+    def __init__(self, processes):
+        self.processes = processes
+        self.returncode = None
+
+    def communicate(self, timeout=None):
+        outputs = [process.communicate(timeout=timeout) for process in self.processes]
+        self.returncode = next((p.returncode for p in self.processes if p.returncode), 0)
+        return "".join(out for out, _ in outputs), "".join(err for _, err in outputs)
+
+
+def test_commands_run_forked_are_split_as_bash_splits_them_and_the_rest_goes_to_bash():
+    json_text = '{"cluster": {"worker": ["localhost:1"]}, "task": {"index": 0}}'
+    assert module_command(f"A=1 TF_CONFIG='{json_text}' python -m tfregimes.train --x=y") == (
+        {"A": "1", "TF_CONFIG": json_text}, "tfregimes.train", ["--x=y"])
+    assert module_commands_together(f"TF_CONFIG='{json_text}' \\\n  python -m tfregimes.train --i=0 &\n"
+                                    "python -m tfregimes.train --i=1\nwait") == [
+        ({"TF_CONFIG": json_text}, "tfregimes.train", ["--i=0"]), ({}, "tfregimes.train", ["--i=1"])]
+    for command in ("python -m tfregimes.train --model_dir=$HOME", "python -m tfregimes.results runs/*",
+                    "python -m tfregimes.train && python -m tfregimes.report x", "A='x python -m tfregimes.train",
+                    "python scripts/reproduce_lee.py", "python -m tfregimes.train\npython -m tfregimes.train"):
+        assert module_commands_together(command) is None, command
+
+
 def start(command, tmp):
     # `python` is this interpreter, as it is in the activated virtualenv the README installs into.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    if parsed := module_command(command):  # Forked with TensorFlow imported (tests/helpers.py), as bash would run it.
-        variables, module, arguments = parsed
-        return ModuleProcess(module, arguments, cwd=tmp / "cwd", env={**env, **variables})
+    # Module commands are forked with TensorFlow imported (tests/helpers.py), as bash would run them.
+    if together := module_commands_together(command):
+        return Together([ModuleProcess(module, arguments, cwd=tmp / "cwd", env={**env, **variables})
+                         for variables, module, arguments in together])
     return subprocess.Popen(["bash", "-c", f"set -e\n{command}"], cwd=tmp / "cwd", env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -272,18 +314,23 @@ def readme_python_blocks() -> dict[str, str]:
     return blocks
 
 
-@pytest.mark.slow(90)
+# A python block as `python -c BLOCK` runs it, but forked with TensorFlow imported (tests/helpers.py): executed as
+# __main__ from a module whose own body is guarded, since the processes a block's sweep forks import the main module.
+BLOCK_RUNNER = """if __name__ == "__main__":
+    exec(compile({block!r}, "<string>", "exec"), {{"__name__": "__main__"}})
+"""
+
+
+@pytest.mark.slow(40)
 def test_every_readme_python_block_runs_as_written(tmp_path):
     blocks = readme_python_blocks()
     # Each python block is a program: it runs as written, from a scratch directory, with this interpreter.
     diagnostics = "docs/diagnostics.md ### Diagnostics during training [0]"
     assert diagnostics in blocks
+    (tmp_path / "cwd").mkdir()
     for key, block in blocks.items():
-        (tmp_path / "cwd").mkdir(exist_ok=True)
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        process = subprocess.run([sys.executable, "-c", block], cwd=tmp_path / "cwd", env=env, text=True,
-                                 capture_output=True, timeout=600)
+        process = run_script(BLOCK_RUNNER.format(block=block), tmp_path / "cwd", timeout=600,
+                             env={"CUDA_VISIBLE_DEVICES": ""})
         report = f"{key}\n--- stdout\n{process.stdout[-1500:]}\n--- stderr\n{process.stderr[-2500:]}"
         assert process.returncode == 0, report
         if key == diagnostics:

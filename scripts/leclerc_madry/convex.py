@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from reproduction import Claim, claim_lines, new_figure, save_figure
 
-from tfregimes.analysis import comparable, exact_effect, verdict
+from tfregimes.analysis import comparable, exact_effect, summarize, verdict
 from tfregimes.base.run_dir import write_atomically
 from tfregimes.diagnostics.dynamics.momentum import momentum_alignment, momentum_scale
 
@@ -112,7 +112,7 @@ def verdicts(results: dict) -> list[Claim]:
             verdict(faster, "greater", comparability=simulation),
             ", ".join(f"μ={m['momentum']}: f={m['final_loss']:.3g}" for m in per_mu))]
     moving = per_mu[1:]  # μ > 0: with μ = 0 the "momentum" is the last step, aligned with the gradient only.
-    late = [float(np.mean(m["curves"]["alignment"][-LATE:])) for m in moving]
+    late = [summarize(m["curves"]["alignment"][-LATE:]).mean for m in moving]
     first_high = []
     for m in moving:
         steps, s = m["curves"]["steps"], np.asarray(m["curves"]["alignment"])
@@ -123,7 +123,7 @@ def verdicts(results: dict) -> list[Claim]:
                 ", ".join(f"μ={m['momentum']}: mean s_t over steps ≥ {late_from} {s:.3f}, first > {ALIGNED:g} at step "
                           f"{f}" for m, s, f in zip(moving, late, first_high))
                 + f"; {ALIGNED:g} is our reading of \"goes to 1\" (the paper gives no number)"))
-    scales = [float(np.mean(m["curves"]["scale"][-LATE:])) for m in per_mu]
+    scales = [summarize(m["curves"]["scale"][-LATE:]).mean for m in per_mu]
     rises = [np.log10(b) - np.log10(a) for a, b in zip(scales, scales[1:])]
     grows = exact_effect(min(rises), name="smallest rise of log10 late mean r_t from one μ to the next")
     out.append(("The scale r_t grows with μ", verdict(grows, "greater", comparability=simulation),

@@ -114,13 +114,13 @@ def curve_gap(x_ref, y_ref, x, y) -> float:
         return float("nan")
     xr, yr = np.asarray(x_ref)[ok_ref], np.asarray(y_ref)[ok_ref]
     inside = np.isfinite(y) & (x >= xr.min()) & (x <= xr.max())
-    return float(np.mean(np.abs(y[inside] - np.interp(x[inside], xr, yr)))) if inside.any() else float("nan")
+    return summarize(np.abs(y[inside] - np.interp(x[inside], xr, yr))).mean  # NaN where no point is inside.
 
 
 def mean_losses(records, momentum, lr, epochs: int) -> np.ndarray | None:
     runs = [r["epoch_losses"][:epochs] for r in records if r["momentum"] == momentum and r["learning_rate"] == lr
             and not r["diverged"] and len(r["epoch_losses"]) >= epochs]
-    return np.mean(runs, axis=0) if runs else None
+    return np.array([summarize(epoch).mean for epoch in zip(*runs)]) if runs else None
 
 
 def analyse(records: list[dict], grid: Setting) -> dict:
@@ -180,8 +180,8 @@ def verdicts(analysis: dict) -> list[Claim]:
     margin = STEP_MARGIN * grid_step
     budget = comparable("every (μ, η) trained for the same epochs at a constant η from the same seeds: Figure 4 "
                         "compares test accuracy after an equal budget and appendix B the loss curves, not minima")
-    raw = seed_values(analysis, lambda a: 100 * np.mean([g["raw"] for g in a["curve_gap"].values()]))
-    effective = seed_values(analysis, lambda a: 100 * np.mean([g["effective"] for g in a["curve_gap"].values()]))
+    raw = seed_values(analysis, lambda a: 100 * summarize(g["raw"] for g in a["curve_gap"].values()).mean)
+    effective = seed_values(analysis, lambda a: 100 * summarize(g["effective"] for g in a["curve_gap"].values()).mean)
     collapse = paired_difference(raw, effective, name="gap to μ = 0's curve against η − against η/(1 − μ) (points)")
 
     def spread(a: dict) -> float:  # The largest |log10| ratio of a μ's best step to μ = 0's.

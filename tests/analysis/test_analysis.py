@@ -168,6 +168,9 @@ def test_summary_mean_and_sample_std():
     assert summary.text() == "2 ± 1 (n = 3)"
     assert analysis.summarize([0.5]).text(scale=100) == "50 (one run)" and math.isnan(analysis.summarize([0.5]).std)
     assert analysis.summarize([]).text() == "—"
+    # Without the counts, as the results table shows a cell (its own columns count the runs): 4 significant digits.
+    assert analysis.summarize([0.91234, 0.92345]).text(counts=False) == "0.9179 ± 0.007856"
+    assert analysis.summarize([0.5]).text(counts=False) == "0.5" and analysis.summarize([]).text(counts=False) == "—"
 
 
 def _effect(low, high, n=5, estimate=None):

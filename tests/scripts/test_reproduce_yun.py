@@ -4,13 +4,12 @@ the table / angular / transfer analyses on constructed runs whose answer is know
 import dataclasses
 import json
 import math
-import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
-from helpers import REPO
+from helpers import REPO, run_cli
 
 from tfregimes.analysis import WORDS
 from tfregimes.diagnostics.dynamics.learning_rate import tuning_factor
@@ -206,9 +205,10 @@ def claim_lines_of(page: str) -> list[str]:
 @pytest.mark.slow(60)
 def test_smoke_run_writes_the_page_from_the_sweeps_and_notrain_rewrites_it(tmp_path):
     output, work = tmp_path / "page", tmp_path / "work"
-    command = [sys.executable, "scripts/reproduce_yun.py", "--smoke", f"--output={output}", f"--work_dir={work}",
-               "--max_parallel=2"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    # `python scripts/reproduce_yun.py ...`, forked from the preloaded server (its folder first on the path, as
+    # there); the sweeps' points are forked by the same server.
+    command = ["reproduce_yun", "--smoke", f"--output={output}", f"--work_dir={work}", "--max_parallel=2"]
+    result = run_cli(*command, cwd=REPO / "scripts", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     page = (output / "README.md").read_text()
     for title in ("## Table 1", "## Table 3", "## Efficient search"):
@@ -230,7 +230,7 @@ def test_smoke_run_writes_the_page_from_the_sweeps_and_notrain_rewrites_it(tmp_p
     assert len(lines) == 7  # sizes: 2 columns + 1 pair + eq. 27; batch: 1 column + eq. 27; transfer: 1.
     # --notrain: the page again from the same runs, training nothing; the same claims, each said with the rule.
     (output / "README.md").unlink()
-    result = subprocess.run([*command, "--notrain"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = run_cli(*command, "--notrain", cwd=REPO / "scripts", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sweep:" not in result.stdout  # No sweep was run or resumed.
     renewed = claim_lines_of((output / "README.md").read_text())

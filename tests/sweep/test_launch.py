@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from helpers import run_cli
@@ -86,3 +87,53 @@ def test_a_preloaded_training_records_the_numbers_a_fresh_one_does(tmp_path):
         metrics[preloaded] = json.loads((run_dir / "metrics.json").read_text())
     compared = ("train_loss", "test_loss", "test_accuracy", "epochs_run")
     assert {key: metrics[True][key] for key in compared} == {key: metrics[False][key] for key in compared}
+
+
+# A preloaded process starting preloaded processes of its own, as a sweep run by run_cli does: the first exits 6,
+# the second sleeps until killed.
+OUTER = '''
+import os, sys, time
+from tfregimes.sweep import launch
+
+
+def start(argument, log):
+    return launch.start("inner", [argument], cwd=os.getcwd(), env=dict(os.environ), log=log, preloaded=True)
+
+
+if __name__ == "__main__":  # multiprocessing's children import the main module.
+    with open("first.log", "w") as log:
+        code = start("6", log).wait(60)
+    with open("second.log", "w") as log:
+        start("60", log)
+    print(os.getppid(), code, flush=True)
+    time.sleep(60)
+'''
+INNER = '''
+import os, sys, time
+print(os.getppid(), os.getpid(), flush=True)
+time.sleep(int(sys.argv[1]) / 10 if sys.argv[1] == "6" else 60)
+sys.exit(int(sys.argv[1]))
+'''
+
+
+def test_a_preloaded_process_has_its_own_preloaded_processes_forked_by_its_server_and_they_die_with_it(tmp_path):
+    """No second server (it would import TensorFlow again): the children's parent is the server that forked the
+    process starting them. The server outlives that process, so each child watches it: killed, its children end."""
+    import psutil
+    from helpers import ModuleProcess
+    (tmp_path / "outer.py").write_text(OUTER)
+    (tmp_path / "inner.py").write_text(INNER)
+    outer = ModuleProcess("outer", [], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "second.log").exists() or not (tmp_path / "second.log").read_text():
+        assert outer.poll() is None and time.monotonic() < deadline, outer.communicate()
+        time.sleep(0.05)
+    first_parent, _ = map(int, (tmp_path / "first.log").read_text().split())
+    second_parent, second = map(int, (tmp_path / "second.log").read_text().split())
+    server = psutil.Process(outer._process._process.pid).ppid()
+    assert first_parent == second_parent == server
+    outer.kill()
+    stdout, _ = outer.communicate(timeout=30)
+    assert stdout.split() == [str(server), "6"]  # The first child's exit status reached the process that started it.
+    _, alive = psutil.wait_procs([psutil.Process(second)], timeout=30)
+    assert not alive, "a child outlived the preloaded process that started it"

@@ -25,8 +25,8 @@ SWEEP_ARGS = ["--flagfile=flags/smoke.cfg", "--verbose=0", "--epochs=3", "--lr_b
               "--grid=batch_size=16,32,64", "--seeds=0,1", "--max_parallel=2", "--threads_per_run=1"]
 POINTS = 6
 COMPARED = ("train_loss", "test_loss", "test_accuracy", "last_epoch_train_loss")
-KILL_SEED = 24  # The schedule: which kinds of kill in which order, and which running point each one hits.
-KILLS = 4
+KILL_SEED = 4  # The schedule: which kinds of kill in which order, and which running point each one hits.
+KILLS = 3  # Seed 4: two points, then the sweep (2 sweep starts; the issue asks for 3 kills or more).
 
 
 def sweep_command(sweep_dir: Path) -> list[str]:
@@ -133,7 +133,7 @@ class FaultedSweep:
             self.note_finished()
 
 
-@pytest.mark.slow(125)  # Measured alone (-n 0) on a loaded 2-core machine: 124 s (the test it replaced: 89 s).
+@pytest.mark.slow(90)  # Alone (-n 0), 2 cores at load 9: 126 s; 75 CPU s with its processes (4 kills: 99 CPU s).
 def test_a_sweep_hit_by_random_sigkills_of_points_and_of_itself_ends_as_an_uninterrupted_one(tmp_path):
     # The uninterrupted reference runs beside the faulted sweep (its results do not depend on the timing).
     with open(tmp_path / "reference.out", "w") as log:

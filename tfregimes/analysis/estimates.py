@@ -34,13 +34,16 @@ class Summary:
     std: float
     n: int
 
-    def text(self, scale: float = 1.0, digits: int = 4) -> str:
-        """'0.9123 ± 0.0040 (n = 3)', '0.9123 (one run)', or '—' for none; values times `scale` (100 for %)."""
+    def text(self, scale: float = 1.0, digits: int = 4, counts: bool = True) -> str:
+        """'0.9123 ± 0.004 (n = 3)', '0.9123 (one run)', or '—' for none; values times `scale` (100 for %). Without
+        `counts` (a table whose own columns count the runs): '0.9123 ± 0.004', '0.9123'."""
         if self.n == 0:
             return "—"
+        mean = f"{scale * self.mean:.{digits}g}"
         if self.n == 1:
-            return f"{scale * self.mean:.{digits}g} (one run)"
-        return f"{scale * self.mean:.{digits}g} ± {scale * self.std:.{digits}g} (n = {self.n})"
+            return f"{mean} (one run)" if counts else mean
+        spread = f"{mean} ± {scale * self.std:.{digits}g}"
+        return f"{spread} (n = {self.n})" if counts else spread
 
 
 def summarize(values: Iterable[Any]) -> Summary:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from tfregimes.analysis import summarize
+from tfregimes.analysis import Summary, summarize
 from tfregimes.results.collect import FINAL_METRICS, GAP_COLUMNS, measure_columns
 
 SEED_FLAG = "seed"
@@ -64,12 +64,6 @@ def format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def mean_std_text(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "—"
-    return format_number(mean) if math.isnan(std) else f"{format_number(mean)} ± {format_number(std)}"
-
-
 def summary_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the summary as text: flag values, run counts (`corrupt` only where a run is), then
     mean ± std per column."""
@@ -79,7 +73,7 @@ def summary_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = []
     for row in summary.to_dict("records"):  # per-column types kept (iterrows would make every number a float)
         rows.append([format_value(row[flag]) for flag in group_by] + [str(row[k]) for k in counts]
-                    + [mean_std_text(row[f"{c}/mean"], row[f"{c}/std"]) for c in columns])
+                    + [Summary(row[f"{c}/mean"], row[f"{c}/std"], row[f"{c}/n"]).text(counts=False) for c in columns])
     return header, rows
 
 

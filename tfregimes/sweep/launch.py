@@ -5,7 +5,10 @@ Keras before it reads a flag, more than a small point's whole training. A preloa
 process that imported them once (multiprocessing's forkserver with a preload list) and then runs the module as
 `__main__` with the same arguments, working directory, environment and output files. It is still its own process:
 its own globals, flags and TensorFlow runtime (the server imports TensorFlow but never runs an op), its exit status,
-and the same death with the sweep (a parent-death signal; the server exits when the sweep does).
+and the same death with the sweep (a parent-death signal; the server exits when the sweep does). A preloaded process
+that starts preloaded processes of its own (a sweep or a reproduction script run preloaded, as the tests run them)
+has them forked by the server it came from rather than starting a second server that imports TensorFlow again; each
+dies with the process that started it.
 
 Preloading is for CPU machines: CUDA cannot be used in a process forked from one that has touched the driver, so a
 point that is given a GPU, or any point on a machine with an NVIDIA device, starts fresh.
@@ -19,8 +22,10 @@ import glob
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver as forkserver
+import multiprocessing.resource_tracker as resource_tracker
 import os
 import runpy
+import select
 import signal
 import subprocess
 import sys
@@ -40,6 +45,24 @@ def die_with_parent() -> None:
     finds a stale trainer still writing the run directory."""
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def die_with(pid: int) -> None:
+    """Kills this process when process `pid` ends (a Linux pidfd watched by a thread): a preloaded child's parent is
+    the server, which outlives the sweep when the server is shared (`_serve_children_from_this_server`)."""
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:  # Gone already.
+        os.kill(os.getpid(), signal.SIGKILL)
+        return
+    except OSError:  # No pidfd (Linux before 5.3): the parent-death signal alone, enough unless the server is shared.
+        return
+
+    def watch() -> None:
+        select.select([watched], [], [])  # Readable once the process has ended.
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name=f"die-with-{pid}", daemon=True).start()
 
 
 def preloading_possible(env: dict[str, str]) -> bool:
@@ -70,7 +93,7 @@ class PreloadedProcess:
         paths = (os.path.abspath(log.name), os.path.abspath((err or log).name))  # The child changes directory.
         with _STATUS_LOCK:  # start() polls every live child (multiprocessing's _cleanup).
             self._process = _preloaded_context().Process(
-                target=_run_module, args=(module, list(argv), cwd, env, paths), name=f"point-{module}",
+                target=_run_module, args=(module, list(argv), cwd, env, paths, os.getpid()), name=f"point-{module}",
                 daemon=False)
             self._process.start()
 
@@ -94,14 +117,29 @@ class PreloadedProcess:
         self._process.kill()
 
 
-def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], paths: tuple[str, str]) -> None:
+def _serve_children_from_this_server() -> None:
+    """In a child of the server: the preloaded processes this one starts are forked by the same server (its address
+    is inherited) instead of a new server that would import TensorFlow again (multiprocessing's `ensure_running`
+    starts one in every process that did not start it itself).
+
+    The server stays up while any process holds its "alive" pipe, and forkserver hands each child a copy: closed
+    here, the server exits with the process that started it, and this child (parent-death signal) with the server.
+    Each child of this one is handed /dev/null in the pipe's place (and closes it), and dies with this one by
+    `die_with`."""
+    server = forkserver._forkserver
+    os.close(server._forkserver_alive_fd)
+    server._forkserver_alive_fd = os.open(os.devnull, os.O_RDONLY)
+    server.ensure_running = resource_tracker.ensure_running  # The server's own check would start a new server.
+
+
+def _run_module(module: str, argv: list[str], cwd: str, env: dict[str, str], paths: tuple[str, str],
+                starter: int) -> None:
     """The child: the caller's environment and working directory, stdout and stderr appended to their files (one
     file, the log, for a sweep's point), then the module as __main__ (its `sys.exit` status is the process's exit
-    status)."""
-    # The server stays up while any process holds its "alive" pipe, and forkserver hands each child a copy: closed
-    # here, the server exits with the sweep, and this process (parent-death signal) with the server.
-    os.close(forkserver._forkserver._forkserver_alive_fd)
+    status). It dies with the server (its parent) and with `starter`, the process that started it."""
+    _serve_children_from_this_server()
     die_with_parent()
+    die_with(starter)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
