@@ -1,7 +1,8 @@
 """A stand-in for the PyTorch worker where PyTorch is not installed: the same process and protocol, served by
 `torch_worker.main`, with a numpy trainer for each twin (softmax regression by SGD with momentum, a real epoch of
-work). `--fail=segfault|raise --at_epoch=N` kills the worker by SIGSEGV (the crash of issue 24 item 8), or raises,
-at its Nth epoch (counted over both runners; 0: while building)."""
+work). `--fail=segfault|raise|hang --at_epoch=N` kills the worker by SIGSEGV (the crash of issue 24 item 8), raises,
+or hangs (sleeps for an hour, as a deadlocked compile would), at its Nth epoch (counted over both runners; 0: while
+building)."""
 
 import argparse
 import os
@@ -13,7 +14,7 @@ import numpy as np
 from tfregimes.benchmark import torch_worker
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--fail", choices=["segfault", "raise"])
+parser.add_argument("--fail", choices=["segfault", "raise", "hang"])
 parser.add_argument("--at_epoch", type=int, default=0)
 ARGS = parser.parse_args()
 EPOCHS = [0]
@@ -22,6 +23,8 @@ EPOCHS = [0]
 def fail_here() -> None:
     if ARGS.fail == "segfault":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if ARGS.fail == "hang":
+        time.sleep(3600)
     raise RuntimeError("the stand-in failed on purpose")
 
 

@@ -122,5 +122,25 @@ def test_evaluate_records_the_data_it_evaluated_and_results_show_the_digest(npz_
     assert collect([result.run_dir.root])["data"].tolist() == [recorded["digest"]]
 
 
+def test_evaluate_refuses_a_runs_export_on_other_data_unless_allowed(npz_run, tmp_path, capsys):
+    from tfregimes.evaluation import EvaluationConfig, evaluate_model
+    config, run, copy = _copy_run(npz_run, tmp_path)
+    same = evaluate_model(EvaluationConfig(model=str(run / "export"), dataset=config.dataset))  # Same content.
+    _write_npz(copy, seed=1)
+    refused = (rf"^{run} was trained on other data \(npz:{copy}\) than npz:{copy} holds now \(files/data.npz/sha256: "
+               r"recorded [0-9a-f]{12}…, now [0-9a-f]{12}…\); .* pass --allow_other_data")
+    for model in ("export", "export/model.keras", "export/saved_model"):
+        with pytest.raises(RunDataMismatch, match=refused):
+            evaluate_model(EvaluationConfig(model=str(run / model), dataset=config.dataset))
+    capsys.readouterr()
+    allowed = evaluate_model(EvaluationConfig(model=str(run / "export"), dataset=config.dataset, allow_other_data=True))
+    assert allowed["data"]["digest"] != same["data"]["digest"] and allowed["examples"] == same["examples"]
+    assert capsys.readouterr().err.startswith(f"note: {run} was trained on other data")
+    completed = run_cli("tfregimes.evaluate", f"--model={run / 'export'}", f"--dataset={config.dataset}")
+    lines = completed.stderr.strip().splitlines()
+    assert completed.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {run} was trained on "
+                                                                                  "other data"), completed.stderr
+
+
 def test_the_run_files_page_names_the_data_json_file():
     assert "| `data.json` |" in (REPO / "docs" / "reliability.md").read_text()

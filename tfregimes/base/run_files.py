@@ -180,7 +180,7 @@ def is_run_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / FLAGS_FILE).is_file() or (Path(path) / METRICS_FILE).exists()
 
 
-def _read_object(path: Path) -> tuple[dict[str, Any] | None, str]:
+def read_object(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(the JSON object in `path`, "") or (None, "FILE: why it cannot be read")."""
     try:
         data = read_json(path)
@@ -228,7 +228,7 @@ def run_state(run_dir: str | os.PathLike, *, evaluation: str | os.PathLike | Non
     metrics_path = run_dir / METRICS_FILE
     recorded = recorded or {}
     if metrics_path.exists():
-        metrics, why = _read_object(metrics_path)
+        metrics, why = read_object(metrics_path)
         if metrics is None:
             return RunState("corrupt", why)
         if metrics.get("diverged"):
@@ -237,7 +237,7 @@ def run_state(run_dir: str | os.PathLike, *, evaluation: str | os.PathLike | Non
                      f"{at.get('batch')}" if isinstance(at, dict) else "non-finite loss")
             return RunState("diverged", where, metrics)
         if evaluation is not None and Path(evaluation).exists():
-            data, why = _read_object(Path(evaluation))
+            data, why = read_object(Path(evaluation))
             if data is None:
                 return RunState("corrupt", why, metrics)
         if recorded.get("state") == "failed":
@@ -249,7 +249,7 @@ def run_state(run_dir: str | os.PathLike, *, evaluation: str | os.PathLike | Non
     if recorded.get("state") == "failed" and recorded.get("error"):
         return RunState("failed", recorded["error"])
     if (run_dir / FLAGS_FILE).is_file():
-        progress, _ = _read_object(run_dir / PROGRESS_FILE) if (run_dir / PROGRESS_FILE).exists() else (None, "")
+        progress, _ = read_object(run_dir / PROGRESS_FILE) if (run_dir / PROGRESS_FILE).exists() else (None, "")
         after = (f"after epoch {progress.get('epochs_done')} ({PROGRESS_FILE})" if progress
                  else "before completing an epoch")
         return RunState("failed", f"ended {after} without writing {METRICS_FILE}; rerun its command to resume it")

@@ -12,8 +12,9 @@ For each job (a network, a dataset, a batch size), in one process (PyTorch in a 
 - `torch_eager`, `torch_compile`: the PyTorch twin of the network (`torch_reference`, the same parameter count)
   trained by SGD + momentum on the same in-memory examples, eagerly and with `torch.compile`, in float32, in a
   worker process that never imports TensorFlow (`torch_worker`: the two frameworks crashed in one process), timed
-  by its own clocks and CPU time. When PyTorch is not installed these two are skipped; when the worker dies they
-  are dropped from the job; the result's `torch` says which.
+  by its own clocks and CPU time. When PyTorch is not installed these two are skipped; when the worker dies, or
+  does not answer within `torch_timeout` seconds (then it is killed), they are dropped from the job; the result's
+  `torch` says which.
 
 Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
 `rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran are
@@ -78,6 +79,7 @@ class ThroughputSetting:
     precision: str = "float32"
     jit_compile: bool = False
     torch: bool = True  # Time the PyTorch twins when PyTorch is installed.
+    torch_timeout: float = torch_worker.ANSWER_TIMEOUT  # Seconds for each answer of the PyTorch worker.
     trainer_variants: tuple[str, ...] = ()  # More trainer variants, each with one change (TRAINER_VARIANTS).
     deterministic: bool = True  # The trainer's default; TensorFlow's op determinism is process-wide.
 
@@ -203,7 +205,7 @@ def build_runners(setting: ThroughputSetting, scratch: Path, workers: contextlib
                "batch_size": setting.batch_size, "learning_rate": setting.learning_rate, "seed": setting.seed}
     try:
         worker = workers.enter_context(torch_worker.TorchWorker(request, scratch / "torch_worker.err",
-                                                                 worker_command))
+                                                                 worker_command, setting.torch_timeout))
     except torch_worker.WorkerFailed as failure:
         return runners, steps, str(failure)
     if not worker.status.startswith("skipped"):

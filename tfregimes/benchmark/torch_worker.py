@@ -16,16 +16,20 @@ stdin and stdout (what PyTorch prints goes to stderr):
                      worker's process CPU time over them (all its threads)
 
 The end of stdin ends the worker. A worker that dies or answers anything else is a `WorkerFailed`, whose message
-is the job's `torch` status: "failed: PyTorch worker <how it exited>: <its last line on stderr>".
+is the job's `torch` status: "failed: PyTorch worker <how it exited>: <its last line on stderr>". So is a worker
+that has not answered within the suite's timeout (a hung compile, a deadlock): it is killed, and the status is
+"failed: PyTorch worker timed out after N s".
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +42,9 @@ from tfregimes.benchmark import torch_reference
 RUNNERS = {"torch_eager": False, "torch_compile": True}  # name: compiled by torch.compile
 COMMAND = (sys.executable, "-m", "tfregimes.benchmark.torch_worker")
 NOT_INSTALLED = "PyTorch is not installed (pip install -e .[bench])"
+# Seconds the suite waits for any one answer (building both twins, or one command's epochs) before it kills the
+# worker: far above what the suite's jobs take (the build with torch's import: ~10 s; a round of resnet20: ~1 min).
+ANSWER_TIMEOUT = 900.0
 
 
 class WorkerFailed(RuntimeError):
@@ -101,11 +108,17 @@ class TorchWorker:
     """The suite's side: starts the worker on `request` (its "arrays" written by the caller), keeps its stderr in
     `stderr_path`. `status` is the torch version, or why the twins are skipped; `run` raises WorkerFailed."""
 
-    def __init__(self, request: dict, stderr_path: Path, command: tuple[str, ...] = COMMAND):
+    def __init__(self, request: dict, stderr_path: Path, command: tuple[str, ...] = COMMAND,
+                 timeout: float = ANSWER_TIMEOUT):
         self.stderr_path = stderr_path
+        self.timeout = timeout  # Seconds for each answer.
         with open(stderr_path, "w") as stderr:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                             text=True)
+        # The worker's lines, read by a thread so that waiting for one can time out ("" at the end of its stdout).
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read_lines, daemon=True)
+        self._reader.start()
         answer = self._ask(request)
         if "skipped" in answer:
             self.status = f"skipped: {answer['skipped']}"
@@ -128,7 +141,11 @@ class TorchWorker:
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
             raise self._failed() from None
-        line = self.process.stdout.readline()
+        try:
+            line = self._lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self.process.kill()
+            raise self._failed(status=f"failed: PyTorch worker timed out after {self.timeout:g} s") from None
         if not line:  # The worker's end of stdout: it died.
             raise self._failed()
         try:
@@ -136,8 +153,15 @@ class TorchWorker:
         except json.JSONDecodeError:
             raise self._failed(f"unexpected answer {line.strip()[:200]!r}") from None
 
-    def _failed(self, reason: str = "") -> WorkerFailed:
+    def _read_lines(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def _failed(self, reason: str = "", status: str = "") -> WorkerFailed:
         self.close()
+        if status:
+            return WorkerFailed(status)
         code = self.process.returncode
         exit_text = f"exit status {code}"
         if code is not None and code < 0:
@@ -157,7 +181,8 @@ class TorchWorker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout and not self.process.stdout.closed:
+        self._reader.join(timeout=10)  # The end of stdout follows the worker's exit.
+        if self.process.stdout and not self.process.stdout.closed and not self._reader.is_alive():
             self.process.stdout.close()
 
     def __enter__(self) -> TorchWorker:

@@ -16,7 +16,8 @@ minimum, in one process, and prints a table, then, as its last line, a JSON obje
 "ratio_to_baseline": …, "round_ratios": […]}}, "values": {…}, "setting": {…}}.
 
 --suite=throughput [--model=M --dataset=D --batch_size=B --train_subset=0 --epochs=1 --rounds=3
---precision=float32 --jit_compile --notorch --trainer_variants=mixed_bfloat16,jit_compile --nodeterministic]:
+--precision=float32 --jit_compile --notorch --torch_timeout=900 --trainer_variants=mixed_bfloat16,jit_compile
+--nodeterministic]:
 images/s of the trainer's epoch, plain model.fit, and PyTorch eager and torch.compile on the same network (when
 PyTorch is installed; in a worker process without TensorFlow), interleaved; without --model the two jobs
 ResNet-20 (synthetic32, batch 128) and the default digits CNN (batch 64). Last line: JSON {"jobs": [{"model": …,
@@ -70,7 +71,7 @@ MINIMUM_FLAGS = ("variants", "input_shape", "num_classes", "samples")
 SUITE_FLAGS = {**{name: STEP_FLAGS for name in SUITES.names()}, DIAGNOSTICS_SUITE: EPOCH_FLAGS,
                MINIMUM_SUITE: MINIMUM_FLAGS,
                THROUGHPUT_SUITE: ("dataset", "train_subset", "epochs", "jit_compile", "precision", "torch",
-                                  "trainer_variants", "deterministic")}
+                                  "torch_timeout", "trainer_variants", "deterministic")}
 _DIAG = DiagnosticsSetting()
 
 flags.DEFINE_enum("suite", None, sorted(SUITE_FLAGS), "The suite to time.", required=True)
@@ -116,6 +117,9 @@ flags.DEFINE_integer("samples", MinimumSetting.samples, "Examples N' per unit of
 flags.DEFINE_enum("precision", ThroughputSetting.precision, ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Keras mixed-precision policy of the Keras variants (PyTorch trains in float32).")
 flags.DEFINE_boolean("torch", ThroughputSetting.torch, "Time the PyTorch twins when PyTorch is installed.")
+flags.DEFINE_float("torch_timeout", ThroughputSetting.torch_timeout, "Seconds the suite waits for any one answer of "
+                   "the PyTorch worker (building the twins, one round's epochs) before it kills it; the twins then "
+                   "leave the job (torch: failed: PyTorch worker timed out after N s).", lower_bound=1)
 flags.DEFINE_list("trainer_variants", [], "Also time the trainer's epoch with one change each, in the same rounds: "
                   f"any of {', '.join(TRAINER_VARIANTS)}.")
 flags.DEFINE_boolean("deterministic", ThroughputSetting.deterministic,
@@ -182,7 +186,8 @@ def throughput_jobs() -> list[ThroughputSetting]:
     common = {"train_subset": FLAGS.train_subset, "epochs": FLAGS.epochs or ThroughputSetting.epochs,
               "rounds": FLAGS.rounds if FLAGS["rounds"].present else ThroughputSetting.rounds, "seed": FLAGS.seed,
               "precision": FLAGS.precision, "jit_compile": FLAGS.jit_compile, "torch": FLAGS.torch,
-              "trainer_variants": tuple(FLAGS.trainer_variants), "deterministic": FLAGS.deterministic}
+              "torch_timeout": FLAGS.torch_timeout, "trainer_variants": tuple(FLAGS.trainer_variants),
+              "deterministic": FLAGS.deterministic}
     if not FLAGS["model"].present:
         if FLAGS["dataset"].present or FLAGS["batch_size"].present:
             raise app.UsageError("--dataset and --batch_size need --model in --suite=throughput (without --model "

@@ -59,6 +59,9 @@ flags.DEFINE_enum("normalization", _DEFAULT.normalization, list(NORMALIZATION_CH
 flags.DEFINE_boolean("trust_model", _DEFAULT.trust_model, "Evaluate a SavedModel even if its graph holds ops "
                      "that touch files, Python or the network (WriteFile, PyFunc, ...): they run. Without it such "
                      "a model is refused.")
+flags.DEFINE_boolean("allow_other_data", _DEFAULT.allow_other_data, "Evaluate a run's export on data other than "
+                     "the run's data.json records it was trained on (e.g. a rewritten npz file). Without it that is "
+                     "refused.")
 flags.DEFINE_integer("batch_size", _SETTINGS.batch_size, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_string("output", _DEFAULT.output, "Write the results as JSON to this file.")
 

@@ -5,7 +5,9 @@ command, stop/...), written as CSV with --output; prints a Markdown table of mea
 all varied flags except the seed). Diverged runs are counted per group and left out of the statistics. A run that
 ended without reaching its --stop_at_train_loss / --stop_at_train_accuracy target gets a `!` line under the table.
 A run whose files cannot be read (state corrupt, e.g. a truncated metrics.json) is counted in its group, left out of
-the statistics and named on a warning line (stderr). A directory with no run in it is skipped, with a note.
+the statistics and named on a warning line (stderr). So is a group whose runs were trained on different data (their
+`data` digests differ), or groups that differ in data while no grouping flag names it. A directory with no run in
+it is skipped, with a note.
 
 Exit status: 0; 1 when a run is corrupt; 2 for bad arguments.
 """
@@ -18,7 +20,7 @@ from absl import app, flags
 
 from tfregimes.base.run_files import write_atomically
 from tfregimes.cli import common as cli_common
-from tfregimes.results import collect, corrupt_runs, group_summary, short_of_target, summary_markdown
+from tfregimes.results import collect, corrupt_runs, data_mixes, group_summary, short_of_target, summary_markdown
 
 flags.DEFINE_string("output", "", "Write one row per run as CSV to this file.")
 flags.DEFINE_list("group_by", None, "Flags to group by (default: every varied flag except --seed); "
@@ -52,6 +54,8 @@ def main(argv):
     for row in corrupt.to_dict("records"):
         print(f"warning: run {row['run']} ({row['run_dir']}) is corrupt: {row['reason']}; counted in its group, left "
               "out of the statistics", file=sys.stderr)
+    for text in data_mixes(df, summary.attrs["group_by"]):
+        print(f"warning: {text}", file=sys.stderr)
     return 1 if len(corrupt) else 0
 
 

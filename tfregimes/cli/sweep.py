@@ -28,6 +28,7 @@ from tfregimes.sweep import make_spec, run_sweep  # noqa: E402
 from tfregimes.sweep.executors import EXECUTORS, make_executor  # noqa: E402
 from tfregimes.sweep.ray_executor import RayUnavailableError  # noqa: E402
 from tfregimes.sweep.spec import SweepSpecError, expand, validate_points  # noqa: E402
+from tfregimes.training.data_fit import check_fits_data  # noqa: E402
 from tfregimes.training.run_flag_rules import parse_run_config  # noqa: E402
 
 flags.DEFINE_multi_string("grid", [], "NAME=V1,V2,...: a training flag and its values; the points are the "
@@ -119,7 +120,7 @@ def main(argv):
                          sample_seed=FLAGS.sample_seed, metrics=FLAGS.metrics)
         if FLAGS.dry_run:
             points = expand(spec)
-            validate_points(points, spec.base, parse_run_config)
+            validate_points(points, spec.base, parse_run_config, check_fits_data)
             print(f"{len(points)} valid points:\n" + "\n".join(f"  {p.name}" for p in points))
             return 0
         executor = executor_from_flags()

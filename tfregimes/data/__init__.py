@@ -22,11 +22,12 @@ from tfregimes.data.registry import (
     dataset_names,
     load_dataset,
     prefix_forms,
+    training_set_size,
 )
 
 __all__ = [
     "AUGMENTATIONS", "Augmentation", "DATASETS", "DatasetInfo", "DatasetUnavailableError", "InvalidDatasetError",
     "LoadedDataset", "NORMALIZATIONS", "NORMALIZATION_CHOICES", "SplitArrays",
     "check_dataset_name", "dataset_fingerprint", "dataset_names", "fingerprint_differences", "load_dataset",
-    "prefix_forms",
+    "prefix_forms", "training_set_size",
 ]

@@ -17,7 +17,8 @@ import numpy as np
 from tfregimes.data.base import LoadRequest, SplitArrays
 from tfregimes.data.fingerprint import FINGERPRINTS, files_fingerprint
 from tfregimes.data.registry import register_arrays_source
-from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_split_arrays
+from tfregimes.data.sizes import TRAIN_SIZES, idx_rows
+from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_split_arrays, tfds_split_size
 
 # Where `apt-get install dataset-fashion-mnist` puts the files (`dpkg -L dataset-fashion-mnist`).
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
@@ -108,3 +109,12 @@ def fashion_mnist_fingerprint(data_dir: str | None) -> dict:
     if directory is None:
         return tfds_fingerprint("fashion_mnist", data_dir)
     return files_fingerprint([_idx_path(directory, stem) for stem in IDX_FILES.values()])
+
+
+@TRAIN_SIZES.register("fashion_mnist")
+def fashion_mnist_train_size(data_dir: str | None, svhn_extra: bool) -> int | None:
+    """The labels file's header, or (without the IDX files) TFDS' recorded split size."""
+    directory = find_idx_directory(_candidate_directories(data_dir))
+    if directory is None:
+        return tfds_split_size("fashion_mnist", data_dir, "train")
+    return idx_rows(_idx_path(directory, IDX_FILES["y_train"]))

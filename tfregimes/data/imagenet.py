@@ -27,7 +27,8 @@ from tfregimes.data.fingerprint import FINGERPRINTS
 from tfregimes.data.normalization import NormalizationStats, fixed_stats, normalize_tf, resolve_normalization
 from tfregimes.data.pipeline import item_seed
 from tfregimes.data.registry import DATASETS
-from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_load
+from tfregimes.data.sizes import TRAIN_SIZES
+from tfregimes.data.tfds_sources import tfds_fingerprint, tfds_load, tfds_split_size
 
 TFDS_NAME = "imagenet2012"
 TFDS_SPLITS = {"train": "train", "test": "validation"}
@@ -186,3 +187,4 @@ class StreamingImageNet(LoadedDataset):
 
 DATASETS.register(TFDS_NAME, StreamingImageNet.load)
 FINGERPRINTS.register(TFDS_NAME, lambda data_dir: tfds_fingerprint(TFDS_NAME, data_dir))
+TRAIN_SIZES.register(TFDS_NAME, lambda data_dir, svhn_extra: tfds_split_size(TFDS_NAME, data_dir, "train"))

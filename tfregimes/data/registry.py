@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tfregimes.base.registry import Registry, UnknownNameError
-from tfregimes.data import fingerprint
+from tfregimes.data import fingerprint, sizes
 from tfregimes.data.base import LoadedDataset, LoadRequest, SplitArrays
 from tfregimes.data.normalization import NORMALIZATION_CHOICES
 from tfregimes.data.pipeline import InMemoryDataset
@@ -63,6 +63,16 @@ def dataset_fingerprint(name: str, *, data_dir: str | None = None) -> dict:
     else:
         content = fingerprint.FINGERPRINTS.get(name)(data_dir)
     return fingerprint.finish(name, content)
+
+
+def training_set_size(name: str, *, data_dir: str | None = None, svhn_extra: bool = False) -> int | None:
+    """How many training examples dataset `name` holds (the whole training split, with SVHN's extra split when
+    `svhn_extra`), read without loading it: tfregimes.data.sizes. None where that cannot be told without loading."""
+    _loader(name)
+    prefix, colon, argument = name.partition(":")
+    if colon and prefix in sizes.PREFIX_TRAIN_SIZES:
+        return sizes.PREFIX_TRAIN_SIZES.get(prefix)(argument, data_dir)
+    return sizes.TRAIN_SIZES.get(name)(data_dir, svhn_extra)
 
 
 def check_dataset_name(name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import importlib.resources
+import math
 import os
 import random
 import zipfile
@@ -22,9 +23,11 @@ from tfregimes.data.fingerprint import (
 )
 from tfregimes.data.pipeline import InMemoryDataset
 from tfregimes.data.registry import PREFIX_SOURCES, register_arrays_source
+from tfregimes.data.sizes import PREFIX_TRAIN_SIZES, TRAIN_SIZES, npz_member_rows
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
+DIGITS_SIZE = 1797  # The images of scikit-learn's digits.csv.gz.
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,6 +57,12 @@ def digits_fingerprint(data_dir: str | None) -> dict:
     path = importlib.resources.files("sklearn.datasets.data") / "digits.csv.gz"
     return files_fingerprint([str(path)], split={"test_fraction": DIGITS_TEST_FRACTION, "seed": DIGITS_SPLIT_SEED,
                                                  "stratified": True})
+
+
+@TRAIN_SIZES.register("digits")
+def digits_train_size(data_dir: str | None, svhn_extra: bool) -> int:
+    # train_test_split rounds the test share up.
+    return DIGITS_SIZE - math.ceil(DIGITS_TEST_FRACTION * DIGITS_SIZE)
 
 
 @functools.lru_cache(maxsize=1)
@@ -89,6 +98,14 @@ def mnist1d_fingerprint(data_dir: str | None) -> dict:
     return generated_fingerprint("mnist1d.data.make_dataset", parameters, importlib.metadata.version("mnist1d"))
 
 
+@TRAIN_SIZES.register("mnist1d")
+def mnist1d_train_size(data_dir: str | None, svhn_extra: bool) -> int:
+    from mnist1d.data import get_dataset_args
+
+    args = get_dataset_args()
+    return int(args.num_samples // 10 * 10 * args.train_split)  # make_dataset: whole classes, then its split.
+
+
 def make_synthetic(image_shape: tuple[int, ...], num_train: int, num_test: int,
                    num_classes: int = 10, noise: float = 0.2, seed: int = 1234) -> SplitArrays:
     """A learnable, deterministic image set: each class is a fixed random pattern plus noise.
@@ -114,6 +131,7 @@ SYNTHETIC_SETS = {
 
 def _register_synthetic(name: str, parameters: dict) -> None:
     register_arrays_source(name)(lambda request: make_synthetic(**parameters))
+    TRAIN_SIZES.register(name, lambda data_dir, svhn_extra: parameters["num_train"])
     FINGERPRINTS.register(name, lambda data_dir: generated_fingerprint(
         "tfregimes.data.sources.make_synthetic", {**_SYNTHETIC_DEFAULTS, **parameters}))
 
@@ -219,3 +237,8 @@ def npz(path: str, request: LoadRequest) -> LoadedDataset:
 @PREFIX_FINGERPRINTS.register("npz")
 def npz_fingerprint(path: str, data_dir: str | None) -> dict:
     return files_fingerprint([npz_path(path)])
+
+
+@PREFIX_TRAIN_SIZES.register("npz")
+def npz_train_size(path: str, data_dir: str | None) -> int | None:
+    return npz_member_rows(os.path.expanduser(path), "x_train")

@@ -16,6 +16,7 @@ from tfregimes.data.base import LoadRequest, SplitArrays
 from tfregimes.data.errors import DatasetUnavailableError
 from tfregimes.data.fingerprint import FINGERPRINTS
 from tfregimes.data.registry import register_arrays_source
+from tfregimes.data.sizes import TRAIN_SIZES
 
 _MATERIALIZE_BATCH = 4096
 
@@ -69,6 +70,19 @@ def tfds_fingerprint(tfds_name: str, data_dir: str | None) -> dict:
             "location": str(builder.data_dir)}
 
 
+def tfds_split_size(tfds_name: str, data_dir: str | None, *splits: str) -> int | None:
+    """How many examples the splits hold together, as the prepared dataset_info.json records it; None where it
+    records no size (not prepared, or tfds.testing.mock_data)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        recorded = tfds.builder(tfds_name, data_dir=data_dir).info.splits
+        sizes = [int(recorded[split].num_examples) if split in recorded else 0 for split in splits]
+    except Exception:  # A builder TFDS cannot make here: loading reports it.
+        return None
+    return sum(sizes) if all(sizes) else None
+
+
 def tfds_split_arrays(tfds_name: str, split: str, request: LoadRequest, hint: str = ""
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 NHWC, labels) of one split, materialized in memory."""
@@ -106,6 +120,8 @@ def _register_tfds_in_memory(name: str, num_classes: int, default_normalization:
         return SplitArrays(x_train, y_train, x_test, y_test, num_classes=num_classes,
                            default_normalization=default_normalization, stats_rows=stats_rows)
     FINGERPRINTS.register(name, lambda data_dir: tfds_fingerprint(name, data_dir))
+    TRAIN_SIZES.register(name, lambda data_dir, svhn_extra: tfds_split_size(
+        name, data_dir, "train", *([extra_split] if svhn_extra and extra_split else [])))
     return source
 
 

@@ -30,6 +30,9 @@ class EvaluationConfig:
     normalization: str = "auto"
     # Run a SavedModel whose graph touches files, Python or the network (training.saved_model_ops); else refused.
     trust_model: bool = False
+    # Evaluate a run's export on data other than the run recorded in its data.json (else refused: its numbers would
+    # not be of the data it was trained on).
+    allow_other_data: bool = False
     metrics: tuple[str, ...] = ()  # Names in tfregimes.diagnostics.adapters.MINIMUM_METRICS.
     metrics_split: str = "train"
     # The metrics' knobs, and the seed and batch size of the whole evaluation.

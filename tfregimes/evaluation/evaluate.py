@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
 from tfregimes.base.progress import Progress
-from tfregimes.data import dataset_fingerprint, load_dataset
+from tfregimes.base.run_dir import RunDirectory
+from tfregimes.base.run_files import FLAGS_FILE, read_object
+from tfregimes.data import dataset_fingerprint, fingerprint_differences, load_dataset
 from tfregimes.diagnostics.adapters import MINIMUM_METRICS, compute_minimum_metrics, fixed_sample
 from tfregimes.diagnostics.minimum import (
     interpolation_alphas,
@@ -26,6 +29,7 @@ from tfregimes.diagnostics.minimum import (
 )
 from tfregimes.diagnostics.minimum.interpolation import clipped_variance_warning
 from tfregimes.evaluation.config import EvaluationConfig
+from tfregimes.training.run_claim import RunDataMismatch
 from tfregimes.training.scoring import (
     ModelLoadError,
     carried_normalization,
@@ -49,7 +53,8 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
     (its CSV and PNG written).
 
     Raises ModelLoadError, DatasetUnavailableError or ValueError, each a one-paragraph message, for a model or data
-    that cannot be used; every such check runs before the first expensive step. `progress` (None: silent) shows the
+    that cannot be used (RunDataMismatch for a run's export on other data than its data.json records, unless
+    `allow_other_data`); every such check runs before the first expensive step. `progress` (None: silent) shows the
     metrics and the interpolation step by step; notes (a model with more classes than the data) go to stderr."""
     settings = config.settings
     carried = carried_normalization(config.model)  # None: not a tfregimes export
@@ -66,8 +71,9 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
     note = check_classes(logits_fn, data, config.split)
     if note:
         print(note, file=sys.stderr)
-    result = {"model": config.model, "dataset": config.dataset,
-              "data": dataset_fingerprint(config.dataset, data_dir=config.data_dir or None), "split": config.split,
+    fingerprint = dataset_fingerprint(config.dataset, data_dir=config.data_dir or None)
+    check_run_data(config.model, fingerprint, config.allow_other_data)
+    result = {"model": config.model, "dataset": config.dataset, "data": fingerprint, "split": config.split,
               "normalization": carried or data.info.normalization,
               "normalization_carried_by_model": carried is not None,
               **evaluate_classifier(logits_fn, data.evaluation(config.split, settings.batch_size))}
@@ -83,6 +89,36 @@ def evaluate_model(config: EvaluationConfig, *, progress: Progress | None = None
     if config.interpolate_with:
         result["interpolation"] = _interpolate(config, keras_model, normalize, data, progress)
     return result
+
+
+def trained_run(model: str | Path) -> RunDirectory | None:
+    """The run directory whose export `model` is (RUN/export, or its saved_model or model.keras), else None."""
+    path = Path(model).resolve()
+    export = path if path.name == "export" else path.parent if path.parent.name == "export" else None
+    if export is None or not (export.parent / FLAGS_FILE).is_file():
+        return None
+    return RunDirectory(export.parent)
+
+
+def check_run_data(model: str | Path, fingerprint: dict[str, Any], allow_other_data: bool = False) -> None:
+    """Refuses to evaluate a run's export on other data than the run recorded it was trained on (RUN/data.json):
+    a changed npz file, other IDX files, another dataset. `allow_other_data`: evaluate anyway (a note on stderr)."""
+    run = trained_run(model)
+    if run is None or not run.data_path.exists():  # Not a run's export, or a run older than data.json.
+        return
+    recorded, why = read_object(run.data_path)
+    if recorded is None:
+        problem = f"{run.root}/{why}: the data the run was trained on cannot be checked"
+    else:
+        changes = fingerprint_differences(recorded, fingerprint)
+        if not changes:
+            return
+        problem = (f"{run.root} was trained on other data ({recorded.get('dataset')}) than {fingerprint['dataset']} "
+                   f"holds now ({'; '.join(changes)})")
+    if not allow_other_data:
+        raise RunDataMismatch(f"{problem}; its numbers would not be of the data it was trained on. Restore that "
+                              "data, or pass --allow_other_data (allow_other_data=True) to evaluate it anyway.")
+    print(f"note: {problem}; evaluating anyway (--allow_other_data).", file=sys.stderr)
 
 
 def _metric_arrays(data, split: str, normalize):

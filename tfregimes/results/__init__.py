@@ -15,8 +15,8 @@ from tfregimes.results.runs import (
            load_runs,
            varied_flags,
 )
-from tfregimes.results.table import group_summary, markdown_table, summary_markdown
+from tfregimes.results.table import data_mixes, group_summary, markdown_table, summary_markdown
 
-__all__ = ["RunRecord", "collect", "corrupt_runs", "evaluation_metrics", "flags_differing_from_defaults", "frame",
-           "group_summary", "load_runs", "markdown_table", "measure_columns", "short_of_target", "summary_markdown",
-           "varied_flags"]
+__all__ = ["RunRecord", "collect", "corrupt_runs", "data_mixes", "evaluation_metrics", "flags_differing_from_defaults",
+           "frame", "group_summary", "load_runs", "markdown_table", "measure_columns", "short_of_target",
+           "summary_markdown", "varied_flags"]

@@ -41,7 +41,7 @@ def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
     if missing:
         raise ValueError(f"--columns: {', '.join(missing)} is not a column of the results; numeric columns: "
                          f"{', '.join(default_columns(df))}")
-    keys = df[group_by].astype(str).agg("|".join, axis=1) if group_by else pd.Series("", index=df.index)
+    keys = group_keys(df, group_by)
     rows = []
     for key in dict.fromkeys(keys):  # first-seen order
         group = df[keys == key]
@@ -56,6 +56,48 @@ def group_summary(df: pd.DataFrame, group_by: Sequence[str] | None = None,
     summary = pd.DataFrame(rows)
     summary.attrs.update(group_by=group_by, columns=columns)
     return summary
+
+
+def group_keys(df: pd.DataFrame, group_by: Sequence[str]) -> pd.Series:
+    """Each row's group: its `group_by` values joined."""
+    return df[list(group_by)].astype(str).agg("|".join, axis=1) if group_by else pd.Series("", index=df.index)
+
+
+# Flags that say which data a run used: groups that differ in one of them are expected to differ in data.
+DATA_FLAGS = frozenset({"dataset", "data_dir", "svhn_extra"})
+
+
+def data_mixes(df: pd.DataFrame, group_by: Sequence[str] | None = None) -> list[str]:
+    """What the table would compare across different data (the `data` digest of each run's fingerprint, see
+    tfregimes.data.fingerprint): one text per group whose runs were trained on different data (its statistics pool
+    them), or else one when the groups differ in data though no grouping flag names the data (e.g. an npz file rewritten
+    between two points of a sweep). Runs that recorded no data (corrupt, or older than data.json) are left aside."""
+    group_by = list(default_group_by(df) if group_by is None else group_by)
+    known = df[df["data"].notna()] if "data" in df.columns else df.iloc[0:0]
+    keys = group_keys(known, group_by)
+    texts = []
+    for key in dict.fromkeys(keys):
+        group = known[keys == key]
+        if group["data"].nunique() > 1:
+            label = ", ".join(f"{flag}={format_value(group[flag].iloc[0])}" for flag in group_by) or "of all runs"
+            texts.append(f"group {label} mixes runs trained on different data ({_by_digest(group, 'run')}); its "
+                         "statistics pool them")
+    if not texts and known["data"].nunique() > 1 and not DATA_FLAGS & set(group_by):
+        labels = known.assign(group=[", ".join(f"{f}={format_value(v)}" for f, v in zip(group_by, values))
+                                     for values in known[group_by].itertuples(index=False)])
+        texts.append(f"the groups compared were trained on different data ({_by_digest(labels, 'group')}), and no "
+                     "grouping flag names the data")
+    return texts
+
+
+def _by_digest(rows: pd.DataFrame, column: str, most: int = 4) -> str:
+    """`data DIGEST: NAME, NAME; data DIGEST: NAME` (at most `most` names each)."""
+    parts = []
+    for digest in dict.fromkeys(rows["data"]):
+        names = list(dict.fromkeys(rows.loc[rows["data"] == digest, column].astype(str)))
+        shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+        parts.append(f"data {digest}: {shown}")
+    return "; ".join(parts)
 
 
 def format_number(value: float) -> str:

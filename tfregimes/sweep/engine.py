@@ -1,8 +1,8 @@
 """`run_sweep`: validate every point, record the sweep, run what is not finished, report.
 
-Nothing starts before every point has passed the training CLI's own flag parsing and checks and the spec matches
-what an existing sweep.json recorded; then each unfinished point (pending, interrupted or failed) becomes a
-`PointJob` for the executor, and sweep.json follows every start and end.
+Nothing starts before every point has passed the training CLI's own flag parsing and checks, fits its data's size
+(`check_fits_data`) and the spec matches what an existing sweep.json recorded; then each unfinished point (pending,
+interrupted or failed) becomes a `PointJob` for the executor, and sweep.json follows every start and end.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tfregimes.sweep.local import LocalExecutor
 from tfregimes.sweep.point import PointJob, child_threads_env
 from tfregimes.sweep.spec import SweepSpec, base_flagfile_text, expand, point_argv, validate_points
 from tfregimes.sweep.state import SweepState
+from tfregimes.training.data_fit import check_fits_data
 from tfregimes.training.run_flag_rules import parse_run_config
 
 BASE_FLAGFILE = "base.cfg"
@@ -130,7 +131,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, executor=None,
         evaluate_tags = hparams.evaluate_metric_tags(spec.metrics)
     sweep_dir = Path(sweep_dir).resolve()
     points = expand(spec)
-    configs = validate_points(points, spec.base, parse)
+    configs = validate_points(points, spec.base, parse, check_fits_data)  # Before anything is written.
     state = SweepState(sweep_dir, spec.to_json(), command, points)
     base_flagfile = sweep_dir / BASE_FLAGFILE
     write_atomically(base_flagfile, base_flagfile_text(spec.base))

@@ -220,14 +220,17 @@ def base_flagfile_text(base: dict[str, str]) -> str:
                                          "each point adds its own."])
 
 
-def validate_points(points: Sequence[Point], base: dict[str, str], parse) -> dict[str, Any]:
+def validate_points(points: Sequence[Point], base: dict[str, str], parse, check=None) -> dict[str, Any]:
     """Runs `parse(argv) -> RunConfig` (the training CLI's own flag parsing and checks, raising ValueError) on
-    every point; returns the configs by point name. Raises SweepSpecError naming the first bad point and the flag."""
+    every point, then `check(config)` (e.g. that it fits its data's size, raising ValueError) where given; returns
+    the configs by point name. Raises SweepSpecError naming the first bad point and the flag."""
     configs = {}
     for point in points:
         argv = [f"--{k}={v}" for k, v in {**base, **point.overrides}.items()] + ["--model_dir=validation"]
         try:
             configs[point.name] = parse(argv)
-        except ValueError as error:  # `parse` reports a bad flag as a ValueError naming it.
+            if check is not None:
+                check(configs[point.name])
+        except ValueError as error:  # `parse` and `check` report a bad flag as a ValueError naming it.
             raise SweepSpecError(f"point {point.name}: {error}") from None
     return configs

@@ -66,6 +66,29 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                     and "chief" not in resolver.cluster_spec().as_dict())
 
 
+def worker_share(strategy: tf.distribute.Strategy) -> tuple[int, int]:
+    """(this worker's index, the number of workers) of a cluster's strategy, chief first; (0, 1) otherwise."""
+    if not is_multi_worker(strategy):
+        return 0, 1
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    tasks = [(kind, index) for kind in ("chief", "worker") for index in range(len(spec.get(kind, [])))]
+    return tasks.index((resolver.task_type, resolver.task_id)), len(tasks)
+
+
+def all_workers_sum(strategy: tf.distribute.Strategy, values: tf.Tensor) -> tf.Tensor:
+    """The sum over the workers of a cluster of each worker's `values` (a collective: every worker must call it,
+    as often); counted once per worker, however many devices it has."""
+    devices = len(strategy.extended.worker_devices)
+
+    def share():
+        first = tf.distribute.get_replica_context().replica_id_in_sync_group % devices == 0
+        return tf.where(first, values, tf.zeros_like(values))
+
+    # In a tf.function: eager collectives warn of their overhead at every call.
+    return tf.function(lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(share), axis=None))()
+
+
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Each worker runs the whole pipeline and takes its share of every batch (no file sharding)."""
     options = tf.data.Options()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tfregimes.base.run_dir import RunDirectory, RunLock, read_json
+from tfregimes.base.run_dir import RunDirectory, RunLock
+from tfregimes.base.run_files import read_object
 from tfregimes.config import run_config as config_lib
 from tfregimes.data import dataset_fingerprint, fingerprint_differences
 
@@ -54,7 +55,12 @@ def check_same_data(run_dir: RunDirectory, current: dict[str, Any]) -> None:
     would report numbers of other data, an interrupted one would go on training on a mix of two data sets."""
     if not run_dir.data_path.exists():  # Not started, or written before runs recorded their data.
         return
-    changes = fingerprint_differences(read_json(run_dir.data_path), current)
+    recorded, why = read_object(run_dir.data_path)
+    if recorded is None:
+        raise RunConfigError(f"{run_dir.root}/{why}; the data this run was trained on cannot be checked. Start a "
+                             f"new run with another --model_dir, or remove {run_dir.data_path} to go on without "
+                             "the check (the run records the data it finds now).")
+    changes = fingerprint_differences(recorded, current)
     if changes:
         raise RunDataMismatch(
             f"{run_dir.root} holds a run trained on other data than {current['dataset']} holds now "
@@ -70,11 +76,19 @@ def run_data_fingerprint(config: config_lib.RunConfig) -> dict[str, Any]:
 def recorded_result(run_dir: RunDirectory, config: config_lib.RunConfig,
                     fingerprint: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Refuses a run directory started with other flags or on other data (`fingerprint`: the current data's, None:
-    computed here if needed); returns its metrics if it is finished, else None."""
+    computed here if needed); returns its metrics if it is finished, else None. A metrics.json or data.json that
+    cannot be read is refused in one line that says how to go on."""
     check_same_flags(run_dir, config)
     if run_dir.data_path.exists():
         check_same_data(run_dir, fingerprint if fingerprint is not None else run_data_fingerprint(config))
-    return read_json(run_dir.metrics_path) if run_dir.metrics_path.exists() else None
+    if not run_dir.metrics_path.exists():
+        return None
+    metrics, why = read_object(run_dir.metrics_path)
+    if metrics is None:  # Written atomically, so damaged afterwards: refused, never silently overwritten.
+        raise RunConfigError(f"{run_dir.root}/{why}; its final metrics are lost, not its training. Remove "
+                             f"{run_dir.metrics_path} and rerun the same command: it recomputes them (and the export) "
+                             "from the run's last checkpoint.")
+    return metrics
 
 
 def claim_run_dir(config: config_lib.RunConfig, chief: bool

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 import tfregimes.models  # noqa: F401  (registers the zoo's custom layers, which `.keras` files name)
+from tfregimes.training.distribution import all_workers_sum, worker_share
 from tfregimes.training.export import (  # noqa: F401  (registers the layer)
     CorruptModelError,
     carried_normalization,
@@ -217,12 +218,20 @@ def classifier_evaluation(logits_fn: LogitsFn) -> Callable[[tf.data.Dataset], di
         return tf.reduce_sum(tf.cast(losses, tf.float64)), tf.reduce_sum(correct), tf.shape(labels)[0]
 
     def evaluate(dataset: tf.data.Dataset) -> dict[str, float]:
+        # Across the workers of a cluster (inside its strategy's scope, as the trainer runs), each worker evaluates
+        # every n-th batch and the sums are added over the workers: every worker gets the whole split's numbers
+        # for 1/n of the work.
+        strategy = tf.distribute.get_strategy()
+        worker, workers = worker_share(strategy)
         loss_sum, correct_sum, count = 0.0, 0.0, 0
-        for images, labels in dataset:
+        for images, labels in dataset.shard(workers, worker) if workers > 1 else dataset:
             batch_loss, batch_correct, batch_count = batch_sums(images, labels)
             loss_sum += float(batch_loss)
             correct_sum += float(batch_correct)
             count += int(batch_count)
+        if workers > 1:
+            sums = all_workers_sum(strategy, tf.constant([loss_sum, correct_sum, count], tf.float64)).numpy()
+            loss_sum, correct_sum, count = float(sums[0]), float(sums[1]), int(round(sums[2]))
         if count == 0:
             raise ValueError("cannot evaluate on an empty dataset")
         return {"loss": loss_sum / count, "accuracy": correct_sum / count, "examples": count}

@@ -34,6 +34,7 @@ from tfregimes.optim.state import base_optimizer
 from tfregimes.steps import RegularizerWindow, build_regime_model, regularizer_options
 from tfregimes.steps.plain import RegimeModel, is_multi_worker
 from tfregimes.training import export, recording
+from tfregimes.training.data_fit import check_batch_size, check_fits_data
 from tfregimes.training.distribution import (
     is_chief,
     precision_policy,
@@ -193,15 +194,12 @@ def train_and_evaluate(config: config_lib.RunConfig, command: list[str] | None =
     if run_dir is not None and (metrics := recorded_result(run_dir, config)) is not None:  # Before any data loads.
         return RunResult(run_dir, metrics, already_complete=True)
 
+    check_fits_data(config)
     if strategy is None:
         strategy = prepare_devices(config.num_cpu_devices, config.strategy)  # Before anything touches a device.
     data = load_run_data(config)
     fingerprint = run_data_fingerprint(config)  # After loading: TFDS may have just prepared the data.
-    if config.batch_size > data.info.num_train:
-        subset = " (--train_subset)" if config.train_subset else ""
-        raise RunConfigError(f"--batch_size={config.batch_size} exceeds the {data.info.num_train} training examples "
-                             f"of {config.dataset}{subset}; training drops the last partial batch, so no step would "
-                             f"run. Use --batch_size of at most {data.info.num_train}.")
+    check_batch_size(config, data.info.num_train)  # For sources that cannot tell their size before loading.
     run_dir, lock, created = claim_run_dir(config, is_chief(strategy))
     try:
         # Another process may have written the run while this one loaded its data.
