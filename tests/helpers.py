@@ -17,10 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(model_dir: Path, **changes):
-    """A run of seconds: an MLP on the generated `synthetic` dataset."""
+    """A run of seconds: an MLP on the generated `synthetic` dataset, checkpointed after every epoch (the tests
+    that kill or copy a run between epochs expect each epoch's files)."""
     from tfregimes.config.run_config import RunConfig
     base = dict(dataset="synthetic", model="mlp", hidden_sizes=(32,), epochs=3, batch_size=32,
-                learning_rate=0.05, lr_boundaries=(2.0,), model_dir=str(model_dir), verbose=0)
+                learning_rate=0.05, lr_boundaries=(2.0,), model_dir=str(model_dir), verbose=0,
+                checkpoint_every_secs=0.0)
     base.update(changes)
     return RunConfig(**base)
 

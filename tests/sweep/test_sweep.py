@@ -344,7 +344,9 @@ def test_a_preloaded_point_dies_with_the_sweep_even_when_only_the_sweep_is_kille
     """SIGKILL to the sweep alone (not its process group): the training forked from the preload server must not
     outlive it; its run directory's lock (held while it runs) comes free."""
     sweep_dir = tmp_path / "sweep"
-    process = subprocess.Popen(one_point_sweep(sweep_dir, "--epochs=2000", "--point_start=preloaded"), cwd=REPO,
+    # --checkpoint_every_secs=0: progress.json after the first epoch, the sign below that training is under way.
+    process = subprocess.Popen(one_point_sweep(sweep_dir, "--epochs=2000", "--point_start=preloaded",
+                                                "--checkpoint_every_secs=0"), cwd=REPO,
                                env=sweep_env(), start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:

@@ -22,7 +22,8 @@ from helpers import REPO, plugin_values, points_of, read_events, sweep_env
 from tfregimes.sweep import hparams
 
 SWEEP_ARGS = ["--flagfile=flags/smoke.cfg", "--verbose=0", "--epochs=3", "--lr_boundaries=2",
-              "--grid=batch_size=16,32,64", "--seeds=0,1", "--max_parallel=2", "--threads_per_run=1"]
+              "--grid=batch_size=16,32,64", "--seeds=0,1", "--max_parallel=2", "--threads_per_run=1",
+              "--checkpoint_every_secs=0"]  # A checkpoint every epoch, so that kills land between them.
 POINTS = 6
 COMPARED = ("train_loss", "test_loss", "test_accuracy", "last_epoch_train_loss")
 KILL_SEED = 4  # The schedule: which kinds of kill in which order, and which running point each one hits.

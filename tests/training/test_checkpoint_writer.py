@@ -163,3 +163,44 @@ def test_a_failed_checkpoint_write_stops_training_with_its_error(tmp_path, monke
     with pytest.raises(OSError, match="No space left on device"):
         train_and_evaluate(tiny_config(tmp_path / "run", epochs=2, lr_boundaries=(1.0,)))
     assert RunDirectory(tmp_path / "run").read_progress() is None
+
+
+def test_a_kill_between_two_checkpoints_retrains_the_epochs_after_the_older_one_to_the_same_numbers(
+        tiny_run, tmp_path, monkeypatch):
+    """--checkpoint_every_secs=30 on a clock the test drives: epoch 1 takes 40 s (checkpointed), epoch 2 one second
+    (not: 1 s since the last), epoch 3 is the fit's last (checkpointed). A kill after epoch 2 trained leaves
+    progress.json, history.csv and the checkpoints of epoch 1; the resume retrains epochs 2 and 3 to the numbers of
+    the uninterrupted run (checkpointed every epoch)."""
+    config, uninterrupted = tiny_run
+    config = config.replace(model_dir=str(tmp_path / "run"), checkpoint_every_secs=30.0)
+    now, durations = [0.0], [40.0, 1.0, 1.0]
+    monkeypatch.setattr(recording_lib, "training_clock", lambda: now[0])
+    on_epoch_end = recording_lib.EpochRecorder.on_epoch_end
+    recorded = []
+
+    def timed(recorder, epoch, logs=None):
+        now[0] += durations[epoch]
+        if epoch == 2:  # Epoch 2 is trained and in TensorBoard: the kill, with the files of epoch 1 complete.
+            recorder.wait()
+            shutil.copytree(recorder.run_dir.root, tmp_path / "killed", ignore=shutil.ignore_patterns(".lock"))
+        on_epoch_end(recorder, epoch, logs)
+    monkeypatch.setattr(recording_lib.EpochRecorder, "on_epoch_end", timed)
+    write_progress = RunDirectory.write_progress
+
+    def recording(run_dir, **entry):
+        recorded.append(entry["epochs_done"])
+        write_progress(run_dir, **entry)
+    monkeypatch.setattr(RunDirectory, "write_progress", recording)
+    policy = train_and_evaluate(config)
+    monkeypatch.undo()
+    assert recorded == [1, 3]  # Due after 30 s, and at the fit's last epoch.
+    expected_history = [row["loss"] for row in uninterrupted.run_dir.read_history()]
+    assert [row["loss"] for row in policy.run_dir.read_history()] == expected_history
+    killed = RunDirectory(tmp_path / "killed")
+    assert killed.read_progress()["epochs_done"] == 1 and len(killed.read_history()) == 1
+    assert [p.name for p in killed.checkpoint_dir.iterdir()] == ["epoch-0001.weights.h5"]
+    resumed = train_and_evaluate(config.replace(model_dir=str(killed.root)))
+    assert resumed.metrics["resumed_from_epoch"] == 1
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        assert resumed.metrics[key] == uninterrupted.metrics[key] == policy.metrics[key], key
+    assert [row["loss"] for row in resumed.run_dir.read_history()] == expected_history

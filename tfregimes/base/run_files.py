@@ -4,7 +4,7 @@ its flagfile's lines, and the one rule that says which state a run is in.
 Layout (docs/reliability.md "What a run writes"; `tfregimes.base.run_dir.RunDirectory` holds the paths):
   flags.cfg        resolved flags; `--flagfile=RUN/flags.cfg` repeats the run ("# Started as:" names its command)
   data.json        the data's fingerprint (tfregimes.data.fingerprint): a rerun on changed data is refused
-  progress.json    last completed epoch and its checkpoint (written last, so it never points ahead of the files)
+  progress.json    the last checkpoint and its epoch (written last, so it never points ahead of the files)
   history.csv      one row per completed epoch, every logged metric
   metrics.json     final metrics (written when the run ends): the run has a result
   evaluation.json  `python -m tfregimes.evaluate --output=RUN/evaluation.json` (a sweep point's evaluation)

@@ -5,8 +5,9 @@ For each job (a network, a dataset, a batch size), in one process (PyTorch in a 
   pipeline and per-epoch callbacks (`EpochLogs`, `DivergenceMonitor`, TensorBoard, the `EpochRecorder`'s checkpoint,
   history and progress.json), built by the trainer's own functions; without the test-split evaluation, which is
   not training;
-- `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile` (when asked for): the trainer's epoch
-  with that one change (`--precision`, `--jit_compile`), timed in the same rounds;
+- `trainer_mixed_bfloat16`, `trainer_mixed_float16`, `trainer_jit_compile`, `trainer_checkpoint_every_epoch` (when
+  asked for): the trainer's epoch with that one change (`--precision`, `--jit_compile`, `--checkpoint_every_secs=0`),
+  timed in the same rounds;
 - `keras_fit`: plain `model.fit` of the same network (`build_model`, same seed) compiled with SGD + momentum and
   sparse cross-entropy, on the same `tf.data` input (the dataset's `train` pipeline), with no callback but the clock;
 - `torch_eager`, `torch_compile`: the PyTorch twin of the network (`torch_reference`, the same parameter count)
@@ -19,10 +20,13 @@ For each job (a network, a dataset, a batch size), in one process (PyTorch in a 
 Method: each variant is built and trains one untimed epoch (tracing, `torch.compile`'s compilation). Each of
 `rounds` rounds then runs every variant for one untimed lead epoch (the first steps after another framework ran are
 slow) and `epochs` timed ones, continuing its own training; for Keras in one `fit`, timed from the start of the
-first timed epoch (a callback first in the list) to the end of the `fit` (one last in it), so the trainer's
-checkpoint writes, which run in the background while the next epoch trains, are inside the time: the lead epoch's
-are waited for before the clock starts, each timed epoch's overlap the next one, as in a run, and the last one's are
-waited for at the end of the `fit`: each timed epoch counts one epoch's files. A variant's round value is its
+first timed epoch (a callback first in the list) to the end of the `fit` (one last in it). The trainer checkpoints
+as a run does (`--checkpoint_every_secs`, and always at a `fit`'s last epoch, as a run at the end of each phase;
+`trainer_checkpoint_every_epoch` after every epoch), its files written in the background as in a run: any of the
+lead epoch's are waited for before the clock starts; those of a timed epoch overlap the next one, inside the time;
+those of the fit's last epoch, which a run writes while it evaluates or starts its next phase, are waited for after
+the clock stops, and the CPU time of that wait (the writing thread's) is added to the round's. A variant's round
+value is its
 images/s over the timed epochs; `ratio_to_keras_fit` is the median over rounds of (variant / keras_fit of the same
 round), so a change in a shared machine's load touches both sides alike; `images_per_s` is the median of the rounds.
 `cpu_ratio_to_keras_fit` is the same median for the process's CPU time per timed epoch (all its threads, background
@@ -46,6 +50,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tfregimes.base.background import BackgroundFiles
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.benchmark import torch_worker
 from tfregimes.config.run_config import RunConfig
@@ -101,9 +106,8 @@ class ThroughputSetting:
 
 
 class _KerasClock:
-    """`first` and `last` callbacks: the wall time from the start of epoch `timed_from` to the end of `fit`, so that
-    whatever a callback leaves running in the background (the trainer's checkpoint writes) and waits for at the
-    end of `fit` is inside it."""
+    """`first` and `last` callbacks: the wall and CPU time from the start of epoch `timed_from` (once what
+    `settle` waits for, the lead epoch's background writes, is done) to the end of `fit`."""
 
     def __init__(self, settle: Callable[[], None] = lambda: None):
         self.timed_from = 0
@@ -113,7 +117,7 @@ class _KerasClock:
         class First(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 if epoch == clock.timed_from:
-                    settle()  # The lead epoch's background writes: each timed epoch then counts one epoch's.
+                    settle()  # The lead epoch's background writes (none unless checkpointed) stay outside.
                     clock._started = (time.perf_counter(), time.process_time())
 
         class Last(keras.callbacks.Callback):
@@ -129,13 +133,14 @@ class _KerasRunner:
 
     def __init__(self, model, data, config: RunConfig, callbacks: list[keras.callbacks.Callback],
                  settle: Callable[[], None] = lambda: None):
-        self.model, self.data, self.config, self.callbacks = model, data, config, callbacks
+        self.model, self.data, self.config, self.callbacks, self.settle = model, data, config, callbacks, settle
         self.steps = data.steps_per_epoch(config.batch_size)
         self.clock = _KerasClock(settle)
         self.next_epoch = 0
 
     def run(self, epochs: int, lead: int = 0) -> tuple[float, float]:
-        """Wall and CPU seconds from the start of the first timed epoch to the end of the fit."""
+        """Wall and CPU seconds from the start of the first timed epoch to the end of the fit, plus the CPU seconds
+        of the background writes it left."""
         start = self.next_epoch
         self.clock.timed_from, self.clock.seconds = start + lead, None
         end = start + lead + epochs
@@ -145,7 +150,12 @@ class _KerasRunner:
         self.model.fit(dataset, epochs=end, initial_epoch=start, steps_per_epoch=self.steps,
                        callbacks=[self.clock.first, *self.callbacks, self.clock.last], verbose=0, shuffle=False)
         self.next_epoch = end
-        return self.clock.seconds
+        wall, cpu = self.clock.seconds
+        # The fit's last checkpoint, which a run writes while it evaluates or starts its next phase: its writing
+        # thread's CPU counts, its wall time does not (it does not hold training up).
+        started = time.process_time()
+        self.settle()
+        return wall, cpu + time.process_time() - started
 
 
 class _TorchRunner:
@@ -158,7 +168,13 @@ class _TorchRunner:
         return self.worker.run(self.name, epochs, lead)
 
 
-TRAINER_VARIANTS = ("mixed_bfloat16", "mixed_float16", "jit_compile")  # Extra trainer variants, one change each.
+# Extra trainer variants, one change each: its RunConfig changes.
+TRAINER_VARIANTS = {
+    "mixed_bfloat16": {"precision": "mixed_bfloat16"},
+    "mixed_float16": {"precision": "mixed_float16"},
+    "jit_compile": {"jit_compile": True},
+    "checkpoint_every_epoch": {"checkpoint_every_secs": 0.0},  # The trainer's checkpoint policy before issue 23 item 8.
+}
 
 
 def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRunner:
@@ -168,11 +184,12 @@ def _trainer_runner(config: RunConfig, data, run_dir: RunDirectory) -> _KerasRun
         model = build_network_and_wrapper(config, data.info.input_shape, data.info.num_classes)
         compile_for_phase(model, phases_from_config(config)[0], config, data.steps_per_epoch(config.batch_size))
     run_dir.create()
-    recorder = recording.EpochRecorder(run_dir, [])
+    files = BackgroundFiles("run-records")  # As the trainer does: its owner waits for it, not the end of `fit`.
+    recorder = recording.EpochRecorder(run_dir, [], checkpoint_every_secs=config.checkpoint_every_secs, files=files)
     callbacks = epoch_callbacks(
         before_diagnostics=[recording.EpochLogs(), recording.DivergenceMonitor()], diagnostics=[],
         writers=[recording.TensorBoard(log_dir=str(run_dir.tensorboard_dir)), recorder])
-    return _KerasRunner(model, data, config, callbacks, settle=getattr(recorder, "wait", lambda: None))
+    return _KerasRunner(model, data, config, callbacks, settle=files.wait)
 
 
 def build_runners(setting: ThroughputSetting, scratch: Path, workers: contextlib.ExitStack,
@@ -184,7 +201,7 @@ def build_runners(setting: ThroughputSetting, scratch: Path, workers: contextlib
     steps = data.steps_per_epoch(config.batch_size)
     runners = {"trainer": _trainer_runner(config, data, RunDirectory(scratch / "trainer"))}
     for change in setting.trainer_variants:
-        changed = config.replace(jit_compile=True) if change == "jit_compile" else config.replace(precision=change)
+        changed = config.replace(**TRAINER_VARIANTS[change])
         runners[f"trainer_{change}"] = _trainer_runner(changed, data, RunDirectory(scratch / change))
 
     keras.utils.set_random_seed(setting.seed)

@@ -15,7 +15,7 @@ from tfregimes.base.run_files import flagfile_text, parse_flagfile
 
 # Settings that do not change what a run computes: they are left out when a resumed run is compared with the
 # flags it was started with.
-PRESENTATION_FIELDS = frozenset({"model_dir", "verbose", "profile_batch"})
+PRESENTATION_FIELDS = frozenset({"model_dir", "verbose", "profile_batch", "checkpoint_every_secs"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +119,9 @@ class RunConfig:
     model_dir: str = ""
     eval_every: int = 1
     eval_batch_size: int = 512
+    # Seconds of training between checkpoints (and history.csv, progress.json); 0: after every epoch. A fit's last
+    # epoch is always checkpointed.
+    checkpoint_every_secs: float = 30.0
     deterministic: bool = True
     verbose: int = 1
     profile_batch: str = ""

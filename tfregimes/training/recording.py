@@ -113,15 +113,27 @@ class TensorBoard(keras.callbacks.TensorBoard):
             self._scalar_writers[name]({f"epoch_{k}": v for k, v in values.items()}, epoch)
 
 
+training_clock = time.monotonic  # What EpochRecorder's checkpoint policy counts seconds with (tests set their own).
+
+
 class EpochRecorder(keras.callbacks.Callback):
-    """After each epoch: checkpoint (model + optimizer), history.csv, then progress.json, in that order.
+    """At the end of an epoch that is due: checkpoint (model + optimizer), history.csv, then progress.json, in that
+    order. An epoch is due when `checkpoint_every_secs` (0: every epoch) have passed since the last checkpoint or
+    the start of the `fit`, and at the `fit`'s last epoch or when training stops: a small job's epochs take a
+    fraction of a second, and a checkpoint every epoch cost it a tenth of its throughput (issue 23, item 8), so the
+    time a kill can lose is bounded instead, as Orbax's `save_interval` policies do. The epochs after the last
+    checkpoint are in `history` (and TensorBoard), not yet on disk; a resume from the checkpoint retrains them to the
+    same numbers. With several workers every worker must decide alike (reading a distributed variable is a
+    collective), so a cluster's trainer passes 0.
 
     progress.json is written last and names the checkpoint, so a kill at any point leaves the run resumable from
-    the last epoch whose files are all complete. The files are written by a background thread while the next epoch
+    the last checkpoint whose files are all complete. The files are written by a background thread while the next epoch
     trains: at the epoch's end the training thread only copies the values to save (`WeightsSnapshot`), the history
     rows and the records' states, and hands them to the thread, which writes the checkpoint, then history.csv, then
-    progress.json, one epoch after another. One epoch's files at most are in flight: an epoch's end first waits
-    for the previous epoch's (and raises what writing them raised); `wait()` and the end of `fit` wait for all.
+    progress.json, one checkpoint after another. One checkpoint's files at most are in flight: the next one first
+    waits for them (and raises what writing them raised); `wait()` waits for all, and so does the end of `fit`
+    unless `files` is given: then its owner waits (the trainer passes one thread for all its phases, and waits for
+    it while it evaluates the run, so that the end of a phase does not stall on its files).
     Older checkpoints beyond `keep` are removed. Each of `records` (objects with `name`,
     `history_fields(epochs_done)` and `state()`) adds columns to the history row and its state to progress.json
     under its name, for the trainer to restore on resume. Each of `before_progress` is called (on the writing
@@ -131,8 +143,12 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def __init__(self, run_dir: RunDirectory, history: list[dict[str, Any]], *, records: Sequence[Any] = (),
                  keep: int = 2, is_chief: bool = True, divergence: DivergenceMonitor | None = None,
-                 before_progress: Sequence[Callable[[], None]] = ()):
+                 before_progress: Sequence[Callable[[], None]] = (), checkpoint_every_secs: float = 0.0,
+                 clock: Callable[[], float] | None = None, files: BackgroundFiles | None = None):
         super().__init__()
+        self.checkpoint_every_secs = checkpoint_every_secs
+        self.clock = clock or training_clock
+        self._last_checkpoint = self.clock()
         self.before_progress = list(before_progress)
         self.run_dir = run_dir
         self.history = history  # Rows of earlier epochs (restored on resume); appended to in place.
@@ -140,8 +156,16 @@ class EpochRecorder(keras.callbacks.Callback):
         self.keep = keep
         self.is_chief = is_chief
         self.divergence = divergence
-        self._files = BackgroundFiles("run-records")
+        self._owns_files = files is None
+        self._files = BackgroundFiles("run-records") if files is None else files
         self._snapshot: WeightsSnapshot | None = None
+
+    def on_train_begin(self, logs=None):
+        self._last_checkpoint = self.clock()
+
+    def _due(self, epoch: int) -> bool:
+        return (self.checkpoint_every_secs <= 0 or epoch + 1 >= self.params.get("epochs", 0)
+                or self.model.stop_training or self.clock() - self._last_checkpoint >= self.checkpoint_every_secs)
 
     def on_epoch_end(self, epoch, logs=None):
         row = {"epoch": epoch + 1}
@@ -151,6 +175,9 @@ class EpochRecorder(keras.callbacks.Callback):
         self.history.append(row)
         if self.divergence is not None and self.divergence.diverged:
             return  # Keep the last finite checkpoint: a diverged state is no place to resume from.
+        if not self._due(epoch):
+            return
+        self._last_checkpoint = self.clock()
         if self._snapshot is None or self._snapshot.model is not self.model:
             self._snapshot = WeightsSnapshot(self.model)  # Kept across fits: it walks the model once.
         if not self.is_chief:
@@ -158,12 +185,13 @@ class EpochRecorder(keras.callbacks.Callback):
             # cluster read what the chief reads, in the same order, and write nothing.
             self._snapshot.take()
             return
-        self._files.wait()  # The previous epoch's files: one epoch in flight at most; raises what writing raised.
+        self._files.wait()  # The previous checkpoint's files: one in flight at most; raises what writing raised.
         states = copy.deepcopy({record.name: record.state() for record in self.records})  # As of this epoch.
         self._files.submit(self._write_epoch, epoch + 1, self._snapshot.take(), list(self.history), states)
 
     def on_train_end(self, logs=None):
-        self.wait()
+        if self._owns_files:
+            self.wait()
 
     def wait(self) -> None:
         """Returns when the files of every epoch recorded so far are written, progress.json included."""

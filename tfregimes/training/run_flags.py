@@ -309,9 +309,14 @@ def define_run_flags(flag_values: flags.FlagValues, begin_group: Callable[[str],
     fv.DEFINE_integer("seed", _DEFAULT.seed, "Seed of initialization, data order and augmentation.")
     fv.DEFINE_string("model_dir", _DEFAULT.model_dir,
                      "Run directory. Empty: runs/<dataset>_<model>_<timestamp>. An existing run directory is resumed "
-                     "from its last completed epoch.")
+                     "from its last checkpoint.")
     fv.DEFINE_integer("eval_every", _DEFAULT.eval_every, "Evaluate on the test split every N epochs.", lower_bound=1)
     fv.DEFINE_integer("eval_batch_size", _DEFAULT.eval_batch_size, "Batch size of evaluation passes.", lower_bound=1)
+    fv.DEFINE_float("checkpoint_every_secs", _DEFAULT.checkpoint_every_secs,
+                    "Checkpoint (with history.csv and progress.json) at the first epoch's end after this many seconds "
+                    "since the last checkpoint, and at the last epoch of each phase; a kill loses at most this much "
+                    "training plus an epoch (it is retrained to the same numbers on resume). 0: after every epoch.",
+                    lower_bound=0.0)
     fv.DEFINE_boolean("deterministic", _DEFAULT.deterministic,
                       "Deterministic TF ops, so a repeated or resumed run gives the same numbers on the same machine.")
     fv.DEFINE_enum("verbose", str(_DEFAULT.verbose), ["0", "1", "2"],

@@ -1,6 +1,6 @@
 """`train_and_evaluate`: one run from a RunConfig to a run directory with metrics, history, checkpoints and export.
 
-A run directory that already holds progress is resumed from its last completed epoch; one whose metrics.json
+A run directory that already holds progress is resumed from its last checkpoint; one whose metrics.json
 exists is complete and only reported. Either is refused when its flags.cfg or its data.json (the fingerprint of the
 data it trained on) differs from what is given now. Because each epoch's data order and augmentation depend only on
 (seed, epoch) and the checkpoint holds model and optimizer state, a resumed run ends with the same numbers as an
@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from tfregimes.base import keras_private
+from tfregimes.base.background import BackgroundFiles
 from tfregimes.base.run_dir import RunDirectory
 from tfregimes.base.run_files import write_atomically, write_json
 from tfregimes.config import run_config as config_lib
@@ -297,8 +298,10 @@ def _start_or_resume(config, run_dir: RunDirectory, model: RegimeModel, phases: 
 
 
 def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases: list[Phase], state: _Progress,
-                steps_per_epoch: int, chief: bool, shard) -> tuple[recording.EpochLogs, recording.DivergenceMonitor]:
-    """Fits each phase not yet done, with a fresh optimizer at each phase switch; stops at divergence."""
+                steps_per_epoch: int, chief: bool, shard, records_files: BackgroundFiles
+                ) -> tuple[recording.EpochLogs, recording.DivergenceMonitor]:
+    """Fits each phase not yet done, with a fresh optimizer at each phase switch; stops at divergence. The run's
+    records (checkpoints, history.csv, progress.json) are written by `records_files`, which the caller waits for."""
     epoch_logs = recording.EpochLogs()
     divergence = recording.DivergenceMonitor()
     tensorboard = recording.TensorBoard(
@@ -308,6 +311,8 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
     diagnostics = run_diagnostics(config, data, run_dir.root / "diagnostics", run_dir.tensorboard_dir / "diagnostics")
     batch_size = micro_batch_size(config)
     targets = [state.target] if state.target else []
+    # The workers of a cluster must checkpoint at the same epochs (their clocks differ): every epoch.
+    checkpoint_every_secs = 0.0 if is_multi_worker(tf.distribute.get_strategy()) else config.checkpoint_every_secs
     for phase in phases:
         if state.target is not None and state.target.reached:
             break  # Reached in an earlier phase, or before the kill that this process resumes from.
@@ -320,7 +325,8 @@ def _fit_phases(config, data, run_dir: RunDirectory, model: RegimeModel, phases:
         controllers = [state.controller] if state.controller else []
         records = [state.phase_record, state.wall_clock, *controllers, *targets]
         recorder = recording.EpochRecorder(run_dir, state.history, records=records, divergence=divergence,
-                                           is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics])
+                                           is_chief=chief, before_progress=[d.wait_for_files for d in diagnostics],
+                                           checkpoint_every_secs=checkpoint_every_secs, files=records_files)
         start = max(state.initial_epoch, phase.start_epoch)
         model.fit(training_batches(tf.distribute.get_strategy(), data, batch_size, seed=config.seed,
                                    augment=config.augment, start_epoch=start, num_epochs=phase.end_epoch),
@@ -380,8 +386,14 @@ def _train(config: config_lib.RunConfig, data, fingerprint: dict[str, Any], run_
     shard = shard_by_data if is_multi_worker(strategy) else (lambda dataset: dataset)
     state = _start_or_resume(config, run_dir, model, phases, steps_per_epoch, command, chief, started,
                              build_training_target(config, model, data), fingerprint)
-    epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief, shard)
-    metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
+    # One thread writes the records of every phase in order; the last phase's are written while the run evaluates.
+    records_files = BackgroundFiles("run-records")
+    try:
+        epoch_logs, divergence = _fit_phases(config, data, run_dir, model, phases, state, steps_per_epoch, chief,
+                                             shard, records_files)
+        metrics = _final_metrics(config, data, model, state, epoch_logs, divergence, steps_per_epoch)
+    finally:
+        records_files.wait()  # Raises what writing raised: a run whose checkpoint failed does not end as done.
     if not divergence.diverged:
         # Every worker of a cluster exports (its reads of distributed variables are collectives); only the chief
         # keeps the result.
