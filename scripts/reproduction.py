@@ -72,19 +72,24 @@ def claim_lines(claims: Iterable[Claim]) -> list[str]:
 
 
 def new_figure(*args, **kwargs):
-    """`plt.subplots(*args, **kwargs)` on a white background, on matplotlib's Agg backend: the parts only write PNG
-    files, and need no display."""
-    import matplotlib
-    matplotlib.use("Agg")
+    """`plt.subplots(*args, **kwargs)` under the report's style (`tfregimes.report.style`: Agg backend, opaque white
+    background, grid), so the pages' figures look like `python -m tfregimes.report`'s."""
     import matplotlib.pyplot as plt
-    return plt.subplots(*args, facecolor="white", **kwargs)
+
+    from tfregimes.report import style
+    with plt.rc_context(style.RC):
+        return plt.subplots(*args, **kwargs)
 
 
 def save_figure(fig, path: Path, dpi: int = 80) -> None:
-    """Lays `fig` out, writes it to `path` and closes it (one process draws every part's figures)."""
+    """Lays `fig` out under the report's style, writes it to `path` and closes it (one process draws every part's
+    figures)."""
     import matplotlib.pyplot as plt
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+
+    from tfregimes.report import style
+    with plt.rc_context(style.RC):
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi, facecolor="white")
     plt.close(fig)
 
 
