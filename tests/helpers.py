@@ -150,3 +150,19 @@ def ce_gradients(w, b, x, y):
     p /= p.sum(axis=1, keepdims=True)
     p[np.arange(len(y)), y] -= 1.0
     return x.T @ p / len(y), p.mean(axis=0)
+
+
+def assert_reported_losses(metrics: dict, data, run_dir, splits) -> None:
+    """Each split's loss (and accuracy, where reported) in a run's metrics.json equals the cross-entropy (the
+    fraction of argmax hits) of its exported model on that split's examples, computed here independently."""
+    import keras
+    import pytest
+
+    network = keras.saving.load_model(str(Path(run_dir) / "export" / "model.keras"))
+    for split in splits:
+        x, y = data.arrays(split)
+        logits = np.asarray(network(x, training=False))
+        expected = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits))
+        assert metrics[f"{split}_loss"] == pytest.approx(expected, rel=1e-4), split
+        if f"{split}_accuracy" in metrics:
+            assert metrics[f"{split}_accuracy"] == pytest.approx(float(np.mean(logits.argmax(1) == y))), split
